@@ -1,0 +1,258 @@
+//! Command-line flags and environment variables, as the user typed them (DESIGN §4).
+//!
+//! Owns: the raw, unvalidated shape of every command and flag, and the text llmtap prints
+//! for users to paste (the export lines). Validation into typed values is `config`'s job;
+//! nothing downstream reads the environment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{CallsFormat, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "llmtap",
+    version,
+    about = "See what your AI coding agents send to LLM APIs: a transparent HTTPS proxy that \
+             turns every call into a call line, Prometheus metrics and (soon) OpenTelemetry spans",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `llmtap [OPTIONS]` is `llmtap run [OPTIONS]`.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy in the foreground (the default command); Ctrl-C or SIGTERM drains and exits.
+    Run(RunArgs),
+    /// Print the environment a client needs to go through llmtap.
+    Env(EnvArgs),
+    /// Where llmtap's CA is, or its PEM.
+    Ca(CaArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Proxy address (HTTP CONNECT).
+    #[arg(
+        short = 'l',
+        long,
+        env = "LLMTAP_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: String,
+    /// Admin address: /metrics /healthz /readyz /ca.pem.
+    #[arg(long, env = "LLMTAP_ADMIN", default_value = "127.0.0.1:9464")]
+    pub admin: String,
+    /// Directory of ca.pem + ca-key.pem (0600), made on first run [default: ~/.llmtap].
+    #[arg(long, env = "LLMTAP_CA_DIR", value_name = "DIR")]
+    pub ca_dir: Option<PathBuf>,
+    /// Also intercept HOST (repeatable); every other host is tunnelled, never decrypted.
+    #[arg(
+        long = "intercept",
+        env = "LLMTAP_INTERCEPT",
+        value_name = "HOST",
+        value_delimiter = ','
+    )]
+    pub intercept: Vec<String>,
+    /// Extra trusted root (PEM) for upstream TLS, on top of the system and webpki roots.
+    #[arg(long, env = "LLMTAP_UPSTREAM_CA", value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
+    /// Send connections for HOST:PORT to ADDR, keeping SNI and certificate checks on HOST
+    /// (curl-style; repeatable).
+    #[arg(
+        long,
+        env = "LLMTAP_RESOLVE",
+        value_name = "HOST:PORT:ADDR",
+        value_delimiter = ','
+    )]
+    pub resolve: Vec<String>,
+    /// Team label for every call.
+    #[arg(long, env = "LLMTAP_TEAM", value_name = "NAME")]
+    pub team: Option<String>,
+    /// User label for every call.
+    #[arg(long, env = "LLMTAP_USER", value_name = "NAME")]
+    pub user: Option<String>,
+    /// One line per finished call on stdout.
+    #[arg(long, env = "LLMTAP_CALLS", value_enum, default_value_t = CallsFormat::Text)]
+    pub calls: CallsFormat,
+    /// Format of llmtap's own diagnostics on stderr.
+    #[arg(long, env = "LLMTAP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// How long SIGINT/SIGTERM waits for in-flight calls before exiting.
+    #[arg(
+        long,
+        env = "LLMTAP_DRAIN_SECONDS",
+        value_name = "SECONDS",
+        default_value_t = 30
+    )]
+    pub drain_seconds: u64,
+    /// Diagnostics filter (tracing EnvFilter syntax).
+    #[arg(long, env = "LLMTAP_LOG", hide = true)]
+    pub log_filter: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Sh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// Syntax of the lines.
+    #[arg(long, value_enum, default_value_t = Shell::Sh)]
+    pub shell: Shell,
+    /// The proxy address llmtap listens on.
+    #[arg(
+        short = 'l',
+        long,
+        env = "LLMTAP_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: String,
+    /// CA directory [default: ~/.llmtap].
+    #[arg(long, env = "LLMTAP_CA_DIR", value_name = "DIR")]
+    pub ca_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CaArgs {
+    #[command(subcommand)]
+    pub action: CaAction,
+    /// CA directory [default: ~/.llmtap].
+    #[arg(long, env = "LLMTAP_CA_DIR", value_name = "DIR", global = true)]
+    pub ca_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum CaAction {
+    /// Print the path of ca.pem.
+    Path,
+    /// Print the CA certificate (PEM).
+    Print,
+}
+
+/// `~/.llmtap`, from `$HOME` (the only place the default is decided).
+pub fn default_ca_dir() -> PathBuf {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "cli is where the environment is read"
+    )]
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".llmtap")
+}
+
+/// What a client's environment needs to go through llmtap.
+#[derive(Debug, Clone)]
+pub struct Exports {
+    pub proxy_url: String,
+    /// llmtap's CA alone: for runtimes that add it to their roots (Node).
+    pub ca_cert: PathBuf,
+    /// System roots + llmtap's CA: for runtimes whose variable replaces the roots.
+    pub bundle: PathBuf,
+}
+
+impl Exports {
+    /// `(variable, value)` pairs, in the order they are printed.
+    pub fn vars(&self) -> Vec<(&'static str, String)> {
+        let ca = self.ca_cert.display().to_string();
+        let bundle = self.bundle.display().to_string();
+        vec![
+            ("HTTPS_PROXY", self.proxy_url.clone()),
+            ("NODE_EXTRA_CA_CERTS", ca),
+            ("SSL_CERT_FILE", bundle.clone()),
+            ("REQUESTS_CA_BUNDLE", bundle.clone()),
+            ("CODEX_CA_CERTIFICATE", bundle),
+        ]
+    }
+
+    /// The lines for `shell`, one per variable.
+    pub fn lines(&self, shell: Shell) -> String {
+        self.vars()
+            .into_iter()
+            .map(|(name, value)| match shell {
+                Shell::Sh => format!("export {name}={}\n", quote(&value, '\'')),
+                Shell::Fish => format!("set -gx {name} {}\n", quote(&value, '\'')),
+                Shell::Powershell => format!("$env:{name} = {}\n", quote_powershell(&value)),
+            })
+            .collect()
+    }
+}
+
+/// Single-quotes a value for sh and fish when it needs it.
+fn quote(value: &str, q: char) -> String {
+    let plain = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-:@+=,".contains(c));
+    if plain && !value.is_empty() {
+        return value.to_owned();
+    }
+    format!("{q}{}{q}", value.replace(q, "'\\''"))
+}
+
+fn quote_powershell(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exports(dir: &str) -> Exports {
+        Exports {
+            proxy_url: "http://127.0.0.1:8080".into(),
+            ca_cert: PathBuf::from(dir).join("ca.pem"),
+            bundle: PathBuf::from(dir).join("bundle.pem"),
+        }
+    }
+
+    #[test]
+    fn sh_lines_are_plain_when_safe_and_quoted_when_not() {
+        let lines = exports("/home/a/.llmtap").lines(Shell::Sh);
+        assert!(lines.starts_with("export HTTPS_PROXY=http://127.0.0.1:8080\n"));
+        assert!(lines.contains("export NODE_EXTRA_CA_CERTS=/home/a/.llmtap/ca.pem\n"));
+        assert!(lines.contains("export CODEX_CA_CERTIFICATE=/home/a/.llmtap/bundle.pem\n"));
+        let odd = exports("/tmp/it's here").lines(Shell::Sh);
+        assert!(
+            odd.contains("export SSL_CERT_FILE='/tmp/it'\\''s here/bundle.pem'\n"),
+            "{odd}"
+        );
+    }
+
+    #[test]
+    fn fish_and_powershell_lines() {
+        let e = exports("/x");
+        assert!(
+            e.lines(Shell::Fish)
+                .contains("set -gx REQUESTS_CA_BUNDLE /x/bundle.pem\n")
+        );
+        assert!(
+            e.lines(Shell::Powershell)
+                .contains("$env:HTTPS_PROXY = 'http://127.0.0.1:8080'\n")
+        );
+    }
+
+    #[test]
+    fn bare_llmtap_means_run() {
+        let cli = Cli::try_parse_from(["llmtap", "--listen", "127.0.0.1:0"]).expect("parse");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.listen, "127.0.0.1:0");
+        let cli = Cli::try_parse_from(["llmtap", "env", "--shell", "fish"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Env(EnvArgs {
+                shell: Shell::Fish,
+                ..
+            }))
+        ));
+    }
+}

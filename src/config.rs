@@ -1,0 +1,292 @@
+//! Validated configuration: what `cli` parsed, checked and turned into typed values.
+//!
+//! Owns: every check that can fail before traffic flows (addresses, `--resolve`,
+//! `--upstream-ca`, the CA directory), each failing with one line that names the flag
+//! (exit code 2). Everything downstream takes `&Config` and never reads the environment.
+
+use std::{
+    collections::BTreeSet,
+    net::{IpAddr, SocketAddr},
+    path::Path,
+    time::Duration,
+};
+
+use clap::ValueEnum;
+use hudsucker::rustls::pki_types::{CertificateDer, pem::PemObject as _};
+
+use crate::{
+    cli::{self, RunArgs},
+    exchange::Attribution,
+    proxy::{ca::CaFiles, upstream::ResolveMap},
+};
+
+/// Hosts intercepted by default (DESIGN §4); `--intercept` adds to them.
+pub const DEFAULT_INTERCEPT: &[&str] = &[
+    "api.anthropic.com",
+    "api.openai.com",
+    "chatgpt.com",
+    "generativelanguage.googleapis.com",
+    "cloudcode-pa.googleapis.com",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CallsFormat {
+    Text,
+    Json,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Per-call memory bounds (DESIGN invariant 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Request body kept for parsing; larger requests are forwarded and recorded without
+    /// request facts.
+    pub request_body: usize,
+    /// Non-streamed response body kept for parsing.
+    pub response_body: usize,
+    /// One SSE line, and one event's joined data.
+    pub sse_line: usize,
+    /// Decoded bytes per compressed body.
+    pub decoded_body: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request_body: 32 << 20,
+            response_body: 32 << 20,
+            sse_line: 512 << 10,
+            decoded_body: 64 << 20,
+        }
+    }
+}
+
+/// A configuration error: which flag, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{flag}: {message}")]
+pub struct ConfigError {
+    pub flag: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(flag: &'static str, message: impl Into<String>) -> Self {
+        ConfigError {
+            flag,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    pub ca: CaFiles,
+    /// Lowercase host names (or IP literals) whose CONNECTs are decrypted.
+    pub intercept: BTreeSet<String>,
+    pub upstream_roots: Vec<CertificateDer<'static>>,
+    pub system_roots: Vec<CertificateDer<'static>>,
+    pub resolve: ResolveMap,
+    pub attribution: Attribution,
+    pub calls: CallsFormat,
+    pub log_format: LogFormat,
+    pub log_filter: Option<String>,
+    pub drain: Duration,
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Validates raw arguments. Creates the CA directory (and CA) if needed, and writes the
+    /// root bundle next to it.
+    pub fn from_args(args: RunArgs) -> Result<Config, ConfigError> {
+        let listen = parse_addr("--listen", &args.listen)?;
+        let admin = parse_addr("--admin", &args.admin)?;
+        let ca_dir = args.ca_dir.unwrap_or_else(cli::default_ca_dir);
+        let ca = load_ca(&ca_dir)?;
+        let system_roots = system_roots();
+        ca.write_bundle(&system_roots)
+            .map_err(|e| ConfigError::new("--ca-dir", e.to_string()))?;
+        let mut intercept: BTreeSet<String> =
+            DEFAULT_INTERCEPT.iter().map(|h| (*h).to_owned()).collect();
+        for host in &args.intercept {
+            intercept.insert(parse_host(host)?);
+        }
+        let upstream_roots = match &args.upstream_ca {
+            Some(path) => read_roots(path)?,
+            None => Vec::new(),
+        };
+        let mut resolve = ResolveMap::new();
+        for entry in &args.resolve {
+            let (host, port, addr) = parse_resolve(entry)?;
+            resolve.insert((host, port), addr);
+        }
+        let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+        Ok(Config {
+            listen,
+            admin,
+            ca,
+            intercept,
+            upstream_roots,
+            // Our own CA must never vouch for an upstream, even if the user's SSL_CERT_FILE
+            // already points at our bundle.
+            system_roots,
+            resolve,
+            attribution: Attribution {
+                team: nonempty(args.team),
+                user: nonempty(args.user),
+            },
+            calls: args.calls,
+            log_format: args.log_format,
+            log_filter: args.log_filter,
+            drain: Duration::from_secs(args.drain_seconds),
+            limits: Limits::default(),
+        })
+    }
+}
+
+/// Loads (or creates) the CA, naming `--ca-dir` on failure.
+pub fn load_ca(dir: &Path) -> Result<CaFiles, ConfigError> {
+    CaFiles::load_or_create(dir).map_err(|e| ConfigError::new("--ca-dir", e.to_string()))
+}
+
+/// The platform's trusted roots (honours SSL_CERT_FILE / SSL_CERT_DIR like OpenSSL does).
+pub fn system_roots() -> Vec<CertificateDer<'static>> {
+    rustls_native_certs::load_native_certs().certs
+}
+
+fn parse_addr(flag: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        ConfigError::new(
+            flag,
+            format!("expected IP:PORT (like 127.0.0.1:8080), got '{value}'"),
+        )
+    })
+}
+
+fn parse_host(value: &str) -> Result<String, ConfigError> {
+    let host = value
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let valid = !host.is_empty()
+        && (host.parse::<IpAddr>().is_ok()
+            || host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            }));
+    if valid {
+        Ok(host)
+    } else {
+        Err(ConfigError::new(
+            "--intercept",
+            format!("'{value}' is not a host name or IP address"),
+        ))
+    }
+}
+
+fn parse_resolve(entry: &str) -> Result<(String, u16, SocketAddr), ConfigError> {
+    let bad = |why: &str| {
+        ConfigError::new(
+            "--resolve",
+            format!("expected HOST:PORT:ADDR, got '{entry}' ({why})"),
+        )
+    };
+    let mut parts = entry.splitn(3, ':');
+    let (Some(host), Some(port), Some(addr)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad("three parts separated by ':'"));
+    };
+    let host = host.trim().to_ascii_lowercase();
+    if host.is_empty() {
+        return Err(bad("empty host"));
+    }
+    let port: u16 = port.parse().map_err(|_| bad("port is not a number"))?;
+    // ADDR is IP or IP:PORT (curl accepts only an IP; a port lets tests use ephemeral ports).
+    let ip = addr.trim_start_matches('[').trim_end_matches(']');
+    let addr = match ip.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port),
+        Err(_) => addr
+            .parse()
+            .map_err(|_| bad("ADDR is not an IP or IP:PORT"))?,
+    };
+    Ok((host, port, addr))
+}
+
+fn read_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let flag = "--upstream-ca";
+    let bytes = std::fs::read(path)
+        .map_err(|e| ConfigError::new(flag, format!("cannot read {}: {e}", path.display())))?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| ConfigError::new(flag, format!("{} is not PEM: {e:?}", path.display())))?;
+    if certs.is_empty() {
+        return Err(ConfigError::new(
+            flag,
+            format!("{} holds no certificate", path.display()),
+        ));
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_accepts_ip_or_ip_port_and_names_the_flag() {
+        let (host, port, addr) = parse_resolve("API.anthropic.com:443:127.0.0.1").expect("ip");
+        assert_eq!(
+            (host.as_str(), port, addr),
+            (
+                "api.anthropic.com",
+                443,
+                "127.0.0.1:443".parse().expect("a")
+            )
+        );
+        let (_, _, addr) = parse_resolve("api.openai.com:443:127.0.0.1:8443").expect("ip:port");
+        assert_eq!(addr, "127.0.0.1:8443".parse().expect("addr"));
+        let (_, _, addr) = parse_resolve("h:443:[::1]:9").expect("v6");
+        assert_eq!(addr, "[::1]:9".parse().expect("addr"));
+        for bad in [
+            "api.anthropic.com",
+            "h:x:127.0.0.1",
+            "h:443:nowhere",
+            ":443:127.0.0.1",
+        ] {
+            let err = parse_resolve(bad).expect_err(bad);
+            assert_eq!(err.flag, "--resolve");
+            assert!(err.to_string().starts_with("--resolve: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn upstream_ca_must_be_readable_pem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = read_roots(&dir.path().join("nope.pem")).expect_err("missing");
+        assert_eq!(missing.flag, "--upstream-ca");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").expect("write");
+        assert_eq!(read_roots(&empty).expect_err("empty").flag, "--upstream-ca");
+    }
+
+    #[test]
+    fn intercept_hosts_are_normalized_and_checked() {
+        assert_eq!(
+            parse_host("API.Example.com").expect("host"),
+            "api.example.com"
+        );
+        assert_eq!(parse_host("[::1]").expect("v6"), "::1");
+        assert_eq!(
+            parse_host("bad host").expect_err("space").flag,
+            "--intercept"
+        );
+    }
+}

@@ -1,0 +1,218 @@
+//! Wire formats of the LLM APIs llmtap understands, as pure functions of bytes.
+//!
+//! Owns: recognising an LLM endpoint from host, method and path ([`detect`]); turning a
+//! request body, a JSON response body or a stream of SSE events into normalized facts
+//! ([`RequestFacts`], [`ResponseFacts`]). Adding an API is one file here, one line in
+//! [`DIALECTS`] and one fixture folder.
+//!
+//! Does not own: clocks, I/O, decompression, telemetry. Nothing in this module knows when a
+//! byte arrived; parsers report *that* something happened (a first delta) and the caller
+//! stamps the time.
+
+pub mod anthropic;
+pub mod sse;
+
+use serde::Serialize;
+
+/// Who serves the API. Label values are spelled once, in [`Provider::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    Anthropic,
+}
+
+impl Provider {
+    /// The `gen_ai.provider.name` value, also the `provider` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// What kind of call an endpoint is (`gen_ai.operation.name`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Chat,
+    CountTokens,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Chat => "chat",
+            Operation::CountTokens => "count_tokens",
+        }
+    }
+}
+
+/// Normalized token usage of one call (DESIGN §3). `None` means the wire did not say;
+/// it is never silently turned into zero.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// All prompt tokens, cached ones included (GenAI conventions).
+    pub input: Option<u64>,
+    /// All generated tokens, reasoning included.
+    pub output: Option<u64>,
+    pub cache_read: Option<u64>,
+    pub cache_write_5m: Option<u64>,
+    pub cache_write_1h: Option<u64>,
+    pub reasoning: Option<u64>,
+}
+
+impl Usage {
+    /// True when the response carried no usage at all.
+    pub fn is_empty(&self) -> bool {
+        *self == Usage::default()
+    }
+}
+
+/// What the request body says. Never holds prompt text: only sizes, counts and names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RequestFacts {
+    pub model: Option<String>,
+    pub stream: bool,
+    pub max_tokens: Option<u64>,
+    pub temperature: Option<f64>,
+    /// Names of the tools offered to the model, in request order.
+    pub tools_offered: Vec<String>,
+    /// Characters of the system prompt (all text blocks together).
+    pub system_chars: u64,
+    /// Number of entries in the conversation sent.
+    pub messages: u64,
+}
+
+/// What the response says, normalized across APIs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ResponseFacts {
+    pub model: Option<String>,
+    pub id: Option<String>,
+    pub finish_reasons: Vec<String>,
+    pub usage: Usage,
+    /// Names of the tools the model called, in order.
+    pub tools_called: Vec<String>,
+    /// The API's own error type (`overloaded_error`, `rate_limit_error`, ...), from an error
+    /// body or an in-stream error event.
+    pub error_type: Option<String>,
+    /// The response reached its terminal event (or was a complete JSON body).
+    pub complete: bool,
+}
+
+/// Why parsing stopped. A parse failure stops observing a call; traffic is never touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+pub enum ParseError {
+    #[error("invalid json")]
+    InvalidJson,
+    #[error("invalid utf-8")]
+    InvalidUtf8,
+    #[error("sse line over the length cap")]
+    LineTooLong,
+    #[error("body over the size cap")]
+    BodyTooLarge,
+    #[error("content-encoding could not be decoded")]
+    Decode,
+    #[error("parser panicked")]
+    Panic,
+}
+
+impl ParseError {
+    /// The `kind` label of `llmtap_parse_errors_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParseError::InvalidJson => "invalid_json",
+            ParseError::InvalidUtf8 => "invalid_utf8",
+            ParseError::LineTooLong => "line_too_long",
+            ParseError::BodyTooLarge => "body_too_large",
+            ParseError::Decode => "decode",
+            ParseError::Panic => "panic",
+        }
+    }
+}
+
+/// What feeding one SSE event told the caller, so it can stamp times.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The event carried generated content (text, thinking, tool arguments): the first such
+    /// event marks time to first token (DESIGN invariant 8).
+    pub delta: bool,
+}
+
+/// Incremental parser of one streamed response. Pure: events in, facts out.
+pub trait StreamParser: Send + Sync {
+    fn on_event(&mut self, event: &sse::Event<'_>) -> Result<Progress, ParseError>;
+    /// Facts gathered so far; safe to call after an error or on a truncated stream.
+    fn facts(&self) -> ResponseFacts;
+    /// The terminal event was seen: the exchange is over even if the body is not drained.
+    fn terminal(&self) -> bool;
+}
+
+/// One row of the dialect table.
+pub struct Dialect {
+    pub name: &'static str,
+    pub provider: Provider,
+    /// `(host, method, path without query)` → operation, or `None` if not this dialect.
+    /// Only intercepted hosts get here, so a dialect may match on the path alone: a host
+    /// added with `--intercept` (a gateway speaking the same API) then works unchanged.
+    pub detect: fn(&str, &str, &str) -> Option<Operation>,
+    pub parse_request: fn(Operation, &[u8]) -> Result<RequestFacts, ParseError>,
+    /// A complete non-streamed response body (success or error) of the given status.
+    pub parse_response: fn(Operation, u16, &[u8]) -> Result<ResponseFacts, ParseError>,
+    pub stream_parser: fn(Operation) -> Box<dyn StreamParser>,
+}
+
+impl std::fmt::Debug for Dialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialect")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every API llmtap understands. Order matters only if two rows could match one request.
+pub static DIALECTS: &[Dialect] = &[anthropic::MESSAGES];
+
+/// An endpoint recognised as an LLM call.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub dialect: &'static Dialect,
+    pub operation: Operation,
+}
+
+/// Finds the dialect for a request, or `None` for traffic that is forwarded unrecorded.
+pub fn detect(host: &str, method: &str, path: &str) -> Option<Route> {
+    DIALECTS.iter().find_map(|dialect| {
+        (dialect.detect)(host, method, path).map(|operation| Route { dialect, operation })
+    })
+}
+
+/// Parses JSON from bytes, telling invalid UTF-8 apart from invalid JSON.
+pub(crate) fn json(bytes: &[u8]) -> Result<serde_json::Value, ParseError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| ParseError::InvalidUtf8)?;
+    serde_json::from_str(text).map_err(|_| ParseError::InvalidJson)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detect_matches_only_llm_endpoints() {
+        let route = detect("api.anthropic.com", "POST", "/v1/messages").expect("messages");
+        assert_eq!(route.dialect.provider, Provider::Anthropic);
+        assert_eq!(route.operation, Operation::Chat);
+        let count = detect("api.anthropic.com", "POST", "/v1/messages/count_tokens");
+        assert_eq!(count.map(|r| r.operation), Some(Operation::CountTokens));
+        assert!(detect("api.anthropic.com", "GET", "/api/claude_code/policy_limits").is_none());
+        assert!(detect("api.anthropic.com", "GET", "/v1/messages").is_none());
+        assert!(detect("api.anthropic.com", "POST", "/v1/messages/batches").is_none());
+    }
+
+    #[test]
+    fn json_tells_utf8_from_syntax() {
+        assert_eq!(json(b"{\"a\":\xff}"), Err(ParseError::InvalidUtf8));
+        assert_eq!(json(b"{\"a\":"), Err(ParseError::InvalidJson));
+        assert!(json(b"{\"a\":1}").is_ok());
+    }
+}

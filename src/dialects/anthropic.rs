@@ -1,0 +1,361 @@
+//! Anthropic Messages API: `POST /v1/messages` (streamed or not) and
+//! `POST /v1/messages/count_tokens`.
+//!
+//! Normalization (DESIGN §3): Anthropic's `input_tokens` excludes cache, so normalized input
+//! is `input_tokens + cache_read_input_tokens + cache_creation_input_tokens`. Cache writes are
+//! split 5m/1h from `usage.cache_creation`; without that object every write is 5m (the only
+//! TTL that existed before it). `message_delta` usage is cumulative and final, so later
+//! values replace earlier ones.
+
+use serde_json::Value;
+
+use super::{
+    Dialect, Operation, ParseError, Progress, Provider, RequestFacts, ResponseFacts, StreamParser,
+    Usage, json, sse,
+};
+
+pub const MESSAGES: Dialect = Dialect {
+    name: "anthropic_messages",
+    provider: Provider::Anthropic,
+    detect,
+    parse_request,
+    parse_response,
+    stream_parser,
+};
+
+fn detect(_host: &str, method: &str, path: &str) -> Option<Operation> {
+    if method != "POST" {
+        return None;
+    }
+    match path.trim_end_matches('/') {
+        "/v1/messages" => Some(Operation::Chat),
+        "/v1/messages/count_tokens" => Some(Operation::CountTokens),
+        _ => None,
+    }
+}
+
+fn parse_request(operation: Operation, body: &[u8]) -> Result<RequestFacts, ParseError> {
+    let v = json(body)?;
+    let system_chars = match v.get("system") {
+        Some(Value::String(s)) => chars(s),
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .map(chars)
+            .sum(),
+        _ => 0,
+    };
+    let tools_offered = v
+        .get("tools")
+        .and_then(Value::as_array)
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(RequestFacts {
+        model: v.get("model").and_then(Value::as_str).map(str::to_owned),
+        stream: operation == Operation::Chat
+            && v.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        max_tokens: v.get("max_tokens").and_then(Value::as_u64),
+        temperature: v.get("temperature").and_then(Value::as_f64),
+        tools_offered,
+        system_chars,
+        messages: v
+            .get("messages")
+            .and_then(Value::as_array)
+            .map_or(0, |m| m.len() as u64),
+    })
+}
+
+fn chars(s: &str) -> u64 {
+    s.chars().count() as u64
+}
+
+fn parse_response(
+    operation: Operation,
+    status: u16,
+    body: &[u8],
+) -> Result<ResponseFacts, ParseError> {
+    if !(200..300).contains(&status) {
+        // Error bodies from a gateway in front of the API need not be JSON; that is not a
+        // parse failure of this dialect, just an error without a type.
+        let error_type = json(body).ok().as_ref().and_then(error_type);
+        return Ok(ResponseFacts {
+            error_type,
+            ..ResponseFacts::default()
+        });
+    }
+    let v = json(body)?;
+    if let Some(error_type) = error_type(&v) {
+        return Ok(ResponseFacts {
+            error_type: Some(error_type),
+            ..ResponseFacts::default()
+        });
+    }
+    if operation == Operation::CountTokens {
+        let usage = Usage {
+            input: v.get("input_tokens").and_then(Value::as_u64),
+            ..Usage::default()
+        };
+        return Ok(ResponseFacts {
+            usage,
+            complete: true,
+            ..ResponseFacts::default()
+        });
+    }
+    let mut parser = Messages::default();
+    parser.on_message(&v);
+    if let Some(blocks) = v.get("content").and_then(Value::as_array) {
+        blocks.iter().for_each(|b| parser.on_block(b));
+    }
+    parser.complete = true;
+    Ok(parser.facts())
+}
+
+fn error_type(v: &Value) -> Option<String> {
+    (v.get("type")?.as_str()? == "error")
+        .then(|| v.get("error")?.get("type")?.as_str().map(str::to_owned))
+        .flatten()
+}
+
+fn stream_parser(_operation: Operation) -> Box<dyn StreamParser> {
+    Box::<Messages>::default()
+}
+
+/// Raw usage counters as the wire carries them; normalized only in [`Messages::facts`].
+#[derive(Debug, Default)]
+struct RawUsage {
+    input: Option<u64>,
+    output: Option<u64>,
+    cache_read: Option<u64>,
+    cache_creation: Option<u64>,
+    cache_5m: Option<u64>,
+    cache_1h: Option<u64>,
+}
+
+impl RawUsage {
+    fn merge(&mut self, u: &Value) {
+        let field = |name: &str| u.get(name).and_then(Value::as_u64);
+        let set = |slot: &mut Option<u64>, v: Option<u64>| {
+            if v.is_some() {
+                *slot = v;
+            }
+        };
+        set(&mut self.input, field("input_tokens"));
+        set(&mut self.output, field("output_tokens"));
+        set(&mut self.cache_read, field("cache_read_input_tokens"));
+        set(
+            &mut self.cache_creation,
+            field("cache_creation_input_tokens"),
+        );
+        if let Some(split) = u.get("cache_creation").filter(|c| c.is_object()) {
+            let tier = |name: &str| split.get(name).and_then(Value::as_u64);
+            set(&mut self.cache_5m, tier("ephemeral_5m_input_tokens"));
+            set(&mut self.cache_1h, tier("ephemeral_1h_input_tokens"));
+        }
+    }
+
+    fn normalize(&self) -> Usage {
+        let split = self.cache_5m.is_some() || self.cache_1h.is_some();
+        let (cache_write_5m, cache_write_1h) = if split {
+            (
+                Some(self.cache_5m.unwrap_or(0)),
+                Some(self.cache_1h.unwrap_or(0)),
+            )
+        } else {
+            (self.cache_creation, self.cache_creation.map(|_| 0))
+        };
+        let cache_created = self
+            .cache_creation
+            .or_else(|| split.then(|| self.cache_5m.unwrap_or(0) + self.cache_1h.unwrap_or(0)));
+        Usage {
+            input: self
+                .input
+                .map(|i| i + self.cache_read.unwrap_or(0) + cache_created.unwrap_or(0)),
+            output: self.output,
+            cache_read: self.cache_read,
+            cache_write_5m,
+            cache_write_1h,
+            reasoning: None,
+        }
+    }
+}
+
+/// State of one Messages response, streamed or not.
+#[derive(Debug, Default)]
+struct Messages {
+    model: Option<String>,
+    id: Option<String>,
+    stop_reason: Option<String>,
+    usage: RawUsage,
+    tools_called: Vec<String>,
+    error_type: Option<String>,
+    complete: bool,
+}
+
+impl Messages {
+    fn on_message(&mut self, m: &Value) {
+        if let Some(id) = m.get("id").and_then(Value::as_str) {
+            self.id = Some(id.to_owned());
+        }
+        if let Some(model) = m.get("model").and_then(Value::as_str) {
+            self.model = Some(model.to_owned());
+        }
+        if let Some(reason) = m.get("stop_reason").and_then(Value::as_str) {
+            self.stop_reason = Some(reason.to_owned());
+        }
+        if let Some(usage) = m.get("usage") {
+            self.usage.merge(usage);
+        }
+    }
+
+    fn on_block(&mut self, block: &Value) {
+        let kind = block.get("type").and_then(Value::as_str);
+        if matches!(kind, Some("tool_use" | "server_tool_use"))
+            && let Some(name) = block.get("name").and_then(Value::as_str)
+        {
+            self.tools_called.push(name.to_owned());
+        }
+    }
+}
+
+impl StreamParser for Messages {
+    fn on_event(&mut self, event: &sse::Event<'_>) -> Result<Progress, ParseError> {
+        // `ping` carries `{"type": "ping"}`; skip the JSON work for the cheap common cases.
+        if event.name == b"ping" {
+            return Ok(Progress::default());
+        }
+        let v = json(event.data)?;
+        let kind = v.get("type").and_then(Value::as_str).unwrap_or_default();
+        let mut progress = Progress::default();
+        match kind {
+            "message_start" => {
+                if let Some(m) = v.get("message") {
+                    self.on_message(m);
+                }
+            }
+            "content_block_start" => {
+                if let Some(block) = v.get("content_block") {
+                    self.on_block(block);
+                }
+            }
+            "content_block_delta" => {
+                let delta = v
+                    .get("delta")
+                    .and_then(|d| d.get("type"))
+                    .and_then(Value::as_str);
+                progress.delta = matches!(
+                    delta,
+                    Some("text_delta" | "thinking_delta" | "input_json_delta")
+                );
+            }
+            "message_delta" => {
+                if let Some(delta) = v.get("delta") {
+                    self.on_message(delta);
+                }
+                if let Some(usage) = v.get("usage") {
+                    self.usage.merge(usage);
+                }
+            }
+            "message_stop" => self.complete = true,
+            "error" => self.error_type = error_type(&v).or_else(|| Some("error".to_owned())),
+            _ => {}
+        }
+        Ok(progress)
+    }
+
+    fn facts(&self) -> ResponseFacts {
+        ResponseFacts {
+            model: self.model.clone(),
+            id: self.id.clone(),
+            finish_reasons: self.stop_reason.iter().cloned().collect(),
+            usage: self.usage.normalize(),
+            tools_called: self.tools_called.clone(),
+            error_type: self.error_type.clone(),
+            complete: self.complete,
+        }
+    }
+
+    fn terminal(&self) -> bool {
+        self.complete || self.error_type.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(parser: &mut dyn StreamParser, name: &str, data: &str) -> Progress {
+        let event = sse::Event {
+            name: name.as_bytes(),
+            data: data.as_bytes(),
+        };
+        parser.on_event(&event).expect("valid event")
+    }
+
+    #[test]
+    fn stream_usage_is_normalized_and_final() {
+        let mut p = stream_parser(Operation::Chat);
+        feed(
+            p.as_mut(),
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"msg_1","model":"claude-opus-4-8","usage":{"input_tokens":3,"cache_read_input_tokens":100,"cache_creation_input_tokens":50,"cache_creation":{"ephemeral_5m_input_tokens":20,"ephemeral_1h_input_tokens":30},"output_tokens":1}}}"#,
+        );
+        let first = feed(
+            p.as_mut(),
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}"#,
+        );
+        assert!(first.delta);
+        feed(
+            p.as_mut(),
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":42}}"#,
+        );
+        assert!(!p.terminal());
+        feed(p.as_mut(), "message_stop", r#"{"type":"message_stop"}"#);
+        let facts = p.facts();
+        assert!(facts.complete && p.terminal());
+        assert_eq!(facts.finish_reasons, ["end_turn"]);
+        assert_eq!(
+            facts.usage,
+            Usage {
+                input: Some(153),
+                output: Some(42),
+                cache_read: Some(100),
+                cache_write_5m: Some(20),
+                cache_write_1h: Some(30),
+                reasoning: None,
+            }
+        );
+    }
+
+    #[test]
+    fn cache_creation_without_split_counts_as_5m() {
+        let mut raw = RawUsage::default();
+        raw.merge(&serde_json::json!({"input_tokens": 1, "cache_creation_input_tokens": 9}));
+        let usage = raw.normalize();
+        assert_eq!(
+            (usage.input, usage.cache_write_5m, usage.cache_write_1h),
+            (Some(10), Some(9), Some(0))
+        );
+        assert_eq!(usage.cache_read, None);
+    }
+
+    #[test]
+    fn error_bodies_give_their_type_even_when_not_json() {
+        let body = br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#;
+        let facts = parse_response(Operation::Chat, 429, body).expect("error body");
+        assert_eq!(facts.error_type.as_deref(), Some("rate_limit_error"));
+        assert!(!facts.complete);
+        let html = parse_response(Operation::Chat, 502, b"<html>bad gateway</html>").expect("html");
+        assert_eq!(html.error_type, None);
+        assert_eq!(
+            parse_response(Operation::Chat, 200, b"{"),
+            Err(ParseError::InvalidJson)
+        );
+    }
+}

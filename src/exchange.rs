@@ -1,0 +1,705 @@
+//! One LLM call from request head to last byte, and the single exit to telemetry.
+//!
+//! Owns: per-call state (route, timings, attribution, the streaming parser), the observers
+//! that watch the request and response bodies, and [`Exchange`]'s finish, which runs exactly
+//! once whatever the ending (end of stream, upstream error, client gone, connect failure) and
+//! hands the call to telemetry. Finishing does bounded work on the data path: it moves the
+//! raw material into a [`Pending`] and `try_send`s it; the worker turns it into a
+//! [`CallRecord`] (request JSON, non-streamed response JSON) off the data path.
+//!
+//! Does not own: what a metric or a call line looks like (`telemetry`), wire formats
+//! (`dialects`), HTTP plumbing (`proxy`).
+
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime},
+};
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::{
+    config::Limits,
+    dialects::{
+        ParseError, Progress, RequestFacts, ResponseFacts, Route, StreamParser, sse::Framer,
+    },
+    proxy::{
+        decode::{Decoder, Encoding},
+        tap_body::{BodyEnd, BodyObserver},
+    },
+    telemetry::Telemetry,
+};
+
+/// How a call ended. Label values of `llmtap_requests_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    ClientError,
+    UpstreamError,
+    RateLimited,
+    Cancelled,
+    ProxyError,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Ok,
+        Outcome::ClientError,
+        Outcome::UpstreamError,
+        Outcome::RateLimited,
+        Outcome::Cancelled,
+        Outcome::ProxyError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ClientError => "client_error",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::Cancelled => "cancelled",
+            Outcome::ProxyError => "proxy_error",
+        }
+    }
+}
+
+/// The agent or SDK that made the call, from its `user-agent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Client {
+    #[serde(rename = "claude-code")]
+    ClaudeCode,
+    #[serde(rename = "codex")]
+    Codex,
+    #[serde(rename = "gemini-cli")]
+    GeminiCli,
+    #[serde(rename = "anthropic-sdk-python")]
+    AnthropicPython,
+    #[serde(rename = "anthropic-sdk-js")]
+    AnthropicJs,
+    #[serde(rename = "openai-python")]
+    OpenaiPython,
+    #[serde(rename = "openai-node")]
+    OpenaiNode,
+    #[serde(rename = "google-genai-python")]
+    GoogleGenaiPython,
+    #[serde(rename = "google-genai-js")]
+    GoogleGenaiJs,
+    #[serde(rename = "other")]
+    Other,
+}
+
+impl Client {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Client::ClaudeCode => "claude-code",
+            Client::Codex => "codex",
+            Client::GeminiCli => "gemini-cli",
+            Client::AnthropicPython => "anthropic-sdk-python",
+            Client::AnthropicJs => "anthropic-sdk-js",
+            Client::OpenaiPython => "openai-python",
+            Client::OpenaiNode => "openai-node",
+            Client::GoogleGenaiPython => "google-genai-python",
+            Client::GoogleGenaiJs => "google-genai-js",
+            Client::Other => "other",
+        }
+    }
+
+    /// Agents first: they embed an SDK whose name may also appear in the string.
+    pub fn from_user_agent(ua: &str) -> Client {
+        let ua = ua.to_ascii_lowercase();
+        let has = |needle: &str| ua.contains(needle);
+        if has("claude-cli") || has("claude-code") {
+            Client::ClaudeCode
+        } else if has("codex") {
+            Client::Codex
+        } else if has("geminicli") || has("gemini-cli") {
+            Client::GeminiCli
+        } else if has("anthropic/python") {
+            Client::AnthropicPython
+        } else if has("anthropic/js") {
+            Client::AnthropicJs
+        } else if has("openai/python") {
+            Client::OpenaiPython
+        } else if has("openai/js") {
+            Client::OpenaiNode
+        } else if has("google-genai-sdk") && has("gl-python") {
+            Client::GoogleGenaiPython
+        } else if has("google-genai-sdk") {
+            Client::GoogleGenaiJs
+        } else {
+            Client::Other
+        }
+    }
+}
+
+/// Who a call is attributed to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Attribution {
+    pub team: Option<String>,
+    pub user: Option<String>,
+}
+
+/// What llmtap knows about the request before any body byte.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    pub host: String,
+    pub port: u16,
+    pub method: String,
+    /// Path without the query string: queries can carry API keys (`?key=`).
+    pub path: String,
+    pub client: Client,
+    pub conversation_id: Option<String>,
+    pub attribution: Attribution,
+}
+
+/// Everything known about a finished call. Built once; the call line, metrics (and later
+/// the span) are all views of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRecord {
+    pub id: u64,
+    /// Wall clock when the request head arrived (`t0`).
+    #[serde(serialize_with = "serialize_time")]
+    pub start: SystemTime,
+    #[serde(serialize_with = "serialize_duration_ms")]
+    pub duration: Duration,
+    /// First generated-content delta − `t0`; only for streamed responses that produced one.
+    #[serde(serialize_with = "serialize_opt_duration_ms")]
+    pub ttft: Option<Duration>,
+    #[serde(serialize_with = "serialize_opt_duration_ms")]
+    pub first_byte: Option<Duration>,
+    pub provider: crate::dialects::Provider,
+    pub operation: crate::dialects::Operation,
+    pub host: String,
+    pub port: u16,
+    pub method: String,
+    pub path: String,
+    pub status: Option<u16>,
+    /// The response was an event stream.
+    pub stream: bool,
+    pub client: Client,
+    pub conversation_id: Option<String>,
+    pub team: Option<String>,
+    pub user: Option<String>,
+    /// `None` when the request body could not be read or parsed.
+    pub request: Option<RequestFacts>,
+    pub response: ResponseFacts,
+    pub outcome: Outcome,
+    pub error_type: Option<String>,
+    pub parse_error: Option<ParseError>,
+    /// The response carried no usage (never recorded as zero).
+    pub usage_missing: bool,
+}
+
+impl CallRecord {
+    /// Response model, else request model.
+    pub fn model(&self) -> Option<&str> {
+        self.response
+            .model
+            .as_deref()
+            .or(self.request.as_ref()?.model.as_deref())
+    }
+}
+
+fn serialize_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let ms = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    s.serialize_u128(ms)
+}
+
+fn serialize_duration_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+fn serialize_opt_duration_ms<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => serialize_duration_ms(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// How the exchange ended, as the proxy saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The response body reached its end.
+    Complete,
+    /// The response body failed mid-way: the upstream broke the connection.
+    UpstreamBroken,
+    /// The client went away (response body dropped, or the request abandoned before a
+    /// response head).
+    ClientGone,
+    /// No response: connecting or talking to the upstream failed.
+    UpstreamFailed(&'static str),
+}
+
+/// The request body as observed: shared between the request observer and the exchange.
+#[derive(Debug, Default)]
+struct RequestCapture {
+    chunks: Vec<Bytes>,
+    len: usize,
+    complete: bool,
+    too_large: bool,
+}
+
+/// The streamed-response pipeline: decode → frame → parse, on copies of the data.
+struct Stream {
+    decoder: Decoder,
+    framer: Framer,
+    parser: Box<dyn StreamParser>,
+}
+
+/// Per-call state. Dropping an unfinished exchange finishes it as [`End::ClientGone`].
+pub struct Exchange {
+    id: u64,
+    t0: Instant,
+    wall0: SystemTime,
+    route: Route,
+    head: RequestHead,
+    telemetry: Arc<Telemetry>,
+    limits: Limits,
+    request: Arc<Mutex<RequestCapture>>,
+    status: Option<u16>,
+    encoding: Option<Encoding>,
+    stream: Option<Stream>,
+    body: Vec<Bytes>,
+    body_len: usize,
+    parse_error: Option<ParseError>,
+    first_byte: Option<Instant>,
+    first_delta: Option<Instant>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("id", &self.id)
+            .field("path", &self.head.path)
+            .finish()
+    }
+}
+
+impl Exchange {
+    /// Starts a call at `t0` = now (the request head has arrived).
+    pub fn start(telemetry: Arc<Telemetry>, route: Route, head: RequestHead) -> Exchange {
+        let id = telemetry.call_started();
+        Exchange {
+            id,
+            t0: Instant::now(),
+            wall0: SystemTime::now(),
+            route,
+            head,
+            limits: telemetry.limits(),
+            telemetry,
+            request: Arc::default(),
+            status: None,
+            encoding: None,
+            stream: None,
+            body: Vec::new(),
+            body_len: 0,
+            parse_error: None,
+            first_byte: None,
+            first_delta: None,
+            finished: false,
+        }
+    }
+
+    /// An observer for the request body: keeps refcounted copies up to the cap.
+    pub fn request_observer(&self) -> Box<dyn BodyObserver> {
+        Box::new(RequestObserver {
+            capture: self.request.clone(),
+            cap: self.limits.request_body,
+        })
+    }
+
+    /// The response head arrived; returns the observer that owns the exchange from here on.
+    pub fn on_response(
+        mut self,
+        status: u16,
+        content_type: Option<&str>,
+        content_encoding: Option<&str>,
+    ) -> Box<dyn BodyObserver> {
+        self.status = Some(status);
+        let sse = content_type.is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"));
+        match Encoding::from_header(content_encoding) {
+            None => self.parse_error = Some(ParseError::Decode),
+            Some(encoding) if sse => match Decoder::new(encoding, self.limits.decoded_body) {
+                Ok(decoder) => {
+                    self.stream = Some(Stream {
+                        decoder,
+                        framer: Framer::new(self.limits.sse_line),
+                        parser: (self.route.dialect.stream_parser)(self.route.operation),
+                    });
+                }
+                Err(e) => self.parse_error = Some(e),
+            },
+            Some(encoding) => self.encoding = Some(encoding),
+        }
+        Box::new(ResponseObserver(self))
+    }
+
+    /// The upstream could not be reached or failed before a response head.
+    pub fn upstream_failed(mut self, error_type: &'static str) {
+        self.finish(End::UpstreamFailed(error_type));
+    }
+
+    fn on_response_data(&mut self, data: &Bytes) {
+        let now = Instant::now();
+        self.first_byte.get_or_insert(now);
+        if self.parse_error.is_some() {
+            return;
+        }
+        match &mut self.stream {
+            Some(stream) => {
+                let mut saw_delta = false;
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    let decoded = stream.decoder.push(data)?;
+                    let parser = &mut stream.parser;
+                    stream.framer.push(&decoded, &mut |event| {
+                        let Progress { delta } = parser.on_event(&event)?;
+                        saw_delta |= delta;
+                        Ok(())
+                    })
+                }))
+                .unwrap_or(Err(ParseError::Panic));
+                if saw_delta {
+                    self.first_delta.get_or_insert(now);
+                }
+                if let Err(e) = result {
+                    self.parse_error = Some(e);
+                }
+            }
+            None => {
+                if self.body_len + data.len() > self.limits.response_body {
+                    self.parse_error = Some(ParseError::BodyTooLarge);
+                    self.body = Vec::new();
+                } else {
+                    self.body_len += data.len();
+                    self.body.push(data.clone());
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, end: End) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let now = Instant::now();
+        let (stream_facts, terminal) = match &self.stream {
+            Some(s) => {
+                let facts =
+                    catch_unwind(AssertUnwindSafe(|| (s.parser.facts(), s.parser.terminal())));
+                facts.map_or((None, false), |(f, t)| (Some(f), t))
+            }
+            None => (None, false),
+        };
+        let request = std::mem::take(&mut *lock(&self.request));
+        let pending = Pending {
+            id: self.id,
+            wall0: self.wall0,
+            duration: now - self.t0,
+            ttft: self.first_delta.map(|t| t - self.t0),
+            first_byte: self.first_byte.map(|t| t - self.t0),
+            route: self.route,
+            head: self.head.clone(),
+            status: self.status,
+            end,
+            terminal,
+            sse: self.stream.is_some(),
+            stream_facts,
+            encoding: self.encoding,
+            body: std::mem::take(&mut self.body),
+            request,
+            parse_error: self.parse_error,
+            limits: self.limits,
+        };
+        self.telemetry.call_finished(pending);
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        self.finish(End::ClientGone);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Captured bytes have no invariant a panic could break.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct RequestObserver {
+    capture: Arc<Mutex<RequestCapture>>,
+    cap: usize,
+}
+
+impl BodyObserver for RequestObserver {
+    fn on_data(&mut self, data: &Bytes) {
+        let mut c = lock(&self.capture);
+        if c.too_large {
+            return;
+        }
+        if c.len + data.len() > self.cap {
+            c.too_large = true;
+            c.chunks = Vec::new();
+            return;
+        }
+        c.len += data.len();
+        c.chunks.push(data.clone());
+    }
+
+    fn on_end(self: Box<Self>, end: BodyEnd) {
+        lock(&self.capture).complete = end == BodyEnd::Complete;
+    }
+}
+
+struct ResponseObserver(Exchange);
+
+impl BodyObserver for ResponseObserver {
+    fn on_data(&mut self, data: &Bytes) {
+        self.0.on_response_data(data);
+    }
+
+    fn on_end(mut self: Box<Self>, end: BodyEnd) {
+        let end = match end {
+            BodyEnd::Complete => End::Complete,
+            BodyEnd::Error => End::UpstreamBroken,
+            BodyEnd::Dropped => End::ClientGone,
+        };
+        self.0.finish(end);
+    }
+}
+
+/// A finished exchange's raw material, on its way to the telemetry worker.
+pub struct Pending {
+    id: u64,
+    wall0: SystemTime,
+    duration: Duration,
+    ttft: Option<Duration>,
+    first_byte: Option<Duration>,
+    route: Route,
+    head: RequestHead,
+    status: Option<u16>,
+    end: End,
+    terminal: bool,
+    sse: bool,
+    stream_facts: Option<ResponseFacts>,
+    encoding: Option<Encoding>,
+    body: Vec<Bytes>,
+    request: RequestCapture,
+    parse_error: Option<ParseError>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pending {
+    /// Parses what was deferred and decides the outcome. Runs on the telemetry worker.
+    pub fn into_record(self) -> CallRecord {
+        let dialect = self.route.dialect;
+        let operation = self.route.operation;
+        let mut parse_error = self.parse_error;
+        let request = if self.request.complete && !self.request.too_large {
+            let body = concat(&self.request.chunks);
+            guarded(|| (dialect.parse_request)(operation, &body))
+                .map_err(|e| parse_error = parse_error.or(Some(e)))
+                .ok()
+        } else {
+            None
+        };
+        let response = match (self.stream_facts, self.status) {
+            (Some(facts), _) => facts,
+            (None, Some(status)) if parse_error.is_none() => {
+                let decoded = self.encoding.map_or(Err(ParseError::Decode), |encoding| {
+                    let mut decoder = Decoder::new(encoding, self.limits.decoded_body)?;
+                    let mut out = Vec::with_capacity(self.body.iter().map(Bytes::len).sum());
+                    for chunk in &self.body {
+                        out.extend(decoder.push(chunk)?);
+                    }
+                    Ok(out)
+                });
+                // An abandoned body is a partial body: not a parse failure, nothing to parse.
+                let parsed = match decoded {
+                    Ok(body) if self.end == End::Complete && !body.is_empty() => {
+                        guarded(|| (dialect.parse_response)(operation, status, &body))
+                    }
+                    Ok(_) => Ok(ResponseFacts::default()),
+                    Err(e) => Err(e),
+                };
+                parsed.unwrap_or_else(|e| {
+                    parse_error = Some(e);
+                    ResponseFacts::default()
+                })
+            }
+            (None, _) => ResponseFacts::default(),
+        };
+        let (outcome, error_type) = outcome(
+            self.status,
+            self.end,
+            self.terminal,
+            self.sse && parse_error.is_none(),
+            &response,
+        );
+        // Errors carry no usage by nature; only a successful call without usage is "missing".
+        let usage_missing = outcome == Outcome::Ok && response.usage.is_empty();
+        CallRecord {
+            id: self.id,
+            start: self.wall0,
+            duration: self.duration,
+            ttft: self.ttft,
+            first_byte: self.first_byte,
+            provider: dialect.provider,
+            operation,
+            host: self.head.host,
+            port: self.head.port,
+            method: self.head.method,
+            path: self.head.path,
+            status: self.status,
+            stream: self.sse,
+            client: self.head.client,
+            conversation_id: self.head.conversation_id,
+            team: self.head.attribution.team,
+            user: self.head.attribution.user,
+            request,
+            response,
+            outcome,
+            error_type,
+            parse_error,
+            usage_missing,
+        }
+    }
+}
+
+fn concat(chunks: &[Bytes]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
+    chunks.iter().for_each(|c| out.extend_from_slice(c));
+    out
+}
+
+fn guarded<T>(f: impl FnOnce() -> Result<T, ParseError>) -> Result<T, ParseError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(Err(ParseError::Panic))
+}
+
+/// Decides how a call ended. `stream_checked`: the response was a stream parsed without
+/// error, so a missing terminal event means it was cut short.
+fn outcome(
+    status: Option<u16>,
+    end: End,
+    terminal: bool,
+    stream_checked: bool,
+    facts: &ResponseFacts,
+) -> (Outcome, Option<String>) {
+    let api_error = facts.error_type.clone();
+    let with = |outcome, fallback: String| (outcome, Some(api_error.clone().unwrap_or(fallback)));
+    let Some(status) = status else {
+        return match end {
+            End::UpstreamFailed(kind) => (Outcome::UpstreamError, Some(kind.to_owned())),
+            _ => (Outcome::Cancelled, Some("cancelled".to_owned())),
+        };
+    };
+    match status {
+        429 => with(Outcome::RateLimited, status.to_string()),
+        400..=499 => with(Outcome::ClientError, status.to_string()),
+        500..=599 => with(Outcome::UpstreamError, status.to_string()),
+        _ if api_error.as_deref() == Some("rate_limit_error") => (Outcome::RateLimited, api_error),
+        _ if api_error.is_some() => (Outcome::UpstreamError, api_error),
+        _ => match end {
+            End::ClientGone if terminal => (Outcome::Ok, None),
+            End::ClientGone => (Outcome::Cancelled, Some("cancelled".to_owned())),
+            End::UpstreamBroken => (Outcome::UpstreamError, Some("upstream_reset".to_owned())),
+            End::UpstreamFailed(kind) => (Outcome::UpstreamError, Some(kind.to_owned())),
+            End::Complete if stream_checked && !terminal => {
+                (Outcome::UpstreamError, Some("stream_truncated".to_owned()))
+            }
+            End::Complete => (Outcome::Ok, None),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_are_recognised_from_user_agents() {
+        let cases = [
+            ("claude-cli/2.1.197 (external, sdk-cli)", Client::ClaudeCode),
+            (
+                "codex_exec/0.169.0 (Debian 12; x86_64) xterm",
+                Client::Codex,
+            ),
+            (
+                "GeminiCLI-tui/0.61.0/gemini-2.5-flash (linux; x64; terminal)",
+                Client::GeminiCli,
+            ),
+            ("Anthropic/Python 2.14.0", Client::AnthropicPython),
+            ("OpenAI/Python 3.57.0", Client::OpenaiPython),
+            (
+                "google-genai-sdk/3.6.1 gl-python/3.11.7",
+                Client::GoogleGenaiPython,
+            ),
+            ("curl/8.0", Client::Other),
+        ];
+        for (ua, want) in cases {
+            assert_eq!(Client::from_user_agent(ua), want, "{ua}");
+        }
+    }
+
+    #[test]
+    fn outcomes_follow_status_then_stream_state() {
+        let ok = ResponseFacts::default();
+        let overloaded = ResponseFacts {
+            error_type: Some("overloaded_error".into()),
+            ..Default::default()
+        };
+        let o = |status, end, terminal, facts: &ResponseFacts| {
+            outcome(status, end, terminal, true, facts)
+        };
+        assert_eq!(o(Some(200), End::Complete, true, &ok), (Outcome::Ok, None));
+        assert_eq!(
+            o(Some(429), End::Complete, false, &ok).0,
+            Outcome::RateLimited
+        );
+        assert_eq!(
+            o(Some(529), End::Complete, false, &overloaded),
+            (Outcome::UpstreamError, Some("overloaded_error".into()))
+        );
+        assert_eq!(
+            o(Some(400), End::Complete, false, &ok),
+            (Outcome::ClientError, Some("400".into()))
+        );
+        assert_eq!(
+            o(Some(200), End::Complete, true, &overloaded).0,
+            Outcome::UpstreamError
+        );
+        assert_eq!(
+            o(Some(200), End::ClientGone, false, &ok).0,
+            Outcome::Cancelled
+        );
+        assert_eq!(o(Some(200), End::ClientGone, true, &ok).0, Outcome::Ok);
+        assert_eq!(
+            o(Some(200), End::UpstreamBroken, false, &ok).0,
+            Outcome::UpstreamError
+        );
+        assert_eq!(
+            o(Some(200), End::Complete, false, &ok).1.as_deref(),
+            Some("stream_truncated")
+        );
+        assert_eq!(
+            o(None, End::UpstreamFailed("upstream_connect"), false, &ok).0,
+            Outcome::UpstreamError
+        );
+        assert_eq!(o(None, End::ClientGone, false, &ok).0, Outcome::Cancelled);
+    }
+}

@@ -1,0 +1,170 @@
+//! llmtap: a transparent MITM HTTPS proxy that turns every LLM API call an AI coding agent
+//! makes into a call line, Prometheus metrics and (next) an OpenTelemetry span, without
+//! changing a byte of the traffic.
+//!
+//! The flow (ARCHITECTURE.md): `proxy` accepts CONNECTs and decrypts only intercepted hosts;
+//! `dialects` recognise LLM calls and parse their bytes; `exchange` holds one call and
+//! finishes it exactly once; `telemetry` turns the finished call into every output.
+//! `cli` and `config` are the only readers of flags and environment.
+
+pub mod cli;
+pub mod config;
+pub mod dialects;
+pub mod exchange;
+pub mod proxy;
+pub mod telemetry;
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, atomic::AtomicBool},
+    time::{Duration, Instant},
+};
+
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+use crate::{
+    cli::Exports,
+    config::{Config, ConfigError},
+    proxy::ProxyError,
+    telemetry::{Telemetry, admin::Admin},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration found while starting (an address in use): exit code 2.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot start telemetry: {0}")]
+    Telemetry(#[from] prometheus::Error),
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+}
+
+/// A running llmtap: its bound addresses and a handle to stop it.
+#[derive(Debug)]
+pub struct Running {
+    pub proxy_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub telemetry: Arc<Telemetry>,
+    pub exports: Exports,
+    admin: Arc<Admin>,
+    stop: watch::Sender<bool>,
+    proxy: JoinHandle<Result<(), ProxyError>>,
+    admin_task: JoinHandle<()>,
+    drain: Duration,
+}
+
+async fn bind(flag: &'static str, addr: SocketAddr) -> Result<TcpListener, ConfigError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| ConfigError::new(flag, format!("cannot listen on {addr}: {e}")))
+}
+
+/// Starts the proxy and admin listeners; call lines go to `calls_out`.
+pub async fn start(
+    config: Config,
+    calls_out: Box<dyn std::io::Write + Send>,
+) -> Result<Running, StartError> {
+    // Only aws-lc is compiled in; installing it makes every rustls builder agree.
+    let _ = hudsucker::rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let listener = bind("--listen", config.listen).await?;
+    let admin_listener = bind("--admin", config.admin).await?;
+    let proxy_addr = listener
+        .local_addr()
+        .map_err(|e| ConfigError::new("--listen", e.to_string()))?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|e| ConfigError::new("--admin", e.to_string()))?;
+    let telemetry = Telemetry::start(config.limits, config.calls, calls_out)?;
+    let (stop, stopped) = watch::channel(false);
+    let admin = Arc::new(Admin {
+        telemetry: telemetry.clone(),
+        ca_pem: config.ca.cert_pem.clone(),
+        ready: AtomicBool::new(true),
+    });
+    let admin_task = tokio::spawn(telemetry::admin::serve(
+        admin_listener,
+        admin.clone(),
+        stopped.clone(),
+    ));
+    let proxy_telemetry = telemetry.clone();
+    let proxy_config = config.clone();
+    let proxy = tokio::spawn(async move {
+        proxy::serve(listener, &proxy_config, proxy_telemetry, stopped).await
+    });
+    let proxy_host = if proxy_addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), proxy_addr.port())
+    } else {
+        proxy_addr
+    };
+    let exports = Exports {
+        proxy_url: format!("http://{proxy_host}"),
+        ca_cert: config.ca.cert_path(),
+        bundle: config.ca.bundle_path(),
+    };
+    Ok(Running {
+        proxy_addr,
+        admin_addr,
+        telemetry,
+        exports,
+        admin,
+        stop,
+        proxy,
+        admin_task,
+        drain: config.drain,
+    })
+}
+
+impl Running {
+    /// Stops accepting, waits for in-flight calls up to the drain period, flushes telemetry.
+    /// Returns the number of calls still in flight when the period ran out.
+    pub async fn shutdown(self) -> usize {
+        self.admin
+            .ready
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let deadline = Instant::now() + self.drain;
+        let _ = self.stop.send(true);
+        match tokio::time::timeout_at(deadline.into(), self.proxy).await {
+            Ok(Ok(Err(err))) => tracing::error!(%err, "proxy stopped with an error"),
+            Ok(_) => {}
+            Err(_) => tracing::warn!("proxy connections did not close within the drain period"),
+        }
+        let left = self.telemetry.drain(deadline).await;
+        if left > 0 {
+            tracing::warn!(calls = left, "drain period over; cutting in-flight calls");
+        }
+        self.telemetry.flush(Duration::from_secs(2)).await;
+        self.admin_task.abort();
+        left
+    }
+
+    /// Runs until `shutdown` completes, then drains (the foreground `llmtap run`).
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) -> usize {
+        tokio::pin!(shutdown);
+        shutdown.await;
+        tracing::info!(
+            in_flight = self.telemetry.in_flight(),
+            "shutting down; draining in-flight calls"
+        );
+        self.shutdown().await
+    }
+}
+
+/// Human-readable startup text: addresses and the exports to paste (stderr).
+pub fn banner(running: &Running, config: &Config) -> String {
+    let hosts: Vec<&str> = config.intercept.iter().map(String::as_str).collect();
+    format!(
+        "llmtap {version} is running\n  proxy     {proxy}\n  metrics   http://{admin}/metrics\n  \
+         intercept {hosts}\n\nRun your agent in a shell with:\n{exports}",
+        version = env!("CARGO_PKG_VERSION"),
+        proxy = running.exports.proxy_url,
+        admin = running.admin_addr,
+        hosts = hosts.join(", "),
+        exports = running
+            .exports
+            .lines(cli::Shell::Sh)
+            .lines()
+            .map(|l| format!("  {l}\n"))
+            .collect::<String>(),
+    )
+}

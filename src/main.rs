@@ -1,0 +1,113 @@
+//! The `llmtap` binary: parse flags, validate, run. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use llmtap::{
+    StartError,
+    cli::{CaAction, Cli, Command, Exports, default_ca_dir},
+    config::{self, Config, ConfigError},
+    telemetry::logging,
+};
+
+#[expect(clippy::print_stderr, reason = "main is where errors reach the user")]
+fn fail(code: u8, err: impl std::fmt::Display) -> ExitCode {
+    eprintln!("llmtap: {err}");
+    ExitCode::from(code)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run(cli.run)) {
+        Command::Run(args) => {
+            let config = match Config::from_args(args) {
+                Ok(config) => config,
+                Err(err) => return fail(2, err),
+            };
+            logging::init(config.log_format, config.log_filter.as_deref());
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(err) => return fail(1, format!("cannot start the runtime: {err}")),
+            };
+            runtime.block_on(run(config))
+        }
+        Command::Env(args) => {
+            let listen = match args.listen.parse::<std::net::SocketAddr>() {
+                Ok(addr) => addr,
+                Err(_) => {
+                    return fail(
+                        2,
+                        ConfigError::new(
+                            "--listen",
+                            format!("expected IP:PORT, got '{}'", args.listen),
+                        ),
+                    );
+                }
+            };
+            let ca = match config::load_ca(&args.ca_dir.unwrap_or_else(default_ca_dir)) {
+                Ok(ca) => ca,
+                Err(err) => return fail(2, err),
+            };
+            let bundle = match ca.write_bundle(&config::system_roots()) {
+                Ok(path) => path,
+                Err(err) => return fail(2, ConfigError::new("--ca-dir", err.to_string())),
+            };
+            let host = if listen.ip().is_unspecified() {
+                std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
+            } else {
+                listen
+            };
+            let exports = Exports {
+                proxy_url: format!("http://{host}"),
+                ca_cert: ca.cert_path(),
+                bundle,
+            };
+            print!("{}", exports.lines(args.shell));
+            ExitCode::SUCCESS
+        }
+        Command::Ca(args) => {
+            let ca = match config::load_ca(&args.ca_dir.unwrap_or_else(default_ca_dir)) {
+                Ok(ca) => ca,
+                Err(err) => return fail(2, err),
+            };
+            match args.action {
+                CaAction::Path => println!("{}", ca.cert_path().display()),
+                CaAction::Print => print!("{}", ca.cert_pem),
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+#[expect(
+    clippy::print_stderr,
+    reason = "the startup banner is for the user's terminal"
+)]
+async fn run(config: Config) -> ExitCode {
+    let running = match llmtap::start(config.clone(), Box::new(std::io::stdout())).await {
+        Ok(running) => running,
+        Err(StartError::Config(err)) => return fail(2, err),
+        Err(err) => return fail(1, err),
+    };
+    eprintln!("{}", llmtap::banner(&running, &config));
+    running.run_until(signal()).await;
+    ExitCode::SUCCESS
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

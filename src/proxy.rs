@@ -1,0 +1,70 @@
+//! The proxy: hudsucker wired to llmtap's CA, upstream connector and handler.
+//!
+//! Owns HTTP plumbing only: listening, CONNECT, deciding which tunnels are decrypted,
+//! minting leaves, reaching upstream, wrapping bodies. It knows nothing about LLM APIs
+//! beyond asking `dialects::detect` whether a request is one.
+
+pub mod ca;
+pub mod decode;
+pub mod handler;
+pub mod tap_body;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use hudsucker::{Proxy, rustls::crypto::CryptoProvider};
+use tokio::{net::TcpListener, sync::watch};
+
+use crate::{config::Config, telemetry::Telemetry};
+
+/// Leaf certificates kept in memory (one per intercepted host name).
+const LEAF_CACHE: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot set up the CA: {0}")]
+    Ca(#[from] rcgen::Error),
+    #[error("cannot set up upstream TLS: {0}")]
+    Tls(#[from] hudsucker::rustls::Error),
+    #[error("proxy failed: {0}")]
+    Proxy(#[from] hudsucker::Error),
+}
+
+/// The crypto provider every TLS config of llmtap uses.
+pub fn crypto() -> Arc<CryptoProvider> {
+    Arc::new(hudsucker::rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Runs the proxy on `listener` until `stop` turns true; then stops accepting and returns
+/// once hudsucker has drained the connections it tracks. (Intercepted tunnels are not
+/// tracked by hudsucker; the caller drains in-flight calls through telemetry.)
+pub async fn serve(
+    listener: TcpListener,
+    config: &Config,
+    telemetry: Arc<Telemetry>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ProxyError> {
+    let provider = crypto();
+    let authority = ca::LeafAuthority::new(&config.ca, provider.clone(), LEAF_CACHE)?;
+    let own_ca = config.ca.cert_der.as_ref();
+    let system: Vec<_> = config
+        .system_roots
+        .iter()
+        .filter(|der| der.as_ref() != own_ca)
+        .cloned()
+        .collect();
+    let tls = upstream::tls_config(provider, &system, &config.upstream_roots)?;
+    let connector = upstream::connector(tls, Arc::new(config.resolve.clone()));
+    let tap = handler::Tap::new(Arc::new(handler::Shared::new(config, telemetry)));
+    let proxy = Proxy::builder()
+        .with_listener(listener)
+        .with_ca(authority)
+        .with_http_connector(connector)
+        .with_http_handler(tap)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        })
+        .build()?;
+    proxy.start().await?;
+    Ok(())
+}

@@ -1,0 +1,383 @@
+//! llmtap's certificate authority: the CA files on disk and the leaf certificates minted
+//! from them for intercepted hosts.
+//!
+//! Owns: creating `ca.pem` + `ca-key.pem` (0600) on first run and reusing them after; the
+//! combined root bundle (system roots + llmtap's CA) for runtimes whose CA variable replaces
+//! the system roots; ECDSA P-256 leaves with a DNS or IP SAN, cached with a bound.
+//! Does not own: deciding which hosts are intercepted (the handler does).
+
+use std::{
+    collections::{HashMap, VecDeque},
+    fs,
+    io::Write as _,
+    net::IpAddr,
+    os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use hudsucker::{
+    certificate_authority::CertificateAuthority,
+    hyper::http::uri::Authority,
+    rustls::{
+        ServerConfig,
+        crypto::CryptoProvider,
+        pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
+    },
+};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
+};
+use time::{Duration, OffsetDateTime};
+
+pub const CA_CERT_FILE: &str = "ca.pem";
+pub const CA_KEY_FILE: &str = "ca-key.pem";
+/// System roots plus llmtap's CA, for SSL_CERT_FILE / REQUESTS_CA_BUNDLE / CODEX_CA_CERTIFICATE.
+pub const BUNDLE_FILE: &str = "bundle.pem";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("cannot create {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a usable CA: {source}")]
+    Invalid { path: PathBuf, source: rcgen::Error },
+    #[error("cannot generate a key: {0}")]
+    Generate(rcgen::Error),
+}
+
+/// The CA as loaded from (or created in) the CA directory.
+#[derive(Clone)]
+pub struct CaFiles {
+    pub dir: PathBuf,
+    pub cert_pem: String,
+    pub cert_der: CertificateDer<'static>,
+    key_pem: Arc<String>,
+}
+
+impl std::fmt::Debug for CaFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaFiles")
+            .field("dir", &self.dir)
+            .field("key", &"*****")
+            .finish()
+    }
+}
+
+impl CaFiles {
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.join(CA_CERT_FILE)
+    }
+
+    pub fn bundle_path(&self) -> PathBuf {
+        self.dir.join(BUNDLE_FILE)
+    }
+
+    /// Loads the CA from `dir`, creating the directory and a new CA on first run.
+    pub fn load_or_create(dir: &Path) -> Result<CaFiles, CaError> {
+        fs::create_dir_all(dir).map_err(|source| CaError::Create {
+            path: dir.into(),
+            source,
+        })?;
+        let cert_path = dir.join(CA_CERT_FILE);
+        let key_path = dir.join(CA_KEY_FILE);
+        if !(cert_path.exists() && key_path.exists()) {
+            let (cert_pem, key_pem) = generate_ca()?;
+            // Key first, never readable by others, so a crash cannot leave a cert without it.
+            write_file(&key_path, key_pem.as_bytes(), 0o600)?;
+            write_file(&cert_path, cert_pem.as_bytes(), 0o644)?;
+        }
+        let read = |path: &Path| {
+            fs::read_to_string(path).map_err(|source| CaError::Read {
+                path: path.into(),
+                source,
+            })
+        };
+        let cert_pem = read(&cert_path)?;
+        let key_pem = read(&key_path)?;
+        let invalid = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CaError::Invalid { path, source }
+        };
+        let key = KeyPair::from_pem(&key_pem).map_err(invalid(&key_path))?;
+        Issuer::from_ca_cert_pem(&cert_pem, key).map_err(invalid(&cert_path))?;
+        let der = rustls_pemfile_der(&cert_pem).ok_or_else(|| CaError::Invalid {
+            path: cert_path.clone(),
+            source: rcgen::Error::CouldNotParseCertificate,
+        })?;
+        Ok(CaFiles {
+            dir: dir.into(),
+            cert_pem,
+            cert_der: der,
+            key_pem: Arc::new(key_pem),
+        })
+    }
+
+    /// Writes `bundle.pem`: the given system roots (deduplicated) followed by llmtap's CA.
+    pub fn write_bundle(&self, system_roots: &[CertificateDer<'_>]) -> Result<PathBuf, CaError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = String::new();
+        for der in system_roots
+            .iter()
+            .filter(|d| d.as_ref() != self.cert_der.as_ref())
+        {
+            if seen.insert(der.as_ref().to_vec()) {
+                out.push_str(&pem::encode(&pem::Pem::new(
+                    "CERTIFICATE",
+                    der.as_ref().to_vec(),
+                )));
+            }
+        }
+        out.push_str("# llmtap local CA\n");
+        out.push_str(&self.cert_pem);
+        let path = self.bundle_path();
+        write_file(&path, out.as_bytes(), 0o644)?;
+        Ok(path)
+    }
+
+    fn issuer(&self) -> Result<Issuer<'static, KeyPair>, rcgen::Error> {
+        Issuer::from_ca_cert_pem(&self.cert_pem, KeyPair::from_pem(&self.key_pem)?)
+    }
+}
+
+fn rustls_pemfile_der(pem_text: &str) -> Option<CertificateDer<'static>> {
+    let parsed = pem::parse(pem_text).ok()?;
+    (parsed.tag() == "CERTIFICATE").then(|| CertificateDer::from(parsed.into_contents()))
+}
+
+/// Writes atomically (temp file + rename) with the given mode set at creation.
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
+    let err = |source| CaError::Write {
+        path: path.into(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(err)?;
+    file.write_all(bytes).map_err(err)?;
+    file.sync_all().map_err(err)?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(err)?;
+    fs::rename(&tmp, path).map_err(err)
+}
+
+fn random_serial() -> SerialNumber {
+    let mut bytes = [0u8; 16];
+    // aws-lc's RNG; a failure here would mean the OS has no entropy, which rustls also needs.
+    let _ = hudsucker::rustls::crypto::aws_lc_rs::default_provider()
+        .secure_random
+        .fill(&mut bytes);
+    bytes[0] &= 0x7f; // positive, as RFC 5280 requires
+    SerialNumber::from(bytes.to_vec())
+}
+
+fn generate_ca() -> Result<(String, String), CaError> {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(CaError::Generate)?;
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "llmtap local CA");
+    dn.push(DnType::OrganizationName, "llmtap");
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.serial_number = Some(random_serial());
+    let now = OffsetDateTime::now_utc();
+    p.not_before = now - Duration::days(1);
+    p.not_after = now + Duration::days(3650);
+    let cert = p.self_signed(&key).map_err(CaError::Generate)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// Mints and caches leaf certificates; hudsucker asks it for a TLS config per host.
+pub struct LeafAuthority {
+    issuer: Issuer<'static, KeyPair>,
+    /// One key for every leaf: each new host costs a signature, not a key generation.
+    leaf_key: KeyPair,
+    provider: Arc<CryptoProvider>,
+    cache: Mutex<LeafCache>,
+}
+
+struct LeafCache {
+    map: HashMap<String, Arc<ServerConfig>>,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl LeafAuthority {
+    pub fn new(
+        ca: &CaFiles,
+        provider: Arc<CryptoProvider>,
+        capacity: usize,
+    ) -> Result<Self, rcgen::Error> {
+        Ok(LeafAuthority {
+            issuer: ca.issuer()?,
+            leaf_key: KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?,
+            provider,
+            cache: Mutex::new(LeafCache {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+                capacity: capacity.max(1),
+            }),
+        })
+    }
+
+    /// The TLS server config for `host`, from the cache or freshly signed.
+    pub fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>, LeafError> {
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        if let Some(cfg) = self.lock().map.get(&host) {
+            return Ok(cfg.clone());
+        }
+        let cfg = Arc::new(self.mint(&host)?);
+        let mut cache = self.lock();
+        if cache.map.insert(host.clone(), cfg.clone()).is_none() {
+            cache.order.push_back(host);
+            while cache.order.len() > cache.capacity {
+                if let Some(old) = cache.order.pop_front() {
+                    cache.map.remove(&old);
+                }
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn cached(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LeafCache> {
+        // The cache holds no invariant a panic could break; recover instead of propagating.
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mint(&self, host: &str) -> Result<ServerConfig, LeafError> {
+        let mut p = CertificateParams::default();
+        p.serial_number = Some(random_serial());
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, host);
+        p.distinguished_name = dn;
+        p.subject_alt_names = vec![match host.parse::<IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName(host.try_into().map_err(LeafError::Sign)?),
+        }];
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        // Python 3.13's strict verification rejects leaves without an AKI.
+        p.use_authority_key_identifier_extension = true;
+        let now = OffsetDateTime::now_utc();
+        p.not_before = now - Duration::days(1);
+        p.not_after = now + Duration::days(397);
+        let cert = p
+            .signed_by(&self.leaf_key, &self.issuer)
+            .map_err(LeafError::Sign)?;
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key.serialize_der()));
+        let mut cfg = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(LeafError::Tls)?
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .map_err(LeafError::Tls)?;
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(cfg)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeafError {
+    #[error("cannot sign a leaf certificate: {0}")]
+    Sign(rcgen::Error),
+    #[error("cannot build a TLS config: {0}")]
+    Tls(hudsucker::rustls::Error),
+}
+
+impl CertificateAuthority for LeafAuthority {
+    async fn gen_server_config(&self, authority: &Authority) -> Arc<ServerConfig> {
+        match self.server_config(authority.host()) {
+            Ok(cfg) => cfg,
+            Err(err) => {
+                // The trait is infallible; a config for a name no client asked for makes the
+                // handshake fail cleanly on the client side instead of panicking here.
+                tracing::error!(host = authority.host(), %err, "cannot mint leaf certificate");
+                self.server_config("llmtap.invalid").unwrap_or_else(|_| {
+                    Arc::new(
+                        ServerConfig::builder_with_provider(self.provider.clone())
+                            .with_safe_default_protocol_versions()
+                            .expect("aws-lc supports the default protocol versions")
+                            .with_no_client_auth()
+                            .with_cert_resolver(Arc::new(NoCert)),
+                    )
+                })
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct NoCert;
+
+impl hudsucker::rustls::server::ResolvesServerCert for NoCert {
+    fn resolve(
+        &self,
+        _hello: hudsucker::rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<hudsucker::rustls::sign::CertifiedKey>> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider() -> Arc<CryptoProvider> {
+        Arc::new(hudsucker::rustls::crypto::aws_lc_rs::default_provider())
+    }
+
+    #[test]
+    fn ca_is_created_once_with_a_private_key_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = CaFiles::load_or_create(dir.path()).expect("create");
+        let mode = fs::metadata(dir.path().join(CA_KEY_FILE))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let second = CaFiles::load_or_create(dir.path()).expect("reuse");
+        assert_eq!(first.cert_pem, second.cert_pem);
+    }
+
+    #[test]
+    fn leaves_are_cached_with_a_bound() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = CaFiles::load_or_create(dir.path()).expect("create");
+        let leaves = LeafAuthority::new(&ca, provider(), 2).expect("authority");
+        let a = leaves.server_config("a.example").expect("a");
+        let again = leaves.server_config("A.example").expect("a again");
+        assert!(Arc::ptr_eq(&a, &again));
+        leaves.server_config("127.0.0.1").expect("ip");
+        leaves.server_config("[::1]").expect("ipv6");
+        assert_eq!(leaves.cached(), 2);
+    }
+}

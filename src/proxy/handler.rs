@@ -1,0 +1,196 @@
+//! The hudsucker handler: decides what is intercepted and attaches an [`Exchange`] to each
+//! LLM call.
+//!
+//! hudsucker gives every request (and every HTTP/2 stream) its own clone of the handler,
+//! and calls `handle_request` then `handle_response`/`handle_error` on that same clone, so
+//! per-call state lives in a field with no map or lock. Clones start empty.
+
+use std::sync::Arc;
+
+use hudsucker::{
+    Body, HttpContext, HttpHandler, RequestOrResponse,
+    hyper::{HeaderMap, Method, Request, Response, StatusCode, header},
+    hyper_util::client::legacy::Error as ClientError,
+};
+
+use super::tap_body::tap;
+use crate::{
+    config::Config,
+    dialects,
+    exchange::{Attribution, Client, Exchange, RequestHead},
+    telemetry::{RateLimit, Telemetry},
+};
+
+/// What every clone shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub telemetry: Arc<Telemetry>,
+    pub intercept: std::collections::BTreeSet<String>,
+    pub attribution: Attribution,
+    upstream_warning: RateLimit,
+}
+
+impl Shared {
+    pub fn new(config: &Config, telemetry: Arc<Telemetry>) -> Shared {
+        Shared {
+            telemetry,
+            intercept: config.intercept.clone(),
+            attribution: config.attribution.clone(),
+            upstream_warning: RateLimit::new(std::time::Duration::from_secs(10)),
+        }
+    }
+
+    fn intercepts(&self, host: &str) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.intercept.contains(&host.to_ascii_lowercase())
+    }
+}
+
+pub struct Tap {
+    shared: Arc<Shared>,
+    call: Option<Exchange>,
+}
+
+impl Tap {
+    pub fn new(shared: Arc<Shared>) -> Tap {
+        Tap { shared, call: None }
+    }
+}
+
+impl Clone for Tap {
+    fn clone(&self) -> Self {
+        Tap {
+            shared: self.shared.clone(),
+            call: None,
+        }
+    }
+}
+
+/// Host and port of a request inside a tunnel (absolute URI for HTTP/1, `:authority` for h2).
+fn target(req: &Request<Body>) -> Option<(String, u16)> {
+    let uri = req.uri();
+    let host = match uri.host() {
+        Some(host) => host.to_owned(),
+        None => {
+            let value = req.headers().get(header::HOST)?.to_str().ok()?;
+            value.rsplit_once(':').map_or(value, |(h, _)| h).to_owned()
+        }
+    };
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("http") {
+            80
+        } else {
+            443
+        });
+    Some((
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase(),
+        port,
+    ))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name)?.to_str().ok()
+}
+
+/// A client-sent session id, if it looks like one (bounded, printable, no spaces).
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    let id = header_str(headers, "x-claude-code-session-id")?;
+    (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| id.to_owned())
+}
+
+fn classify(err: &ClientError) -> &'static str {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        // io::Error hides its payload from `source()`; look inside it too.
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        let is_tls = |e: &(dyn std::error::Error + 'static)| {
+            e.downcast_ref::<hudsucker::rustls::Error>().is_some()
+        };
+        if is_tls(e) || inner.is_some_and(|i| is_tls(i)) {
+            return "upstream_tls";
+        }
+        source = e.source();
+    }
+    if err.is_connect() {
+        "upstream_connect"
+    } else {
+        "upstream_request"
+    }
+}
+
+impl HttpHandler for Tap {
+    async fn handle_request(
+        &mut self,
+        _ctx: &HttpContext,
+        req: Request<Body>,
+    ) -> RequestOrResponse {
+        if req.method() == Method::CONNECT {
+            return req.into();
+        }
+        let Some((host, port)) = target(&req) else {
+            return req.into();
+        };
+        if !self.shared.intercepts(&host) {
+            return req.into();
+        }
+        let Some(route) = dialects::detect(&host, req.method().as_str(), req.uri().path()) else {
+            return req.into();
+        };
+        let headers = req.headers();
+        let head = RequestHead {
+            host,
+            port,
+            method: req.method().as_str().to_owned(),
+            path: req.uri().path().to_owned(),
+            client: Client::from_user_agent(header_str(headers, "user-agent").unwrap_or_default()),
+            conversation_id: session_id(headers),
+            attribution: self.shared.attribution.clone(),
+        };
+        let exchange = Exchange::start(self.shared.telemetry.clone(), route, head);
+        let observer = exchange.request_observer();
+        self.call = Some(exchange);
+        req.map(|body| tap(body, observer)).into()
+    }
+
+    async fn handle_response(&mut self, _ctx: &HttpContext, res: Response<Body>) -> Response<Body> {
+        let Some(exchange) = self.call.take() else {
+            return res;
+        };
+        let headers = res.headers();
+        let observer = exchange.on_response(
+            res.status().as_u16(),
+            header_str(headers, "content-type"),
+            header_str(headers, "content-encoding"),
+        );
+        res.map(|body| tap(body, observer))
+    }
+
+    async fn handle_error(&mut self, _ctx: &HttpContext, err: ClientError) -> Response<Body> {
+        let kind = classify(&err);
+        if let Some(suppressed) = self.shared.upstream_warning.allow() {
+            // Debug of hyper-util's error holds the cause chain, never the URI or headers.
+            tracing::warn!(kind, error = ?err, suppressed, "upstream request failed; client gets 502");
+        }
+        if let Some(exchange) = self.call.take() {
+            exchange.upstream_failed(kind);
+        }
+        let mut res = Response::new(Body::empty());
+        *res.status_mut() = StatusCode::BAD_GATEWAY;
+        res
+    }
+
+    async fn should_intercept_connect(&mut self, _ctx: &HttpContext, req: &Request<Body>) -> bool {
+        let intercept = req
+            .uri()
+            .host()
+            .is_some_and(|host| self.shared.intercepts(host));
+        self.shared.telemetry.metrics.tunnel(intercept);
+        intercept
+    }
+}

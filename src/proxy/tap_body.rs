@@ -1,0 +1,161 @@
+//! A response or request body wrapper that observes frames without touching them.
+//!
+//! Owns: forwarding every frame exactly as the inner body yields it, handing a view of each
+//! data frame to an observer, and telling the observer exactly once how the body ended
+//! (end of stream, error, or dropped before the end). Does not own: what the bytes mean.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use hudsucker::{
+    Body,
+    hyper::body::{Body as HttpBody, Frame, SizeHint},
+};
+
+/// How a body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEnd {
+    /// The inner body reported its end.
+    Complete,
+    /// The inner body failed (for a response: the upstream connection broke).
+    Error,
+    /// The body was dropped before its end (for a response: the client went away).
+    Dropped,
+}
+
+/// Watches one body. Runs inside hyper's poll: must do bounded work and never block.
+pub trait BodyObserver: Send + Sync + 'static {
+    fn on_data(&mut self, data: &Bytes);
+    fn on_end(self: Box<Self>, end: BodyEnd);
+}
+
+pub struct TapBody {
+    inner: Body,
+    observer: Option<Box<dyn BodyObserver>>,
+}
+
+/// Wraps `body` so that `observer` sees it; the result yields the same frames.
+pub fn tap(body: Body, observer: Box<dyn BodyObserver>) -> Body {
+    Body::from(BoxBody::new(TapBody {
+        inner: body,
+        observer: Some(observer),
+    }))
+}
+
+impl HttpBody for TapBody {
+    type Data = Bytes;
+    type Error = hudsucker::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), Some(observer)) = (frame.data_ref(), this.observer.as_mut()) {
+                    observer.on_data(data);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.end(BodyEnd::Error),
+            Poll::Ready(None) => this.end(BodyEnd::Complete),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl TapBody {
+    fn end(&mut self, end: BodyEnd) {
+        if let Some(observer) = self.observer.take() {
+            observer.on_end(end);
+        }
+    }
+}
+
+impl Drop for TapBody {
+    fn drop(&mut self) {
+        // hyper may never poll a body that is already at its end (an empty 204, say):
+        // that is a complete body, not an abort.
+        let end = if self.inner.is_end_stream() {
+            BodyEnd::Complete
+        } else {
+            BodyEnd::Dropped
+        };
+        self.end(end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use http_body_util::BodyExt as _;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Seen {
+        data: Vec<u8>,
+        ends: Vec<BodyEnd>,
+    }
+
+    struct Recorder(Arc<Mutex<Seen>>);
+
+    impl BodyObserver for Recorder {
+        fn on_data(&mut self, data: &Bytes) {
+            self.0.lock().expect("lock").data.extend_from_slice(data);
+        }
+        fn on_end(self: Box<Self>, end: BodyEnd) {
+            self.0.lock().expect("lock").ends.push(end);
+        }
+    }
+
+    #[tokio::test]
+    async fn forwards_the_same_bytes_and_ends_once() {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let body = tap(Body::from("hello world"), Box::new(Recorder(seen.clone())));
+        let bytes = body.collect().await.expect("collect").to_bytes();
+        assert_eq!(&bytes[..], b"hello world");
+        let seen = seen.lock().expect("lock");
+        assert_eq!(seen.data, b"hello world");
+        assert_eq!(seen.ends, [BodyEnd::Complete]);
+    }
+
+    #[tokio::test]
+    async fn dropping_mid_body_reports_dropped() {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, hudsucker::Error>>(4);
+        let stream = tokio_stream_from(rx);
+        let mut body = tap(Body::from_stream(stream), Box::new(Recorder(seen.clone())));
+        tx.send(Ok(Frame::data(Bytes::from_static(b"part"))))
+            .await
+            .expect("send");
+        let frame = body.frame().await.expect("frame").expect("ok");
+        assert_eq!(frame.data_ref().map(|b| &b[..]), Some(&b"part"[..]));
+        drop(body);
+        assert_eq!(seen.lock().expect("lock").ends, [BodyEnd::Dropped]);
+    }
+
+    fn tokio_stream_from(
+        mut rx: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, hudsucker::Error>>,
+    ) -> impl hudsucker::futures::Stream<Item = Result<Bytes, hudsucker::Error>> + Send + Sync {
+        hudsucker::futures::stream::poll_fn(move |cx| {
+            rx.poll_recv(cx)
+                .map(|o| o.map(|r| r.map(|f| f.into_data().unwrap_or_default())))
+        })
+    }
+}

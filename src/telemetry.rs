@@ -1,0 +1,241 @@
+//! Where finished calls go: metrics, the call line on stdout, and subscribers.
+//!
+//! Owns: the bounded queue from the data path to a dedicated worker thread, the worker that
+//! turns each [`Pending`] into a [`CallRecord`] and emits it (one place: [`Telemetry::emit`]),
+//! the in-flight count that drives the graceful drain, and rate-limited warnings.
+//! Does not own: parsing (dialects), per-call state (exchange).
+
+pub mod admin;
+pub mod calls;
+pub mod logging;
+pub mod metrics;
+pub mod names;
+
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
+
+use crate::{
+    config::{CallsFormat, Limits},
+    exchange::{CallRecord, Pending},
+};
+use calls::CallWriter;
+use metrics::Metrics;
+
+/// Calls waiting for the worker before new ones are dropped (and counted).
+const QUEUE: usize = 16 * 1024;
+
+enum Msg {
+    Call(Box<Pending>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Shared by every exchange. Cheap, non-blocking entry points only.
+pub struct Telemetry {
+    limits: Limits,
+    next_id: AtomicU64,
+    in_flight: AtomicUsize,
+    idle: Notify,
+    pub metrics: Metrics,
+    tx: mpsc::Sender<Msg>,
+    records: broadcast::Sender<Arc<CallRecord>>,
+    parse_warning: RateLimit,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("in_flight", &self.in_flight())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Telemetry {
+    /// Builds the sink and starts its worker thread, which writes call lines to `calls`.
+    pub fn start(
+        limits: Limits,
+        format: CallsFormat,
+        calls: Box<dyn std::io::Write + Send>,
+    ) -> Result<Arc<Telemetry>, prometheus::Error> {
+        let (tx, mut rx) = mpsc::channel(QUEUE);
+        let telemetry = Arc::new(Telemetry {
+            limits,
+            next_id: AtomicU64::new(1),
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+            metrics: Metrics::new(metrics::Caps::default())?,
+            tx,
+            records: broadcast::channel(1024).0,
+            parse_warning: RateLimit::new(Duration::from_secs(10)),
+        });
+        let worker = Arc::downgrade(&telemetry);
+        let mut writer = CallWriter::new(format, calls);
+        // A thread, not a task: a blocked stdout must never stall the runtime.
+        let spawned = std::thread::Builder::new()
+            .name("llmtap-telemetry".into())
+            .spawn(move || {
+                while let Some(msg) = rx.blocking_recv() {
+                    match msg {
+                        Msg::Call(pending) => {
+                            let Some(telemetry) = worker.upgrade() else {
+                                break;
+                            };
+                            match catch_unwind(AssertUnwindSafe(|| pending.into_record())) {
+                                Ok(record) => telemetry.emit(record, &mut writer),
+                                Err(_) => {
+                                    tracing::error!("building a call record panicked; call dropped")
+                                }
+                            }
+                        }
+                        Msg::Flush(done) => {
+                            writer.flush();
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::error!(%err, "cannot start the telemetry thread; calls will not be recorded");
+        }
+        Ok(telemetry)
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// A call started: returns its id.
+    pub fn call_started(&self) -> u64 {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.metrics.in_flight.inc();
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A call finished. Never blocks: a full queue drops the record and counts it.
+    pub fn call_finished(&self, pending: Pending) {
+        if self.tx.try_send(Msg::Call(Box::new(pending))).is_err() {
+            self.metrics.records_dropped.inc();
+        }
+        self.metrics.in_flight.dec();
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no call is in flight, or `deadline` passes. Returns the calls left.
+    pub async fn drain(&self, deadline: Instant) -> usize {
+        loop {
+            let idle = self.idle.notified();
+            let left = self.in_flight();
+            if left == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline.into(), idle)
+                .await
+                .is_err()
+            {
+                return self.in_flight();
+            }
+        }
+    }
+
+    /// Waits until every call queued so far has been emitted (bounded by `timeout`).
+    pub async fn flush(&self, timeout: Duration) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).await.is_ok() {
+            let _ = tokio::time::timeout(timeout, wait).await;
+        }
+    }
+
+    /// Every record from now on (tests, `wrap`'s summary). Lagging receivers lose records.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<CallRecord>> {
+        self.records.subscribe()
+    }
+
+    /// The one place a finished call reaches every output.
+    fn emit(&self, record: CallRecord, writer: &mut CallWriter) {
+        self.metrics.record(&record);
+        if let Some(kind) = record.parse_error
+            && let Some(suppressed) = self.parse_warning.allow()
+        {
+            tracing::warn!(
+                    call = record.id,
+                    provider = record.provider.as_str(),
+                    path = %record.path,
+                    kind = kind.as_str(),
+                    suppressed,
+                    "could not parse an LLM call; bytes were forwarded unchanged and the call \
+                     is recorded with what is known"
+            );
+        }
+        writer.write(&record);
+        let _ = self.records.send(Arc::new(record));
+    }
+}
+
+/// Lets one event through per interval and counts the ones it held back.
+#[derive(Debug)]
+pub struct RateLimit {
+    interval_ms: u64,
+    origin: Instant,
+    next_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl RateLimit {
+    pub fn new(interval: Duration) -> RateLimit {
+        RateLimit {
+            interval_ms: interval.as_millis() as u64,
+            origin: Instant::now(),
+            next_ms: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(events suppressed since the last allowed one)` if this one may be logged.
+    pub fn allow(&self) -> Option<u64> {
+        let now = self.origin.elapsed().as_millis() as u64;
+        let next = self.next_ms.load(Ordering::Relaxed);
+        if now >= next
+            && self
+                .next_ms
+                .compare_exchange(
+                    next,
+                    now + self.interval_ms,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_lets_one_through_per_interval() {
+        let limit = RateLimit::new(Duration::from_secs(3600));
+        assert_eq!(limit.allow(), Some(0));
+        assert_eq!(limit.allow(), None);
+        assert_eq!(limit.allow(), None);
+        limit.next_ms.store(0, Ordering::Relaxed);
+        assert_eq!(limit.allow(), Some(2));
+    }
+}

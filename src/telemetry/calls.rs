@@ -1,0 +1,117 @@
+//! The call line: one line per finished call on stdout (`--calls text|json|off`).
+//!
+//! Text is for people watching a terminal; JSON is one object per line with every field of
+//! the [`CallRecord`], for `jq` and log shippers. Neither ever holds prompt text, headers or
+//! query strings: the record does not contain them.
+
+use std::{io::Write, time::Duration};
+
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use crate::{config::CallsFormat, exchange::CallRecord};
+
+pub struct CallWriter {
+    format: CallsFormat,
+    out: Box<dyn Write + Send>,
+}
+
+impl CallWriter {
+    pub fn new(format: CallsFormat, out: Box<dyn Write + Send>) -> CallWriter {
+        CallWriter { format, out }
+    }
+
+    pub fn write(&mut self, record: &CallRecord) {
+        let line = match self.format {
+            CallsFormat::Off => return,
+            CallsFormat::Text => text(record),
+            CallsFormat::Json => json(record),
+        };
+        // A closed stdout must not take the proxy down; the metrics still count the call.
+        let _ = writeln!(self.out, "{line}");
+        let _ = self.out.flush();
+    }
+
+    pub fn flush(&mut self) {
+        let _ = self.out.flush();
+    }
+}
+
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    OffsetDateTime::from(t)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// One JSON object: the record, plus `time` and the resolved `model` for convenience.
+pub fn json(r: &CallRecord) -> String {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("time".into(), rfc3339(r.start).into());
+        obj.insert("model".into(), r.model().into());
+    }
+    v.to_string()
+}
+
+fn ms(d: Duration) -> String {
+    if d < Duration::from_secs(10) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+fn count(n: Option<u64>) -> String {
+    n.map_or_else(|| "?".to_owned(), |n| n.to_string())
+}
+
+/// `14:03:12.345Z claude-code anthropic claude-opus-4-8 200 ok in=153 out=42 cache r=100 w=20/30 ttft=812ms dur=2310ms tools=Bash`
+pub fn text(r: &CallRecord) -> String {
+    let time = OffsetDateTime::from(r.start);
+    let mut line = format!(
+        "{:02}:{:02}:{:02}.{:03}Z {} {} {} {} {}",
+        time.hour(),
+        time.minute(),
+        time.second(),
+        time.millisecond(),
+        r.client.as_str(),
+        r.provider.as_str(),
+        r.model().unwrap_or("?"),
+        r.status.map_or_else(|| "---".to_owned(), |s| s.to_string()),
+        r.outcome.as_str(),
+    );
+    if let Some(error) = &r.error_type {
+        line.push_str(&format!("({error})"));
+    }
+    let u = &r.response.usage;
+    if r.usage_missing || !u.is_empty() {
+        line.push_str(&format!(" in={} out={}", count(u.input), count(u.output)));
+    }
+    if u.cache_read.is_some() || u.cache_write_5m.is_some() || u.cache_write_1h.is_some() {
+        line.push_str(&format!(
+            " cache r={} w5m={} w1h={}",
+            count(u.cache_read),
+            count(u.cache_write_5m),
+            count(u.cache_write_1h)
+        ));
+    }
+    if let Some(reasoning) = u.reasoning {
+        line.push_str(&format!(" reasoning={reasoning}"));
+    }
+    if let Some(ttft) = r.ttft {
+        line.push_str(&format!(" ttft={}", ms(ttft)));
+    }
+    line.push_str(&format!(" dur={}", ms(r.duration)));
+    if !r.response.tools_called.is_empty() {
+        line.push_str(&format!(" tools={}", r.response.tools_called.join(",")));
+    }
+    if let Some(team) = &r.team {
+        line.push_str(&format!(" team={team}"));
+    }
+    if let Some(user) = &r.user {
+        line.push_str(&format!(" user={user}"));
+    }
+    if let Some(kind) = r.parse_error {
+        line.push_str(&format!(" parse_error={}", kind.as_str()));
+    }
+    line
+}

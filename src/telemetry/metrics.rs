@@ -1,0 +1,344 @@
+//! The Prometheus registry and how one [`CallRecord`] moves it.
+//!
+//! Owns: metric families (names from [`super::names`]), label cardinality caps (overflow
+//! becomes `other` and is counted), and the text exposition. Label values come from enums
+//! or capped sets, never from free-form request data (no ids, paths or secrets).
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+};
+
+use prometheus::{
+    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder, proto::MetricType,
+};
+
+use super::names as n;
+use crate::exchange::CallRecord;
+
+/// Distinct values kept per capped label before overflowing to `other`.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    pub model: usize,
+    pub tool: usize,
+    pub team: usize,
+    pub user: usize,
+    pub error_type: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps {
+            model: 100,
+            tool: 200,
+            team: 200,
+            user: 1000,
+            error_type: 50,
+        }
+    }
+}
+
+/// A label whose distinct values are capped.
+struct Capped {
+    name: &'static str,
+    cap: usize,
+    seen: Mutex<HashSet<String>>,
+}
+
+impl Capped {
+    fn new(name: &'static str, cap: usize) -> Self {
+        Capped {
+            name,
+            cap,
+            seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The value to export for `value`; counts the overflow when the cap is hit.
+    fn get<'a>(&self, value: &'a str, overflow: &IntCounterVec) -> &'a str {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(value) {
+            return value;
+        }
+        if seen.len() < self.cap {
+            seen.insert(value.to_owned());
+            return value;
+        }
+        if let Ok(c) = overflow.get_metric_with_label_values(&[self.name]) {
+            c.inc();
+        }
+        n::OTHER
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    tokens: IntCounterVec,
+    duration: HistogramVec,
+    ttft: HistogramVec,
+    tool_calls: IntCounterVec,
+    errors: IntCounterVec,
+    usage_missing: IntCounterVec,
+    parse_errors: IntCounterVec,
+    pub(crate) in_flight: IntGauge,
+    tunnels: IntCounterVec,
+    pub(crate) records_dropped: IntCounter,
+    overflow: IntCounterVec,
+    model: Capped,
+    tool: Capped,
+    team: Capped,
+    user: Capped,
+    error_type: Capped,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+const COMMON: [&str; 5] = [n::PROVIDER, n::MODEL, n::TEAM, n::USER, n::CLIENT];
+
+impl Metrics {
+    pub fn new(caps: Caps) -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let with = |extra: &'static str| {
+            let mut labels = COMMON.to_vec();
+            labels.push(extra);
+            labels
+        };
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let histogram = |name: &str, help: &str| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(n::LATENCY_BUCKETS.to_vec()),
+                &[n::PROVIDER, n::MODEL, n::CLIENT],
+            )?;
+            registry.register(Box::new(h.clone()))?;
+            Ok::<_, prometheus::Error>(h)
+        };
+        let requests = counter(
+            n::REQUESTS_TOTAL,
+            "LLM calls by outcome.",
+            &with(n::OUTCOME),
+        )?;
+        let tokens = counter(
+            n::TOKENS_TOTAL,
+            "Tokens by type; input is the normalized total, cache types are parts of it.",
+            &with(n::TYPE),
+        )?;
+        let duration = histogram(
+            n::REQUEST_DURATION_SECONDS,
+            "Request head received to end of the response.",
+        )?;
+        let ttft = histogram(
+            n::TIME_TO_FIRST_TOKEN_SECONDS,
+            "Request head received to the first generated-content delta (streamed calls).",
+        )?;
+        let tool_calls = counter(
+            n::TOOL_CALLS_TOTAL,
+            "Tool calls made by the model.",
+            &[n::PROVIDER, n::MODEL, n::TOOL],
+        )?;
+        let errors = counter(
+            n::ERRORS_TOTAL,
+            "Failed LLM calls by error type.",
+            &[n::PROVIDER, n::ERROR_TYPE],
+        )?;
+        let usage_missing = counter(
+            n::USAGE_MISSING_TOTAL,
+            "Successful calls whose response carried no token usage.",
+            &[n::PROVIDER, n::MODEL],
+        )?;
+        let parse_errors = counter(
+            n::PARSE_ERRORS_TOTAL,
+            "Calls llmtap could not fully parse (traffic was forwarded unchanged).",
+            &[n::PROVIDER, n::KIND],
+        )?;
+        let tunnels = counter(
+            n::TUNNELS_TOTAL,
+            "CONNECT tunnels by whether llmtap decrypted them.",
+            &[n::INTERCEPTED],
+        )?;
+        let overflow = counter(
+            n::LABEL_OVERFLOW_TOTAL,
+            "Label values recorded as 'other' because the label hit its cap.",
+            &[n::LABEL],
+        )?;
+        let in_flight = IntGauge::new(n::IN_FLIGHT_CALLS, "LLM calls in progress.")?;
+        registry.register(Box::new(in_flight.clone()))?;
+        let records_dropped = IntCounter::new(
+            n::RECORDS_DROPPED_TOTAL,
+            "Finished calls not recorded because the telemetry queue was full.",
+        )?;
+        registry.register(Box::new(records_dropped.clone()))?;
+        // A gauge fixed at 1, by Prometheus convention for build information.
+        let build_info = prometheus::IntGaugeVec::new(
+            Opts::new(n::BUILD_INFO, "llmtap build information."),
+            &[n::VERSION],
+        )?;
+        registry.register(Box::new(build_info.clone()))?;
+        build_info
+            .get_metric_with_label_values(&[env!("CARGO_PKG_VERSION")])?
+            .set(1);
+        // Every outcome and tunnel kind exists from the start, so rates and alerts see 0.
+        tunnels.get_metric_with_label_values(&["true"])?;
+        tunnels.get_metric_with_label_values(&["false"])?;
+        Ok(Metrics {
+            registry,
+            requests,
+            tokens,
+            duration,
+            ttft,
+            tool_calls,
+            errors,
+            usage_missing,
+            parse_errors,
+            in_flight,
+            tunnels,
+            records_dropped,
+            overflow,
+            model: Capped::new(n::MODEL, caps.model),
+            tool: Capped::new(n::TOOL, caps.tool),
+            team: Capped::new(n::TEAM, caps.team),
+            user: Capped::new(n::USER, caps.user),
+            error_type: Capped::new(n::ERROR_TYPE, caps.error_type),
+        })
+    }
+
+    pub fn tunnel(&self, intercepted: bool) {
+        let label = if intercepted { "true" } else { "false" };
+        if let Ok(c) = self.tunnels.get_metric_with_label_values(&[label]) {
+            c.inc();
+        }
+    }
+
+    /// Applies one finished call. Label-count mismatches cannot happen (labels are built
+    /// here from the same constants), so their errors are ignored rather than panicking.
+    pub fn record(&self, r: &CallRecord) {
+        let provider = r.provider.as_str();
+        let model = self
+            .model
+            .get(r.model().unwrap_or(n::UNKNOWN), &self.overflow);
+        let team = self
+            .team
+            .get(r.team.as_deref().unwrap_or(n::UNKNOWN), &self.overflow);
+        let user = self
+            .user
+            .get(r.user.as_deref().unwrap_or(n::UNKNOWN), &self.overflow);
+        let client = r.client.as_str();
+        let common = [provider, model, team, user, client];
+        let labels = |extra: &str| {
+            let mut l = common.to_vec();
+            l.push(extra);
+            l.into_iter().map(str::to_owned).collect::<Vec<String>>()
+        };
+        if let Ok(c) = self
+            .requests
+            .get_metric_with_label_values(&labels(r.outcome.as_str()))
+        {
+            c.inc();
+        }
+        let u = &r.response.usage;
+        for (kind, value) in [
+            (n::TOKEN_INPUT, u.input),
+            (n::TOKEN_OUTPUT, u.output),
+            (n::TOKEN_CACHE_READ, u.cache_read),
+            (n::TOKEN_CACHE_WRITE_5M, u.cache_write_5m),
+            (n::TOKEN_CACHE_WRITE_1H, u.cache_write_1h),
+            (n::TOKEN_REASONING, u.reasoning),
+        ] {
+            if let Some(v) = value
+                && let Ok(c) = self.tokens.get_metric_with_label_values(&labels(kind))
+            {
+                c.inc_by(v);
+            }
+        }
+        if let Ok(h) = self
+            .duration
+            .get_metric_with_label_values(&[provider, model, client])
+        {
+            h.observe(r.duration.as_secs_f64());
+        }
+        if let Some(ttft) = r.ttft
+            && let Ok(h) = self
+                .ttft
+                .get_metric_with_label_values(&[provider, model, client])
+        {
+            h.observe(ttft.as_secs_f64());
+        }
+        for tool in &r.response.tools_called {
+            let tool = self.tool.get(tool, &self.overflow);
+            if let Ok(c) = self
+                .tool_calls
+                .get_metric_with_label_values(&[provider, model, tool])
+            {
+                c.inc();
+            }
+        }
+        if let Some(error_type) = &r.error_type {
+            let error_type = self.error_type.get(error_type, &self.overflow);
+            if let Ok(c) = self
+                .errors
+                .get_metric_with_label_values(&[provider, error_type])
+            {
+                c.inc();
+            }
+        }
+        if r.usage_missing
+            && let Ok(c) = self
+                .usage_missing
+                .get_metric_with_label_values(&[provider, model])
+        {
+            c.inc();
+        }
+        if let Some(kind) = r.parse_error
+            && let Ok(c) = self
+                .parse_errors
+                .get_metric_with_label_values(&[provider, kind.as_str()])
+        {
+            c.inc();
+        }
+    }
+
+    /// The text exposition format served on `/metrics`.
+    pub fn encode(&self) -> (Vec<u8>, String) {
+        let encoder = TextEncoder::new();
+        let mut buf = Vec::new();
+        // Encoding only fails on a broken metric family, which registration already rules out.
+        let _ = encoder.encode(&self.registry.gather(), &mut buf);
+        (buf, encoder.format_type().to_owned())
+    }
+
+    /// Current value of a counter family summed over label sets that match `filter`.
+    /// For tests and `wrap`'s summary; not on any hot path.
+    pub fn sum(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
+        let families = self.registry.gather();
+        let Some(family) = families.iter().find(|f| f.name() == name) else {
+            return 0.0;
+        };
+        family
+            .get_metric()
+            .iter()
+            .filter(|m| {
+                let labels: HashMap<&str, &str> = m
+                    .get_label()
+                    .iter()
+                    .map(|l| (l.name(), l.value()))
+                    .collect();
+                filter.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .map(|m| match family.get_field_type() {
+                MetricType::COUNTER => m.get_counter().get_value(),
+                MetricType::GAUGE => m.get_gauge().get_value(),
+                MetricType::HISTOGRAM => m.get_histogram().get_sample_count() as f64,
+                _ => 0.0,
+            })
+            .sum()
+    }
+}
