@@ -82,11 +82,7 @@ pub async fn start(
         ca_pem: config.ca.cert_pem.clone(),
         ready: AtomicBool::new(true),
     });
-    let admin_task = tokio::spawn(telemetry::admin::serve(
-        admin_listener,
-        admin.clone(),
-        stopped.clone(),
-    ));
+    let admin_task = tokio::spawn(telemetry::admin::serve(admin_listener, admin.clone()));
     let proxy_telemetry = telemetry.clone();
     let proxy_config = config.clone();
     let proxy = tokio::spawn(async move {

@@ -20,7 +20,7 @@ use hudsucker::{
         server::conn::auto,
     },
 };
-use tokio::{net::TcpListener, sync::watch};
+use tokio::net::TcpListener;
 
 use super::Telemetry;
 
@@ -33,18 +33,16 @@ pub struct Admin {
     pub ready: AtomicBool,
 }
 
-/// Serves until `stop` changes.
-pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut stop: watch::Receiver<bool>) {
+/// Serves until the task is aborted: it outlives the proxy's drain, so `/readyz` can say
+/// "draining" and the last scrape still sees every call.
+pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
     loop {
-        let (tcp, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(err) => {
-                    tracing::warn!(%err, "admin listener cannot accept");
-                    continue;
-                }
-            },
-            _ = stop.changed() => return,
+        let (tcp, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::warn!(%err, "admin listener cannot accept");
+                continue;
+            }
         };
         let admin = admin.clone();
         tokio::spawn(async move {

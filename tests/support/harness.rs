@@ -1,0 +1,154 @@
+//! llmtap started in-process on `127.0.0.1:0` in front of a fake upstream, configured from
+//! an argument list exactly as the binary would be.
+
+use std::{
+    io::Write,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use clap::Parser as _;
+use llmtap::{Running, cli::Cli, config::Config, exchange::CallRecord};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpStream,
+    sync::broadcast,
+};
+
+use super::upstream::FakeUpstream;
+
+/// Call lines written by llmtap, shared with the test.
+#[derive(Clone, Default)]
+pub struct Output(pub Arc<Mutex<Vec<u8>>>);
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Output {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+}
+
+pub struct Tap {
+    pub running: Option<Running>,
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    pub ca_pem: String,
+    pub calls: Output,
+    pub records: broadcast::Receiver<Arc<CallRecord>>,
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts llmtap with `--resolve api.anthropic.com:443:<upstream>` and the test CA trusted.
+pub async fn start(upstream: &FakeUpstream, extra: &[&str]) -> Tap {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let resolve = format!("api.anthropic.com:443:{}", upstream.addr);
+    let mut args: Vec<String> = [
+        "llmtap",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--calls",
+        "json",
+        "--upstream-ca",
+        upstream.ca_pem_path().to_str().expect("utf-8 path"),
+        "--resolve",
+        &resolve,
+        "--ca-dir",
+        dir.path().to_str().expect("utf-8 path"),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let cli = Cli::try_parse_from(args).expect("args");
+    let config = Config::from_args(cli.run).expect("config");
+    let calls = Output::default();
+    let running = llmtap::start(config.clone(), Box::new(calls.clone()))
+        .await
+        .expect("start");
+    let records = running.telemetry.subscribe();
+    Tap {
+        proxy: running.proxy_addr,
+        admin: running.admin_addr,
+        ca_pem: config.ca.cert_pem.clone(),
+        running: Some(running),
+        calls,
+        records,
+        dir,
+    }
+}
+
+impl Tap {
+    /// The next finished call (fails the test after 10 s).
+    pub async fn next_record(&mut self) -> Arc<CallRecord> {
+        tokio::time::timeout(Duration::from_secs(10), self.records.recv())
+            .await
+            .expect("a call record within 10 s")
+            .expect("record channel")
+    }
+
+    /// Asserts no further record arrives within `wait`.
+    pub async fn assert_no_record(&mut self, wait: Duration) {
+        if let Ok(Ok(r)) = tokio::time::timeout(wait, self.records.recv()).await {
+            panic!("unexpected extra record: {r:?}");
+        }
+    }
+
+    /// GET a path on the admin listener; returns (status, body).
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        get(self.admin, path).await
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.admin_get("/metrics").await.1
+    }
+
+    pub async fn shutdown(&mut self) -> usize {
+        self.running.take().expect("running").shutdown().await
+    }
+}
+
+/// A minimal HTTP/1.0 GET (the admin listener speaks HTTP/1.1 and closes on 1.0).
+pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect admin");
+    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    tcp.read_to_end(&mut buf).await.expect("read");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Sum of the samples of `name` whose label set contains every `labels` pair.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            (metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+            .then(|| value.parse::<f64>().ok())
+            .flatten()
+        })
+        .sum()
+}

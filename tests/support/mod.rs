@@ -1,0 +1,7 @@
+//! Shared helpers for integration tests. Each test crate that says `mod support;` compiles this
+//! module on its own and uses only part of it, so unused items are expected here.
+#![allow(dead_code)]
+
+pub mod client;
+pub mod harness;
+pub mod upstream;
