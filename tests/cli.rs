@@ -1,0 +1,232 @@
+//! The `llmtap` binary as users run it: bad configuration exits 2 with one line naming the
+//! flag; `env` and `ca` print what clients need; `run` prints its addresses and exports,
+//! serves traffic and metrics without leaking secrets, and drains on SIGTERM with exit 0.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{os::unix::fs::PermissionsExt as _, process::Stdio};
+
+use support::{
+    client::{self, collect},
+    harness::{get, metric},
+    process::{Llmtap, command},
+    upstream::FakeUpstream,
+};
+
+const SECRET: &str = "sk-ant-api03-CLI-SECRET-never-printed-42";
+
+/// Runs the binary to completion; returns (exit code, stdout, stderr).
+fn run(home: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = command(home)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run llmtap");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+#[test]
+fn bad_configuration_exits_2_with_one_line_naming_the_flag() {
+    let home = tempfile::tempdir().unwrap();
+    let ca_dir = home.path().join("ca");
+    let ca_dir = ca_dir.to_str().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().to_string();
+    let file = home.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let under_file = file.join("ca");
+    let cases: [(&[&str], &str); 6] = [
+        (&["--resolve", "api.anthropic.com:443"], "--resolve"),
+        (&["--upstream-ca", "/nonexistent/ca.pem"], "--upstream-ca"),
+        (&["--listen", &busy], "--listen"),
+        (&["--admin", &busy], "--admin"),
+        (&["--ca-dir", under_file.to_str().unwrap()], "--ca-dir"),
+        (&["--listen", "localhost"], "--listen"),
+    ];
+    for (args, flag) in cases {
+        let mut all = vec!["run"];
+        for (flag, default) in [
+            ("--listen", "127.0.0.1:0"),
+            ("--admin", "127.0.0.1:0"),
+            ("--ca-dir", ca_dir),
+        ] {
+            if !args.contains(&flag) {
+                all.extend([flag, default]);
+            }
+        }
+        all.extend_from_slice(args);
+        let (code, stdout, stderr) = run(home.path(), &all);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?}: one line, got {stderr:?}"
+        );
+        assert!(
+            stderr.starts_with(&format!("llmtap: {flag}: ")),
+            "{args:?}: {stderr}"
+        );
+        assert!(stdout.is_empty());
+    }
+}
+
+#[test]
+fn env_and_ca_commands_print_what_clients_need() {
+    let home = tempfile::tempdir().unwrap();
+    let (code, path, _) = run(home.path(), &["ca", "path"]);
+    assert_eq!(code, 0);
+    let ca = home.path().join(".llmtap/ca.pem");
+    assert_eq!(
+        path.trim(),
+        ca.to_str().unwrap(),
+        "default CA dir is ~/.llmtap"
+    );
+    let key = home.path().join(".llmtap/ca-key.pem");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let (_, pem, _) = run(home.path(), &["ca", "print"]);
+    assert_eq!(pem, std::fs::read_to_string(&ca).unwrap());
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+
+    let (code, env, _) = run(home.path(), &["env", "--listen", "127.0.0.1:18080"]);
+    assert_eq!(code, 0);
+    let bundle = home.path().join(".llmtap/bundle.pem");
+    let b = bundle.to_str().unwrap();
+    let want = format!(
+        "export HTTPS_PROXY=http://127.0.0.1:18080\nexport NODE_EXTRA_CA_CERTS={}\n\
+         export SSL_CERT_FILE={b}\nexport REQUESTS_CA_BUNDLE={b}\nexport CODEX_CA_CERTIFICATE={b}\n",
+        ca.to_str().unwrap()
+    );
+    assert_eq!(env, want);
+    // The bundle replaces the system roots for Python/OpenSSL clients: it must hold both.
+    let bundle_pem = std::fs::read_to_string(&bundle).unwrap();
+    assert!(bundle_pem.ends_with(&pem), "llmtap's CA closes the bundle");
+    let (_, fish, _) = run(
+        home.path(),
+        &["env", "--shell", "fish", "--listen", "0.0.0.0:8080"],
+    );
+    assert!(
+        fish.starts_with("set -gx HTTPS_PROXY http://127.0.0.1:8080\n"),
+        "{fish}"
+    );
+    let (_, ps, _) = run(home.path(), &["env", "--shell", "powershell"]);
+    assert!(
+        ps.starts_with("$env:HTTPS_PROXY = 'http://127.0.0.1:8080'\n"),
+        "{ps}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_records_and_drains_on_sigterm_without_leaking_secrets() {
+    let upstream = FakeUpstream::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let resolve = format!("api.anthropic.com:443:{}", upstream.addr);
+    let mut llmtap = Llmtap::spawn(
+        home.path(),
+        &[
+            "--upstream-ca",
+            upstream.ca_pem_path().to_str().unwrap(),
+            "--resolve",
+            &resolve,
+            "--team",
+            "infra",
+        ],
+    );
+    let banner = llmtap.stderr();
+    assert!(
+        banner.contains(&format!("export HTTPS_PROXY=http://{}", llmtap.proxy)),
+        "{banner}"
+    );
+    assert!(banner.contains("export NODE_EXTRA_CA_CERTS="), "{banner}");
+    assert!(banner.contains("export CODEX_CA_CERTIFICATE="), "{banner}");
+
+    let (status, ca_pem) = get(llmtap.admin, "/ca.pem").await;
+    assert_eq!(status, 200);
+    assert_eq!(get(llmtap.admin, "/healthz").await.0, 200);
+    assert_eq!(get(llmtap.admin, "/readyz").await.0, 200);
+
+    let bearer = format!("Bearer {SECRET}");
+    for (case, headers) in [
+        ("stream_text", vec![("x-api-key", SECRET)]),
+        ("json_message", vec![("authorization", bearer.as_str())]),
+    ] {
+        let mut conn = client::via_proxy(llmtap.proxy, "api.anthropic.com", &ca_pem, false).await;
+        let body = FakeUpstream::fixture(case, "request.json");
+        let req =
+            client::messages_request("api.anthropic.com", "/v1/messages", &body, &headers, false);
+        let res = collect(conn.send(req).await.expect("head")).await;
+        assert_eq!(res.status, 200);
+    }
+    // A held stream is still in flight when SIGTERM arrives; the drain lets it finish.
+    let mut conn = client::via_proxy(llmtap.proxy, "api.anthropic.com", &ca_pem, false).await;
+    let body = FakeUpstream::fixture("stream_text", "request.json");
+    let req = client::messages_request(
+        "api.anthropic.com",
+        "/v1/messages",
+        &body,
+        &[("x-fake-hold", "1"), ("x-api-key", SECRET)],
+        false,
+    );
+    let held = tokio::spawn(async move { collect(conn.send(req).await.expect("head")).await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let metrics = get(llmtap.admin, "/metrics").await.1;
+    assert_eq!(
+        metric(
+            &metrics,
+            "llmtap_requests_total",
+            &[("team", "infra"), ("outcome", "ok")]
+        ),
+        2.0
+    );
+    assert_eq!(metric(&metrics, "llmtap_in_flight_calls", &[]), 1.0);
+    assert_eq!(
+        metric(
+            &metrics,
+            "llmtap_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+
+    let releaser = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        upstream.release();
+        upstream
+    });
+    let status = tokio::task::spawn_blocking(move || {
+        let status = llmtap.terminate();
+        (status, llmtap)
+    });
+    let (status, llmtap) = status.await.unwrap();
+    let held = held.await.unwrap();
+    let _upstream = releaser.await.unwrap();
+    assert!(
+        held.end.is_ok(),
+        "the in-flight stream completed during the drain"
+    );
+    assert_eq!(status.code(), Some(0), "clean exit after SIGTERM");
+
+    let stdout = llmtap.stdout();
+    let stderr = llmtap.stderr();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "one call line per call: {stdout}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(" anthropic-sdk-python anthropic ") && l.contains("team=infra"))
+    );
+    assert!(lines.iter().all(|l| l.contains(" 200 ok ")), "{stdout}");
+    for text in [&stdout, &stderr, &metrics] {
+        assert!(!text.contains(SECRET), "secret leaked into:\n{text}");
+        assert!(!text.contains("CLI-SECRET"));
+    }
+}

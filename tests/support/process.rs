@@ -1,0 +1,142 @@
+//! The real `llmtap` binary as a child process, for what only a process can show: exit
+//! codes, the startup banner, signals, and everything it writes to stdout and stderr.
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _},
+    net::SocketAddr,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    time::Duration,
+};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_llmtap");
+
+/// A command for the binary with a clean environment: only PATH, and HOME set to `home`
+/// (this machine exports SSL_CERT_FILE and friends to every process; tests must not inherit
+/// them by accident).
+pub fn command(home: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home);
+    cmd
+}
+
+pub struct Llmtap {
+    pub child: Child,
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    pub stdout: Arc<Mutex<String>>,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+fn pump(mut r: impl std::io::Read + Send + 'static, into: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .expect("lock")
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+}
+
+impl Llmtap {
+    /// Spawns `llmtap run ARGS` on ephemeral ports and waits for its banner.
+    pub fn spawn(home: &std::path::Path, args: &[&str]) -> Llmtap {
+        let mut child = command(home)
+            .args(["run", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn llmtap");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        pump(child.stdout.take().expect("stdout"), stdout.clone());
+        let err = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(err);
+            let (mut proxy, mut admin) = (None, None);
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                sink.lock().expect("lock").push_str(&line);
+                let addr = |prefix: &str| {
+                    let rest = line
+                        .trim()
+                        .strip_prefix(prefix)?
+                        .trim()
+                        .strip_prefix("http://")?;
+                    rest.trim_end_matches("/metrics").parse::<SocketAddr>().ok()
+                };
+                proxy = proxy.or_else(|| addr("proxy"));
+                admin = admin.or_else(|| addr("metrics"));
+                if let (Some(p), Some(a)) = (proxy, admin) {
+                    let _ = tx.send((p, a));
+                    proxy = None;
+                    admin = None;
+                }
+                line.clear();
+            }
+            let mut rest = String::new();
+            let _ = reader.read_to_string(&mut rest);
+            sink.lock().expect("lock").push_str(&rest);
+        });
+        let (proxy, admin) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!(
+                    "no banner from llmtap; stderr:\n{}",
+                    stderr.lock().expect("lock")
+                );
+            });
+        Llmtap {
+            child,
+            proxy,
+            admin,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // Let the pump threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("llmtap did not exit within 10 s of SIGTERM");
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().expect("lock").clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for Llmtap {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
