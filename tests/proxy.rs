@@ -434,3 +434,48 @@ async fn shutdown_drains_in_flight_streams() {
     assert_eq!(shutdown.await.unwrap(), 0, "nothing was cut");
     assert_eq!(tap.next_record().await.outcome, Outcome::Ok);
 }
+
+#[tokio::test]
+async fn ttft_is_the_first_content_delta_not_the_first_byte() {
+    let upstream = FakeUpstream::start().await;
+    let mut tap = harness::start(&upstream, &[]).await;
+    let mut conn = client::via_proxy(tap.proxy, HOST, &tap.ca_pem, false).await;
+    let headers = [("x-fake-first-delay-ms", "400")];
+    let req = client::messages_request(HOST, "/v1/messages", &body("stream_text"), &headers, false);
+    let res = collect(conn.send(req).await.expect("head")).await;
+    assert!(res.end.is_ok());
+    let record = tap.next_record().await;
+    let (ttft, first_byte) = (record.ttft.unwrap(), record.first_byte.unwrap());
+    // message_start arrives at once; the first text_delta only after the upstream's delay.
+    assert!(ttft >= Duration::from_millis(400), "{ttft:?}");
+    assert!(first_byte < Duration::from_millis(400), "{first_byte:?}");
+    assert!(record.duration >= ttft);
+}
+
+#[tokio::test]
+async fn ip_hosts_get_a_leaf_with_an_ip_san() {
+    let upstream = FakeUpstream::start().await;
+    let mut tap = harness::start(&upstream, &["--intercept", "127.0.0.1"]).await;
+    let authority = format!("127.0.0.1:{}", upstream.addr.port());
+    let tunnel = client::connect_tunnel(tap.proxy, &authority).await;
+    // Trusting only llmtap's CA and verifying the IP: succeeds only with an IP SAN leaf.
+    let tls = client::tls_over(tunnel, "127.0.0.1", client::tls(&tap.ca_pem, false))
+        .await
+        .expect("llmtap's leaf for 127.0.0.1");
+    let mut conn = client::Conn::over(tls).await;
+    let req = client::messages_request(
+        &authority,
+        "/v1/messages",
+        &body("json_message"),
+        &[],
+        false,
+    );
+    let res = collect(conn.send(req).await.expect("head")).await;
+    assert_eq!(res.status, 200);
+    let record = tap.next_record().await;
+    assert_eq!(
+        (record.host.as_str(), record.port),
+        ("127.0.0.1", upstream.addr.port())
+    );
+    assert_eq!(record.outcome, Outcome::Ok);
+}

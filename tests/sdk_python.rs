@@ -2,7 +2,7 @@
 //! sourcing what `llmtap env` prints. The SDK's results and llmtap's call lines must both
 //! match the fake upstream's fixtures.
 //!
-//! Needs `python3` with `anthropic` installed (`.ci/run` installs it). Without it the test
+//! Needs a Python with `anthropic` (`LLMTAP_PYTHON`, else `python3`; `.ci/run` installs it). Without it the test
 //! says so and passes, unless `LLMTAP_E2E=1` demands it (CI sets that), then it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(
@@ -24,9 +24,10 @@ use support::{
 const KEY: &str = "sk-ant-api03-PYTHON-SDK-SECRET-0000";
 
 /// The interpreter that has `anthropic`, as an absolute path (the test clears the env, and
-/// pyenv shims need theirs).
+/// pyenv shims need theirs). `LLMTAP_PYTHON` names it (`.ci/run` points it at its venv).
 fn python() -> Option<String> {
-    let out = Command::new("python3")
+    let python = std::env::var("LLMTAP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let out = Command::new(python)
         .args(["-c", "import anthropic, sys; print(sys.executable)"])
         .output()
         .ok()?;
