@@ -115,3 +115,79 @@ pub fn text(r: &CallRecord) -> String {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::{
+        dialects::{Operation, Provider, RequestFacts, ResponseFacts, Usage},
+        exchange::{Client, Outcome},
+    };
+
+    fn record() -> CallRecord {
+        CallRecord {
+            id: 7,
+            start: SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_079_392_345),
+            duration: Duration::from_millis(2310),
+            ttft: Some(Duration::from_millis(812)),
+            first_byte: Some(Duration::from_millis(420)),
+            provider: Provider::Anthropic,
+            operation: Operation::Chat,
+            host: "api.anthropic.com".into(),
+            port: 443,
+            method: "POST".into(),
+            path: "/v1/messages".into(),
+            status: Some(200),
+            stream: true,
+            client: Client::ClaudeCode,
+            conversation_id: None,
+            team: Some("platform".into()),
+            user: None,
+            request: Some(RequestFacts {
+                model: Some("claude-opus-4-8".into()),
+                ..Default::default()
+            }),
+            response: ResponseFacts {
+                model: Some("claude-opus-4-8".into()),
+                usage: Usage {
+                    input: Some(19199),
+                    output: Some(131),
+                    cache_read: Some(17352),
+                    cache_write_5m: Some(0),
+                    cache_write_1h: Some(1843),
+                    reasoning: None,
+                },
+                tools_called: vec!["Bash".into()],
+                complete: true,
+                ..Default::default()
+            },
+            outcome: Outcome::Ok,
+            error_type: None,
+            parse_error: None,
+            usage_missing: false,
+        }
+    }
+
+    #[test]
+    fn text_line_reads_at_a_glance() {
+        assert_eq!(
+            text(&record()),
+            "14:03:12.345Z claude-code anthropic claude-opus-4-8 200 ok in=19199 out=131 \
+             cache r=17352 w5m=0 w1h=1843 ttft=812ms dur=2310ms tools=Bash team=platform"
+        );
+    }
+
+    #[test]
+    fn json_line_has_every_field_and_the_resolved_model() {
+        let v: serde_json::Value = serde_json::from_str(&json(&record())).expect("json");
+        assert_eq!(v["time"], "2025-11-25T14:03:12.345Z");
+        assert_eq!(v["model"], "claude-opus-4-8");
+        assert_eq!(v["ttft"], 812.0);
+        assert_eq!(v["response"]["usage"]["cache_write_1h"], 1843);
+        assert_eq!(v["response"]["usage"]["reasoning"], serde_json::Value::Null);
+        assert_eq!(v["outcome"], "ok");
+        assert_eq!(v["client"], "claude-code");
+    }
+}

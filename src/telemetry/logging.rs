@@ -4,6 +4,8 @@
 //! request URIs (Gemini puts API keys in `?key=`), so those spans must never be enabled, and
 //! their per-connection chatter is noise. `LLMTAP_LOG` (EnvFilter syntax) overrides.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt as _, util::SubscriberInitExt as _};
 
 use crate::config::LogFormat;
