@@ -157,6 +157,14 @@ async fn run_serves_records_and_drains_on_sigterm_without_leaking_secrets() {
     for (case, headers) in [
         ("stream_text", vec![("x-api-key", SECRET)]),
         ("json_message", vec![("authorization", bearer.as_str())]),
+        (
+            "stream_text",
+            vec![("x-api-key", SECRET), ("x-fake-scenario", "malformed")],
+        ),
+        (
+            "stream_text",
+            vec![("x-api-key", SECRET), ("x-fake-scenario", "malformed")],
+        ),
     ] {
         let mut conn = client::via_proxy(llmtap.proxy, "api.anthropic.com", &ca_pem, false).await;
         let body = FakeUpstream::fixture(case, "request.json");
@@ -185,8 +193,14 @@ async fn run_serves_records_and_drains_on_sigterm_without_leaking_secrets() {
             "llmtap_requests_total",
             &[("team", "infra"), ("outcome", "ok")]
         ),
-        2.0
+        4.0
     );
+    let parse_errors = metric(
+        &metrics,
+        "llmtap_parse_errors_total",
+        &[("provider", "anthropic")],
+    );
+    assert_eq!(parse_errors, 2.0);
     assert_eq!(metric(&metrics, "llmtap_in_flight_calls", &[]), 1.0);
     assert_eq!(
         metric(
@@ -218,7 +232,17 @@ async fn run_serves_records_and_drains_on_sigterm_without_leaking_secrets() {
     let stdout = llmtap.stdout();
     let stderr = llmtap.stderr();
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "one call line per call: {stdout}");
+    assert_eq!(lines.len(), 5, "one call line per call: {stdout}");
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" parse_error=")).count(),
+        2,
+        "{stdout}"
+    );
+    let warnings = stderr.matches("could not parse an LLM call").count();
+    assert_eq!(
+        warnings, 1,
+        "parse failures are logged, rate-limited: {stderr}"
+    );
     assert!(
         lines
             .iter()

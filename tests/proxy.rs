@@ -479,3 +479,23 @@ async fn ip_hosts_get_a_leaf_with_an_ip_san() {
     );
     assert_eq!(record.outcome, Outcome::Ok);
 }
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_across_clients() {
+    let upstream = FakeUpstream::start().await;
+    let mut tap = harness::start(&upstream, &[]).await;
+    // Three agents, each with its own tunnel and TLS session to llmtap, one after another.
+    for _ in 0..3 {
+        let mut conn = client::via_proxy(tap.proxy, HOST, &tap.ca_pem, false).await;
+        let req = client::messages_request(HOST, "/v1/messages", &body("json_message"), &[], false);
+        let res = collect(conn.send(req).await.expect("head")).await;
+        assert_eq!(res.status, 200);
+        tap.next_record().await;
+    }
+    assert_eq!(upstream.seen().len(), 3);
+    assert_eq!(
+        upstream.connections(),
+        1,
+        "llmtap reused its pooled upstream connection"
+    );
+}

@@ -99,6 +99,8 @@ struct State {
     seen: Mutex<Vec<Seen>>,
     release: Notify,
     next_request_id: AtomicU64,
+    /// TLS connections accepted: shows whether a client reuses its connections.
+    connections: AtomicU64,
 }
 
 /// A running fake upstream. Dropping it stops the server and closes its connections.
@@ -142,6 +144,7 @@ impl FakeUpstream {
             seen: Mutex::new(Vec::new()),
             release: Notify::new(),
             next_request_id: AtomicU64::new(1),
+            connections: AtomicU64::new(0),
         });
         let server = tokio::spawn(accept_loop(
             listener,
@@ -160,6 +163,11 @@ impl FakeUpstream {
     /// The CA certificate (PEM) in a temp file that lives as long as `self`.
     pub fn ca_pem_path(&self) -> &Path {
         self.ca_file.path()
+    }
+
+    /// TLS connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Ordering::SeqCst)
     }
 
     /// Every request received so far, in arrival order.
@@ -306,6 +314,7 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<St
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
             };
+            state.connections.fetch_add(1, Ordering::SeqCst);
             let service = service_fn(move |req| handle(state.clone(), req));
             // Errors here are the point of some scenarios (reset) or the client's doing.
             let _ = http1::Builder::new()
