@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the proxy in the foreground (the default command); Ctrl-C or SIGTERM drains and exits.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the environment a client needs to go through llmtap.
     Env(EnvArgs),
     /// Where llmtap's CA is, or its PEM.
@@ -95,6 +95,62 @@ pub struct RunArgs {
     /// Diagnostics filter (tracing EnvFilter syntax).
     #[arg(long, env = "LLMTAP_LOG", hide = true)]
     pub log_filter: Option<String>,
+    /// Export spans to this OTLP endpoint; same meaning as OTEL_EXPORTER_OTLP_ENDPOINT, which
+    /// it overrides. Without an endpoint no exporter runs.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// Record prompts, completions and tool definitions in spans (off: no content anywhere).
+    #[arg(long, env = "LLMTAP_CAPTURE_CONTENT")]
+    pub capture_content: bool,
+    /// Size cap of each captured content attribute, in bytes.
+    #[arg(long, env = "LLMTAP_CAPTURE_MAX_BYTES", value_name = "BYTES", default_value_t = 16 * 1024)]
+    pub capture_max_bytes: usize,
+    #[command(flatten)]
+    pub otel: OtelEnv,
+}
+
+/// The standard OpenTelemetry SDK variables (also settable as hidden flags of the same name,
+/// so tests configure them from argument lists).
+#[derive(Debug, Clone, Default, Args)]
+pub struct OtelEnv {
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", hide = true)]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", hide = true)]
+    pub otel_exporter_otlp_traces_endpoint: Option<String>,
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", hide = true)]
+    pub otel_exporter_otlp_protocol: Option<String>,
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", hide = true)]
+    pub otel_exporter_otlp_traces_protocol: Option<String>,
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_HEADERS",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub otel_exporter_otlp_headers: Option<String>,
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub otel_exporter_otlp_traces_headers: Option<String>,
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TIMEOUT", hide = true)]
+    pub otel_exporter_otlp_timeout: Option<String>,
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", hide = true)]
+    pub otel_exporter_otlp_traces_timeout: Option<String>,
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_CERTIFICATE", hide = true)]
+    pub otel_exporter_otlp_certificate: Option<PathBuf>,
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", hide = true)]
+    pub otel_exporter_otlp_traces_certificate: Option<PathBuf>,
+    #[arg(long, env = "OTEL_SERVICE_NAME", hide = true)]
+    pub otel_service_name: Option<String>,
+    #[arg(long, env = "OTEL_RESOURCE_ATTRIBUTES", hide = true)]
+    pub otel_resource_attributes: Option<String>,
+    #[arg(long, env = "OTEL_SDK_DISABLED", hide = true)]
+    pub otel_sdk_disabled: Option<String>,
+    #[arg(long, env = "OTEL_TRACES_EXPORTER", hide = true)]
+    pub otel_traces_exporter: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -4,6 +4,8 @@
 //! `--upstream-ca`, the CA directory), each failing with one line that names the flag
 //! (exit code 2). Everything downstream takes `&Config` and never reads the environment.
 
+pub mod otlp;
+
 use std::{
     collections::BTreeSet,
     net::{IpAddr, SocketAddr},
@@ -100,6 +102,17 @@ pub struct Config {
     pub log_filter: Option<String>,
     pub drain: Duration,
     pub limits: Limits,
+    /// `None`: no exporter at all (the embedded default: call lines + `/metrics`).
+    pub otlp: Option<otlp::OtlpConfig>,
+    pub capture: Capture,
+}
+
+/// Opt-in capture of prompt and completion content into spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capture {
+    pub enabled: bool,
+    /// Cap of each content attribute, in bytes.
+    pub max_bytes: usize,
 }
 
 impl Config {
@@ -147,6 +160,11 @@ impl Config {
             log_filter: args.log_filter,
             drain: Duration::from_secs(args.drain_seconds),
             limits: Limits::default(),
+            otlp: otlp::from_env(args.otlp_endpoint.as_deref(), &args.otel)?,
+            capture: Capture {
+                enabled: args.capture_content,
+                max_bytes: args.capture_max_bytes,
+            },
         })
     }
 }

@@ -81,6 +81,9 @@ pub struct RequestFacts {
     pub system_chars: u64,
     /// Number of entries in the conversation sent.
     pub messages: u64,
+    /// The agent session named in the body (Claude Code: `metadata.user_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
 }
 
 /// What the response says, normalized across APIs.

@@ -152,6 +152,54 @@ pub struct RequestHead {
     pub client: Client,
     pub conversation_id: Option<String>,
     pub attribution: Attribution,
+    /// The W3C `traceparent` the client sent, if valid (read, never changed).
+    pub traceparent: Option<TraceParent>,
+}
+
+/// A parsed W3C `traceparent` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub sampled: bool,
+}
+
+impl TraceParent {
+    /// Parses `00-<32 hex>-<16 hex>-<2 hex>`; later versions by their first four fields, as
+    /// the W3C spec asks. Invalid or all-zero ids give `None`.
+    pub fn parse(value: &str) -> Option<TraceParent> {
+        let mut parts = value.trim().split('-');
+        let (version, trace, span, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let version = u8::from_str_radix(version, 16)
+            .ok()
+            .filter(|_| version.len() == 2)?;
+        if version == 0xff || (version == 0 && parts.next().is_some()) {
+            return None;
+        }
+        fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+            if s.len() != N * 2
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return None;
+            }
+            let mut out = [0u8; N];
+            for (i, byte) in out.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
+            }
+            Some(out)
+        }
+        let trace_id = hex::<16>(trace).filter(|t| t.iter().any(|&b| b != 0))?;
+        let span_id = hex::<8>(span).filter(|s| s.iter().any(|&b| b != 0))?;
+        let flags = hex::<1>(flags)?;
+        Some(TraceParent {
+            trace_id,
+            span_id,
+            sampled: flags[0] & 1 == 1,
+        })
+    }
 }
 
 /// Everything known about a finished call. Built once; the call line, metrics (and later
@@ -179,7 +227,10 @@ pub struct CallRecord {
     /// The response was an event stream.
     pub stream: bool,
     pub client: Client,
+    /// The agent session (header, else request body): one trace per session.
     pub conversation_id: Option<String>,
+    #[serde(skip)]
+    pub traceparent: Option<TraceParent>,
     pub team: Option<String>,
     pub user: Option<String>,
     /// `None` when the request body could not be read or parsed.
@@ -568,7 +619,11 @@ impl Pending {
             status: self.status,
             stream: self.sse,
             client: self.head.client,
-            conversation_id: self.head.conversation_id,
+            conversation_id: self
+                .head
+                .conversation_id
+                .or_else(|| request.as_ref().and_then(|r| r.conversation_id.clone())),
+            traceparent: self.head.traceparent,
             team: self.head.attribution.team,
             user: self.head.attribution.user,
             request,
@@ -653,6 +708,28 @@ mod tests {
         ];
         for (ua, want) in cases {
             assert_eq!(Client::from_user_agent(ua), want, "{ua}");
+        }
+    }
+
+    #[test]
+    fn traceparent_parses_per_w3c() {
+        let tp = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .expect("valid");
+        assert_eq!(tp.trace_id[0], 0x4b);
+        assert_eq!(tp.span_id[7], 0xb7);
+        assert!(tp.sampled);
+        let future =
+            TraceParent::parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-x");
+        assert_eq!(future.map(|t| t.sampled), Some(false));
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f35-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(TraceParent::parse(bad), None, "{bad}");
         }
     }
 

@@ -35,7 +35,7 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("cannot start telemetry: {0}")]
-    Telemetry(#[from] prometheus::Error),
+    Telemetry(#[from] telemetry::TelemetryError),
     #[error(transparent)]
     Proxy(#[from] ProxyError),
 }
@@ -75,7 +75,7 @@ pub async fn start(
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| ConfigError::new("--admin", e.to_string()))?;
-    let telemetry = Telemetry::start(config.limits, config.calls, calls_out)?;
+    let telemetry = Telemetry::start(config.limits, config.calls, calls_out, config.otlp.as_ref())?;
     let (stop, stopped) = watch::channel(false);
     let admin = Arc::new(Admin {
         telemetry: telemetry.clone(),
@@ -130,6 +130,7 @@ impl Running {
             tracing::warn!(calls = left, "drain period over; cutting in-flight calls");
         }
         self.telemetry.flush(Duration::from_secs(2)).await;
+        self.telemetry.shutdown_spans(Duration::from_secs(3)).await;
         self.admin_task.abort();
         left
     }

@@ -18,13 +18,12 @@ fn fail(code: u8, err: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Run(cli.run)) {
+    match cli.command.unwrap_or(Command::Run(Box::new(cli.run))) {
         Command::Run(args) => {
-            let config = match Config::from_args(args) {
+            let config = match Config::from_args(*args) {
                 Ok(config) => config,
                 Err(err) => return fail(2, err),
             };
-            logging::init(config.log_format, config.log_filter.as_deref());
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -92,8 +91,25 @@ async fn run(config: Config) -> ExitCode {
         Err(StartError::Config(err)) => return fail(2, err),
         Err(err) => return fail(1, err),
     };
+    let tracer = running
+        .telemetry
+        .spans
+        .as_ref()
+        .map(|s| s.internal_tracer());
+    logging::init(config.log_format, config.log_filter.as_deref(), tracer);
     eprintln!("{}", llmtap::banner(&running, &config));
-    running.run_until(signal()).await;
+    tracing::info_span!(
+        "llmtap.start",
+        version = env!("CARGO_PKG_VERSION"),
+        proxy = %running.proxy_addr,
+        admin = %running.admin_addr,
+        intercepted_hosts = config.intercept.len(),
+    )
+    .in_scope(|| tracing::info!("llmtap is running"));
+    let cut = running.run_until(signal()).await;
+    if cut > 0 {
+        tracing::warn!(calls = cut, "exited with calls still in flight");
+    }
     ExitCode::SUCCESS
 }
 

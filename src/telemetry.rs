@@ -7,9 +7,11 @@
 
 pub mod admin;
 pub mod calls;
+pub mod export;
 pub mod logging;
 pub mod metrics;
 pub mod names;
+pub mod spans;
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
@@ -23,11 +25,21 @@ use std::{
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 
 use crate::{
-    config::{CallsFormat, Limits},
+    config::{CallsFormat, Limits, otlp::OtlpConfig},
     exchange::{CallRecord, Pending},
 };
 use calls::CallWriter;
+use export::{ExportError, Health};
 use metrics::Metrics;
+use spans::Spans;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Export(#[from] ExportError),
+}
 
 /// Calls waiting for the worker before new ones are dropped (and counted).
 const QUEUE: usize = 16 * 1024;
@@ -47,6 +59,8 @@ pub struct Telemetry {
     tx: mpsc::Sender<Msg>,
     records: broadcast::Sender<Arc<CallRecord>>,
     parse_warning: RateLimit,
+    /// `None`: no OTLP endpoint configured, no exporter at all.
+    pub spans: Option<Spans>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -58,22 +72,33 @@ impl std::fmt::Debug for Telemetry {
 }
 
 impl Telemetry {
-    /// Builds the sink and starts its worker thread, which writes call lines to `calls`.
+    /// Builds the sink and starts its worker thread, which writes call lines to `calls`;
+    /// with an OTLP config, also the span pipeline (call from within the runtime).
     pub fn start(
         limits: Limits,
         format: CallsFormat,
         calls: Box<dyn std::io::Write + Send>,
-    ) -> Result<Arc<Telemetry>, prometheus::Error> {
+        otlp: Option<&OtlpConfig>,
+    ) -> Result<Arc<Telemetry>, TelemetryError> {
         let (tx, mut rx) = mpsc::channel(QUEUE);
+        let metrics = Metrics::new(metrics::Caps::default())?;
+        let health = Health {
+            spans_dropped: metrics.spans_dropped.clone(),
+            export_failures: metrics.export_failures.clone(),
+        };
+        let spans = otlp
+            .map(|config| Spans::start(config, health))
+            .transpose()?;
         let telemetry = Arc::new(Telemetry {
             limits,
             next_id: AtomicU64::new(1),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
-            metrics: Metrics::new(metrics::Caps::default())?,
+            metrics,
             tx,
             records: broadcast::channel(1024).0,
             parse_warning: RateLimit::new(Duration::from_secs(10)),
+            spans,
         });
         let worker = Arc::downgrade(&telemetry);
         let mut writer = CallWriter::new(format, calls);
@@ -158,6 +183,20 @@ impl Telemetry {
         }
     }
 
+    /// Flushes and stops span export within `timeout`, off the runtime's worker threads.
+    pub async fn shutdown_spans(self: &Arc<Self>, timeout: Duration) {
+        if self.spans.is_none() {
+            return;
+        }
+        let this = self.clone();
+        let flush = tokio::task::spawn_blocking(move || {
+            if let Some(spans) = &this.spans {
+                spans.shutdown(timeout);
+            }
+        });
+        let _ = tokio::time::timeout(timeout + Duration::from_millis(500), flush).await;
+    }
+
     /// Every record from now on (tests, `wrap`'s summary). Lagging receivers lose records.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<CallRecord>> {
         self.records.subscribe()
@@ -166,10 +205,15 @@ impl Telemetry {
     /// The one place a finished call reaches every output.
     fn emit(&self, record: CallRecord, writer: &mut CallWriter) {
         self.metrics.record(&record);
+        if let Some(spans) = &self.spans {
+            spans.record(&record);
+        }
         if let Some(kind) = record.parse_error
             && let Some(suppressed) = self.parse_warning.allow()
         {
-            tracing::warn!(
+            // In a span of its own so that it also reaches the trace backend.
+            tracing::warn_span!("llmtap.parse_failure", kind = kind.as_str()).in_scope(|| {
+                tracing::warn!(
                     call = record.id,
                     provider = record.provider.as_str(),
                     path = %record.path,
@@ -177,7 +221,8 @@ impl Telemetry {
                     suppressed,
                     "could not parse an LLM call; bytes were forwarded unchanged and the call \
                      is recorded with what is known"
-            );
+                );
+            });
         }
         writer.write(&record);
         let _ = self.records.send(Arc::new(record));

@@ -67,7 +67,22 @@ fn parse_request(operation: Operation, body: &[u8]) -> Result<RequestFacts, Pars
             .get("messages")
             .and_then(Value::as_array)
             .map_or(0, |m| m.len() as u64),
+        conversation_id: v
+            .get("metadata")
+            .and_then(|m| m.get("user_id"))
+            .and_then(Value::as_str)
+            .and_then(session_from_user_id),
     })
+}
+
+/// Claude Code's `metadata.user_id` carries the session: either
+/// `user_<hash>_account_<uuid>_session_<uuid>` or a JSON object with `session_id`.
+fn session_from_user_id(user_id: &str) -> Option<String> {
+    let id = match serde_json::from_str::<Value>(user_id) {
+        Ok(v) => v.get("session_id")?.as_str()?.to_owned(),
+        Err(_) => user_id.rsplit_once("_session_")?.1.to_owned(),
+    };
+    (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())).then_some(id)
 }
 
 fn chars(s: &str) -> u64 {
@@ -331,6 +346,18 @@ mod tests {
                 reasoning: None,
             }
         );
+    }
+
+    #[test]
+    fn session_comes_from_claude_code_user_ids() {
+        let legacy = "user_9f8e_account_1c2d3e4f-0000-4000-8000-000000000001_session_7a6b5c4d-0000-4000-8000-000000000002";
+        assert_eq!(
+            session_from_user_id(legacy).as_deref(),
+            Some("7a6b5c4d-0000-4000-8000-000000000002")
+        );
+        let json = r#"{"device_id":"d","account_uuid":"a","session_id":"s-123"}"#;
+        assert_eq!(session_from_user_id(json).as_deref(), Some("s-123"));
+        assert_eq!(session_from_user_id("user_abc"), None);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::tap_body::tap;
 use crate::{
     config::Config,
     dialects,
-    exchange::{Attribution, Client, Exchange, RequestHead},
+    exchange::{Attribution, Client, Exchange, RequestHead, TraceParent},
     telemetry::{RateLimit, Telemetry},
 };
 
@@ -95,11 +95,19 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name)?.to_str().ok()
 }
 
+/// Headers in which agents name their session: Claude Code's, then the Codex CLI's
+/// (`session_id`, `conversation_id`, sent with every Responses call).
+const SESSION_HEADERS: &[&str] = &["x-claude-code-session-id", "session_id", "conversation_id"];
+
 /// A client-sent session id, if it looks like one (bounded, printable, no spaces).
 fn session_id(headers: &HeaderMap) -> Option<String> {
-    let id = header_str(headers, "x-claude-code-session-id")?;
-    (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
-        .then(|| id.to_owned())
+    SESSION_HEADERS
+        .iter()
+        .filter_map(|name| header_str(headers, name))
+        .find_map(|id| {
+            (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+                .then(|| id.to_owned())
+        })
 }
 
 fn classify(err: &ClientError) -> &'static str {
@@ -151,6 +159,7 @@ impl HttpHandler for Tap {
             client: Client::from_user_agent(header_str(headers, "user-agent").unwrap_or_default()),
             conversation_id: session_id(headers),
             attribution: self.shared.attribution.clone(),
+            traceparent: header_str(headers, "traceparent").and_then(TraceParent::parse),
         };
         let exchange = Exchange::start(self.shared.telemetry.clone(), route, head);
         let observer = exchange.request_observer();
@@ -175,7 +184,9 @@ impl HttpHandler for Tap {
         let kind = classify(&err);
         if let Some(suppressed) = self.shared.upstream_warning.allow() {
             // Debug of hyper-util's error holds the cause chain, never the URI or headers.
-            tracing::warn!(kind, error = ?err, suppressed, "upstream request failed; client gets 502");
+            tracing::warn_span!("llmtap.upstream_failure", kind).in_scope(|| {
+                tracing::warn!(kind, error = ?err, suppressed, "upstream request failed; client gets 502");
+            });
         }
         if let Some(exchange) = self.call.take() {
             exchange.upstream_failed(kind);

@@ -143,6 +143,7 @@ mod tests {
             stream: true,
             client: Client::ClaudeCode,
             conversation_id: None,
+            traceparent: None,
             team: Some("platform".into()),
             user: None,
             request: Some(RequestFacts {

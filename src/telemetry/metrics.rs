@@ -85,6 +85,8 @@ pub struct Metrics {
     pub(crate) in_flight: IntGauge,
     tunnels: IntCounterVec,
     pub(crate) records_dropped: IntCounter,
+    pub(crate) spans_dropped: IntCounter,
+    pub(crate) export_failures: IntCounter,
     overflow: IntCounterVec,
     model: Capped,
     tool: Capped,
@@ -177,6 +179,16 @@ impl Metrics {
             "Finished calls not recorded because the telemetry queue was full.",
         )?;
         registry.register(Box::new(records_dropped.clone()))?;
+        let spans_dropped = IntCounter::new(
+            n::SPANS_DROPPED_TOTAL,
+            "Spans not exported: queue full or export failed (traffic unaffected).",
+        )?;
+        registry.register(Box::new(spans_dropped.clone()))?;
+        let export_failures = IntCounter::new(
+            n::OTLP_EXPORT_FAILURES_TOTAL,
+            "OTLP export requests that failed.",
+        )?;
+        registry.register(Box::new(export_failures.clone()))?;
         // A gauge fixed at 1, by Prometheus convention for build information.
         let build_info = prometheus::IntGaugeVec::new(
             Opts::new(n::BUILD_INFO, "llmtap build information."),
@@ -202,6 +214,8 @@ impl Metrics {
             in_flight,
             tunnels,
             records_dropped,
+            spans_dropped,
+            export_failures,
             overflow,
             model: Capped::new(n::MODEL, caps.model),
             tool: Capped::new(n::TOOL, caps.tool),

@@ -48,3 +48,55 @@ pub const TOKEN_REASONING: &str = "reasoning";
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
 ];
+
+pub const SPANS_DROPPED_TOTAL: &str = "llmtap_spans_dropped_total";
+pub const OTLP_EXPORT_FAILURES_TOTAL: &str = "llmtap_otlp_export_failures_total";
+
+/// Span attribute keys (DESIGN §5): the GenAI semantic conventions, then llmtap's own.
+pub mod attr {
+    pub const OPERATION_NAME: &str = "gen_ai.operation.name";
+    pub const PROVIDER_NAME: &str = "gen_ai.provider.name";
+    pub const REQUEST_MODEL: &str = "gen_ai.request.model";
+    pub const RESPONSE_MODEL: &str = "gen_ai.response.model";
+    pub const RESPONSE_ID: &str = "gen_ai.response.id";
+    pub const RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
+    pub const REQUEST_MAX_TOKENS: &str = "gen_ai.request.max_tokens";
+    pub const REQUEST_TEMPERATURE: &str = "gen_ai.request.temperature";
+    pub const USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+    pub const USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+    pub const USAGE_CACHE_READ: &str = "gen_ai.usage.cache_read.input_tokens";
+    pub const USAGE_CACHE_CREATION: &str = "gen_ai.usage.cache_creation.input_tokens";
+    pub const USAGE_REASONING: &str = "gen_ai.usage.reasoning.output_tokens";
+    pub const CONVERSATION_ID: &str = "gen_ai.conversation.id";
+    pub const SYSTEM_INSTRUCTIONS: &str = "gen_ai.system_instructions";
+    pub const INPUT_MESSAGES: &str = "gen_ai.input.messages";
+    pub const OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
+    pub const TOOL_DEFINITIONS: &str = "gen_ai.tool.definitions";
+    pub const SERVER_ADDRESS: &str = "server.address";
+    pub const SERVER_PORT: &str = "server.port";
+    pub const HTTP_METHOD: &str = "http.request.method";
+    pub const HTTP_STATUS: &str = "http.response.status_code";
+    pub const ERROR_TYPE: &str = "error.type";
+
+    pub const STREAM: &str = "llmtap.stream";
+    pub const TTFT_MS: &str = "llmtap.ttft_ms";
+    pub const CACHE_WRITE_5M: &str = "llmtap.usage.cache_creation.5m_input_tokens";
+    pub const CACHE_WRITE_1H: &str = "llmtap.usage.cache_creation.1h_input_tokens";
+    pub const COST_USD: &str = "llmtap.cost_usd";
+    pub const TOOLS_OFFERED: &str = "llmtap.tools.offered";
+    pub const TOOLS_OFFERED_NAMES: &str = "llmtap.tools.offered_names";
+    pub const TOOLS_CALLED: &str = "llmtap.tools.called";
+    pub const SYSTEM_CHARS: &str = "llmtap.request.system_chars";
+    pub const MESSAGES: &str = "llmtap.request.messages";
+    pub const CLIENT: &str = "llmtap.client";
+    pub const TEAM: &str = "llmtap.team";
+    pub const USER: &str = "llmtap.user";
+    pub const OUTCOME: &str = "llmtap.outcome";
+    pub const USAGE_MISSING: &str = "llmtap.usage_missing";
+    pub const PARSE_ERROR: &str = "llmtap.parse_error";
+    /// Content attributes that hit `--capture-max-bytes` (string[]).
+    pub const CONTENT_TRUNCATED: &str = "llmtap.content.truncated";
+
+    /// Event at the time-to-first-token instant.
+    pub const FIRST_TOKEN_EVENT: &str = "gen_ai.first_token";
+}

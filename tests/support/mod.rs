@@ -8,5 +8,6 @@
 
 pub mod client;
 pub mod harness;
+pub mod otlp;
 pub mod process;
 pub mod upstream;

@@ -1,0 +1,315 @@
+//! Getting spans to the collector: a bounded queue, a batching export thread, and the
+//! counters that tell when it fails.
+//!
+//! Owns: the [`SpanProcessor`] that every span ends in (`on_end` is a `try_send`: it never
+//! blocks, a full queue drops the span and counts it in `llmtap_spans_dropped_total`), the
+//! export thread that batches and sends, `llmtap_otlp_export_failures_total`, the
+//! rate-limited "collector unreachable" warning, and a bounded flush at shutdown.
+//! The SDK's own BatchSpanProcessor drops silently; counting is why this exists.
+//!
+//! Export runs on its own thread: the gRPC exporter is driven inside the tokio runtime's
+//! context (tonic needs its reactor), the HTTP exporter with a blocking reqwest client
+//! outside it. Neither ever runs on the data path.
+
+use std::{
+    sync::{
+        Arc,
+        mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError},
+    },
+    time::{Duration, Instant},
+};
+
+use opentelemetry::Context;
+use opentelemetry_otlp::{
+    SpanExporter, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
+};
+use opentelemetry_sdk::{
+    Resource,
+    error::{OTelSdkError, OTelSdkResult},
+    trace::{Span, SpanData, SpanExporter as _, SpanProcessor},
+};
+use prometheus::IntCounter;
+
+use super::RateLimit;
+use crate::config::otlp::{OtlpConfig, Protocol};
+
+/// Spans waiting for export before new ones are dropped.
+const QUEUE: usize = 8192;
+const BATCH: usize = 512;
+/// Longest a span waits in a partial batch.
+const DELAY: Duration = Duration::from_millis(500);
+
+/// Counters the export path moves.
+#[derive(Clone, Debug)]
+pub struct Health {
+    pub spans_dropped: IntCounter,
+    pub export_failures: IntCounter,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("cannot build the OTLP exporter: {0}")]
+    Build(String),
+    #[error("cannot start the export thread: {0}")]
+    Thread(std::io::Error),
+}
+
+enum Msg {
+    Span(Box<SpanData>),
+    Resource(Resource),
+    Flush(mpsc::Sender<()>),
+    Shutdown(mpsc::Sender<()>),
+}
+
+/// The span processor: hands spans to the export thread without ever waiting.
+#[derive(Debug)]
+pub struct Queue {
+    tx: SyncSender<Msg>,
+    health: Health,
+}
+
+impl Queue {
+    /// Builds the exporter (on the export thread) and starts that thread. Must be called
+    /// from within the tokio runtime (gRPC needs its handle).
+    pub fn start(config: &OtlpConfig, health: Health) -> Result<Queue, ExportError> {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let runtime = tokio::runtime::Handle::current();
+        let config = config.clone();
+        let thread_health = health.clone();
+        std::thread::Builder::new()
+            .name("llmtap-otlp".into())
+            .spawn(move || {
+                let built = match config.protocol {
+                    // tonic's channel spawns onto the runtime; build and drive it there.
+                    Protocol::Grpc => {
+                        let _guard = runtime.enter();
+                        grpc(&config)
+                    }
+                    Protocol::HttpProtobuf => http(&config),
+                };
+                match built {
+                    Ok(exporter) => {
+                        let _ = ready_tx.send(Ok(()));
+                        let driver = Driver {
+                            exporter,
+                            config,
+                            health: thread_health,
+                            runtime,
+                        };
+                        driver.run(rx);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            })
+            .map_err(ExportError::Thread)?;
+        ready_rx
+            .recv()
+            .unwrap_or_else(|_| Err(ExportError::Build("export thread ended".into())))?;
+        Ok(Queue { tx, health })
+    }
+
+    fn request(
+        &self,
+        make: impl FnOnce(mpsc::Sender<()>) -> Msg,
+        timeout: Duration,
+    ) -> OTelSdkResult {
+        let (done, wait) = mpsc::channel();
+        // A full queue must not block a flush forever: give up after the timeout.
+        let deadline = Instant::now() + timeout;
+        let mut msg = make(done);
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
+                    msg = back;
+                    std::thread::park_timeout(Duration::from_millis(5));
+                }
+                Err(_) => return Err(OTelSdkError::Timeout(timeout)),
+            }
+        }
+        wait.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|_| OTelSdkError::Timeout(timeout))
+    }
+}
+
+impl SpanProcessor for Queue {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if self.tx.try_send(Msg::Span(Box::new(span))).is_err() {
+            self.health.spans_dropped.inc();
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.request(Msg::Flush, Duration::from_secs(5))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.request(Msg::Shutdown, timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        if self.tx.try_send(Msg::Resource(resource.clone())).is_err() {
+            tracing::warn!(target: "llmtap::export", "cannot hand the resource to the export thread");
+        }
+    }
+}
+
+struct Driver {
+    exporter: SpanExporter,
+    config: OtlpConfig,
+    health: Health,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Driver {
+    fn run(mut self, rx: Receiver<Msg>) {
+        let warning = RateLimit::new(Duration::from_secs(60));
+        let mut batch: Vec<SpanData> = Vec::with_capacity(BATCH);
+        let mut oldest: Option<Instant> = None;
+        loop {
+            let wait = oldest.map_or(Duration::from_secs(3600), |t| {
+                DELAY.saturating_sub(t.elapsed())
+            });
+            match rx.recv_timeout(wait) {
+                Ok(Msg::Span(span)) => {
+                    oldest.get_or_insert_with(Instant::now);
+                    batch.push(*span);
+                    if batch.len() >= BATCH {
+                        self.export(&mut batch, &warning);
+                        oldest = None;
+                    }
+                }
+                Ok(Msg::Resource(resource)) => self.exporter.set_resource(&resource),
+                Ok(Msg::Flush(done)) => {
+                    self.export(&mut batch, &warning);
+                    oldest = None;
+                    let _ = done.send(());
+                }
+                Ok(Msg::Shutdown(done)) => {
+                    self.export(&mut batch, &warning);
+                    let _ = self.exporter.shutdown_with_timeout(Duration::from_secs(1));
+                    let _ = done.send(());
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    self.export(&mut batch, &warning);
+                    oldest = None;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.export(&mut batch, &warning);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn export(&self, batch: &mut Vec<SpanData>, warning: &RateLimit) {
+        if batch.is_empty() {
+            return;
+        }
+        let spans = std::mem::replace(batch, Vec::with_capacity(BATCH));
+        let count = spans.len() as u64;
+        let result = match self.config.protocol {
+            Protocol::Grpc => self.runtime.block_on(self.exporter.export(spans)),
+            Protocol::HttpProtobuf => futures_executor::block_on(self.exporter.export(spans)),
+        };
+        if let Err(err) = result {
+            self.health.export_failures.inc();
+            self.health.spans_dropped.inc_by(count);
+            if let Some(suppressed) = warning.allow() {
+                tracing::warn!(
+                    target: "llmtap::export",
+                    endpoint = %self.config.endpoint,
+                    %err,
+                    spans = count,
+                    suppressed,
+                    "cannot export spans to the OTLP collector; traffic is unaffected, spans are \
+                     dropped and counted in llmtap_spans_dropped_total"
+                );
+            }
+        }
+    }
+}
+
+fn roots_pem(config: &OtlpConfig) -> Result<Option<Vec<u8>>, ExportError> {
+    config
+        .certificate
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path)
+                .map_err(|e| ExportError::Build(format!("cannot read {}: {e}", path.display())))
+        })
+        .transpose()
+}
+
+fn grpc(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
+    use hudsucker::hyper::http::{HeaderMap, HeaderName, HeaderValue};
+    use opentelemetry_otlp::tonic_types::{
+        metadata::MetadataMap,
+        transport::{Certificate, ClientTlsConfig},
+    };
+    let mut headers = HeaderMap::new();
+    for (key, value) in &config.headers {
+        let key = HeaderName::from_bytes(key.as_bytes())
+            .map_err(|_| ExportError::Build(format!("header '{key}' is not a valid name")))?;
+        let value = HeaderValue::from_str(&value.0)
+            .map_err(|_| ExportError::Build(format!("the value of header '{key}' is invalid")))?;
+        headers.insert(key, value);
+    }
+    let metadata = MetadataMap::from_headers(headers);
+    let mut builder = SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(config.endpoint.clone())
+        .with_timeout(config.timeout)
+        .with_metadata(metadata);
+    if config.endpoint.starts_with("https://") {
+        let mut tls = ClientTlsConfig::new()
+            .with_webpki_roots()
+            .with_native_roots();
+        if let Some(pem) = roots_pem(config)? {
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        builder = builder.with_tls_config(tls);
+    }
+    builder
+        .build()
+        .map_err(|e| ExportError::Build(e.to_string()))
+}
+
+fn http(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
+    let provider = Arc::new(hudsucker::rustls::crypto::aws_lc_rs::default_provider());
+    let mut extra = Vec::new();
+    if let Some(pem) = roots_pem(config)? {
+        use hudsucker::rustls::pki_types::{CertificateDer, pem::PemObject as _};
+        for der in CertificateDer::pem_slice_iter(&pem) {
+            extra.push(der.map_err(|e| ExportError::Build(format!("collector CA: {e:?}")))?);
+        }
+    }
+    let tls = crate::proxy::upstream::tls_config(provider, &crate::config::system_roots(), &extra)
+        .map_err(|e| ExportError::Build(e.to_string()))?;
+    let client = reqwest::blocking::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(config.timeout)
+        .build()
+        .map_err(|e| ExportError::Build(e.to_string()))?;
+    SpanExporter::builder()
+        .with_http()
+        .with_http_client(client)
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_endpoint(config.endpoint.clone())
+        .with_timeout(config.timeout)
+        .with_headers(
+            config
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.0.clone()))
+                .collect(),
+        )
+        .build()
+        .map_err(|e| ExportError::Build(e.to_string()))
+}

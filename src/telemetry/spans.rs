@@ -1,0 +1,256 @@
+//! One OpenTelemetry span per call, following the GenAI semantic conventions (DESIGN §5).
+//!
+//! Owns: the tracer provider (resource from `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`,
+//! the export [`Queue`]), the span built from a finished [`CallRecord`] with the call's real
+//! start and end times, and trace placement: child of the client's `traceparent`, else one
+//! trace per agent session (trace id derived from the conversation id), else a root span.
+//! Does not own: how spans travel (`export`) or what the call was (`exchange`).
+
+use std::{cell::Cell, time::Duration};
+
+use opentelemetry::{
+    Context, KeyValue, StringValue, Value,
+    trace::{
+        Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt as _, TraceFlags,
+        TraceId, TraceState, Tracer as _, TracerProvider as _,
+    },
+};
+use opentelemetry_sdk::{
+    Resource,
+    trace::{IdGenerator, RandomIdGenerator, SdkTracer, SdkTracerProvider},
+};
+
+use super::{
+    export::{ExportError, Health, Queue},
+    names::attr,
+};
+use crate::{config::otlp::OtlpConfig, exchange::CallRecord};
+
+thread_local! {
+    /// The trace id the next root span on this thread must use (session traces).
+    static NEXT_TRACE_ID: Cell<Option<TraceId>> = const { Cell::new(None) };
+}
+
+/// Random ids, except a root span whose trace id was chosen from its session.
+#[derive(Debug, Default)]
+struct SessionIds(RandomIdGenerator);
+
+impl IdGenerator for SessionIds {
+    fn new_trace_id(&self) -> TraceId {
+        NEXT_TRACE_ID
+            .with(Cell::take)
+            .unwrap_or_else(|| self.0.new_trace_id())
+    }
+
+    fn new_span_id(&self) -> SpanId {
+        self.0.new_span_id()
+    }
+}
+
+/// The trace id of a session: the first 16 bytes of SHA-256 of its id, so every llmtap
+/// instance (and every restart) puts one session's calls in the same trace.
+pub fn session_trace_id(conversation_id: &str) -> TraceId {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, conversation_id.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest.as_ref()[..16]);
+    TraceId::from_bytes(bytes)
+}
+
+pub struct Spans {
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+}
+
+impl std::fmt::Debug for Spans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spans").finish_non_exhaustive()
+    }
+}
+
+impl Spans {
+    /// Starts the export pipeline. Call from within the tokio runtime.
+    pub fn start(config: &OtlpConfig, health: Health) -> Result<Spans, ExportError> {
+        let queue = Queue::start(config, health)?;
+        let resource = Resource::builder_empty()
+            .with_service_name(config.service_name.clone())
+            .with_attributes(
+                config
+                    .resource
+                    .iter()
+                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+                    .chain([
+                        KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+                        KeyValue::new("telemetry.sdk.name", "opentelemetry"),
+                        KeyValue::new("telemetry.sdk.language", "rust"),
+                    ]),
+            )
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_resource(resource)
+            .with_id_generator(SessionIds::default())
+            .with_span_processor(queue)
+            .build();
+        let tracer = provider.tracer("llmtap");
+        Ok(Spans { provider, tracer })
+    }
+
+    /// The tracer for llmtap's own diagnostics (tracing-opentelemetry).
+    pub fn internal_tracer(&self) -> SdkTracer {
+        self.provider.tracer("llmtap-internal")
+    }
+
+    /// Flushes and stops export, waiting at most `timeout`. Blocking: call off the runtime.
+    pub fn shutdown(&self, timeout: Duration) {
+        if let Err(err) = self.provider.shutdown_with_timeout(timeout) {
+            tracing::warn!(target: "llmtap::export", %err, "spans not all flushed at shutdown");
+        }
+    }
+
+    /// Builds and ends the span of one call. Non-blocking: ending hands it to the queue.
+    pub fn record(&self, r: &CallRecord) {
+        let parent = match (&r.traceparent, &r.conversation_id) {
+            (Some(tp), _) => Context::new().with_remote_span_context(SpanContext::new(
+                TraceId::from_bytes(tp.trace_id),
+                SpanId::from_bytes(tp.span_id),
+                if tp.sampled {
+                    TraceFlags::SAMPLED
+                } else {
+                    TraceFlags::default()
+                },
+                true,
+                TraceState::default(),
+            )),
+            (None, Some(session)) => {
+                NEXT_TRACE_ID.with(|next| next.set(Some(session_trace_id(session))));
+                Context::new()
+            }
+            (None, None) => Context::new(),
+        };
+        let end = r.start + r.duration;
+        let mut span = self
+            .tracer
+            .span_builder(span_name(r))
+            .with_kind(SpanKind::Client)
+            .with_start_time(r.start)
+            .with_attributes(attributes(r))
+            .start_with_context(&self.tracer, &parent);
+        // A sampled-out parent means no id was drawn; never leak the session id to the next.
+        NEXT_TRACE_ID.with(Cell::take);
+        if let Some(ttft) = r.ttft {
+            span.add_event_with_timestamp(attr::FIRST_TOKEN_EVENT, r.start + ttft, vec![]);
+        }
+        if let Some(error) = &r.error_type {
+            span.set_status(Status::error(error.clone()));
+        }
+        span.end_with_timestamp(end.max(r.start));
+    }
+}
+
+/// `"{operation} {request model}"`, or the operation alone when the model is unknown.
+pub fn span_name(r: &CallRecord) -> String {
+    let model = r
+        .request
+        .as_ref()
+        .and_then(|q| q.model.as_deref())
+        .or(r.response.model.as_deref());
+    match model {
+        Some(model) => format!("{} {model}", r.operation.as_str()),
+        None => r.operation.as_str().to_owned(),
+    }
+}
+
+fn strings(items: &[String]) -> Value {
+    Value::Array(
+        items
+            .iter()
+            .map(|s| StringValue::from(s.clone()))
+            .collect::<Vec<_>>()
+            .into(),
+    )
+}
+
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Every attribute the call has; absent facts are left out, never sent as zero.
+pub fn attributes(r: &CallRecord) -> Vec<KeyValue> {
+    let mut a = vec![
+        KeyValue::new(attr::OPERATION_NAME, r.operation.as_str()),
+        KeyValue::new(attr::PROVIDER_NAME, r.provider.as_str()),
+        KeyValue::new(attr::SERVER_ADDRESS, r.host.clone()),
+        KeyValue::new(attr::SERVER_PORT, i64::from(r.port)),
+        KeyValue::new(attr::HTTP_METHOD, r.method.clone()),
+        KeyValue::new(attr::STREAM, r.stream),
+        KeyValue::new(attr::CLIENT, r.client.as_str()),
+        KeyValue::new(attr::OUTCOME, r.outcome.as_str()),
+        KeyValue::new(attr::USAGE_MISSING, r.usage_missing),
+    ];
+    let mut push = |key: &'static str, value: Option<Value>| {
+        if let Some(value) = value {
+            a.push(KeyValue::new(key, value));
+        }
+    };
+    if let Some(q) = &r.request {
+        push(attr::REQUEST_MODEL, q.model.clone().map(Value::from));
+        push(
+            attr::REQUEST_MAX_TOKENS,
+            q.max_tokens.map(|v| Value::I64(int(v))),
+        );
+        push(attr::REQUEST_TEMPERATURE, q.temperature.map(Value::F64));
+        push(
+            attr::TOOLS_OFFERED,
+            Some(Value::I64(q.tools_offered.len() as i64)),
+        );
+        push(
+            attr::TOOLS_OFFERED_NAMES,
+            (!q.tools_offered.is_empty()).then(|| strings(&q.tools_offered)),
+        );
+        push(attr::SYSTEM_CHARS, Some(Value::I64(int(q.system_chars))));
+        push(attr::MESSAGES, Some(Value::I64(int(q.messages))));
+    }
+    let p = &r.response;
+    push(attr::RESPONSE_MODEL, p.model.clone().map(Value::from));
+    push(attr::RESPONSE_ID, p.id.clone().map(Value::from));
+    push(
+        attr::RESPONSE_FINISH_REASONS,
+        (!p.finish_reasons.is_empty()).then(|| strings(&p.finish_reasons)),
+    );
+    push(
+        attr::TOOLS_CALLED,
+        (!p.tools_called.is_empty()).then(|| strings(&p.tools_called)),
+    );
+    let u = &p.usage;
+    let tokens = |v: Option<u64>| v.map(|v| Value::I64(int(v)));
+    push(attr::USAGE_INPUT_TOKENS, tokens(u.input));
+    push(attr::USAGE_OUTPUT_TOKENS, tokens(u.output));
+    push(attr::USAGE_CACHE_READ, tokens(u.cache_read));
+    let created = match (u.cache_write_5m, u.cache_write_1h) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+    };
+    push(attr::USAGE_CACHE_CREATION, tokens(created));
+    push(attr::CACHE_WRITE_5M, tokens(u.cache_write_5m));
+    push(attr::CACHE_WRITE_1H, tokens(u.cache_write_1h));
+    push(attr::USAGE_REASONING, tokens(u.reasoning));
+    push(
+        attr::CONVERSATION_ID,
+        r.conversation_id.clone().map(Value::from),
+    );
+    push(
+        attr::HTTP_STATUS,
+        r.status.map(|s| Value::I64(i64::from(s))),
+    );
+    push(attr::ERROR_TYPE, r.error_type.clone().map(Value::from));
+    push(
+        attr::TTFT_MS,
+        r.ttft.map(|t| Value::F64(t.as_secs_f64() * 1000.0)),
+    );
+    push(attr::TEAM, r.team.clone().map(Value::from));
+    push(attr::USER, r.user.clone().map(Value::from));
+    push(
+        attr::PARSE_ERROR,
+        r.parse_error.map(|e| Value::from(e.as_str())),
+    );
+    a
+}

@@ -1,0 +1,508 @@
+//! Spans on the wire: llmtap under real traffic exports to a real OTLP receiver (gRPC and
+//! HTTP/protobuf, decoded with opentelemetry-proto). Attributes, timestamps, trace placement,
+//! collector failures and secrets are checked on what the receiver decoded.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use opentelemetry_proto::tonic::{common::v1::any_value::Value, trace::v1::status::StatusCode};
+use support::{
+    client::{self, collect},
+    harness::{self, metric},
+    otlp::{Blackhole, Receiver, nanos},
+    process::Llmtap,
+    upstream::FakeUpstream,
+};
+
+const HOST: &str = "api.anthropic.com";
+
+fn body(case: &str) -> Vec<u8> {
+    FakeUpstream::fixture(case, "request.json")
+}
+
+async fn call(tap: &harness::Tap, body: &[u8], headers: &[(&str, &str)]) -> client::Collected {
+    let mut conn = client::via_proxy(tap.proxy, HOST, &tap.ca_pem, false).await;
+    let req = client::messages_request(HOST, "/v1/messages", body, headers, false);
+    collect(conn.send(req).await.expect("response head")).await
+}
+
+#[tokio::test]
+async fn a_call_becomes_one_span_with_every_attribute_and_its_real_times() {
+    let upstream = FakeUpstream::start().await;
+    let receiver = Receiver::http().await;
+    let mut tap = harness::start(&upstream, &["--otlp-endpoint", &receiver.endpoint()]).await;
+    let sent = SystemTime::now();
+    let headers = [
+        ("x-fake-scenario", "stream_tool_use"),
+        ("x-fake-first-delay-ms", "300"),
+    ];
+    let res = call(&tap, &body("stream_tool_use"), &headers).await;
+    let done = SystemTime::now();
+    assert!(res.end.is_ok());
+    let record = tap.next_record().await;
+    let spans = receiver.call_spans(1).await;
+    assert_eq!(spans.len(), 1, "one span per call");
+    let s = &spans[0];
+    assert_eq!(s.span.name, "chat claude-opus-4-8");
+    assert_eq!(s.span.kind, 3, "SPAN_KIND_CLIENT");
+    assert!(
+        s.span.parent_span_id.is_empty(),
+        "no traceparent, no session header: root span"
+    );
+    assert_eq!(
+        s.resource.get("service.name"),
+        Some(&Value::StringValue("llmtap".into()))
+    );
+
+    // Timestamps are the call's own: t0 and end, as the record has them, inside the window
+    // the client observed, and shaped by the upstream's 300 ms pause before the first delta.
+    assert_eq!(s.span.start_time_unix_nano, nanos(record.start));
+    assert_eq!(
+        s.span.end_time_unix_nano,
+        nanos(record.start + record.duration)
+    );
+    assert!(nanos(sent) <= s.span.start_time_unix_nano && s.span.end_time_unix_nano <= nanos(done));
+    let ttft = record.ttft.expect("ttft");
+    assert!(ttft >= Duration::from_millis(300), "{ttft:?}");
+    assert_eq!(s.span.events.len(), 1);
+    assert_eq!(s.span.events[0].name, "gen_ai.first_token");
+    assert_eq!(s.span.events[0].time_unix_nano, nanos(record.start + ttft));
+    let ttft_ms = match s.attr("llmtap.ttft_ms") {
+        Some(Value::DoubleValue(v)) => *v,
+        other => panic!("ttft_ms: {other:?}"),
+    };
+    assert!((ttft_ms - ttft.as_secs_f64() * 1000.0).abs() < 0.001);
+
+    let expected: serde_json::Value =
+        serde_json::from_slice(&FakeUpstream::fixture("stream_tool_use", "expected.json")).unwrap();
+    let usage = &expected["response"]["usage"];
+    let n = |v: &serde_json::Value| v.as_i64().expect("number");
+    for (key, want) in [
+        ("gen_ai.operation.name", "chat"),
+        ("gen_ai.provider.name", "anthropic"),
+        ("gen_ai.request.model", "claude-opus-4-8"),
+        ("gen_ai.response.model", "claude-opus-4-8"),
+        (
+            "gen_ai.response.id",
+            expected["response"]["id"].as_str().unwrap(),
+        ),
+        ("server.address", HOST),
+        ("http.request.method", "POST"),
+        ("llmtap.client", "anthropic-sdk-python"),
+        ("llmtap.outcome", "ok"),
+        (
+            "gen_ai.conversation.id",
+            "3b9d6c1e-7a2f-4e58-9c0d-1f2e3a4b5c6d",
+        ),
+    ] {
+        assert_eq!(s.str(key), Some(want), "{key}");
+    }
+    for (key, want) in [
+        ("gen_ai.usage.input_tokens", n(&usage["input"])),
+        ("gen_ai.usage.output_tokens", n(&usage["output"])),
+        (
+            "gen_ai.usage.cache_read.input_tokens",
+            n(&usage["cache_read"]),
+        ),
+        (
+            "gen_ai.usage.cache_creation.input_tokens",
+            n(&usage["cache_write_5m"]) + n(&usage["cache_write_1h"]),
+        ),
+        (
+            "llmtap.usage.cache_creation.5m_input_tokens",
+            n(&usage["cache_write_5m"]),
+        ),
+        (
+            "llmtap.usage.cache_creation.1h_input_tokens",
+            n(&usage["cache_write_1h"]),
+        ),
+        ("gen_ai.request.max_tokens", 32000),
+        ("server.port", 443),
+        ("http.response.status_code", 200),
+        ("llmtap.tools.offered", 3),
+        (
+            "llmtap.request.system_chars",
+            n(&expected["request"]["system_chars"]),
+        ),
+        (
+            "llmtap.request.messages",
+            n(&expected["request"]["messages"]),
+        ),
+    ] {
+        assert_eq!(s.int(key), Some(want), "{key}");
+    }
+    assert_eq!(
+        s.attr("gen_ai.request.temperature"),
+        Some(&Value::DoubleValue(1.0))
+    );
+    assert_eq!(s.attr("llmtap.stream"), Some(&Value::BoolValue(true)));
+    assert_eq!(
+        s.attr("llmtap.usage_missing"),
+        Some(&Value::BoolValue(false))
+    );
+    assert_eq!(
+        s.strings("gen_ai.response.finish_reasons"),
+        Some(vec!["tool_use".to_owned()])
+    );
+    assert_eq!(
+        s.strings("llmtap.tools.offered_names"),
+        Some(vec!["Bash".into(), "Read".into(), "Edit".into()])
+    );
+    assert_eq!(
+        s.strings("llmtap.tools.called"),
+        Some(vec!["Bash".to_owned()])
+    );
+    assert_eq!(
+        s.attr("gen_ai.usage.reasoning.output_tokens"),
+        None,
+        "absent, not zero"
+    );
+    assert_eq!(s.attr("error.type"), None);
+    assert_eq!(
+        s.span.status.as_ref().map_or(0, |st| st.code),
+        StatusCode::Unset as i32
+    );
+}
+
+#[tokio::test]
+async fn grpc_export_marks_failures_and_cancelled_streams_as_errors() {
+    let upstream = FakeUpstream::start().await;
+    let receiver = Receiver::grpc().await;
+    let args = [
+        "--otlp-endpoint",
+        &receiver.endpoint(),
+        "--otel-exporter-otlp-protocol",
+        "grpc",
+    ];
+    let mut tap = harness::start(&upstream, &args).await;
+    call(
+        &tap,
+        &body("stream_text"),
+        &[("x-fake-scenario", "error_429")],
+    )
+    .await;
+    // A stream the client abandons mid-way.
+    let mut conn = client::via_proxy(tap.proxy, HOST, &tap.ca_pem, false).await;
+    let req = client::messages_request(
+        HOST,
+        "/v1/messages",
+        &body("stream_text"),
+        &[("x-fake-hold", "1")],
+        false,
+    );
+    let res = conn.send(req).await.expect("head");
+    let mut res = res.into_body();
+    use http_body_util::BodyExt as _;
+    res.frame().await.expect("first frame").expect("ok");
+    drop(res);
+    drop(conn);
+    tap.next_record().await;
+    tap.next_record().await;
+    upstream.release();
+    let spans = receiver.call_spans(2).await;
+    let by_outcome = |o: &str| {
+        spans
+            .iter()
+            .find(|s| s.str("llmtap.outcome") == Some(o))
+            .expect(o)
+    };
+    let limited = by_outcome("rate_limited");
+    assert_eq!(limited.str("error.type"), Some("rate_limit_error"));
+    assert_eq!(limited.int("http.response.status_code"), Some(429));
+    let status = limited.span.status.as_ref().expect("status");
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (StatusCode::Error as i32, "rate_limit_error")
+    );
+    let cancelled = by_outcome("cancelled");
+    assert_eq!(cancelled.str("error.type"), Some("cancelled"));
+    assert_eq!(
+        cancelled.span.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32)
+    );
+    assert_eq!(
+        cancelled.str("gen_ai.response.model"),
+        Some("claude-sonnet-4-6"),
+        "facts before the abort"
+    );
+}
+
+#[tokio::test]
+async fn traceparent_makes_a_child_span_and_is_forwarded_unchanged() {
+    let upstream = FakeUpstream::start().await;
+    let receiver = Receiver::http().await;
+    let mut tap = harness::start(&upstream, &["--otlp-endpoint", &receiver.endpoint()]).await;
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let session = [("x-claude-code-session-id", "session-A")];
+    call(
+        &tap,
+        &body("json_message"),
+        &[("traceparent", traceparent), session[0]],
+    )
+    .await;
+    tap.next_record().await;
+    let s = &receiver.call_spans(1).await[0];
+    assert_eq!(hex(&s.span.trace_id), "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(hex(&s.span.parent_span_id), "b7ad6b7169203331");
+    assert_ne!(hex(&s.span.span_id), "b7ad6b7169203331");
+    assert_eq!(
+        s.str("gen_ai.conversation.id"),
+        Some("session-A"),
+        "the session is still named"
+    );
+    let seen = upstream.seen();
+    assert_eq!(
+        seen[0].header("traceparent"),
+        Some(traceparent),
+        "read, never changed"
+    );
+    assert_eq!(
+        seen[0]
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "traceparent")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn calls_of_one_session_share_one_trace() {
+    let upstream = FakeUpstream::start().await;
+    let receiver = Receiver::http().await;
+    let mut tap = harness::start(&upstream, &["--otlp-endpoint", &receiver.endpoint()]).await;
+    let plain = br#"{"model":"claude-haiku-4-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
+    for headers in [
+        vec![("x-claude-code-session-id", "sess-1")],
+        vec![("x-claude-code-session-id", "sess-1")],
+        vec![("x-claude-code-session-id", "sess-2")],
+        vec![],
+        vec![],
+    ] {
+        call(&tap, plain, &headers).await;
+        tap.next_record().await;
+    }
+    let spans = receiver.call_spans(5).await;
+    let trace = |session: Option<&str>| -> Vec<String> {
+        spans
+            .iter()
+            .filter(|s| s.str("gen_ai.conversation.id") == session)
+            .map(|s| hex(&s.span.trace_id))
+            .collect()
+    };
+    let one = trace(Some("sess-1"));
+    assert_eq!(one.len(), 2);
+    assert_eq!(one[0], one[1], "one session, one trace");
+    let two = trace(Some("sess-2"));
+    assert_ne!(two[0], one[0]);
+    let none = trace(None);
+    assert_eq!(none.len(), 2);
+    assert_ne!(none[0], none[1], "without an id each call is its own trace");
+    assert!(
+        spans.iter().all(|s| s.span.parent_span_id.is_empty()),
+        "all root spans"
+    );
+    // The trace id is derived from the session id alone: stable across restarts and instances.
+    assert_eq!(
+        one[0],
+        hex(&llmtap::telemetry::spans::session_trace_id("sess-1").to_bytes())
+    );
+}
+
+#[tokio::test]
+async fn a_dead_collector_changes_nothing_for_clients_and_drops_are_counted() {
+    let upstream = FakeUpstream::start().await;
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let blackhole = Blackhole::start().await;
+    let baseline = harness::start(&upstream, &[]).await;
+    let mut direct = client::direct(upstream.addr, HOST, &upstream.ca_pem).await;
+    let req = client::messages_request(HOST, "/v1/messages", &body("stream_text"), &[], false);
+    let want = collect(direct.send(req).await.unwrap()).await.body();
+
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let timings = |tap: &harness::Tap| {
+        let tap_proxy = tap.proxy;
+        let ca = tap.ca_pem.clone();
+        let want = want.clone();
+        async move {
+            let mut took = Vec::new();
+            for _ in 0..15 {
+                let t = Instant::now();
+                let mut conn = client::via_proxy(tap_proxy, HOST, &ca, false).await;
+                let req = client::messages_request(
+                    HOST,
+                    "/v1/messages",
+                    &body("stream_text"),
+                    &[],
+                    false,
+                );
+                let res = collect(conn.send(req).await.expect("call succeeds")).await;
+                took.push(t.elapsed());
+                assert_eq!(res.body(), want, "identical bytes");
+            }
+            took
+        }
+    };
+    let base = median(timings(&baseline).await);
+    for (endpoint, protocol) in [
+        (format!("http://{refused}"), "http/protobuf"),
+        (format!("http://{}", blackhole.addr), "http/protobuf"),
+        (format!("http://{}", blackhole.addr), "grpc"),
+    ] {
+        let args = [
+            "--otlp-endpoint",
+            &endpoint,
+            "--otel-exporter-otlp-protocol",
+            protocol,
+            "--otel-exporter-otlp-timeout",
+            "500",
+        ];
+        let tap = harness::start(&upstream, &args).await;
+        let with_dead_collector = median(timings(&tap).await);
+        // The exporter works on its own thread; calls must not wait for it. 50 ms is far above
+        // this path's noise and far below any export timeout.
+        assert!(
+            with_dead_collector < base + Duration::from_millis(50),
+            "{endpoint} {protocol}: median {with_dead_collector:?} vs {base:?} without export"
+        );
+        // Export attempts fail (refused, or time out after 500 ms): counted, never hidden.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let m = tap.metrics().await;
+            let failures = metric(&m, "llmtap_otlp_export_failures_total", &[]);
+            let dropped = metric(&m, "llmtap_spans_dropped_total", &[]);
+            if failures >= 1.0 && dropped >= 15.0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{endpoint} {protocol}: failures {failures}, dropped {dropped}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_key_and_no_prompt_text_in_any_exported_byte() {
+    let upstream = FakeUpstream::start().await;
+    let receiver = Receiver::http().await;
+    let mut tap = harness::start(&upstream, &["--otlp-endpoint", &receiver.endpoint()]).await;
+    let key = "sk-ant-api03-OTLP-SECRET-KEY-7777";
+    let prompt = br#"{"model":"claude-sonnet-4-6","max_tokens":64,"stream":true,
+        "system":"PROMPT-MARKER-system the secret plan",
+        "messages":[{"role":"user","content":"PROMPT-MARKER-user what is in /etc/shadow"}]}"#;
+    call(
+        &tap,
+        prompt,
+        &[
+            ("x-api-key", key),
+            ("authorization", &format!("Bearer {key}")),
+        ],
+    )
+    .await;
+    tap.next_record().await;
+    receiver.call_spans(1).await;
+    let raw = String::from_utf8_lossy(&receiver.raw()).into_owned();
+    assert!(
+        raw.contains("claude-sonnet-4-6"),
+        "the receiver got the span"
+    );
+    for secret in [key, "PROMPT-MARKER", "secret plan", "man-in-the-middle"] {
+        assert!(!raw.contains(secret), "{secret} was exported");
+    }
+}
+
+#[tokio::test]
+async fn without_an_endpoint_there_is_no_exporter() {
+    let upstream = FakeUpstream::start().await;
+    let tap = harness::start(&upstream, &[]).await;
+    assert!(tap.running.as_ref().unwrap().telemetry.spans.is_none());
+    let disabled = harness::start(
+        &upstream,
+        &[
+            "--otlp-endpoint",
+            "http://127.0.0.1:9",
+            "--otel-sdk-disabled",
+            "true",
+        ],
+    )
+    .await;
+    assert!(disabled.running.as_ref().unwrap().telemetry.spans.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_exports_its_own_diagnostics_and_flushes_at_shutdown() {
+    let upstream = FakeUpstream::start().await;
+    let receiver = Receiver::grpc().await;
+    let home = tempfile::tempdir().unwrap();
+    let resolve = format!("api.anthropic.com:443:{}", upstream.addr);
+    let mut llmtap = Llmtap::spawn(
+        home.path(),
+        &[
+            "--upstream-ca",
+            upstream.ca_pem_path().to_str().unwrap(),
+            "--resolve",
+            &resolve,
+            "--otel-exporter-otlp-protocol",
+            "grpc",
+            "--otel-exporter-otlp-endpoint",
+            &receiver.endpoint(),
+            "--otel-service-name",
+            "agents-proxy",
+            "--otel-resource-attributes",
+            "deployment.environment=test",
+        ],
+    );
+    let ca = support::harness::get(llmtap.admin, "/ca.pem").await.1;
+    let mut conn = client::via_proxy(llmtap.proxy, HOST, &ca, false).await;
+    let req = client::messages_request(HOST, "/v1/messages", &body("stream_text"), &[], false);
+    assert!(collect(conn.send(req).await.unwrap()).await.end.is_ok());
+    // SIGTERM at once: the call span is still in the batch and must be flushed on the way out.
+    let status = tokio::task::spawn_blocking(move || {
+        let status = llmtap.terminate();
+        (status, llmtap)
+    })
+    .await
+    .unwrap()
+    .0;
+    assert_eq!(status.code(), Some(0));
+    let calls = receiver.call_spans(1).await;
+    assert_eq!(
+        calls[0].resource.get("service.name"),
+        Some(&Value::StringValue("agents-proxy".into()))
+    );
+    assert_eq!(
+        calls[0].resource.get("deployment.environment"),
+        Some(&Value::StringValue("test".into()))
+    );
+    let all = receiver.spans();
+    let internal: Vec<_> = all
+        .iter()
+        .filter(|s| s.scope == "llmtap-internal")
+        .collect();
+    assert!(
+        internal.iter().any(|s| s.span.name == "llmtap.start"),
+        "{all:?}"
+    );
+    for s in &all {
+        assert!(
+            s.scope == "llmtap" || s.scope == "llmtap-internal",
+            "foreign span {}: {}",
+            s.scope,
+            s.span.name
+        );
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

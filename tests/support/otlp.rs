@@ -1,0 +1,307 @@
+//! A real OTLP trace receiver for tests: gRPC (a tonic `TraceService`) or HTTP/protobuf (a
+//! hyper server on `/v1/traces`), decoding the protobuf that llmtap sends with
+//! opentelemetry-proto's generated types. Also a "blackhole" collector that accepts TCP
+//! connections and never answers.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hudsucker::hyper::{
+    Request, Response, body::Incoming, server::conn::http1, service::service_fn,
+};
+use hyper_util::rt::TokioIo;
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+    common::v1::{AnyValue, KeyValue, any_value::Value},
+    trace::v1::Span,
+};
+use prost::Message as _;
+use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
+
+/// One received span with where it came from.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub resource: HashMap<String, Value>,
+    pub scope: String,
+    pub span: Span,
+}
+
+impl Received {
+    pub fn attr(&self, key: &str) -> Option<&Value> {
+        attr(&self.span.attributes, key)
+    }
+
+    pub fn str(&self, key: &str) -> Option<&str> {
+        match self.attr(key) {
+            Some(Value::StringValue(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn int(&self, key: &str) -> Option<i64> {
+        match self.attr(key) {
+            Some(Value::IntValue(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    pub fn strings(&self, key: &str) -> Option<Vec<String>> {
+        match self.attr(key) {
+            Some(Value::ArrayValue(a)) => Some(
+                a.values
+                    .iter()
+                    .filter_map(|v| match &v.value {
+                        Some(Value::StringValue(s)) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+pub fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)?
+        .value
+        .as_ref()?
+        .value
+        .as_ref()
+}
+
+#[derive(Default)]
+struct Store {
+    requests: Mutex<Vec<ExportTraceServiceRequest>>,
+    raw: Mutex<Vec<u8>>,
+    arrived: Notify,
+}
+
+impl Store {
+    fn push(&self, raw: &[u8], req: ExportTraceServiceRequest) {
+        self.raw.lock().expect("lock").extend_from_slice(raw);
+        self.requests.lock().expect("lock").push(req);
+        self.arrived.notify_waiters();
+    }
+}
+
+pub struct Receiver {
+    pub addr: SocketAddr,
+    store: Arc<Store>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Grpc(Arc<Store>);
+
+#[tonic::async_trait]
+impl TraceService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let req = request.into_inner();
+        // tonic decoded it already; the re-encoding carries the same strings and numbers.
+        self.0.push(&req.encode_to_vec(), req);
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+impl Receiver {
+    /// A gRPC OTLP receiver on 127.0.0.1:0 (endpoint `http://ADDR`).
+    pub async fn grpc() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let store = Arc::new(Store::default());
+        let service = TraceServiceServer::new(Grpc(store.clone()));
+        let task = tokio::spawn(async move {
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            let _ = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(incoming)
+                .await;
+        });
+        Receiver { addr, store, task }
+    }
+
+    /// An HTTP/protobuf OTLP receiver on 127.0.0.1:0 (endpoint `http://ADDR`, path
+    /// `/v1/traces`); anything else gets 404.
+    pub async fn http() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let store = Arc::new(Store::default());
+        let server_store = store.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let store = server_store.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let store = store.clone();
+                        async move {
+                            let ok_path = req.uri().path() == "/v1/traces";
+                            let content_type = req
+                                .headers()
+                                .get("content-type")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_owned();
+                            let body = req.into_body().collect().await.expect("body").to_bytes();
+                            let status = if !ok_path {
+                                404
+                            } else if content_type != "application/x-protobuf" {
+                                415
+                            } else {
+                                match ExportTraceServiceRequest::decode(body.as_ref()) {
+                                    Ok(msg) => {
+                                        store.push(&body, msg);
+                                        200
+                                    }
+                                    Err(_) => 400,
+                                }
+                            };
+                            let reply = ExportTraceServiceResponse {
+                                partial_success: None,
+                            };
+                            let mut res =
+                                Response::new(Full::new(Bytes::from(reply.encode_to_vec())));
+                            *res.status_mut() =
+                                hudsucker::hyper::StatusCode::from_u16(status).expect("status");
+                            res.headers_mut().insert(
+                                "content-type",
+                                "application/x-protobuf".parse().expect("header value"),
+                            );
+                            Ok::<_, std::convert::Infallible>(res)
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        Receiver { addr, store, task }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every span received so far.
+    pub fn spans(&self) -> Vec<Received> {
+        let requests = self.store.requests.lock().expect("lock");
+        let mut out = Vec::new();
+        for req in requests.iter() {
+            for rs in &req.resource_spans {
+                let resource: HashMap<String, Value> = rs
+                    .resource
+                    .iter()
+                    .flat_map(|r| r.attributes.iter())
+                    .filter_map(|kv| Some((kv.key.clone(), kv.value.clone()?.value?)))
+                    .collect();
+                for ss in &rs.scope_spans {
+                    let scope = ss
+                        .scope
+                        .as_ref()
+                        .map(|s| s.name.clone())
+                        .unwrap_or_default();
+                    for span in &ss.spans {
+                        out.push(Received {
+                            resource: resource.clone(),
+                            scope: scope.clone(),
+                            span: span.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Spans of the `llmtap` scope (one per call), once at least `n` arrived (10 s max).
+    pub async fn call_spans(&self, n: usize) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let arrived = self.store.arrived.notified();
+            let spans: Vec<Received> = self
+                .spans()
+                .into_iter()
+                .filter(|s| s.scope == "llmtap")
+                .collect();
+            if spans.len() >= n {
+                return spans;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                panic!(
+                    "expected {n} call spans, got {}: {:?}",
+                    spans.len(),
+                    self.spans()
+                );
+            }
+        }
+    }
+
+    /// Every byte received (HTTP bodies; the re-encoded messages for gRPC).
+    pub fn raw(&self) -> Vec<u8> {
+        self.store.raw.lock().expect("lock").clone()
+    }
+}
+
+/// A collector that accepts connections and never reads or answers.
+pub struct Blackhole {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Blackhole {
+    pub async fn start() -> Blackhole {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                held.push(tcp);
+            }
+        });
+        Blackhole { addr, task }
+    }
+}
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Unix nanoseconds as the proto carries them.
+pub fn nanos(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .expect("after epoch")
+        .as_nanos() as u64
+}
+
+pub fn any_str(v: &AnyValue) -> Option<&str> {
+    match v.value.as_ref()? {
+        Value::StringValue(s) => Some(s),
+        _ => None,
+    }
+}
