@@ -84,6 +84,20 @@ pub struct RequestFacts {
     /// The agent session named in the body (Claude Code: `metadata.user_id`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversation_id: Option<String>,
+    /// Prompt content, only with `--capture-content`. Never serialized into call lines.
+    #[serde(skip)]
+    pub content: Option<RequestContent>,
+}
+
+/// Request content in the GenAI conventions' JSON shapes (parts with `type`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestContent {
+    /// `gen_ai.system_instructions`: `[{"type":"text","content":…}]`.
+    pub system: Vec<serde_json::Value>,
+    /// `gen_ai.input.messages`: `[{"role":…,"parts":[…]}]`.
+    pub input: Vec<serde_json::Value>,
+    /// `gen_ai.tool.definitions`: `[{"type":"function","name":…,"parameters":…}]`.
+    pub tools: Vec<serde_json::Value>,
 }
 
 /// What the response says, normalized across APIs.
@@ -100,6 +114,9 @@ pub struct ResponseFacts {
     pub error_type: Option<String>,
     /// The response reached its terminal event (or was a complete JSON body).
     pub complete: bool,
+    /// `gen_ai.output.messages`, only with `--capture-content`. Never in call lines.
+    #[serde(skip)]
+    pub output: Option<Vec<serde_json::Value>>,
 }
 
 /// Why parsing stopped. A parse failure stops observing a call; traffic is never touched.
@@ -159,10 +176,12 @@ pub struct Dialect {
     /// Only intercepted hosts get here, so a dialect may match on the path alone: a host
     /// added with `--intercept` (a gateway speaking the same API) then works unchanged.
     pub detect: fn(&str, &str, &str) -> Option<Operation>,
-    pub parse_request: fn(Operation, &[u8]) -> Result<RequestFacts, ParseError>,
+    /// `capture`: also extract the prompt content.
+    pub parse_request: fn(Operation, &[u8], bool) -> Result<RequestFacts, ParseError>,
     /// A complete non-streamed response body (success or error) of the given status.
-    pub parse_response: fn(Operation, u16, &[u8]) -> Result<ResponseFacts, ParseError>,
-    pub stream_parser: fn(Operation) -> Box<dyn StreamParser>,
+    pub parse_response: fn(Operation, u16, &[u8], bool) -> Result<ResponseFacts, ParseError>,
+    /// `capture`: also keep the generated content, up to that many bytes.
+    pub stream_parser: fn(Operation, Option<usize>) -> Box<dyn StreamParser>,
 }
 
 impl std::fmt::Debug for Dialect {

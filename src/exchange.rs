@@ -313,6 +313,8 @@ pub struct Exchange {
     head: RequestHead,
     telemetry: Arc<Telemetry>,
     limits: Limits,
+    /// `--capture-content`: the byte cap of each content attribute.
+    capture: Option<usize>,
     request: Arc<Mutex<RequestCapture>>,
     status: Option<u16>,
     encoding: Option<Encoding>,
@@ -345,6 +347,7 @@ impl Exchange {
             route,
             head,
             limits: telemetry.limits(),
+            capture: telemetry.capture(),
             telemetry,
             request: Arc::default(),
             status: None,
@@ -383,7 +386,10 @@ impl Exchange {
                     self.stream = Some(Stream {
                         decoder,
                         framer: Framer::new(self.limits.sse_line),
-                        parser: (self.route.dialect.stream_parser)(self.route.operation),
+                        parser: (self.route.dialect.stream_parser)(
+                            self.route.operation,
+                            self.capture,
+                        ),
                     });
                 }
                 Err(e) => self.parse_error = Some(e),
@@ -468,6 +474,7 @@ impl Exchange {
             request,
             parse_error: self.parse_error,
             limits: self.limits,
+            capture: self.capture,
         };
         self.telemetry.call_finished(pending);
     }
@@ -545,6 +552,7 @@ pub struct Pending {
     request: RequestCapture,
     parse_error: Option<ParseError>,
     limits: Limits,
+    capture: Option<usize>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -563,7 +571,7 @@ impl Pending {
         let mut parse_error = self.parse_error;
         let request = if self.request.complete && !self.request.too_large {
             let body = concat(&self.request.chunks);
-            guarded(|| (dialect.parse_request)(operation, &body))
+            guarded(|| (dialect.parse_request)(operation, &body, self.capture.is_some()))
                 .map_err(|e| parse_error = parse_error.or(Some(e)))
                 .ok()
         } else {
@@ -582,9 +590,9 @@ impl Pending {
                 });
                 // An abandoned body is a partial body: not a parse failure, nothing to parse.
                 let parsed = match decoded {
-                    Ok(body) if self.end == End::Complete && !body.is_empty() => {
-                        guarded(|| (dialect.parse_response)(operation, status, &body))
-                    }
+                    Ok(body) if self.end == End::Complete && !body.is_empty() => guarded(|| {
+                        (dialect.parse_response)(operation, status, &body, self.capture.is_some())
+                    }),
                     Ok(_) => Ok(ResponseFacts::default()),
                     Err(e) => Err(e),
                 };

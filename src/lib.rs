@@ -75,7 +75,13 @@ pub async fn start(
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| ConfigError::new("--admin", e.to_string()))?;
-    let telemetry = Telemetry::start(config.limits, config.calls, calls_out, config.otlp.as_ref())?;
+    let telemetry = Telemetry::start(
+        config.limits,
+        config.calls,
+        calls_out,
+        config.otlp.as_ref(),
+        config.capture,
+    )?;
     let (stop, stopped) = watch::channel(false);
     let admin = Arc::new(Admin {
         telemetry: telemetry.clone(),

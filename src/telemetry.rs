@@ -25,7 +25,7 @@ use std::{
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 
 use crate::{
-    config::{CallsFormat, Limits, otlp::OtlpConfig},
+    config::{CallsFormat, Capture, Limits, otlp::OtlpConfig},
     exchange::{CallRecord, Pending},
 };
 use calls::CallWriter;
@@ -61,6 +61,7 @@ pub struct Telemetry {
     parse_warning: RateLimit,
     /// `None`: no OTLP endpoint configured, no exporter at all.
     pub spans: Option<Spans>,
+    capture: Capture,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -79,6 +80,7 @@ impl Telemetry {
         format: CallsFormat,
         calls: Box<dyn std::io::Write + Send>,
         otlp: Option<&OtlpConfig>,
+        capture: Capture,
     ) -> Result<Arc<Telemetry>, TelemetryError> {
         let (tx, mut rx) = mpsc::channel(QUEUE);
         let metrics = Metrics::new(metrics::Caps::default())?;
@@ -87,7 +89,7 @@ impl Telemetry {
             export_failures: metrics.export_failures.clone(),
         };
         let spans = otlp
-            .map(|config| Spans::start(config, health))
+            .map(|config| Spans::start(config, health, capture))
             .transpose()?;
         let telemetry = Arc::new(Telemetry {
             limits,
@@ -99,6 +101,7 @@ impl Telemetry {
             records: broadcast::channel(1024).0,
             parse_warning: RateLimit::new(Duration::from_secs(10)),
             spans,
+            capture,
         });
         let worker = Arc::downgrade(&telemetry);
         let mut writer = CallWriter::new(format, calls);
@@ -134,6 +137,12 @@ impl Telemetry {
 
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// The content cap when content is captured: only when spans are exported, since spans
+    /// are the only place content may go.
+    pub fn capture(&self) -> Option<usize> {
+        (self.capture.enabled && self.spans.is_some()).then_some(self.capture.max_bytes)
     }
 
     /// A call started: returns its id.

@@ -46,7 +46,7 @@ fn operation_of(case: &str) -> Operation {
 /// Parses an SSE body fed as the given pieces.
 fn parse_stream(operation: Operation, pieces: &[&[u8]]) -> ResponseFacts {
     let route = dialects::detect("api.anthropic.com", "POST", "/v1/messages").expect("route");
-    let mut parser = (route.dialect.stream_parser)(operation);
+    let mut parser = (route.dialect.stream_parser)(operation, None);
     let mut framer = Framer::new(1 << 20);
     for piece in pieces {
         framer
@@ -85,7 +85,7 @@ fn anthropic_fixtures_give_their_expected_facts() {
         .unwrap();
         let operation = operation_of(case);
         let request = std::fs::read(dir.join(format!("{case}.request.json"))).unwrap();
-        let request = (route.dialect.parse_request)(operation, &request).expect(case);
+        let request = (route.dialect.parse_request)(operation, &request, false).expect(case);
         assert_subset(
             case,
             &expected["request"],
@@ -114,7 +114,7 @@ fn anthropic_fixtures_give_their_expected_facts() {
             whole
         } else {
             let body = std::fs::read(dir.join(format!("{case}.json"))).unwrap();
-            (route.dialect.parse_response)(operation, status_of(case), &body).expect(case)
+            (route.dialect.parse_response)(operation, status_of(case), &body, false).expect(case)
         };
         assert_subset(
             case,

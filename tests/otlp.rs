@@ -506,3 +506,214 @@ async fn the_binary_exports_its_own_diagnostics_and_flushes_at_shutdown() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[tokio::test]
+async fn capture_content_exports_the_conventions_shapes_capped() {
+    let upstream = FakeUpstream::start().await;
+    let receiver = Receiver::http().await;
+    let endpoint = receiver.endpoint();
+    let mut tap = harness::start(
+        &upstream,
+        &["--otlp-endpoint", &endpoint, "--capture-content"],
+    )
+    .await;
+    call(
+        &tap,
+        &body("stream_tool_use"),
+        &[("x-fake-scenario", "stream_tool_use")],
+    )
+    .await;
+    let record = tap.next_record().await;
+    let s = &receiver.call_spans(1).await[0];
+    let parse = |key: &str| -> serde_json::Value {
+        serde_json::from_str(s.str(key).unwrap_or_else(|| panic!("{key} missing"))).expect(key)
+    };
+    let request: serde_json::Value = serde_json::from_slice(&body("stream_tool_use")).unwrap();
+
+    let system = parse("gen_ai.system_instructions");
+    let system_text: String = system
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["content"].as_str().unwrap())
+        .collect();
+    assert!(
+        system
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["type"] == "text")
+    );
+    assert_eq!(
+        system_text.chars().count() as u64,
+        record.request.as_ref().unwrap().system_chars
+    );
+
+    let input = parse("gen_ai.input.messages");
+    assert_eq!(
+        input.as_array().unwrap().len(),
+        request["messages"].as_array().unwrap().len()
+    );
+    assert_eq!(input[0]["role"], "user");
+    assert!(
+        input[0]["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["type"].is_string())
+    );
+
+    let tools = parse("gen_ai.tool.definitions");
+    assert_eq!(tools.as_array().unwrap().len(), 3);
+    assert_eq!(tools[0]["type"], "function");
+    assert_eq!(tools[0]["name"], "Bash");
+    assert_eq!(tools[0]["parameters"], request["tools"][0]["input_schema"]);
+
+    let output = parse("gen_ai.output.messages");
+    assert_eq!(output[0]["role"], "assistant");
+    assert_eq!(output[0]["finish_reason"], "tool_use");
+    let parts = output[0]["parts"].as_array().unwrap();
+    let tool_call = parts
+        .iter()
+        .find(|p| p["type"] == "tool_call")
+        .expect("tool call part");
+    assert_eq!(tool_call["name"], "Bash");
+    assert!(
+        tool_call["arguments"].is_object(),
+        "assembled from input_json_delta: {tool_call}"
+    );
+    assert!(parts.iter().any(|p| p["type"] == "reasoning"));
+    assert!(
+        parts
+            .iter()
+            .any(|p| p["type"] == "text" && !p["content"].as_str().unwrap().is_empty())
+    );
+    assert_eq!(s.attr("llmtap.content.truncated"), None);
+    // Content goes to spans only: the call line stays free of it.
+    assert!(!tap.calls.text().contains("input_schema"));
+
+    // With a small cap every attribute stays valid JSON within the cap, and says it was cut.
+    let small = Receiver::http().await;
+    let mut tap = harness::start(
+        &upstream,
+        &[
+            "--otlp-endpoint",
+            &small.endpoint(),
+            "--capture-content",
+            "--capture-max-bytes",
+            "200",
+        ],
+    )
+    .await;
+    call(
+        &tap,
+        &body("stream_tool_use"),
+        &[("x-fake-scenario", "stream_tool_use")],
+    )
+    .await;
+    tap.next_record().await;
+    let s = &small.call_spans(1).await[0];
+    let truncated = s
+        .strings("llmtap.content.truncated")
+        .expect("cap hit recorded");
+    assert!(
+        truncated.contains(&"gen_ai.tool.definitions".to_owned()),
+        "{truncated:?}"
+    );
+    for key in [
+        "gen_ai.system_instructions",
+        "gen_ai.input.messages",
+        "gen_ai.tool.definitions",
+        "gen_ai.output.messages",
+    ] {
+        let value = s.str(key).expect(key);
+        assert!(value.len() <= 200, "{key}: {} bytes", value.len());
+        serde_json::from_str::<serde_json::Value>(value).expect("still valid JSON");
+    }
+}
+
+#[tokio::test]
+async fn https_collectors_work_with_their_ca() {
+    let upstream = FakeUpstream::start().await;
+    let (receiver, ca_pem) = Receiver::https().await;
+    let ca_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca_file.path(), ca_pem).unwrap();
+    let args = [
+        "--otel-exporter-otlp-traces-endpoint",
+        &format!("{}/v1/traces", receiver.https_endpoint()),
+        "--otel-exporter-otlp-certificate",
+        ca_file.path().to_str().unwrap(),
+        "--otel-exporter-otlp-headers",
+        "x-tenant=team%20a",
+    ];
+    let mut tap = harness::start(&upstream, &args).await;
+    call(&tap, &body("json_message"), &[]).await;
+    tap.next_record().await;
+    let spans = receiver.call_spans(1).await;
+    // The receiver speaks TLS only: a span arriving proves the exporter trusted its CA.
+    assert_eq!(spans[0].str("llmtap.outcome"), Some("ok"));
+    assert_eq!(
+        metric(
+            &tap.metrics().await,
+            "llmtap_otlp_export_failures_total",
+            &[]
+        ),
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_collector_is_reported_once() {
+    let upstream = FakeUpstream::start().await;
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let resolve = format!("api.anthropic.com:443:{}", upstream.addr);
+    let endpoint = format!("http://{refused}");
+    let mut llmtap = Llmtap::spawn(
+        home.path(),
+        &[
+            "--upstream-ca",
+            upstream.ca_pem_path().to_str().unwrap(),
+            "--resolve",
+            &resolve,
+            "--otlp-endpoint",
+            &endpoint,
+        ],
+    );
+    let ca = support::harness::get(llmtap.admin, "/ca.pem").await.1;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Calls in separate batches until the exporter has failed at least three times.
+    loop {
+        let mut conn = client::via_proxy(llmtap.proxy, HOST, &ca, false).await;
+        let req = client::messages_request(HOST, "/v1/messages", &body("json_message"), &[], false);
+        assert_eq!(collect(conn.send(req).await.unwrap()).await.status, 200);
+        let m = support::harness::get(llmtap.admin, "/metrics").await.1;
+        if metric(&m, "llmtap_otlp_export_failures_total", &[]) >= 3.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "exports did not fail as expected:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let llmtap = tokio::task::spawn_blocking(move || {
+        llmtap.terminate();
+        llmtap
+    })
+    .await
+    .unwrap();
+    let stderr = llmtap.stderr();
+    assert_eq!(
+        stderr.matches("cannot export spans").count(),
+        1,
+        "one warning, rate-limited:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&endpoint),
+        "the warning names the collector"
+    );
+}

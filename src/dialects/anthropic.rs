@@ -10,8 +10,8 @@
 use serde_json::Value;
 
 use super::{
-    Dialect, Operation, ParseError, Progress, Provider, RequestFacts, ResponseFacts, StreamParser,
-    Usage, json, sse,
+    Dialect, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
+    ResponseFacts, StreamParser, Usage, json, sse,
 };
 
 pub const MESSAGES: Dialect = Dialect {
@@ -34,7 +34,11 @@ fn detect(_host: &str, method: &str, path: &str) -> Option<Operation> {
     }
 }
 
-fn parse_request(operation: Operation, body: &[u8]) -> Result<RequestFacts, ParseError> {
+fn parse_request(
+    operation: Operation,
+    body: &[u8],
+    capture: bool,
+) -> Result<RequestFacts, ParseError> {
     let v = json(body)?;
     let system_chars = match v.get("system") {
         Some(Value::String(s)) => chars(s),
@@ -72,7 +76,75 @@ fn parse_request(operation: Operation, body: &[u8]) -> Result<RequestFacts, Pars
             .and_then(|m| m.get("user_id"))
             .and_then(Value::as_str)
             .and_then(session_from_user_id),
+        content: capture.then(|| request_content(&v)),
     })
+}
+
+/// The prompt in the GenAI conventions' shapes.
+fn request_content(v: &Value) -> RequestContent {
+    let system = match v.get("system") {
+        Some(Value::String(s)) => vec![serde_json::json!({"type": "text", "content": s})],
+        Some(Value::Array(blocks)) => blocks.iter().map(part).collect(),
+        _ => Vec::new(),
+    };
+    let input = v
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(|messages| {
+            messages
+                .iter()
+                .map(|m| {
+                    let parts = match m.get("content") {
+                        Some(Value::String(s)) => vec![serde_json::json!({"type": "text", "content": s})],
+                        Some(Value::Array(blocks)) => blocks.iter().map(part).collect(),
+                        _ => Vec::new(),
+                    };
+                    serde_json::json!({"role": m.get("role").cloned().unwrap_or(Value::Null), "parts": parts})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let tools = v
+        .get("tools")
+        .and_then(Value::as_array)
+        .map(|tools| {
+            tools
+                .iter()
+                .map(|t| match t.get("input_schema") {
+                    Some(schema) => serde_json::json!({
+                        "type": "function",
+                        "name": t.get("name"),
+                        "description": t.get("description"),
+                        "parameters": schema,
+                    }),
+                    // Server tools (web search, code execution) are named by their type.
+                    None => serde_json::json!({"type": t.get("type"), "name": t.get("name")}),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    RequestContent {
+        system,
+        input,
+        tools,
+    }
+}
+
+/// One Anthropic content block as a GenAI message part.
+fn part(block: &Value) -> Value {
+    let field = |name: &str| block.get(name).cloned().unwrap_or(Value::Null);
+    match block.get("type").and_then(Value::as_str) {
+        Some("text") => serde_json::json!({"type": "text", "content": field("text")}),
+        Some("thinking") => serde_json::json!({"type": "reasoning", "content": field("thinking")}),
+        Some("tool_use" | "server_tool_use") => serde_json::json!({
+            "type": "tool_call", "id": field("id"), "name": field("name"), "arguments": field("input"),
+        }),
+        Some("tool_result") => serde_json::json!({
+            "type": "tool_call_response", "id": field("tool_use_id"), "response": field("content"),
+        }),
+        Some(other) => serde_json::json!({"type": other}),
+        None => serde_json::json!({"type": "unknown"}),
+    }
 }
 
 /// Claude Code's `metadata.user_id` carries the session: either
@@ -93,6 +165,7 @@ fn parse_response(
     operation: Operation,
     status: u16,
     body: &[u8],
+    capture: bool,
 ) -> Result<ResponseFacts, ParseError> {
     if !(200..300).contains(&status) {
         // Error bodies from a gateway in front of the API need not be JSON; that is not a
@@ -123,11 +196,25 @@ fn parse_response(
     }
     let mut parser = Messages::default();
     parser.on_message(&v);
-    if let Some(blocks) = v.get("content").and_then(Value::as_array) {
-        blocks.iter().for_each(|b| parser.on_block(b));
-    }
+    let blocks = v
+        .get("content")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    blocks.iter().for_each(|b| parser.on_block(b));
     parser.complete = true;
-    Ok(parser.facts())
+    let mut facts = parser.facts();
+    if capture {
+        facts.output = Some(vec![output_message(
+            blocks.iter().map(part).collect(),
+            &facts,
+        )]);
+    }
+    Ok(facts)
+}
+
+fn output_message(parts: Vec<Value>, facts: &ResponseFacts) -> Value {
+    serde_json::json!({"role": "assistant", "parts": parts, "finish_reason": facts.finish_reasons.first()})
 }
 
 fn error_type(v: &Value) -> Option<String> {
@@ -136,8 +223,65 @@ fn error_type(v: &Value) -> Option<String> {
         .flatten()
 }
 
-fn stream_parser(_operation: Operation) -> Box<dyn StreamParser> {
-    Box::<Messages>::default()
+fn stream_parser(_operation: Operation, capture: Option<usize>) -> Box<dyn StreamParser> {
+    Box::new(Messages {
+        capture: capture.map(Output::new),
+        ..Messages::default()
+    })
+}
+
+/// Generated content kept for `--capture-content`, bounded by its byte budget.
+#[derive(Debug, Default)]
+struct Output {
+    /// Per content block, in order: the block's start and its accumulated delta text.
+    blocks: Vec<(Value, String)>,
+    budget: usize,
+}
+
+impl Output {
+    fn new(max_bytes: usize) -> Output {
+        // One byte over the cap, so that the span side sees the cap was hit.
+        Output {
+            blocks: Vec::new(),
+            budget: max_bytes.saturating_add(1),
+        }
+    }
+
+    fn start(&mut self, block: &Value) {
+        self.blocks.push((block.clone(), String::new()));
+    }
+
+    fn append(&mut self, text: &str) {
+        let Some((_, acc)) = self.blocks.last_mut() else {
+            return;
+        };
+        let mut take = text.len().min(self.budget);
+        while !text.is_char_boundary(take) {
+            take -= 1;
+        }
+        acc.push_str(&text[..take]);
+        self.budget -= take;
+    }
+
+    fn parts(&self) -> Vec<Value> {
+        self.blocks
+            .iter()
+            .map(|(start, acc)| {
+                let mut block = start.clone();
+                match block.get("type").and_then(Value::as_str) {
+                    Some("text") => block["text"] = Value::String(acc.clone()),
+                    Some("thinking") => block["thinking"] = Value::String(acc.clone()),
+                    Some("tool_use" | "server_tool_use") if !acc.is_empty() => {
+                        // Arguments arrive as JSON text in pieces; a truncated piece stays text.
+                        block["input"] =
+                            serde_json::from_str(acc).unwrap_or(Value::String(acc.clone()));
+                    }
+                    _ => {}
+                }
+                part(&block)
+            })
+            .collect()
+    }
 }
 
 /// Raw usage counters as the wire carries them; normalized only in [`Messages::facts`].
@@ -209,6 +353,7 @@ struct Messages {
     tools_called: Vec<String>,
     error_type: Option<String>,
     complete: bool,
+    capture: Option<Output>,
 }
 
 impl Messages {
@@ -255,17 +400,26 @@ impl StreamParser for Messages {
             "content_block_start" => {
                 if let Some(block) = v.get("content_block") {
                     self.on_block(block);
+                    if let Some(output) = &mut self.capture {
+                        output.start(block);
+                    }
                 }
             }
             "content_block_delta" => {
-                let delta = v
-                    .get("delta")
-                    .and_then(|d| d.get("type"))
-                    .and_then(Value::as_str);
+                let delta = v.get("delta");
+                let kind = delta.and_then(|d| d.get("type")).and_then(Value::as_str);
                 progress.delta = matches!(
-                    delta,
+                    kind,
                     Some("text_delta" | "thinking_delta" | "input_json_delta")
                 );
+                if let (Some(output), Some(delta)) = (&mut self.capture, delta) {
+                    let text = ["text", "thinking", "partial_json"]
+                        .iter()
+                        .find_map(|k| delta.get(*k).and_then(Value::as_str));
+                    if let Some(text) = text {
+                        output.append(text);
+                    }
+                }
             }
             "message_delta" => {
                 if let Some(delta) = v.get("delta") {
@@ -283,7 +437,7 @@ impl StreamParser for Messages {
     }
 
     fn facts(&self) -> ResponseFacts {
-        ResponseFacts {
+        let mut facts = ResponseFacts {
             model: self.model.clone(),
             id: self.id.clone(),
             finish_reasons: self.stop_reason.iter().cloned().collect(),
@@ -291,7 +445,12 @@ impl StreamParser for Messages {
             tools_called: self.tools_called.clone(),
             error_type: self.error_type.clone(),
             complete: self.complete,
+            output: None,
+        };
+        if let Some(output) = &self.capture {
+            facts.output = Some(vec![output_message(output.parts(), &facts)]);
         }
+        facts
     }
 
     fn terminal(&self) -> bool {
@@ -313,7 +472,7 @@ mod tests {
 
     #[test]
     fn stream_usage_is_normalized_and_final() {
-        let mut p = stream_parser(Operation::Chat);
+        let mut p = stream_parser(Operation::Chat, None);
         feed(
             p.as_mut(),
             "message_start",
@@ -375,13 +534,14 @@ mod tests {
     #[test]
     fn error_bodies_give_their_type_even_when_not_json() {
         let body = br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#;
-        let facts = parse_response(Operation::Chat, 429, body).expect("error body");
+        let facts = parse_response(Operation::Chat, 429, body, false).expect("error body");
         assert_eq!(facts.error_type.as_deref(), Some("rate_limit_error"));
         assert!(!facts.complete);
-        let html = parse_response(Operation::Chat, 502, b"<html>bad gateway</html>").expect("html");
+        let html =
+            parse_response(Operation::Chat, 502, b"<html>bad gateway</html>", false).expect("html");
         assert_eq!(html.error_type, None);
         assert_eq!(
-            parse_response(Operation::Chat, 200, b"{"),
+            parse_response(Operation::Chat, 200, b"{", false),
             Err(ParseError::InvalidJson)
         );
     }

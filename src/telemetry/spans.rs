@@ -24,7 +24,10 @@ use super::{
     export::{ExportError, Health, Queue},
     names::attr,
 };
-use crate::{config::otlp::OtlpConfig, exchange::CallRecord};
+use crate::{
+    config::{Capture, otlp::OtlpConfig},
+    exchange::CallRecord,
+};
 
 thread_local! {
     /// The trace id the next root span on this thread must use (session traces).
@@ -59,6 +62,7 @@ pub fn session_trace_id(conversation_id: &str) -> TraceId {
 pub struct Spans {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
+    capture: Capture,
 }
 
 impl std::fmt::Debug for Spans {
@@ -69,7 +73,11 @@ impl std::fmt::Debug for Spans {
 
 impl Spans {
     /// Starts the export pipeline. Call from within the tokio runtime.
-    pub fn start(config: &OtlpConfig, health: Health) -> Result<Spans, ExportError> {
+    pub fn start(
+        config: &OtlpConfig,
+        health: Health,
+        capture: Capture,
+    ) -> Result<Spans, ExportError> {
         let queue = Queue::start(config, health)?;
         let resource = Resource::builder_empty()
             .with_service_name(config.service_name.clone())
@@ -91,7 +99,11 @@ impl Spans {
             .with_span_processor(queue)
             .build();
         let tracer = provider.tracer("llmtap");
-        Ok(Spans { provider, tracer })
+        Ok(Spans {
+            provider,
+            tracer,
+            capture,
+        })
     }
 
     /// The tracer for llmtap's own diagnostics (tracing-opentelemetry).
@@ -132,7 +144,7 @@ impl Spans {
             .span_builder(span_name(r))
             .with_kind(SpanKind::Client)
             .with_start_time(r.start)
-            .with_attributes(attributes(r))
+            .with_attributes(self.with_content(attributes(r), r))
             .start_with_context(&self.tracer, &parent);
         // A sampled-out parent means no id was drawn; never leak the session id to the next.
         NEXT_TRACE_ID.with(Cell::take);
@@ -143,6 +155,94 @@ impl Spans {
             span.set_status(Status::error(error.clone()));
         }
         span.end_with_timestamp(end.max(r.start));
+    }
+}
+
+impl Spans {
+    /// Adds the opt-in content attributes, each capped at `--capture-max-bytes`.
+    fn with_content(&self, mut attrs: Vec<KeyValue>, r: &CallRecord) -> Vec<KeyValue> {
+        if !self.capture.enabled {
+            return attrs;
+        }
+        let max = self.capture.max_bytes;
+        let mut truncated = Vec::new();
+        let request = r.request.as_ref().and_then(|q| q.content.as_ref());
+        let pieces = [
+            (
+                attr::SYSTEM_INSTRUCTIONS,
+                request.map(|c| c.system.as_slice()),
+            ),
+            (attr::INPUT_MESSAGES, request.map(|c| c.input.as_slice())),
+            (attr::TOOL_DEFINITIONS, request.map(|c| c.tools.as_slice())),
+            (attr::OUTPUT_MESSAGES, r.response.output.as_deref()),
+        ];
+        for (key, items) in pieces {
+            let Some(items) = items.filter(|items| !items.is_empty()) else {
+                continue;
+            };
+            let (json, cut) = fit(items, max);
+            if cut {
+                truncated.push(key.to_owned());
+            }
+            attrs.push(KeyValue::new(key, json));
+        }
+        if !truncated.is_empty() {
+            attrs.push(KeyValue::new(attr::CONTENT_TRUNCATED, strings(&truncated)));
+        }
+        attrs
+    }
+}
+
+/// Serializes `items` as a JSON array of at most `max` bytes that is still valid JSON: the
+/// most recent items that fit, else the last item with its strings shortened. Returns
+/// whether anything was cut.
+pub fn fit(items: &[serde_json::Value], max: usize) -> (String, bool) {
+    let full = serde_json::Value::Array(items.to_vec()).to_string();
+    if full.len() <= max {
+        return (full, false);
+    }
+    let mut kept = 2; // the brackets
+    let mut start = items.len();
+    for (i, item) in items.iter().enumerate().rev() {
+        let len = item.to_string().len() + usize::from(start < items.len());
+        if kept + len > max {
+            break;
+        }
+        kept += len;
+        start = i;
+    }
+    if start < items.len() {
+        return (
+            serde_json::Value::Array(items[start..].to_vec()).to_string(),
+            true,
+        );
+    }
+    let Some(last) = items.last() else {
+        return ("[]".to_owned(), true);
+    };
+    let mut limit = max;
+    while limit > 0 {
+        let json = serde_json::Value::Array(vec![shorten(last, limit)]).to_string();
+        if json.len() <= max {
+            return (json, true);
+        }
+        limit /= 2;
+    }
+    ("[]".to_owned(), true)
+}
+
+/// A copy of `v` with every string cut to at most `limit` characters.
+fn shorten(v: &serde_json::Value, limit: usize) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        J::String(s) if s.chars().count() > limit => J::String(s.chars().take(limit).collect()),
+        J::Array(a) => J::Array(a.iter().map(|x| shorten(x, limit)).collect()),
+        J::Object(o) => J::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), shorten(x, limit)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -253,4 +353,35 @@ pub fn attributes(r: &CallRecord) -> Vec<KeyValue> {
         r.parse_error.map(|e| Value::from(e.as_str())),
     );
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn fit_keeps_valid_json_within_the_cap() {
+        let items = vec![
+            json!({"role": "user", "parts": [{"type": "text", "content": "a".repeat(50)}]});
+            4
+        ];
+        let (all, cut) = fit(&items, 10_000);
+        assert!(!cut && all.len() < 10_000);
+        let (recent, cut) = fit(&items, 150);
+        assert!(cut && recent.len() <= 150, "{recent}");
+        let parsed: Vec<serde_json::Value> = serde_json::from_str(&recent).expect("valid json");
+        assert_eq!(parsed.len(), 1, "the most recent message that fits");
+        let (short, cut) = fit(&items, 60);
+        assert!(cut && short.len() <= 60, "{short}");
+        serde_json::from_str::<Vec<serde_json::Value>>(&short).expect("still valid json");
+    }
+
+    #[test]
+    fn session_trace_ids_are_stable_and_distinct() {
+        assert_eq!(session_trace_id("s"), session_trace_id("s"));
+        assert_ne!(session_trace_id("s"), session_trace_id("t"));
+        assert_ne!(session_trace_id("s"), TraceId::INVALID);
+    }
 }

@@ -144,6 +144,18 @@ impl Receiver {
     /// An HTTP/protobuf OTLP receiver on 127.0.0.1:0 (endpoint `http://ADDR`, path
     /// `/v1/traces`); anything else gets 404.
     pub async fn http() -> Receiver {
+        Self::http_with(None).await
+    }
+
+    /// The same over TLS, with a certificate from a fresh test CA (returned as PEM):
+    /// endpoint `https://ADDR` (the leaf is valid for 127.0.0.1 and localhost).
+    pub async fn https() -> (Receiver, String) {
+        let (ca_pem, tls) = super::upstream::test_pki();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        (Self::http_with(Some(acceptor)).await, ca_pem)
+    }
+
+    async fn http_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let store = Arc::new(Store::default());
@@ -154,48 +166,16 @@ impl Receiver {
                     continue;
                 };
                 let store = server_store.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let store = store.clone();
-                        async move {
-                            let ok_path = req.uri().path() == "/v1/traces";
-                            let content_type = req
-                                .headers()
-                                .get("content-type")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or_default()
-                                .to_owned();
-                            let body = req.into_body().collect().await.expect("body").to_bytes();
-                            let status = if !ok_path {
-                                404
-                            } else if content_type != "application/x-protobuf" {
-                                415
-                            } else {
-                                match ExportTraceServiceRequest::decode(body.as_ref()) {
-                                    Ok(msg) => {
-                                        store.push(&body, msg);
-                                        200
-                                    }
-                                    Err(_) => 400,
-                                }
-                            };
-                            let reply = ExportTraceServiceResponse {
-                                partial_success: None,
-                            };
-                            let mut res =
-                                Response::new(Full::new(Bytes::from(reply.encode_to_vec())));
-                            *res.status_mut() =
-                                hudsucker::hyper::StatusCode::from_u16(status).expect("status");
-                            res.headers_mut().insert(
-                                "content-type",
-                                "application/x-protobuf".parse().expect("header value"),
-                            );
-                            Ok::<_, std::convert::Infallible>(res)
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(tcp).await {
+                                serve_http(stream, store).await;
+                            }
                         }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .await;
+                        None => serve_http(tcp, store).await,
+                    }
                 });
             }
         });
@@ -204,6 +184,10 @@ impl Receiver {
 
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    pub fn https_endpoint(&self) -> String {
+        format!("https://127.0.0.1:{}", self.addr.port())
     }
 
     /// Every span received so far.
@@ -264,6 +248,51 @@ impl Receiver {
     pub fn raw(&self) -> Vec<u8> {
         self.store.raw.lock().expect("lock").clone()
     }
+}
+
+async fn serve_http<IO>(io: IO, store: Arc<Store>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req: Request<Incoming>| {
+        let store = store.clone();
+        async move {
+            let ok_path = req.uri().path() == "/v1/traces";
+            let content_type = req
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let body = req.into_body().collect().await.expect("body").to_bytes();
+            let status = if !ok_path {
+                404
+            } else if content_type != "application/x-protobuf" {
+                415
+            } else {
+                match ExportTraceServiceRequest::decode(body.as_ref()) {
+                    Ok(msg) => {
+                        store.push(&body, msg);
+                        200
+                    }
+                    Err(_) => 400,
+                }
+            };
+            let reply = ExportTraceServiceResponse {
+                partial_success: None,
+            };
+            let mut res = Response::new(Full::new(Bytes::from(reply.encode_to_vec())));
+            *res.status_mut() = hudsucker::hyper::StatusCode::from_u16(status).expect("status");
+            res.headers_mut().insert(
+                "content-type",
+                "application/x-protobuf".parse().expect("header value"),
+            );
+            Ok::<_, std::convert::Infallible>(res)
+        }
+    });
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 /// A collector that accepts connections and never reads or answers.

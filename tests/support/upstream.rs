@@ -251,7 +251,7 @@ fn fixture_path(case: &str, ext: &str) -> PathBuf {
 
 /// A CA and a leaf signed by it, valid from yesterday for a year. Returns the CA's PEM and a
 /// server config that presents the leaf.
-fn test_pki() -> (String, ServerConfig) {
+pub fn test_pki() -> (String, ServerConfig) {
     let now = time::OffsetDateTime::now_utc();
 
     let ca_key = KeyPair::generate().expect("generate CA key");
