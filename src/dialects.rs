@@ -10,6 +10,10 @@
 //! stamps the time.
 
 pub mod anthropic;
+pub mod gemini;
+pub mod json_array;
+pub mod openai_chat;
+pub mod openai_responses;
 pub mod sse;
 
 use serde::Serialize;
@@ -19,6 +23,10 @@ use serde::Serialize;
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     Anthropic,
+    #[serde(rename = "openai")]
+    OpenAi,
+    #[serde(rename = "gcp.gemini")]
+    GcpGemini,
 }
 
 impl Provider {
@@ -26,6 +34,8 @@ impl Provider {
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Anthropic => "anthropic",
+            Provider::OpenAi => "openai",
+            Provider::GcpGemini => "gcp.gemini",
         }
     }
 }
@@ -36,6 +46,7 @@ impl Provider {
 pub enum Operation {
     Chat,
     CountTokens,
+    GenerateContent,
 }
 
 impl Operation {
@@ -43,8 +54,31 @@ impl Operation {
         match self {
             Operation::Chat => "chat",
             Operation::CountTokens => "count_tokens",
+            Operation::GenerateContent => "generate_content",
         }
     }
+}
+
+/// What a dialect sees of a request when deciding whether it is an LLM call: host and path
+/// only, never headers or body (detection stays cheap and cannot leak).
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub host: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    /// The query string, for routing only (`alt=sse`); it is never recorded.
+    pub query: Option<&'a str>,
+    /// A WebSocket upgrade request.
+    pub websocket: bool,
+}
+
+/// How a recognised call's response is framed when it is not an event stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One JSON document, parsed when complete.
+    Json,
+    /// A JSON array whose elements arrive progressively (Gemini without `alt=sse`).
+    JsonArray,
 }
 
 /// Normalized token usage of one call (DESIGN §3). `None` means the wire did not say;
@@ -172,16 +206,19 @@ pub trait StreamParser: Send + Sync {
 pub struct Dialect {
     pub name: &'static str,
     pub provider: Provider,
-    /// `(host, method, path without query)` → operation, or `None` if not this dialect.
-    /// Only intercepted hosts get here, so a dialect may match on the path alone: a host
-    /// added with `--intercept` (a gateway speaking the same API) then works unchanged.
-    pub detect: fn(&str, &str, &str) -> Option<Operation>,
-    /// `capture`: also extract the prompt content.
-    pub parse_request: fn(Operation, &[u8], bool) -> Result<RequestFacts, ParseError>,
+    /// The request → operation, or `None` if not this dialect. Only intercepted hosts get
+    /// here, so a dialect may match on the path alone: a host added with `--intercept` (a
+    /// gateway speaking the same API) then works unchanged.
+    pub detect: fn(&Target<'_>) -> Option<(Operation, Framing)>,
+    /// `(operation, path, body, capture)`: `capture` also extracts the prompt content. The
+    /// path (never the query) can name the model (Gemini).
+    pub parse_request: fn(Operation, &str, &[u8], bool) -> Result<RequestFacts, ParseError>,
     /// A complete non-streamed response body (success or error) of the given status.
     pub parse_response: fn(Operation, u16, &[u8], bool) -> Result<ResponseFacts, ParseError>,
     /// `capture`: also keep the generated content, up to that many bytes.
     pub stream_parser: fn(Operation, Option<usize>) -> Box<dyn StreamParser>,
+    /// Largest single event this API legitimately sends (beyond it: a counted parse error).
+    pub max_event: usize,
 }
 
 impl std::fmt::Debug for Dialect {
@@ -193,20 +230,42 @@ impl std::fmt::Debug for Dialect {
 }
 
 /// Every API llmtap understands. Order matters only if two rows could match one request.
-pub static DIALECTS: &[Dialect] = &[anthropic::MESSAGES];
+pub static DIALECTS: &[Dialect] = &[
+    anthropic::MESSAGES,
+    openai_chat::CHAT_COMPLETIONS,
+    openai_responses::RESPONSES,
+    gemini::GENERATE_CONTENT,
+    gemini::CODE_ASSIST,
+];
 
 /// An endpoint recognised as an LLM call.
 #[derive(Debug, Clone, Copy)]
 pub struct Route {
     pub dialect: &'static Dialect,
     pub operation: Operation,
+    pub framing: Framing,
 }
 
 /// Finds the dialect for a request, or `None` for traffic that is forwarded unrecorded.
-pub fn detect(host: &str, method: &str, path: &str) -> Option<Route> {
+pub fn detect(target: &Target<'_>) -> Option<Route> {
     DIALECTS.iter().find_map(|dialect| {
-        (dialect.detect)(host, method, path).map(|operation| Route { dialect, operation })
+        (dialect.detect)(target).map(|(operation, framing)| Route {
+            dialect,
+            operation,
+            framing,
+        })
     })
+}
+
+/// A POST to `path` on `host`, for tests and callers without a query or upgrade.
+pub fn post<'a>(host: &'a str, path: &'a str) -> Target<'a> {
+    Target {
+        host,
+        method: "POST",
+        path,
+        query: None,
+        websocket: false,
+    }
 }
 
 /// Parses JSON from bytes, telling invalid UTF-8 apart from invalid JSON.
@@ -219,16 +278,79 @@ pub(crate) fn json(bytes: &[u8]) -> Result<serde_json::Value, ParseError> {
 mod tests {
     use super::*;
 
+    fn get<'a>(host: &'a str, path: &'a str) -> Target<'a> {
+        Target {
+            host,
+            method: "GET",
+            path,
+            query: None,
+            websocket: false,
+        }
+    }
+
     #[test]
     fn detect_matches_only_llm_endpoints() {
-        let route = detect("api.anthropic.com", "POST", "/v1/messages").expect("messages");
+        let route = detect(&post("api.anthropic.com", "/v1/messages")).expect("messages");
         assert_eq!(route.dialect.provider, Provider::Anthropic);
         assert_eq!(route.operation, Operation::Chat);
-        let count = detect("api.anthropic.com", "POST", "/v1/messages/count_tokens");
+        let count = detect(&post("api.anthropic.com", "/v1/messages/count_tokens"));
         assert_eq!(count.map(|r| r.operation), Some(Operation::CountTokens));
-        assert!(detect("api.anthropic.com", "GET", "/api/claude_code/policy_limits").is_none());
-        assert!(detect("api.anthropic.com", "GET", "/v1/messages").is_none());
-        assert!(detect("api.anthropic.com", "POST", "/v1/messages/batches").is_none());
+        assert!(detect(&get("api.anthropic.com", "/api/claude_code/policy_limits")).is_none());
+        assert!(detect(&get("api.anthropic.com", "/v1/messages")).is_none());
+        assert!(detect(&post("api.anthropic.com", "/v1/messages/batches")).is_none());
+        let chat = detect(&post("api.openai.com", "/v1/chat/completions")).expect("chat");
+        assert_eq!(
+            (chat.dialect.provider, chat.operation),
+            (Provider::OpenAi, Operation::Chat)
+        );
+        let responses =
+            detect(&post("chatgpt.com", "/backend-api/codex/responses")).expect("codex");
+        assert_eq!(responses.dialect.name, "openai_responses");
+        let ws = Target {
+            websocket: true,
+            ..get("api.openai.com", "/v1/responses")
+        };
+        assert_eq!(
+            detect(&ws).map(|r| r.dialect.name),
+            Some("openai_responses")
+        );
+        assert!(
+            detect(&get("api.openai.com", "/v1/responses")).is_none(),
+            "GET without upgrade"
+        );
+        assert!(detect(&get("chatgpt.com", "/backend-api/codex/models")).is_none());
+        let gemini = Target {
+            query: Some("alt=sse"),
+            ..post(
+                "generativelanguage.googleapis.com",
+                "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+            )
+        };
+        let gemini = detect(&gemini).expect("gemini");
+        assert_eq!(
+            (gemini.dialect.provider, gemini.operation),
+            (Provider::GcpGemini, Operation::GenerateContent)
+        );
+        let array = post(
+            "generativelanguage.googleapis.com",
+            "/v1/models/gemini-2.5-pro:streamGenerateContent",
+        );
+        assert_eq!(detect(&array).map(|r| r.framing), Some(Framing::JsonArray));
+        let assist = post(
+            "cloudcode-pa.googleapis.com",
+            "/v1internal:streamGenerateContent",
+        );
+        assert_eq!(
+            detect(&assist).map(|r| r.dialect.name),
+            Some("gemini_code_assist")
+        );
+        assert!(
+            detect(&post(
+                "generativelanguage.googleapis.com",
+                "/v1beta/models/x:embedContent"
+            ))
+            .is_none()
+        );
     }
 
     #[test]

@@ -22,7 +22,10 @@ use serde::Serialize;
 use crate::{
     config::Limits,
     dialects::{
-        ParseError, Progress, RequestFacts, ResponseFacts, Route, StreamParser, sse::Framer,
+        Framing as RouteFraming, ParseError, Progress, RequestFacts, ResponseFacts, Route,
+        StreamParser,
+        json_array::Splitter,
+        sse::{Event, Framer},
     },
     proxy::{
         decode::{Decoder, Encoding},
@@ -300,8 +303,38 @@ struct RequestCapture {
 /// The streamed-response pipeline: decode → frame → parse, on copies of the data.
 struct Stream {
     decoder: Decoder,
-    framer: Framer,
+    framer: Framing,
     parser: Box<dyn StreamParser>,
+}
+
+/// How a streamed body is cut into events.
+enum Framing {
+    Sse(Framer),
+    JsonArray(Splitter),
+    /// Each push is one whole event (a WebSocket message).
+    Message,
+}
+
+impl Framing {
+    fn push(
+        &mut self,
+        bytes: &[u8],
+        on_event: &mut dyn FnMut(Event<'_>) -> Result<(), ParseError>,
+    ) -> Result<(), ParseError> {
+        match self {
+            Framing::Sse(framer) => framer.push(bytes, on_event),
+            Framing::JsonArray(splitter) => splitter.push(bytes, &mut |element| {
+                on_event(Event {
+                    name: b"",
+                    data: element,
+                })
+            }),
+            Framing::Message => on_event(Event {
+                name: b"",
+                data: bytes,
+            }),
+        }
+    }
 }
 
 /// Per-call state. Dropping an unfinished exchange finishes it as [`End::ClientGone`].
@@ -379,24 +412,85 @@ impl Exchange {
     ) -> Box<dyn BodyObserver> {
         self.status = Some(status);
         let sse = content_type.is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"));
-        match Encoding::from_header(content_encoding) {
-            None => self.parse_error = Some(ParseError::Decode),
-            Some(encoding) if sse => match Decoder::new(encoding, self.limits.decoded_body) {
-                Ok(decoder) => {
-                    self.stream = Some(Stream {
-                        decoder,
-                        framer: Framer::new(self.limits.sse_line),
-                        parser: (self.route.dialect.stream_parser)(
-                            self.route.operation,
-                            self.capture,
-                        ),
-                    });
+        // An event's cap is the dialect's own (a Responses `response.completed` carries the
+        // whole output) or the configured line cap, whichever is larger.
+        let max_event = self.limits.sse_line.max(self.route.dialect.max_event);
+        let framer = if sse {
+            Some(Framing::Sse(Framer::new(max_event)))
+        } else if self.route.framing == RouteFraming::JsonArray && (200..300).contains(&status) {
+            Some(Framing::JsonArray(Splitter::new(max_event)))
+        } else {
+            None
+        };
+        match (Encoding::from_header(content_encoding), framer) {
+            (None, _) => self.parse_error = Some(ParseError::Decode),
+            (Some(encoding), Some(framer)) => {
+                match Decoder::new(encoding, self.limits.decoded_body) {
+                    Ok(decoder) => {
+                        let parser =
+                            (self.route.dialect.stream_parser)(self.route.operation, self.capture);
+                        self.stream = Some(Stream {
+                            decoder,
+                            framer,
+                            parser,
+                        });
+                    }
+                    Err(e) => self.parse_error = Some(e),
                 }
-                Err(e) => self.parse_error = Some(e),
-            },
-            Some(encoding) => self.encoding = Some(encoding),
+            }
+            (Some(encoding), None) => self.encoding = Some(encoding),
         }
         Box::new(ResponseObserver(self))
+    }
+
+    /// One call on a WebSocket: the client's `response.create` message is its request, the
+    /// socket's `101` its status, and the server's messages its events.
+    pub fn start_ws(
+        telemetry: Arc<Telemetry>,
+        route: Route,
+        head: RequestHead,
+        request: &[u8],
+    ) -> Exchange {
+        let mut exchange = Exchange::start(telemetry, route, head);
+        exchange.status = Some(101);
+        {
+            let mut capture = lock(&exchange.request);
+            capture.complete = true;
+            if request.len() > exchange.limits.request_body {
+                capture.too_large = true;
+            } else {
+                capture.len = request.len();
+                capture.chunks.push(Bytes::copy_from_slice(request));
+            }
+        }
+        match Decoder::new(Encoding::Identity, exchange.limits.decoded_body) {
+            Ok(decoder) => {
+                let parser = (route.dialect.stream_parser)(route.operation, exchange.capture);
+                exchange.stream = Some(Stream {
+                    decoder,
+                    framer: Framing::Message,
+                    parser,
+                });
+            }
+            Err(e) => exchange.parse_error = Some(e),
+        }
+        exchange
+    }
+
+    /// A server message of a WebSocket call; returns whether it ended the call.
+    pub fn on_ws_message(&mut self, payload: &[u8]) -> bool {
+        self.on_response_data(&Bytes::copy_from_slice(payload));
+        self.stream.as_ref().is_some_and(|s| s.parser.terminal())
+    }
+
+    /// The socket's frames could not be decoded any more: the call keeps what it knows.
+    pub fn ws_undecodable(&mut self) {
+        self.parse_error.get_or_insert(ParseError::Decode);
+    }
+
+    /// Ends a call with the given ending.
+    pub fn end(mut self, end: End) {
+        self.finish(end);
     }
 
     /// The upstream could not be reached or failed before a response head.
@@ -571,9 +665,11 @@ impl Pending {
         let mut parse_error = self.parse_error;
         let request = if self.request.complete && !self.request.too_large {
             let body = concat(&self.request.chunks);
-            guarded(|| (dialect.parse_request)(operation, &body, self.capture.is_some()))
-                .map_err(|e| parse_error = parse_error.or(Some(e)))
-                .ok()
+            guarded(|| {
+                (dialect.parse_request)(operation, &self.head.path, &body, self.capture.is_some())
+            })
+            .map_err(|e| parse_error = parse_error.or(Some(e)))
+            .ok()
         } else {
             None
         };
@@ -786,5 +882,87 @@ mod tests {
             Outcome::UpstreamError
         );
         assert_eq!(o(None, End::ClientGone, false, &ok).0, Outcome::Cancelled);
+    }
+}
+
+/// The calls on one intercepted WebSocket (Codex's Responses socket): each client
+/// `response.create` starts a call, the server's events until the terminal one are its
+/// response; several calls per socket, one after another.
+pub struct WsSession {
+    telemetry: Arc<Telemetry>,
+    /// `None` for a socket to an intercepted host that no dialect understands: relayed,
+    /// not recorded.
+    route: Option<Route>,
+    head: RequestHead,
+    current: Option<Exchange>,
+}
+
+impl WsSession {
+    pub fn new(telemetry: Arc<Telemetry>, route: Option<Route>, head: RequestHead) -> WsSession {
+        WsSession {
+            telemetry,
+            route,
+            head,
+            current: None,
+        }
+    }
+}
+
+/// Just the `type` of a JSON message; serde skips the rest without allocating.
+#[derive(serde::Deserialize)]
+struct Kind<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+}
+
+impl crate::proxy::websocket::MessageObserver for WsSession {
+    fn on_message(&mut self, side: crate::proxy::websocket::Side, text: bool, payload: &[u8]) {
+        use crate::proxy::websocket::Side;
+        let Some(route) = self.route else { return };
+        match side {
+            Side::Client => {
+                let create = text
+                    && serde_json::from_slice::<Kind<'_>>(payload)
+                        .is_ok_and(|k| k.kind == "response.create");
+                if create {
+                    // A new request while one is open: the client gave up on the old one.
+                    if let Some(previous) = self.current.take() {
+                        previous.end(End::ClientGone);
+                    }
+                    self.current = Some(Exchange::start_ws(
+                        self.telemetry.clone(),
+                        route,
+                        self.head.clone(),
+                        payload,
+                    ));
+                }
+            }
+            Side::Server => {
+                let Some(call) = &mut self.current else {
+                    return;
+                };
+                if text
+                    && call.on_ws_message(payload)
+                    && let Some(call) = self.current.take()
+                {
+                    call.end(End::Complete);
+                }
+            }
+        }
+    }
+
+    fn on_decode_error(&mut self, _side: crate::proxy::websocket::Side) {
+        if let Some(call) = &mut self.current {
+            call.ws_undecodable();
+        }
+    }
+
+    fn on_close(&mut self, closed: crate::proxy::websocket::Closed) {
+        if let Some(call) = self.current.take() {
+            call.end(match closed {
+                crate::proxy::websocket::Closed::ByClient => End::ClientGone,
+                crate::proxy::websocket::Closed::ByServer => End::UpstreamBroken,
+            });
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod handler;
 pub mod tap_body;
 pub mod upstream;
+pub mod websocket;
 
 use std::sync::Arc;
 
@@ -55,7 +56,8 @@ pub async fn serve(
         .collect();
     let tls = upstream::tls_config(provider, &system, &config.upstream_roots)?;
     let connector = upstream::connector(tls, Arc::new(config.resolve.clone()));
-    let tap = handler::Tap::new(Arc::new(handler::Shared::new(config, telemetry)));
+    let shared = handler::Shared::new(config, telemetry, connector.clone());
+    let tap = handler::Tap::new(Arc::new(shared));
     let proxy = Proxy::builder()
         .with_listener(listener)
         .with_ca(authority)

@@ -1,11 +1,12 @@
-//! Golden fixtures: every case under `tests/fixtures/<dialect>/` parsed by the dialect gives
-//! the facts in its `.expected.json`, and SSE cases give the same facts however the stream
-//! is split (at every byte offset, and byte by byte).
+//! Golden fixtures: every case under `tests/fixtures/<dialect>/` parsed by its dialect gives
+//! the facts in its `.expected.json`, and streamed cases (SSE, or Gemini's streamed JSON
+//! array) give the same facts however the stream is split: at every byte offset, and byte by
+//! byte.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 
-use llmtap::dialects::{self, Operation, ResponseFacts, sse::Framer};
+use llmtap::dialects::{self, ResponseFacts, Route, Target, json_array::Splitter, sse::Framer};
 use serde_json::Value;
 
 fn fixture_dir(dialect: &str) -> PathBuf {
@@ -14,13 +15,18 @@ fn fixture_dir(dialect: &str) -> PathBuf {
         .join(dialect)
 }
 
-/// Cases in a dialect folder: every `<case>.expected.json`.
+/// Cases in a dialect folder: every `<case>.expected.json` that has a request.
 fn cases(dialect: &str) -> Vec<String> {
     let mut cases: Vec<String> = std::fs::read_dir(fixture_dir(dialect))
         .expect("fixture dir")
         .filter_map(|e| {
             let name = e.ok()?.file_name().into_string().ok()?;
             name.strip_suffix(".expected.json").map(str::to_owned)
+        })
+        .filter(|case| {
+            fixture_dir(dialect)
+                .join(format!("{case}.request.json"))
+                .exists()
         })
         .collect();
     cases.sort();
@@ -35,23 +41,53 @@ fn status_of(case: &str) -> u16 {
         .unwrap_or(200)
 }
 
-fn operation_of(case: &str) -> Operation {
-    if case.contains("count_tokens") {
-        Operation::CountTokens
-    } else {
-        Operation::Chat
-    }
+/// The request each fixture stands for: host, path and query.
+fn target(dialect: &str, case: &str, expected: &Value) -> (String, String, Option<String>) {
+    let (host, path) = match dialect {
+        "anthropic" if case.contains("count_tokens") => {
+            ("api.anthropic.com", "/v1/messages/count_tokens")
+        }
+        "anthropic" => ("api.anthropic.com", "/v1/messages"),
+        "openai_chat" => ("api.openai.com", "/v1/chat/completions"),
+        "openai_responses" => ("api.openai.com", "/v1/responses"),
+        "gemini" => {
+            let full = expected["path"]
+                .as_str()
+                .expect("gemini fixtures name their path");
+            let host = if full.starts_with("/v1internal") {
+                "cloudcode-pa.googleapis.com"
+            } else {
+                "generativelanguage.googleapis.com"
+            };
+            let (path, query) = full
+                .split_once('?')
+                .map_or((full, None), |(p, q)| (p, Some(q)));
+            return (host.into(), path.into(), query.map(str::to_owned));
+        }
+        other => panic!("no target for dialect {other}"),
+    };
+    (host.into(), path.into(), None)
 }
 
-/// Parses an SSE body fed as the given pieces.
-fn parse_stream(operation: Operation, pieces: &[&[u8]]) -> ResponseFacts {
-    let route = dialects::detect("api.anthropic.com", "POST", "/v1/messages").expect("route");
-    let mut parser = (route.dialect.stream_parser)(operation, None);
-    let mut framer = Framer::new(1 << 20);
+/// Parses a streamed body fed as the given pieces.
+fn parse_stream(route: &Route, array: bool, pieces: &[&[u8]]) -> ResponseFacts {
+    let mut parser = (route.dialect.stream_parser)(route.operation, None);
+    let mut framer = Framer::new(16 << 20);
+    let mut splitter = Splitter::new(16 << 20);
     for piece in pieces {
-        framer
-            .push(piece, &mut |event| parser.on_event(&event).map(|_| ()))
-            .expect("fixture parses");
+        let mut on_event = |event: dialects::sse::Event<'_>| parser.on_event(&event).map(|_| ());
+        if array {
+            splitter
+                .push(piece, &mut |element| {
+                    on_event(dialects::sse::Event {
+                        name: b"",
+                        data: element,
+                    })
+                })
+                .expect("fixture parses");
+        } else {
+            framer.push(piece, &mut on_event).expect("fixture parses");
+        }
     }
     parser.facts()
 }
@@ -68,62 +104,74 @@ fn assert_subset(case: &str, expected: &Value, got: &Value) {
     }
 }
 
-#[test]
-fn anthropic_fixtures_give_their_expected_facts() {
-    let dir = fixture_dir("anthropic");
-    let cases = cases("anthropic");
+/// Checks every case of one dialect folder; returns how many were streamed.
+fn check_dialect(dialect: &str) -> usize {
+    let dir = fixture_dir(dialect);
+    let cases = cases(dialect);
     assert!(
-        cases.len() >= 8,
-        "expected the fixture set, found {cases:?}"
+        cases.len() >= 4,
+        "{dialect}: expected the fixture set, found {cases:?}"
     );
-    let route = dialects::detect("api.anthropic.com", "POST", "/v1/messages").expect("route");
     let mut streamed = 0;
     for case in &cases {
-        let expected: Value = serde_json::from_slice(
-            &std::fs::read(dir.join(format!("{case}.expected.json"))).unwrap(),
-        )
-        .unwrap();
-        let operation = operation_of(case);
-        let request = std::fs::read(dir.join(format!("{case}.request.json"))).unwrap();
-        let request = (route.dialect.parse_request)(operation, &request, false).expect(case);
+        let name = format!("{dialect}/{case}");
+        let read = |ext: &str| std::fs::read(dir.join(format!("{case}.{ext}"))).unwrap();
+        let expected: Value = serde_json::from_slice(&read("expected.json")).unwrap();
+        let (host, path, query) = target(dialect, case, &expected);
+        let t = Target {
+            host: &host,
+            method: "POST",
+            path: &path,
+            query: query.as_deref(),
+            websocket: false,
+        };
+        let route = dialects::detect(&t).unwrap_or_else(|| panic!("{name}: no dialect for {path}"));
+        let request =
+            (route.dialect.parse_request)(route.operation, &path, &read("request.json"), false)
+                .expect(&name);
         assert_subset(
-            case,
+            &name,
             &expected["request"],
             &serde_json::to_value(&request).unwrap(),
         );
 
-        let sse = dir.join(format!("{case}.sse"));
-        let facts = if sse.exists() {
+        let stream = ["sse", "jsonarray"]
+            .into_iter()
+            .find(|ext| dir.join(format!("{case}.{ext}")).exists());
+        let facts = if let Some(ext) = stream {
             streamed += 1;
-            let body = std::fs::read(&sse).unwrap();
-            let whole = parse_stream(operation, &[&body]);
+            let body = read(ext);
+            let array = ext == "jsonarray";
+            let whole = parse_stream(&route, array, &[&body]);
             for at in 0..=body.len() {
                 let (a, b) = body.split_at(at);
                 assert_eq!(
-                    parse_stream(operation, &[a, b]),
+                    parse_stream(&route, array, &[a, b]),
                     whole,
-                    "{case} split at byte {at}"
+                    "{name} split at byte {at}"
                 );
             }
             let bytes: Vec<&[u8]> = body.chunks(1).collect();
             assert_eq!(
-                parse_stream(operation, &bytes),
+                parse_stream(&route, array, &bytes),
                 whole,
-                "{case} byte by byte"
+                "{name} byte by byte"
             );
             whole
         } else {
-            let body = std::fs::read(dir.join(format!("{case}.json"))).unwrap();
-            (route.dialect.parse_response)(operation, status_of(case), &body, false).expect(case)
+            (route.dialect.parse_response)(route.operation, status_of(case), &read("json"), false)
+                .expect(&name)
         };
         assert_subset(
-            case,
+            &name,
             &expected["response"],
             &serde_json::to_value(&facts).unwrap(),
         );
     }
-    assert!(
-        streamed >= 4,
-        "expected streamed fixtures, found {streamed}"
-    );
+    streamed
+}
+
+#[test]
+fn anthropic_fixtures_give_their_expected_facts() {
+    assert!(check_dialect("anthropic") >= 4);
 }

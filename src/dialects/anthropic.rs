@@ -10,8 +10,8 @@
 use serde_json::Value;
 
 use super::{
-    Dialect, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
-    ResponseFacts, StreamParser, Usage, json, sse,
+    Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
+    ResponseFacts, StreamParser, Target, Usage, json, sse,
 };
 
 pub const MESSAGES: Dialect = Dialect {
@@ -21,21 +21,23 @@ pub const MESSAGES: Dialect = Dialect {
     parse_request,
     parse_response,
     stream_parser,
+    max_event: 512 << 10,
 };
 
-fn detect(_host: &str, method: &str, path: &str) -> Option<Operation> {
-    if method != "POST" {
+fn detect(t: &Target<'_>) -> Option<(Operation, Framing)> {
+    if t.method != "POST" || t.websocket {
         return None;
     }
-    match path.trim_end_matches('/') {
-        "/v1/messages" => Some(Operation::Chat),
-        "/v1/messages/count_tokens" => Some(Operation::CountTokens),
+    match t.path.trim_end_matches('/') {
+        "/v1/messages" => Some((Operation::Chat, Framing::Json)),
+        "/v1/messages/count_tokens" => Some((Operation::CountTokens, Framing::Json)),
         _ => None,
     }
 }
 
 fn parse_request(
     operation: Operation,
+    _path: &str,
     body: &[u8],
     capture: bool,
 ) -> Result<RequestFacts, ParseError> {

@@ -12,30 +12,45 @@ use hudsucker::{
     hyper::{HeaderMap, Method, Request, Response, StatusCode, header},
     hyper_util::client::legacy::Error as ClientError,
 };
+use hyper_rustls::HttpsConnector;
 
-use super::tap_body::tap;
+use super::{tap_body::tap, upstream::Dialer, websocket};
 use crate::{
     config::Config,
-    dialects,
-    exchange::{Attribution, Client, Exchange, RequestHead, TraceParent},
+    dialects::{self, Target},
+    exchange::{Attribution, Client, Exchange, RequestHead, TraceParent, WsSession},
     telemetry::{RateLimit, Telemetry},
 };
 
 /// What every clone shares.
-#[derive(Debug)]
 pub struct Shared {
     pub telemetry: Arc<Telemetry>,
     pub intercept: std::collections::BTreeSet<String>,
     pub attribution: Attribution,
+    /// The upstream connector, for WebSocket upgrades llmtap relays itself.
+    connector: HttpsConnector<Dialer>,
     upstream_warning: RateLimit,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("intercept", &self.intercept)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Shared {
-    pub fn new(config: &Config, telemetry: Arc<Telemetry>) -> Shared {
+    pub fn new(
+        config: &Config,
+        telemetry: Arc<Telemetry>,
+        connector: HttpsConnector<Dialer>,
+    ) -> Shared {
         Shared {
             telemetry,
             intercept: config.intercept.clone(),
             attribution: config.attribution.clone(),
+            connector,
             upstream_warning: RateLimit::new(std::time::Duration::from_secs(10)),
         }
     }
@@ -54,6 +69,46 @@ pub struct Tap {
 impl Tap {
     pub fn new(shared: Arc<Shared>) -> Tap {
         Tap { shared, call: None }
+    }
+}
+
+impl Tap {
+    /// What the request says about the call before its body.
+    fn head(&self, req: &Request<Body>, host: String, port: u16) -> RequestHead {
+        let headers = req.headers();
+        RequestHead {
+            host,
+            port,
+            method: req.method().as_str().to_owned(),
+            path: req.uri().path().to_owned(),
+            client: Client::from_user_agent(header_str(headers, "user-agent").unwrap_or_default()),
+            conversation_id: session_id(headers),
+            attribution: self.shared.attribution.clone(),
+            traceparent: header_str(headers, "traceparent").and_then(TraceParent::parse),
+        }
+    }
+
+    async fn relay_websocket(
+        &self,
+        req: Request<Body>,
+        route: Option<dialects::Route>,
+        head: RequestHead,
+    ) -> RequestOrResponse {
+        let telemetry = self.shared.telemetry.clone();
+        let on_open = move |_extensions: Option<&str>| -> Box<dyn websocket::MessageObserver> {
+            Box::new(WsSession::new(telemetry, route, head))
+        };
+        match websocket::relay(req, self.shared.connector.clone(), on_open).await {
+            Ok(res) => res.into(),
+            Err(err) => {
+                if let Some(suppressed) = self.shared.upstream_warning.allow() {
+                    tracing::warn!(error = %err, suppressed, "websocket upstream failed; client gets 502");
+                }
+                let mut res = Response::new(Body::empty());
+                *res.status_mut() = StatusCode::BAD_GATEWAY;
+                res.into()
+            }
+        }
     }
 }
 
@@ -91,13 +146,30 @@ fn target(req: &Request<Body>) -> Option<(String, u16)> {
     ))
 }
 
+/// `Connection: upgrade` + `Upgrade: websocket` (RFC 6455 §4.1), case-insensitively.
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let has = |name, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
+}
+
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name)?.to_str().ok()
 }
 
-/// Headers in which agents name their session: Claude Code's, then the Codex CLI's
-/// (`session_id`, `conversation_id`, sent with every Responses call).
-const SESSION_HEADERS: &[&str] = &["x-claude-code-session-id", "session_id", "conversation_id"];
+/// Headers in which agents name their session: Claude Code's `X-Claude-Code-Session-Id`, the
+/// Codex CLI's `session-id` (before May 2026 `session_id`, before Jan 2026 also
+/// `conversation_id`), sent with every Responses call and WebSocket upgrade.
+const SESSION_HEADERS: &[&str] = &[
+    "x-claude-code-session-id",
+    "session-id",
+    "session_id",
+    "conversation_id",
+];
 
 /// A client-sent session id, if it looks like one (bounded, printable, no spaces).
 fn session_id(headers: &HeaderMap) -> Option<String> {
@@ -147,20 +219,24 @@ impl HttpHandler for Tap {
         if !self.shared.intercepts(&host) {
             return req.into();
         }
-        let Some(route) = dialects::detect(&host, req.method().as_str(), req.uri().path()) else {
+        let target = Target {
+            host: &host,
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            query: req.uri().query(),
+            websocket: is_websocket_upgrade(req.headers()),
+        };
+        let route = dialects::detect(&target);
+        if target.websocket {
+            // Every upgrade to an intercepted host goes through llmtap's own relay, so the
+            // bytes stay faithful; only those a dialect understands are recorded.
+            let head = self.head(&req, host, port);
+            return self.relay_websocket(req, route, head).await;
+        }
+        let Some(route) = route else {
             return req.into();
         };
-        let headers = req.headers();
-        let head = RequestHead {
-            host,
-            port,
-            method: req.method().as_str().to_owned(),
-            path: req.uri().path().to_owned(),
-            client: Client::from_user_agent(header_str(headers, "user-agent").unwrap_or_default()),
-            conversation_id: session_id(headers),
-            attribution: self.shared.attribution.clone(),
-            traceparent: header_str(headers, "traceparent").and_then(TraceParent::parse),
-        };
+        let head = self.head(&req, host, port);
         let exchange = Exchange::start(self.shared.telemetry.clone(), route, head);
         let observer = exchange.request_observer();
         self.call = Some(exchange);

@@ -1,0 +1,463 @@
+//! Gemini: `…/{v1beta|v1}/models/{model}:generateContent` and `:streamGenerateContent`
+//! (`alt=sse` → SSE; without it a JSON array streamed element by element), and Gemini Code
+//! Assist (`cloudcode-pa.googleapis.com/v1internal:generateContent|streamGenerateContent`),
+//! which wraps the same request in `{"model", "project", "request"}` and every response
+//! chunk in `{"response"}`.
+//!
+//! Gemini counts usage apart (DESIGN §3): normalized input = promptTokenCount (cached
+//! included) + toolUsePromptTokenCount, output = candidatesTokenCount + thoughtsTokenCount,
+//! reasoning = thoughtsTokenCount. The model comes from the path (the API key may be in the
+//! query string, which is never looked at beyond routing).
+
+use serde_json::Value;
+
+use super::{
+    Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
+    ResponseFacts, StreamParser, Target, Usage, json, sse,
+};
+
+pub const GENERATE_CONTENT: Dialect = Dialect {
+    name: "gemini",
+    provider: Provider::GcpGemini,
+    detect,
+    parse_request,
+    parse_response,
+    stream_parser,
+    max_event: 4 << 20,
+};
+
+pub const CODE_ASSIST: Dialect = Dialect {
+    name: "gemini_code_assist",
+    provider: Provider::GcpGemini,
+    detect: detect_code_assist,
+    parse_request,
+    parse_response,
+    stream_parser,
+    max_event: 4 << 20,
+};
+
+fn framing(method: &str, query: Option<&str>) -> Option<(Operation, Framing)> {
+    let sse = query.is_some_and(|q| q.split('&').any(|kv| kv == "alt=sse"));
+    match method {
+        "generateContent" => Some((Operation::GenerateContent, Framing::Json)),
+        "streamGenerateContent" if sse => Some((Operation::GenerateContent, Framing::Json)),
+        "streamGenerateContent" => Some((Operation::GenerateContent, Framing::JsonArray)),
+        _ => None,
+    }
+}
+
+/// `/v1beta/models/gemini-2.5-flash:streamGenerateContent` → (`gemini-2.5-flash`, method).
+fn split_path(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix('/')?;
+    let (version, rest) = rest.split_once('/')?;
+    if !version.starts_with("v1") {
+        return None;
+    }
+    let rest = rest.strip_prefix("models/")?;
+    let (model, method) = rest.rsplit_once(':')?;
+    (!model.is_empty() && !model.contains('/')).then_some((model, method))
+}
+
+fn detect(t: &Target<'_>) -> Option<(Operation, Framing)> {
+    if t.method != "POST" || t.websocket {
+        return None;
+    }
+    let (_, method) = split_path(t.path)?;
+    framing(method, t.query)
+}
+
+fn detect_code_assist(t: &Target<'_>) -> Option<(Operation, Framing)> {
+    if t.method != "POST" || t.websocket {
+        return None;
+    }
+    let method = t.path.strip_prefix("/v1internal:")?;
+    framing(method, t.query)
+}
+
+/// The model named in a Gemini API path; `None` for Code Assist (it names it in the body).
+pub fn model_from_path(path: &str) -> Option<&str> {
+    split_path(path).map(|(model, _)| model)
+}
+
+/// Code Assist wraps requests in `{"request": …}` and responses in `{"response": …}`.
+fn unwrap<'a>(v: &'a Value, key: &str) -> &'a Value {
+    v.get(key).filter(|inner| inner.is_object()).unwrap_or(v)
+}
+
+fn parts_text(parts: Option<&Value>) -> String {
+    parts
+        .and_then(Value::as_array)
+        .map(|p| {
+            p.iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn parse_request(
+    _op: Operation,
+    path: &str,
+    body: &[u8],
+    capture: bool,
+) -> Result<RequestFacts, ParseError> {
+    let outer = json(body)?;
+    let v = unwrap(&outer, "request");
+    let system = v
+        .get("systemInstruction")
+        .or_else(|| v.get("system_instruction"));
+    let system_text = parts_text(system.and_then(|s| s.get("parts")));
+    let contents = v
+        .get("contents")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let declarations: Vec<&Value> = v
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|t| {
+            t.get("functionDeclarations")
+                .or_else(|| t.get("function_declarations"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .collect();
+    let config = v
+        .get("generationConfig")
+        .or_else(|| v.get("generation_config"));
+    let content = capture.then(|| RequestContent {
+        system: if system_text.is_empty() {
+            Vec::new()
+        } else {
+            vec![serde_json::json!({"type": "text", "content": system_text})]
+        },
+        input: contents
+            .iter()
+            .map(|c| {
+                let role = match c.get("role").and_then(Value::as_str) {
+                    Some("model") => "assistant",
+                    Some(other) => other,
+                    None => "user",
+                };
+                serde_json::json!({"role": role, "parts": message_parts(c.get("parts"))})
+            })
+            .collect(),
+        tools: declarations
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "type": "function",
+                    "name": d.get("name"),
+                    "description": d.get("description"),
+                    "parameters": d.get("parameters").or_else(|| d.get("parametersJsonSchema")),
+                })
+            })
+            .collect(),
+    });
+    Ok(RequestFacts {
+        // The API names the model in the path; Code Assist in the wrapper.
+        model: model_from_path(path).map(str::to_owned).or_else(|| {
+            outer
+                .get("model")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        }),
+        stream: path.ends_with(":streamGenerateContent"),
+        max_tokens: config
+            .and_then(|c| c.get("maxOutputTokens"))
+            .and_then(Value::as_u64),
+        temperature: config
+            .and_then(|c| c.get("temperature"))
+            .and_then(Value::as_f64),
+        tools_offered: declarations
+            .iter()
+            .filter_map(|d| d.get("name").and_then(Value::as_str).map(str::to_owned))
+            .collect(),
+        system_chars: system_text.chars().count() as u64,
+        messages: contents.len() as u64,
+        conversation_id: outer
+            .get("session_id")
+            .or_else(|| v.get("session_id"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && s.len() <= 128)
+            .map(str::to_owned),
+        content,
+    })
+}
+
+/// Gemini parts as GenAI message parts.
+fn message_parts(parts: Option<&Value>) -> Vec<Value> {
+    parts
+        .and_then(Value::as_array)
+        .map(|parts| {
+            parts
+                .iter()
+                .map(|p| {
+                    if let Some(call) = p.get("functionCall") {
+                        serde_json::json!({"type": "tool_call", "id": call.get("id"), "name": call.get("name"), "arguments": call.get("args")})
+                    } else if let Some(resp) = p.get("functionResponse") {
+                        serde_json::json!({"type": "tool_call_response", "id": resp.get("id"), "response": resp.get("response")})
+                    } else if p.get("thought").and_then(Value::as_bool) == Some(true) {
+                        serde_json::json!({"type": "reasoning", "content": p.get("text")})
+                    } else if let Some(text) = p.get("text") {
+                        serde_json::json!({"type": "text", "content": text})
+                    } else {
+                        serde_json::json!({"type": p.as_object().and_then(|o| o.keys().next()).map_or("unknown", |k| k.as_str())})
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn error_type(v: &Value) -> Option<String> {
+    let e = v.get("error")?;
+    e.get("status")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| e.get("code").map(|c| c.to_string()))
+}
+
+fn usage(u: &Value) -> Usage {
+    let n = |name: &str| u.get(name).and_then(Value::as_u64);
+    let (prompt, tool_prompt) = (n("promptTokenCount"), n("toolUsePromptTokenCount"));
+    let (candidates, thoughts) = (n("candidatesTokenCount"), n("thoughtsTokenCount"));
+    let sum = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+    };
+    Usage {
+        input: sum(prompt, tool_prompt),
+        output: sum(candidates, thoughts),
+        cache_read: n("cachedContentTokenCount"),
+        cache_write_5m: None,
+        cache_write_1h: None,
+        reasoning: thoughts,
+    }
+}
+
+fn parse_response(
+    _op: Operation,
+    status: u16,
+    body: &[u8],
+    capture: bool,
+) -> Result<ResponseFacts, ParseError> {
+    if !(200..300).contains(&status) {
+        let error_type = json(body).ok().as_ref().and_then(|v| {
+            // Errors of a streamed call can come as a one-element array.
+            let v = v.as_array().and_then(|a| a.first()).unwrap_or(v);
+            error_type(v)
+        });
+        return Ok(ResponseFacts {
+            error_type,
+            ..ResponseFacts::default()
+        });
+    }
+    let v = json(body)?;
+    let mut state = Gemini {
+        capture: capture.then_some(usize::MAX),
+        ..Gemini::default()
+    };
+    state.on_chunk(&v);
+    Ok(state.facts())
+}
+
+fn stream_parser(_op: Operation, capture: Option<usize>) -> Box<dyn StreamParser> {
+    Box::new(Gemini {
+        capture: capture.map(|c| c.saturating_add(1)),
+        ..Gemini::default()
+    })
+}
+
+#[derive(Debug, Default)]
+struct Candidate {
+    finish: Option<String>,
+    parts: Vec<Value>,
+}
+
+#[derive(Debug, Default)]
+struct Gemini {
+    model: Option<String>,
+    id: Option<String>,
+    candidates: Vec<Candidate>,
+    usage: Option<Usage>,
+    tools_called: Vec<String>,
+    error_type: Option<String>,
+    /// Byte budget for captured output; `None` when content is not captured.
+    capture: Option<usize>,
+}
+
+impl Gemini {
+    /// One response object (a JSON body, an SSE chunk or an array element). Returns whether
+    /// it carried generated content.
+    fn on_chunk(&mut self, outer: &Value) -> bool {
+        let v = unwrap(outer, "response");
+        if let Some(e) = error_type(v) {
+            self.error_type = Some(e);
+            return false;
+        }
+        if let Some(model) = v.get("modelVersion").and_then(Value::as_str) {
+            self.model = Some(model.to_owned());
+        }
+        if let Some(id) = v.get("responseId").and_then(Value::as_str) {
+            self.id = Some(id.to_owned());
+        }
+        if let Some(u) = v.get("usageMetadata").filter(|u| u.is_object()) {
+            self.usage = Some(usage(u));
+        }
+        let mut generated = false;
+        for c in v
+            .get("candidates")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let index = c.get("index").and_then(Value::as_u64).unwrap_or(0).min(63) as usize;
+            if self.candidates.len() <= index {
+                self.candidates.resize_with(index + 1, Candidate::default);
+            }
+            let slot = &mut self.candidates[index];
+            if let Some(reason) = c.get("finishReason").and_then(Value::as_str) {
+                slot.finish = Some(reason.to_owned());
+            }
+            let parts = c.get("content").and_then(|c| c.get("parts"));
+            for p in parts
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                if let Some(name) = p
+                    .get("functionCall")
+                    .and_then(|f| f.get("name"))
+                    .and_then(Value::as_str)
+                {
+                    self.tools_called.push(name.to_owned());
+                    generated = true;
+                }
+                if p.get("text")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| !t.is_empty())
+                {
+                    generated = true;
+                }
+            }
+            if let Some(budget) = &mut self.capture {
+                for part in message_parts(parts) {
+                    let size = part.to_string().len();
+                    if size > *budget {
+                        *budget = 0;
+                        slot.parts.push(serde_json::json!({"type": "truncated"}));
+                        break;
+                    }
+                    *budget -= size;
+                    slot.parts.push(part);
+                }
+            }
+        }
+        generated
+    }
+}
+
+impl StreamParser for Gemini {
+    fn on_event(&mut self, event: &sse::Event<'_>) -> Result<Progress, ParseError> {
+        let v = json(event.data)?;
+        Ok(Progress {
+            delta: self.on_chunk(&v),
+        })
+    }
+
+    fn facts(&self) -> ResponseFacts {
+        ResponseFacts {
+            model: self.model.clone(),
+            id: self.id.clone(),
+            finish_reasons: self.candidates.iter().filter_map(|c| c.finish.clone()).collect(),
+            usage: self.usage.clone().unwrap_or_default(),
+            tools_called: self.tools_called.clone(),
+            error_type: self.error_type.clone(),
+            complete: self.candidates.iter().any(|c| c.finish.is_some()),
+            output: self.capture.map(|_| {
+                self.candidates
+                    .iter()
+                    .map(|c| serde_json::json!({"role": "assistant", "parts": c.parts, "finish_reason": c.finish}))
+                    .collect()
+            }),
+        }
+    }
+
+    fn terminal(&self) -> bool {
+        self.error_type.is_some() || self.candidates.iter().any(|c| c.finish.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_the_model_and_the_framing() {
+        assert_eq!(
+            model_from_path("/v1beta/models/gemini-2.5-flash:streamGenerateContent"),
+            Some("gemini-2.5-flash")
+        );
+        assert_eq!(
+            model_from_path("/v1/models/gemini-2.5-pro:generateContent"),
+            Some("gemini-2.5-pro")
+        );
+        assert_eq!(model_from_path("/v1internal:generateContent"), None);
+        assert_eq!(model_from_path("/upload/v1beta/files"), None);
+        assert_eq!(
+            framing("streamGenerateContent", Some("key=x&alt=sse")).map(|f| f.1),
+            Some(Framing::Json)
+        );
+        assert_eq!(
+            framing("streamGenerateContent", Some("key=x")).map(|f| f.1),
+            Some(Framing::JsonArray)
+        );
+        assert_eq!(framing("countTokens", None), None);
+    }
+
+    #[test]
+    fn usage_adds_tool_prompt_and_thoughts() {
+        let u = usage(&serde_json::json!({
+            "promptTokenCount": 100, "cachedContentTokenCount": 60, "candidatesTokenCount": 20,
+            "thoughtsTokenCount": 30, "toolUsePromptTokenCount": 5, "totalTokenCount": 155
+        }));
+        assert_eq!(
+            (u.input, u.cache_read, u.output, u.reasoning),
+            (Some(105), Some(60), Some(50), Some(30))
+        );
+    }
+
+    #[test]
+    fn code_assist_chunks_are_unwrapped() {
+        let mut p = stream_parser(Operation::GenerateContent, None);
+        let chunk = r#"{"response":{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"run_shell_command","args":{"command":"ls"}}}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":3},"modelVersion":"gemini-2.5-pro"}}"#;
+        let progress = p
+            .on_event(&sse::Event {
+                name: b"",
+                data: chunk.as_bytes(),
+            })
+            .expect("chunk");
+        assert!(progress.delta && p.terminal());
+        let f = p.facts();
+        assert_eq!(f.tools_called, ["run_shell_command"]);
+        assert_eq!(f.model.as_deref(), Some("gemini-2.5-pro"));
+        assert_eq!(f.finish_reasons, ["STOP"]);
+        let body = br#"{"model":"gemini-2.5-pro","project":"p","request":{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"systemInstruction":{"parts":[{"text":"abc"}]}}}"#;
+        let r = parse_request(
+            Operation::GenerateContent,
+            "/v1internal:streamGenerateContent",
+            body,
+            false,
+        )
+        .expect("request");
+        assert!(r.stream);
+        assert_eq!(
+            (r.model.as_deref(), r.messages, r.system_chars),
+            (Some("gemini-2.5-pro"), 1, 3)
+        );
+    }
+}

@@ -1,0 +1,486 @@
+//! OpenAI Chat Completions: `POST /v1/chat/completions`, streamed (`data: {chunk}` …
+//! `data: [DONE]`) or JSON.
+//!
+//! Usage arrives only when the client asked for it (`stream_options.include_usage`, final
+//! chunk with empty `choices`); without it the call has no usage, which is recorded as
+//! missing, never as zero, and llmtap never rewrites the request to ask for it.
+//! `prompt_tokens` already includes `prompt_tokens_details.cached_tokens`;
+//! `completion_tokens` includes `completion_tokens_details.reasoning_tokens`.
+
+use serde_json::Value;
+
+use super::{
+    Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
+    ResponseFacts, StreamParser, Target, Usage, json, sse,
+};
+
+pub const CHAT_COMPLETIONS: Dialect = Dialect {
+    name: "openai_chat",
+    provider: Provider::OpenAi,
+    detect,
+    parse_request,
+    parse_response,
+    stream_parser,
+    max_event: 512 << 10,
+};
+
+fn detect(t: &Target<'_>) -> Option<(Operation, Framing)> {
+    (t.method == "POST" && !t.websocket && t.path.trim_end_matches('/') == "/v1/chat/completions")
+        .then_some((Operation::Chat, Framing::Json))
+}
+
+fn text_of(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+fn parse_request(
+    _op: Operation,
+    _path: &str,
+    body: &[u8],
+    capture: bool,
+) -> Result<RequestFacts, ParseError> {
+    let v = json(body)?;
+    let messages = v
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let is_system = |m: &&Value| {
+        matches!(
+            m.get("role").and_then(Value::as_str),
+            Some("system" | "developer")
+        )
+    };
+    let system_chars = messages
+        .iter()
+        .filter(is_system)
+        .map(|m| text_of(m.get("content")).chars().count() as u64)
+        .sum();
+    let tools = v
+        .get("tools")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let tool_name = |t: &Value| {
+        t.get("function")
+            .and_then(|f| f.get("name"))
+            .or_else(|| t.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let content = capture.then(|| RequestContent {
+        system: messages
+            .iter()
+            .filter(is_system)
+            .map(|m| serde_json::json!({"type": "text", "content": text_of(m.get("content"))}))
+            .collect(),
+        input: messages
+            .iter()
+            .filter(|m| !is_system(m))
+            .map(message)
+            .collect(),
+        tools: tools
+            .iter()
+            .map(|t| {
+                let f = t.get("function").unwrap_or(t);
+                serde_json::json!({
+                    "type": "function",
+                    "name": f.get("name"),
+                    "description": f.get("description"),
+                    "parameters": f.get("parameters"),
+                })
+            })
+            .collect(),
+    });
+    Ok(RequestFacts {
+        model: v.get("model").and_then(Value::as_str).map(str::to_owned),
+        stream: v.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        max_tokens: v
+            .get("max_completion_tokens")
+            .or_else(|| v.get("max_tokens"))
+            .and_then(Value::as_u64),
+        temperature: v.get("temperature").and_then(Value::as_f64),
+        tools_offered: tools.iter().filter_map(tool_name).collect(),
+        system_chars,
+        messages: messages.len() as u64,
+        conversation_id: None,
+        content,
+    })
+}
+
+/// One Chat message as a GenAI input message.
+fn message(m: &Value) -> Value {
+    let role = m.get("role").cloned().unwrap_or(Value::Null);
+    let mut parts = Vec::new();
+    let text = text_of(m.get("content"));
+    if role == "tool" {
+        parts.push(serde_json::json!({
+            "type": "tool_call_response", "id": m.get("tool_call_id"), "response": text,
+        }));
+    } else if !text.is_empty() {
+        parts.push(serde_json::json!({"type": "text", "content": text}));
+    }
+    for call in m
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let f = call.get("function");
+        parts.push(serde_json::json!({
+            "type": "tool_call",
+            "id": call.get("id"),
+            "name": f.and_then(|f| f.get("name")),
+            "arguments": f.and_then(|f| f.get("arguments")),
+        }));
+    }
+    serde_json::json!({"role": role, "parts": parts})
+}
+
+fn error_type(v: &Value) -> Option<String> {
+    let e = v.get("error")?;
+    e.get("code")
+        .and_then(Value::as_str)
+        .or_else(|| e.get("type").and_then(Value::as_str))
+        .map(str::to_owned)
+        .or_else(|| Some("error".to_owned()))
+}
+
+fn usage(u: &Value) -> Usage {
+    let n = |v: Option<&Value>| v.and_then(Value::as_u64);
+    Usage {
+        input: n(u.get("prompt_tokens")),
+        output: n(u.get("completion_tokens")),
+        cache_read: n(u
+            .get("prompt_tokens_details")
+            .and_then(|d| d.get("cached_tokens"))),
+        cache_write_5m: None,
+        cache_write_1h: None,
+        reasoning: n(u
+            .get("completion_tokens_details")
+            .and_then(|d| d.get("reasoning_tokens"))),
+    }
+}
+
+fn parse_response(
+    _op: Operation,
+    status: u16,
+    body: &[u8],
+    capture: bool,
+) -> Result<ResponseFacts, ParseError> {
+    if !(200..300).contains(&status) {
+        let error_type = json(body).ok().as_ref().and_then(error_type);
+        return Ok(ResponseFacts {
+            error_type,
+            ..ResponseFacts::default()
+        });
+    }
+    let v = json(body)?;
+    if let Some(error_type) = error_type(&v) {
+        return Ok(ResponseFacts {
+            error_type: Some(error_type),
+            ..ResponseFacts::default()
+        });
+    }
+    let mut state = Chat::default();
+    state.on_chunk_meta(&v);
+    for choice in v
+        .get("choices")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+        let slot = slot(&mut state.choices, index);
+        if let Some(m) = choice.get("message") {
+            for call in m
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                let f = call.get("function");
+                slot.calls.push(ToolCall {
+                    id: call.get("id").and_then(Value::as_str).map(str::to_owned),
+                    name: f
+                        .and_then(|f| f.get("name"))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    arguments: f
+                        .and_then(|f| f.get("arguments"))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                });
+            }
+            slot.text = text_of(m.get("content"));
+        }
+        slot.finish = choice
+            .get("finish_reason")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+    }
+    state.complete = true;
+    if capture {
+        state.capture = Some(usize::MAX);
+    }
+    Ok(state.facts())
+}
+
+fn stream_parser(_op: Operation, capture: Option<usize>) -> Box<dyn StreamParser> {
+    // One byte over the cap, so that the span side sees the cap was hit.
+    Box::new(Chat {
+        capture: capture.map(|c| c.saturating_add(1)),
+        ..Chat::default()
+    })
+}
+
+#[derive(Debug, Default)]
+struct ToolCall {
+    id: Option<String>,
+    name: String,
+    arguments: String,
+}
+
+#[derive(Debug, Default)]
+struct Choice {
+    finish: Option<String>,
+    calls: Vec<ToolCall>,
+    text: String,
+}
+
+#[derive(Debug, Default)]
+struct Chat {
+    model: Option<String>,
+    id: Option<String>,
+    choices: Vec<Choice>,
+    usage: Option<Usage>,
+    error_type: Option<String>,
+    complete: bool,
+    /// Byte budget for captured content; `None` when content is not captured.
+    capture: Option<usize>,
+}
+
+/// The slot for choice `index`. Indexes are small (n ≤ 128); a hostile index must not
+/// allocate without bound.
+fn slot(choices: &mut Vec<Choice>, index: usize) -> &mut Choice {
+    let index = index.min(127);
+    if choices.len() <= index {
+        choices.resize_with(index + 1, Choice::default);
+    }
+    &mut choices[index]
+}
+
+impl Chat {
+    fn on_chunk_meta(&mut self, v: &Value) {
+        if let Some(model) = v.get("model").and_then(Value::as_str) {
+            self.model = Some(model.to_owned());
+        }
+        if let Some(id) = v.get("id").and_then(Value::as_str) {
+            self.id = Some(id.to_owned());
+        }
+        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+            self.usage = Some(usage(u));
+        }
+    }
+
+    fn append(budget: &mut Option<usize>, into: &mut String, text: &str) {
+        if let Some(left) = budget {
+            let mut take = text.len().min(*left);
+            while !text.is_char_boundary(take) {
+                take -= 1;
+            }
+            into.push_str(&text[..take]);
+            *left -= take;
+        }
+    }
+}
+
+impl StreamParser for Chat {
+    fn on_event(&mut self, event: &sse::Event<'_>) -> Result<Progress, ParseError> {
+        if event.data == b"[DONE]" {
+            self.complete = true;
+            return Ok(Progress::default());
+        }
+        let v = json(event.data)?;
+        if let Some(error_type) = error_type(&v) {
+            self.error_type = Some(error_type);
+            return Ok(Progress::default());
+        }
+        self.on_chunk_meta(&v);
+        let mut progress = Progress::default();
+        let Chat {
+            choices,
+            capture: budget,
+            ..
+        } = self;
+        for choice in v
+            .get("choices")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let slot = slot(choices, index);
+            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+                slot.finish = Some(reason.to_owned());
+            }
+            let Some(delta) = choice.get("delta") else {
+                continue;
+            };
+            for key in ["content", "reasoning_content", "refusal"] {
+                if let Some(text) = delta
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+                {
+                    progress.delta = true;
+                    if key == "content" {
+                        Chat::append(budget, &mut slot.text, text);
+                    }
+                }
+            }
+            for call in delta
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                progress.delta = true;
+                let at = call
+                    .get("index")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+                    .min(127) as usize;
+                if slot.calls.len() <= at {
+                    slot.calls.resize_with(at + 1, ToolCall::default);
+                }
+                let entry = &mut slot.calls[at];
+                if let Some(id) = call.get("id").and_then(Value::as_str) {
+                    entry.id = Some(id.to_owned());
+                }
+                let f = call.get("function");
+                if let Some(name) = f.and_then(|f| f.get("name")).and_then(Value::as_str) {
+                    entry.name.push_str(name);
+                }
+                if let Some(args) = f.and_then(|f| f.get("arguments")).and_then(Value::as_str) {
+                    Chat::append(budget, &mut entry.arguments, args);
+                }
+            }
+        }
+        Ok(progress)
+    }
+
+    fn facts(&self) -> ResponseFacts {
+        let output = self.capture.map(|_| {
+            self.choices
+                .iter()
+                .map(|c| {
+                    let mut parts = Vec::new();
+                    if !c.text.is_empty() {
+                        parts.push(serde_json::json!({"type": "text", "content": c.text}));
+                    }
+                    for call in &c.calls {
+                        let arguments = serde_json::from_str::<Value>(&call.arguments)
+                            .unwrap_or_else(|_| Value::String(call.arguments.clone()));
+                        parts.push(serde_json::json!({
+                            "type": "tool_call", "id": call.id, "name": call.name, "arguments": arguments,
+                        }));
+                    }
+                    serde_json::json!({"role": "assistant", "parts": parts, "finish_reason": c.finish})
+                })
+                .collect()
+        });
+        ResponseFacts {
+            model: self.model.clone(),
+            id: self.id.clone(),
+            finish_reasons: self
+                .choices
+                .iter()
+                .filter_map(|c| c.finish.clone())
+                .collect(),
+            usage: self.usage.clone().unwrap_or_default(),
+            tools_called: self
+                .choices
+                .iter()
+                .flat_map(|c| c.calls.iter().map(|t| t.name.clone()))
+                .filter(|n| !n.is_empty())
+                .collect(),
+            error_type: self.error_type.clone(),
+            complete: self.complete,
+            output,
+        }
+    }
+
+    fn terminal(&self) -> bool {
+        self.complete || self.error_type.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(p: &mut dyn StreamParser, data: &str) -> Progress {
+        p.on_event(&sse::Event {
+            name: b"",
+            data: data.as_bytes(),
+        })
+        .expect("valid")
+    }
+
+    #[test]
+    fn streamed_tool_calls_assemble_and_usage_comes_last() {
+        let mut p = stream_parser(Operation::Chat, None);
+        feed(
+            p.as_mut(),
+            r#"{"id":"c1","model":"gpt-5","choices":[{"index":0,"delta":{"role":"assistant"}}]}"#,
+        );
+        let first = feed(
+            p.as_mut(),
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t1","function":{"name":"shell","arguments":""}}]}}]}"#,
+        );
+        assert!(first.delta);
+        feed(
+            p.as_mut(),
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"cmd\":"}}]}}]}"#,
+        );
+        feed(
+            p.as_mut(),
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+        );
+        feed(
+            p.as_mut(),
+            r#"{"choices":[],"usage":{"prompt_tokens":100,"completion_tokens":20,"prompt_tokens_details":{"cached_tokens":64},"completion_tokens_details":{"reasoning_tokens":8}}}"#,
+        );
+        assert!(!p.terminal());
+        feed(p.as_mut(), "[DONE]");
+        let f = p.facts();
+        assert!(f.complete);
+        assert_eq!(f.tools_called, ["shell"]);
+        assert_eq!(f.finish_reasons, ["tool_calls"]);
+        assert_eq!(f.usage.input, Some(100));
+        assert_eq!(f.usage.cache_read, Some(64));
+        assert_eq!(f.usage.reasoning, Some(8));
+    }
+
+    #[test]
+    fn no_usage_stays_unknown() {
+        let mut p = stream_parser(Operation::Chat, None);
+        feed(
+            p.as_mut(),
+            r#"{"model":"gpt-5","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}"#,
+        );
+        feed(p.as_mut(), "[DONE]");
+        assert!(p.facts().usage.is_empty());
+    }
+}
