@@ -76,7 +76,10 @@ impl Llmtap {
                 };
                 proxy = proxy.or_else(|| addr("proxy"));
                 admin = admin.or_else(|| addr("metrics"));
-                if let (Some(p), Some(a)) = (proxy, admin) {
+                // The banner's last line: everything before it is in `sink` by now.
+                if line.contains("export CODEX_CA_CERTIFICATE=")
+                    && let (Some(p), Some(a)) = (proxy, admin)
+                {
                     let _ = tx.send((p, a));
                     proxy = None;
                     admin = None;
