@@ -175,3 +175,18 @@ fn check_dialect(dialect: &str) -> usize {
 fn anthropic_fixtures_give_their_expected_facts() {
     assert!(check_dialect("anthropic") >= 4);
 }
+
+#[test]
+fn openai_chat_fixtures_give_their_expected_facts() {
+    assert!(check_dialect("openai_chat") >= 3);
+}
+
+#[test]
+fn openai_responses_fixtures_give_their_expected_facts() {
+    assert!(check_dialect("openai_responses") >= 3);
+}
+
+#[test]
+fn gemini_fixtures_give_their_expected_facts() {
+    assert!(check_dialect("gemini") >= 3);
+}

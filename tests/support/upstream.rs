@@ -1,27 +1,55 @@
-//! A fake `api.anthropic.com` for end-to-end tests: real TLS (its own test CA), real HTTP/1.1
-//! (hyper), responses served from the golden fixtures in `tests/fixtures/anthropic/`.
+//! A fake LLM upstream for end-to-end tests: `api.anthropic.com`, `api.openai.com`,
+//! `chatgpt.com`, `generativelanguage.googleapis.com` and `cloudcode-pa.googleapis.com` on one
+//! port, with real TLS (its own test CA), real HTTP/1.1 (hyper) and a real WebSocket server,
+//! serving the golden fixtures in `tests/fixtures/<dialect>/`.
 //!
-//! It owns wire faithfulness, and nothing about llmtap. SSE goes out as one HTTP chunk per
-//! event, flushed as written, with optional gzip, hold, delay and reset modifiers. It records
-//! every request. It does not parse or judge what it serves.
+//! It owns wire faithfulness, and nothing about llmtap. Streams go out as one HTTP chunk per
+//! event (SSE) or per element (Gemini's JSON array), flushed as written, with optional gzip,
+//! hold, delay and reset modifiers. It records every request and every WebSocket message it
+//! receives. It does not parse or judge what it serves.
 //!
-//! Routing: `POST /v1/messages` (any query, e.g. `?beta=true`) and
-//! `POST /v1/messages/count_tokens`. Everything else gets 404 `not_found_error`.
+//! Routing is by method and path; the host only picks the shape of a 404 body.
 //!
-//! The request header `x-fake-scenario: <case>` picks the scenario; every fixture case is one.
-//! Without the header, count_tokens serves `count_tokens`, and messages serves `stream_text`
-//! when the body has `"stream": true`, else `json_message`. Case `error_NNN` is served with
-//! status NNN; `error_429` also gets `retry-after: 7`. `malformed` is an SSE stream built in
-//! code (see [`FakeUpstream::malformed_sse`]). An unknown scenario gets 500 `api_error`.
+//! | route | folder | default case |
+//! |---|---|---|
+//! | `POST /v1/messages` (any query) | `anthropic` | `stream_text` if the body has `"stream": true`, else `json_message` |
+//! | `POST /v1/messages/count_tokens` | `anthropic` | `count_tokens` |
+//! | `POST /v1/chat/completions` | `openai_chat` | `stream_usage` if `stream` and `stream_options.include_usage`, `stream_no_usage` if `stream` only, else `json_completion` |
+//! | `POST /v1/responses`, `POST /backend-api/codex/responses` | `openai_responses` | `stream_text` if `stream`, else `json_response` |
+//! | `GET` the same two paths with `Upgrade: websocket` | `openai_responses` | `ws_session` (a `.frames.jsonl`) |
+//! | `POST /v1beta/models/{model}:streamGenerateContent?alt=sse`, also under `/v1/` | `gemini` | `stream_sse` |
+//! | the same without `alt=sse` | `gemini` | `stream_array` (a `.jsonarray`, one element per chunk) |
+//! | `POST /v1beta/models/{model}:generateContent`, also under `/v1/` | `gemini` | `json_generate` |
+//! | `POST /v1internal:streamGenerateContent?alt=sse` | `gemini` | `codeassist_stream` |
 //!
-//! Modifier headers:
-//! - `x-fake-gzip: 1` gzips the body. For SSE, every event is flushed as its own chunk, so a
-//!   client can decode progressively.
-//! - `x-fake-hold: 1` sends the first SSE event, then waits for [`FakeUpstream::release`]
+//! Everything else gets a 404 in the style of the host: Anthropic's `not_found_error` (also for
+//! unknown hosts), OpenAI's `invalid_request_error` for `api.openai.com` and `chatgpt.com`,
+//! Google's `NOT_FOUND` for `*.googleapis.com`.
+//!
+//! The request header `x-fake-scenario: <case>` picks another case in the route's folder; every
+//! fixture case is one. A case is served from `<case>.sse`, `<case>.jsonarray` or `<case>.json`,
+//! whichever exists. Case `error_NNN` is served with status NNN; on Anthropic and OpenAI routes
+//! `error_429` also gets `retry-after: 7`. `malformed` (Anthropic routes only) is an SSE stream
+//! built in code (see [`FakeUpstream::malformed_sse`]). An unknown scenario gets a 500.
+//!
+//! Modifier headers, for every streamed route (SSE and JSON array):
+//! - `x-fake-gzip: 1` gzips the body (JSON bodies too). Every event is flushed as its own
+//!   chunk, so a client can decode progressively.
+//! - `x-fake-hold: 1` sends the first event, then waits for [`FakeUpstream::release`]
 //!   (at most 10 s).
-//! - `x-fake-first-delay-ms: N` waits N ms after the first SSE event.
-//! - `x-fake-reset-after: N` sends the first N SSE events, then aborts the connection
+//! - `x-fake-first-delay-ms: N` waits N ms after the first event.
+//! - `x-fake-reset-after: N` sends the first N events, then aborts the connection
 //!   without the terminating chunk.
+//!
+//! WebSocket (RFC 6455, hand-written framing so that it can speak `permessage-deflate`): the
+//! server answers `101` with `Sec-WebSocket-Accept`, the first protocol the client offered in
+//! `Sec-WebSocket-Protocol` (none if it offered none), and `permessage-deflate` when the client
+//! offers it (RFC 7692, context takeover in both directions unless the offer asks otherwise;
+//! `x-fake-ws-deflate: 0` declines it). For the n-th `response.create` text message it receives,
+//! it sends the server frames that follow the n-th client frame of the session file, as text
+//! messages 5 ms apart (compressed when negotiated); past the end of the file it sends an
+//! `error` event. It answers pings and closes. `x-fake-ws-refuse: NNN` refuses the upgrade
+//! with status NNN and an OpenAI JSON error body.
 
 use std::{
     convert::Infallible,
@@ -38,11 +66,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use flate2::{Compression, write::GzEncoder};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, write::GzEncoder};
 use http_body_util::{BodyExt as _, Full, combinators::BoxBody};
 use hudsucker::{
     hyper::{
-        Method, Request, Response, StatusCode,
+        self, HeaderMap, Method, Request, Response, StatusCode,
         body::{Body, Frame, Incoming},
         header::{HeaderName, HeaderValue},
         server::conn::http1,
@@ -53,6 +81,7 @@ use hudsucker::{
         crypto::aws_lc_rs,
         pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
     },
+    tokio_tungstenite::tungstenite::handshake::derive_accept_key,
 };
 use hyper_util::rt::TokioIo;
 use rcgen::{
@@ -60,18 +89,30 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use tokio::{
+    io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
     net::TcpListener,
     sync::{Notify, mpsc},
     task::{JoinHandle, JoinSet},
 };
 use tokio_rustls::TlsAcceptor;
 
-/// Pause between two SSE events, like a model emitting tokens.
+/// Pause between two SSE events (or WebSocket messages), like a model emitting tokens.
 const EVENT_GAP: Duration = Duration::from_millis(5);
 /// Longest a `hold` waits for `release()` before it carries on by itself.
 const HOLD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Made up, and the same one that the `error_429` fixture names.
 const ORGANIZATION_ID: &str = "3b9d6c1e-7a2f-4e58-9c0d-1f2e3a4b5c6d";
+/// Largest WebSocket message (after inflation) the server accepts from a client.
+const MAX_WS_MESSAGE: usize = 16 << 20;
+
+/// Every name the leaf certificate covers, besides `localhost` and `127.0.0.1`.
+pub const HOSTS: [&str; 5] = [
+    "api.anthropic.com",
+    "api.openai.com",
+    "chatgpt.com",
+    "generativelanguage.googleapis.com",
+    "cloudcode-pa.googleapis.com",
+];
 
 type ResBody = BoxBody<Bytes, std::io::Error>;
 
@@ -95,8 +136,31 @@ impl Seen {
     }
 }
 
+/// One whole WebSocket data message received from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsMessage {
+    /// The payload after inflation, as text (lossy for binary messages).
+    pub text: String,
+    /// A binary (opcode 2) rather than a text message.
+    pub binary: bool,
+    /// The client sent it compressed (`permessage-deflate`, RSV1 set).
+    pub compressed: bool,
+}
+
+/// One step of a WebSocket session file: a client frame and the server frames that answer it,
+/// each exactly as the file spells it (and so as the server sends it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsTurn {
+    pub client: String,
+    pub server: Vec<String>,
+}
+
 struct State {
     seen: Mutex<Vec<Seen>>,
+    ws_messages: Mutex<Vec<WsMessage>>,
+    /// Upgraded WebSocket connections: they outlive the HTTP connection task, so `Drop` aborts
+    /// them here.
+    ws_tasks: Mutex<JoinSet<()>>,
     release: Notify,
     next_request_id: AtomicU64,
     /// TLS connections accepted: shows whether a client reuses its connections.
@@ -116,12 +180,15 @@ impl Drop for FakeUpstream {
     fn drop(&mut self) {
         // Aborting the accept loop drops its JoinSet, which aborts every connection task.
         self.server.abort();
+        if let Ok(mut tasks) = self.state.ws_tasks.lock() {
+            tasks.abort_all();
+        }
     }
 }
 
 impl FakeUpstream {
     /// Starts a server on `127.0.0.1:0` with a fresh CA. The leaf certificate covers
-    /// `api.anthropic.com`, `localhost` and `127.0.0.1`. ALPN offers `http/1.1` only.
+    /// [`HOSTS`], `localhost` and `127.0.0.1`. ALPN offers `http/1.1` only.
     pub async fn start() -> FakeUpstream {
         let _ = aws_lc_rs::default_provider().install_default();
         let (ca_pem, tls) = test_pki();
@@ -142,6 +209,8 @@ impl FakeUpstream {
         let addr = listener.local_addr().expect("fake upstream address");
         let state = Arc::new(State {
             seen: Mutex::new(Vec::new()),
+            ws_messages: Mutex::new(Vec::new()),
+            ws_tasks: Mutex::new(JoinSet::new()),
             release: Notify::new(),
             next_request_id: AtomicU64::new(1),
             connections: AtomicU64::new(0),
@@ -170,9 +239,18 @@ impl FakeUpstream {
         self.state.connections.load(Ordering::SeqCst)
     }
 
-    /// Every request received so far, in arrival order.
+    /// Every request received so far, in arrival order. A WebSocket upgrade is one request.
     pub fn seen(&self) -> Vec<Seen> {
         self.state.seen.lock().expect("seen lock poisoned").clone()
+    }
+
+    /// Every WebSocket data message received so far, over all connections, in arrival order.
+    pub fn ws_messages(&self) -> Vec<WsMessage> {
+        self.state
+            .ws_messages
+            .lock()
+            .expect("ws_messages lock poisoned")
+            .clone()
     }
 
     /// Lets one held stream (`x-fake-hold: 1`) continue. If no stream is waiting yet, the next
@@ -183,7 +261,13 @@ impl FakeUpstream {
 
     /// The bytes of `tests/fixtures/anthropic/<case>.<ext>`, e.g. `("stream_text", "sse")`.
     pub fn fixture(case: &str, ext: &str) -> Vec<u8> {
-        let path = fixture_path(case, ext);
+        Self::fixture_in("anthropic", case, ext)
+    }
+
+    /// The bytes of `tests/fixtures/<dialect>/<case>.<ext>`, e.g.
+    /// `("gemini", "stream_array", "jsonarray")`.
+    pub fn fixture_in(dialect: &str, case: &str, ext: &str) -> Vec<u8> {
+        let path = fixture_path(dialect, case, ext);
         std::fs::read(&path).unwrap_or_else(|e| panic!("read fixture {}: {e}", path.display()))
     }
 
@@ -218,6 +302,51 @@ impl FakeUpstream {
         events
     }
 
+    /// Splits a JSON array body (Gemini without `alt=sse`) into the chunks the server sends:
+    /// each piece ends just after one top-level object or array element (so the first starts
+    /// with `[`, the next ones with the separator), and a last piece holds what follows the
+    /// last element (`\r\n]`). The pieces concatenate back to `raw`.
+    pub fn json_array_elements(raw: &[u8]) -> Vec<Vec<u8>> {
+        let mut pieces = Vec::new();
+        let (mut start, mut depth, mut in_string, mut escaped) = (0, 0usize, false, false);
+        for (i, &b) in raw.iter().enumerate() {
+            if in_string {
+                match b {
+                    _ if escaped => escaped = false,
+                    b'\\' => escaped = true,
+                    b'"' => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => depth += 1,
+                b']' | b'}' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 1 {
+                        pieces.push(raw[start..=i].to_vec());
+                        start = i + 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if start < raw.len() {
+            pieces.push(raw[start..].to_vec());
+        }
+        pieces
+    }
+
+    /// The turns of `tests/fixtures/openai_responses/<case>.frames.jsonl`. Each line is
+    /// `{"dir":"client"|"server","frame":{…}}`; a client line starts a turn and the server
+    /// lines after it answer it. Frames are the exact text of the `frame` value.
+    pub fn ws_turns(case: &str) -> Vec<WsTurn> {
+        let raw = String::from_utf8(Self::fixture_in("openai_responses", case, "frames.jsonl"))
+            .expect("session file is UTF-8");
+        parse_ws_session(&raw).unwrap_or_else(|e| panic!("{case}.frames.jsonl: {e}"))
+    }
+
     /// The events of the `malformed` scenario, in order:
     /// 0. a valid `message_start`: id `msg_01MaLf0rMeDsTrEaMtEsT01`, model `claude-sonnet-4-6`,
     ///    usage input 10, output 1, no cache fields;
@@ -243,10 +372,44 @@ impl FakeUpstream {
     }
 }
 
-fn fixture_path(case: &str, ext: &str) -> PathBuf {
+fn fixture_path(dialect: &str, case: &str, ext: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/anthropic")
+        .join("tests/fixtures")
+        .join(dialect)
         .join(format!("{case}.{ext}"))
+}
+
+/// Parses a session file; see [`FakeUpstream::ws_turns`].
+fn parse_ws_session(raw: &str) -> Result<Vec<WsTurn>, String> {
+    let mut turns: Vec<WsTurn> = Vec::new();
+    for (n, line) in raw.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
+        let n = n + 1;
+        let (client, rest) = if let Some(rest) = line.strip_prefix(r#"{"dir":"client","frame":"#) {
+            (true, rest)
+        } else if let Some(rest) = line.strip_prefix(r#"{"dir":"server","frame":"#) {
+            (false, rest)
+        } else {
+            return Err(format!("line {n}: not {{\"dir\":…,\"frame\":…}}"));
+        };
+        let frame = rest
+            .strip_suffix('}')
+            .ok_or_else(|| format!("line {n}: no closing brace"))?;
+        serde_json::from_str::<serde_json::Value>(frame)
+            .map_err(|e| format!("line {n}: frame is not JSON: {e}"))?;
+        if client {
+            turns.push(WsTurn {
+                client: frame.to_owned(),
+                server: Vec::new(),
+            });
+        } else {
+            turns
+                .last_mut()
+                .ok_or_else(|| format!("line {n}: a server frame before any client frame"))?
+                .server
+                .push(frame.to_owned());
+        }
+    }
+    Ok(turns)
 }
 
 /// A CA and a leaf signed by it, valid from yesterday for a year. Returns the CA's PEM and a
@@ -270,12 +433,9 @@ pub fn test_pki() -> (String, ServerConfig) {
     let issuer = Issuer::new(ca, ca_key);
 
     let leaf_key = KeyPair::generate().expect("generate leaf key");
-    let mut leaf = CertificateParams::new(vec![
-        "api.anthropic.com".to_owned(),
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-    ])
-    .expect("leaf SANs");
+    let mut names: Vec<String> = HOSTS.iter().map(|h| (*h).to_owned()).collect();
+    names.extend(["localhost".to_owned(), "127.0.0.1".to_owned()]);
+    let mut leaf = CertificateParams::new(names).expect("leaf SANs");
     leaf.distinguished_name
         .push(DnType::CommonName, "api.anthropic.com");
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -319,9 +479,35 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<St
             // Errors here are the point of some scenarios (reset) or the client's doing.
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), service)
+                .with_upgrades()
                 .await;
         });
     }
+}
+
+/// Whose conventions a response follows: error body shape, ids, headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Provider {
+    Anthropic,
+    OpenAi,
+    Google,
+}
+
+impl Provider {
+    fn of_host(host: &str) -> Provider {
+        match host {
+            "api.openai.com" | "chatgpt.com" => Provider::OpenAi,
+            h if h.ends_with(".googleapis.com") => Provider::Google,
+            _ => Provider::Anthropic,
+        }
+    }
+}
+
+/// Where a request goes: a fixture folder and the case served without `x-fake-scenario`.
+struct Route {
+    provider: Provider,
+    folder: &'static str,
+    default_case: &'static str,
 }
 
 /// The modifier headers of one request.
@@ -333,14 +519,100 @@ struct Modifiers {
 }
 
 enum Payload {
-    Sse(Vec<Vec<u8>>),
+    /// Streamed, one chunk per piece: SSE events or JSON array elements.
+    Stream {
+        pieces: Vec<Vec<u8>>,
+        content_type: &'static str,
+    },
     Json(Vec<u8>),
+}
+
+fn route(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    body: &serde_json::Value,
+) -> Option<Route> {
+    let stream = body.get("stream").and_then(serde_json::Value::as_bool) == Some(true);
+    let alt_sse = query.is_some_and(|q| q.split('&').any(|kv| kv == "alt=sse"));
+    let (provider, folder, default_case) = match (method, path) {
+        (&Method::POST, "/v1/messages") => (
+            Provider::Anthropic,
+            "anthropic",
+            if stream {
+                "stream_text"
+            } else {
+                "json_message"
+            },
+        ),
+        (&Method::POST, "/v1/messages/count_tokens") => {
+            (Provider::Anthropic, "anthropic", "count_tokens")
+        }
+        (&Method::POST, "/v1/chat/completions") => {
+            let include_usage = body
+                .pointer("/stream_options/include_usage")
+                .and_then(serde_json::Value::as_bool)
+                == Some(true);
+            let case = match (stream, include_usage) {
+                (true, true) => "stream_usage",
+                (true, false) => "stream_no_usage",
+                (false, _) => "json_completion",
+            };
+            (Provider::OpenAi, "openai_chat", case)
+        }
+        (&Method::POST, "/v1/responses" | "/backend-api/codex/responses") => (
+            Provider::OpenAi,
+            "openai_responses",
+            if stream {
+                "stream_text"
+            } else {
+                "json_response"
+            },
+        ),
+        (&Method::POST, "/v1internal:streamGenerateContent") if alt_sse => {
+            (Provider::Google, "gemini", "codeassist_stream")
+        }
+        (&Method::POST, p) => {
+            let rest = p
+                .strip_prefix("/v1beta/models/")
+                .or_else(|| p.strip_prefix("/v1/models/"))?;
+            let (model, method) = rest.split_once(':')?;
+            if model.is_empty() || model.contains('/') {
+                return None;
+            }
+            let case = match method {
+                "streamGenerateContent" if alt_sse => "stream_sse",
+                "streamGenerateContent" => "stream_array",
+                "generateContent" => "json_generate",
+                _ => return None,
+            };
+            (Provider::Google, "gemini", case)
+        }
+        _ => return None,
+    };
+    Some(Route {
+        provider,
+        folder,
+        default_case,
+    })
+}
+
+fn is_websocket_upgrade(method: &Method, headers: &HeaderMap) -> bool {
+    let has_token = |name: &str, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    method == Method::GET && has_token("upgrade", "websocket") && has_token("connection", "upgrade")
 }
 
 async fn handle(
     state: Arc<State>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<ResBody>, Infallible> {
+    let websocket = is_websocket_upgrade(req.method(), req.headers());
+    let on_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes().to_vec(),
@@ -370,36 +642,32 @@ async fn handle(
             .collect(),
         body,
     };
-    let is_stream_request = serde_json::from_slice::<serde_json::Value>(&seen.body)
-        .ok()
-        .and_then(|v| v.get("stream").and_then(serde_json::Value::as_bool))
-        .unwrap_or(false);
+    let body_json =
+        serde_json::from_slice::<serde_json::Value>(&seen.body).unwrap_or(serde_json::Value::Null);
     state.seen.lock().expect("seen lock poisoned").push(seen);
 
-    let request_id = format!(
-        "req_011CVfakeUpstream{:06}",
-        state.next_request_id.fetch_add(1, Ordering::Relaxed)
-    );
-    let scenario = match (&parts.method, parts.uri.path()) {
-        (&Method::POST, "/v1/messages") => header("x-fake-scenario").unwrap_or_else(|| {
-            if is_stream_request {
-                "stream_text".to_owned()
-            } else {
-                "json_message".to_owned()
-            }
-        }),
-        (&Method::POST, "/v1/messages/count_tokens") => {
-            header("x-fake-scenario").unwrap_or_else(|| "count_tokens".to_owned())
-        }
-        _ => {
-            return Ok(error_response(
-                StatusCode::NOT_FOUND,
-                "not_found_error",
-                "Not found",
-                &request_id,
-            ));
-        }
+    let host = header("host")
+        .or_else(|| parts.uri.host().map(str::to_owned))
+        .unwrap_or_default();
+    let host = host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host.as_str(), |(name, _)| name)
+        .to_ascii_lowercase();
+    let n = state.next_request_id.fetch_add(1, Ordering::Relaxed);
+    let path = parts.uri.path();
+
+    if let Some(on_upgrade) = on_upgrade
+        && matches!(path, "/v1/responses" | "/backend-api/codex/responses")
+    {
+        return Ok(websocket_handshake(&state, &parts.headers, on_upgrade, n));
+    }
+
+    let Some(route) = route(&parts.method, path, parts.uri.query(), &body_json) else {
+        return Ok(not_found(Provider::of_host(&host), &parts.method, path, n));
     };
+    let provider = route.provider;
+    let scenario = header("x-fake-scenario").unwrap_or_else(|| route.default_case.to_owned());
     let modifiers = Modifiers {
         gzip: header("x-fake-gzip").as_deref() == Some("1"),
         hold: header("x-fake-hold").as_deref() == Some("1"),
@@ -410,81 +678,150 @@ async fn handle(
     };
 
     let gzip_body = modifiers.gzip;
-    let Some(payload) = load_scenario(&scenario) else {
-        return Ok(error_response(
+    let Some(payload) = load_scenario(route.folder, &scenario) else {
+        return Ok(provider_error(
+            provider,
             StatusCode::INTERNAL_SERVER_ERROR,
-            "api_error",
             &format!("fake upstream: no fixture for scenario {scenario:?}"),
-            &request_id,
+            n,
         ));
     };
     let status = scenario
         .strip_prefix("error_")
+        .and_then(|code| code.get(..3))
         .and_then(|code| code.parse::<u16>().ok())
         .and_then(|code| StatusCode::from_u16(code).ok())
         .unwrap_or(StatusCode::OK);
 
+    let mut request_id = request_id(provider, n);
     let mut res = match payload {
         Payload::Json(bytes) => {
-            // An error body names its request id; the real API sends the same one as a header.
-            let body_request_id = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("request_id")?.as_str().map(str::to_owned));
-            let request_id = body_request_id.unwrap_or(request_id);
+            if provider == Provider::Anthropic {
+                // An error body names its request id; the real API sends the same one as a header.
+                if let Some(id) = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("request_id")?.as_str().map(str::to_owned))
+                {
+                    request_id = Some(id);
+                }
+            }
             let bytes = if gzip_body { gzip(&bytes) } else { bytes };
             let mut res = Response::new(full(bytes));
-            set(&mut res, "content-type", "application/json");
-            set(&mut res, "request-id", &request_id);
+            set(&mut res, "content-type", json_content_type(provider));
             res
         }
-        Payload::Sse(events) => {
+        Payload::Stream {
+            pieces,
+            content_type,
+        } => {
             let (tx, rx) = mpsc::channel(1);
-            tokio::spawn(produce_sse(tx, events, modifiers, state));
+            tokio::spawn(produce_stream(tx, pieces, modifiers, state));
             let mut res = Response::new(BoxBody::new(ChannelBody { rx }));
-            set(&mut res, "content-type", "text/event-stream; charset=utf-8");
+            set(&mut res, "content-type", content_type);
             set(&mut res, "cache-control", "no-cache");
-            set(&mut res, "request-id", &request_id);
             res
         }
     };
     *res.status_mut() = status;
-    set(&mut res, "anthropic-organization-id", ORGANIZATION_ID);
+    provider_headers(&mut res, provider, request_id.as_deref());
     if gzip_body {
         set(&mut res, "content-encoding", "gzip");
     }
-    match status.as_u16() {
-        429 => {
+    match (provider, status.as_u16()) {
+        (Provider::Anthropic, 429) => {
             set(&mut res, "retry-after", "7");
             set(&mut res, "x-should-retry", "true");
         }
-        529 => set(&mut res, "x-should-retry", "true"),
+        (Provider::Anthropic, 529) => set(&mut res, "x-should-retry", "true"),
+        (Provider::OpenAi, 429) => set(&mut res, "retry-after", "7"),
         _ => {}
     }
     Ok(res)
 }
 
-fn load_scenario(scenario: &str) -> Option<Payload> {
-    if scenario == "malformed" {
-        return Some(Payload::Sse(FakeUpstream::malformed_sse()));
+fn load_scenario(folder: &str, scenario: &str) -> Option<Payload> {
+    if folder == "anthropic" && scenario == "malformed" {
+        return Some(Payload::Stream {
+            pieces: FakeUpstream::malformed_sse(),
+            content_type: sse_content_type(Provider::Anthropic),
+        });
     }
     // Scenario names come from a request header: never let one climb out of the fixture folder.
-    if scenario.is_empty()
-        || !scenario
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
+    if !is_case_name(scenario) {
         return None;
     }
-    if let Ok(raw) = std::fs::read(fixture_path(scenario, "sse")) {
-        return Some(Payload::Sse(FakeUpstream::sse_events(&raw)));
+    let provider = match folder {
+        "anthropic" => Provider::Anthropic,
+        "gemini" => Provider::Google,
+        _ => Provider::OpenAi,
+    };
+    if let Ok(raw) = std::fs::read(fixture_path(folder, scenario, "sse")) {
+        return Some(Payload::Stream {
+            pieces: FakeUpstream::sse_events(&raw),
+            content_type: sse_content_type(provider),
+        });
     }
-    std::fs::read(fixture_path(scenario, "json"))
+    if let Ok(raw) = std::fs::read(fixture_path(folder, scenario, "jsonarray")) {
+        return Some(Payload::Stream {
+            pieces: FakeUpstream::json_array_elements(&raw),
+            content_type: json_content_type(provider),
+        });
+    }
+    std::fs::read(fixture_path(folder, scenario, "json"))
         .ok()
         .map(Payload::Json)
 }
 
-/// Feeds one SSE response body, one event per chunk, applying the modifiers.
-async fn produce_sse(
+fn is_case_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn sse_content_type(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Google => "text/event-stream",
+        Provider::Anthropic | Provider::OpenAi => "text/event-stream; charset=utf-8",
+    }
+}
+
+fn json_content_type(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Google => "application/json; charset=UTF-8",
+        Provider::Anthropic | Provider::OpenAi => "application/json",
+    }
+}
+
+/// The request id of response `n`, in the provider's shape (Google sends none).
+fn request_id(provider: Provider, n: u64) -> Option<String> {
+    match provider {
+        Provider::Anthropic => Some(format!("req_011CVfakeUpstream{n:06}")),
+        Provider::OpenAi => Some(format!("req_fa4e{n:028x}")),
+        Provider::Google => None,
+    }
+}
+
+fn provider_headers(res: &mut Response<ResBody>, provider: Provider, request_id: Option<&str>) {
+    match provider {
+        Provider::Anthropic => {
+            if let Some(id) = request_id {
+                set(res, "request-id", id);
+            }
+            set(res, "anthropic-organization-id", ORGANIZATION_ID);
+        }
+        Provider::OpenAi => {
+            if let Some(id) = request_id {
+                set(res, "x-request-id", id);
+            }
+            set(res, "openai-version", "2020-10-01");
+        }
+        Provider::Google => {}
+    }
+}
+
+/// Feeds one streamed response body, one piece per chunk, applying the modifiers.
+async fn produce_stream(
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     events: Vec<Vec<u8>>,
     modifiers: Modifiers,
@@ -580,6 +917,20 @@ fn set(res: &mut Response<ResBody>, name: &'static str, value: &str) {
     );
 }
 
+fn json_response(
+    status: StatusCode,
+    provider: Provider,
+    body: &serde_json::Value,
+    n: u64,
+) -> Response<ResBody> {
+    let mut res = Response::new(full(body.to_string().into_bytes()));
+    *res.status_mut() = status;
+    set(&mut res, "content-type", json_content_type(provider));
+    provider_headers(&mut res, provider, request_id(provider, n).as_deref());
+    res
+}
+
+/// Anthropic's error body (`{"type":"error","error":{…},"request_id":…}`).
 fn error_response(
     status: StatusCode,
     error_type: &str,
@@ -597,4 +948,550 @@ fn error_response(
     set(&mut res, "request-id", request_id);
     set(&mut res, "anthropic-organization-id", ORGANIZATION_ID);
     res
+}
+
+/// OpenAI's error body (`{"error":{"message","type","param","code"}}`).
+fn openai_error(
+    status: StatusCode,
+    error_type: &str,
+    code: Option<&str>,
+    message: &str,
+    n: u64,
+) -> Response<ResBody> {
+    let body = serde_json::json!({
+        "error": {"message": message, "type": error_type, "param": null, "code": code},
+    });
+    json_response(status, Provider::OpenAi, &body, n)
+}
+
+/// Google's error body (`{"error":{"code","message","status"}}`).
+fn google_error(status: StatusCode, message: &str, n: u64) -> Response<ResBody> {
+    let google_status = match status.as_u16() {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        _ => "INTERNAL",
+    };
+    let body = serde_json::json!({
+        "error": {"code": status.as_u16(), "message": message, "status": google_status},
+    });
+    json_response(status, Provider::Google, &body, n)
+}
+
+/// A 500 (or other) in the provider's error shape.
+fn provider_error(
+    provider: Provider,
+    status: StatusCode,
+    message: &str,
+    n: u64,
+) -> Response<ResBody> {
+    match provider {
+        Provider::Anthropic => {
+            let id = request_id(provider, n).unwrap_or_default();
+            error_response(status, "api_error", message, &id)
+        }
+        Provider::OpenAi => openai_error(status, "server_error", None, message, n),
+        Provider::Google => google_error(status, message, n),
+    }
+}
+
+fn not_found(provider: Provider, method: &Method, path: &str, n: u64) -> Response<ResBody> {
+    match provider {
+        Provider::Anthropic => {
+            let id = request_id(provider, n).unwrap_or_default();
+            error_response(StatusCode::NOT_FOUND, "not_found_error", "Not found", &id)
+        }
+        Provider::OpenAi => openai_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            None,
+            &format!("Invalid URL ({method} {path})"),
+            n,
+        ),
+        Provider::Google => google_error(
+            StatusCode::NOT_FOUND,
+            &format!("fake upstream: nothing at {method} {path}"),
+            n,
+        ),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// WebSocket
+// ------------------------------------------------------------------------------------------
+
+/// `permessage-deflate` as agreed in the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Deflate {
+    server_no_context_takeover: bool,
+    client_no_context_takeover: bool,
+    /// The offer named `server_max_window_bits=15`, which must then be echoed.
+    echo_server_max_window_bits: bool,
+}
+
+impl Deflate {
+    /// The first `permessage-deflate` offer in `Sec-WebSocket-Extensions` that this server can
+    /// honour. The server always uses a 32 KiB window, so an offer that limits the server's
+    /// window below 15 bits is declined (RFC 7692 §7.1.2.1).
+    fn accept(headers: &HeaderMap) -> Option<Deflate> {
+        let offers = headers
+            .get_all("sec-websocket-extensions")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','));
+        'offers: for offer in offers {
+            let mut params = offer.split(';').map(str::trim);
+            if params.next() != Some("permessage-deflate") {
+                continue;
+            }
+            let mut deflate = Deflate {
+                server_no_context_takeover: false,
+                client_no_context_takeover: false,
+                echo_server_max_window_bits: false,
+            };
+            for param in params {
+                let (name, value) = param.split_once('=').map_or((param, None), |(n, v)| {
+                    (n.trim(), Some(v.trim().trim_matches('"')))
+                });
+                match (name, value) {
+                    ("server_no_context_takeover", None) => {
+                        deflate.server_no_context_takeover = true;
+                    }
+                    ("client_no_context_takeover", None) => {
+                        deflate.client_no_context_takeover = true;
+                    }
+                    ("server_max_window_bits", Some("15")) => {
+                        deflate.echo_server_max_window_bits = true;
+                    }
+                    // Any window the client uses is readable with a 15-bit window.
+                    ("client_max_window_bits", _) => {}
+                    _ => continue 'offers,
+                }
+            }
+            return Some(deflate);
+        }
+        None
+    }
+
+    fn response_header(self) -> String {
+        let mut value = "permessage-deflate".to_owned();
+        if self.server_no_context_takeover {
+            value.push_str("; server_no_context_takeover");
+        }
+        if self.client_no_context_takeover {
+            value.push_str("; client_no_context_takeover");
+        }
+        if self.echo_server_max_window_bits {
+            value.push_str("; server_max_window_bits=15");
+        }
+        value
+    }
+}
+
+/// Answers an upgrade request: a refusal, or `101` and a task that serves the session.
+fn websocket_handshake(
+    state: &Arc<State>,
+    headers: &HeaderMap,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    n: u64,
+) -> Response<ResBody> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(code) = header("x-fake-ws-refuse")
+        .and_then(|v| v.trim().parse::<u16>().ok())
+        .and_then(|v| StatusCode::from_u16(v).ok())
+    {
+        let (error_type, code_name, message) = match code.as_u16() {
+            401 => (
+                "invalid_request_error",
+                Some("invalid_api_key"),
+                "Incorrect API key provided: sk-fake****************************wxyz. You can find your API key at https://platform.openai.com/account/api-keys.",
+            ),
+            403 => (
+                "invalid_request_error",
+                Some("unsupported_country_region_territory"),
+                "Country, region, or territory not supported",
+            ),
+            429 => (
+                "requests",
+                Some("rate_limit_exceeded"),
+                "Rate limit reached for requests",
+            ),
+            _ => (
+                "server_error",
+                None,
+                "fake upstream: WebSocket upgrade refused",
+            ),
+        };
+        return openai_error(code, error_type, code_name, message, n);
+    }
+    let key = header("sec-websocket-key").filter(|k| !k.is_empty());
+    let (Some(key), Some("13")) = (key, header("sec-websocket-version")) else {
+        return openai_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            None,
+            "fake upstream: a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13",
+            n,
+        );
+    };
+    let case = header("x-fake-scenario").unwrap_or("ws_session");
+    let turns = is_case_name(case)
+        .then(|| std::fs::read(fixture_path("openai_responses", case, "frames.jsonl")).ok())
+        .flatten()
+        .and_then(|raw| parse_ws_session(&String::from_utf8_lossy(&raw)).ok());
+    let Some(turns) = turns else {
+        return openai_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            None,
+            &format!("fake upstream: no WebSocket session {case:?}"),
+            n,
+        );
+    };
+    // The server picks the first protocol the client offered, so the client gets its choice.
+    let protocol = headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|p| !p.is_empty())
+        .map(str::to_owned);
+    let deflate = if header("x-fake-ws-deflate") == Some("0") {
+        None
+    } else {
+        Deflate::accept(headers)
+    };
+
+    let mut res = Response::new(full(Vec::new()));
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    set(&mut res, "upgrade", "websocket");
+    set(&mut res, "connection", "Upgrade");
+    set(
+        &mut res,
+        "sec-websocket-accept",
+        &derive_accept_key(key.as_bytes()),
+    );
+    if let Some(protocol) = &protocol {
+        set(&mut res, "sec-websocket-protocol", protocol);
+    }
+    if let Some(deflate) = deflate {
+        set(
+            &mut res,
+            "sec-websocket-extensions",
+            &deflate.response_header(),
+        );
+    }
+    provider_headers(
+        &mut res,
+        Provider::OpenAi,
+        request_id(Provider::OpenAi, n).as_deref(),
+    );
+
+    let session_state = state.clone();
+    state
+        .ws_tasks
+        .lock()
+        .expect("ws_tasks lock poisoned")
+        .spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else {
+                return;
+            };
+            let (reader, writer) = tokio::io::split(TokioIo::new(upgraded));
+            let mut conn = WsConn::new(reader, writer, deflate);
+            // The client going away mid-session is not the server's problem; a client that
+            // breaks the protocol gets a close frame with 1002 first.
+            if let Err(e) = serve_session(&mut conn, &turns, &session_state).await
+                && e.kind() == std::io::ErrorKind::InvalidData
+            {
+                let _ = conn
+                    .write_frame(OP_CLOSE, false, &1002u16.to_be_bytes())
+                    .await;
+            }
+            let _ = conn.writer.shutdown().await;
+        });
+    res
+}
+
+/// Serves one WebSocket connection until the client closes it.
+async fn serve_session<R, W>(
+    conn: &mut WsConn<R, W>,
+    turns: &[WsTurn],
+    state: &State,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut creates = 0usize;
+    while let Some(message) = conn.read_message().await? {
+        let text = String::from_utf8_lossy(&message.payload).into_owned();
+        let is_create = !message.binary
+            && serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("type")?.as_str().map(|t| t == "response.create"))
+                == Some(true);
+        state
+            .ws_messages
+            .lock()
+            .expect("ws_messages lock poisoned")
+            .push(WsMessage {
+                text,
+                binary: message.binary,
+                compressed: message.compressed,
+            });
+        if !is_create {
+            continue;
+        }
+        match turns.get(creates) {
+            Some(turn) => {
+                for (i, frame) in turn.server.iter().enumerate() {
+                    if i > 0 {
+                        tokio::time::sleep(EVENT_GAP).await;
+                    }
+                    conn.send_text(frame.as_bytes()).await?;
+                }
+            }
+            None => {
+                let error = serde_json::json!({
+                    "type": "error",
+                    "status": 400,
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "fake_upstream_no_more_turns",
+                        "message": format!(
+                            "fake upstream: the session has {} turns; this is response.create #{}",
+                            turns.len(),
+                            creates + 1
+                        ),
+                    },
+                });
+                conn.send_text(error.to_string().as_bytes()).await?;
+            }
+        }
+        creates += 1;
+    }
+    Ok(())
+}
+
+/// A whole data message from the client.
+struct WsIncoming {
+    payload: Vec<u8>,
+    binary: bool,
+    compressed: bool,
+}
+
+/// The server side of an RFC 6455 connection, with optional RFC 7692 compression.
+struct WsConn<R, W> {
+    reader: R,
+    writer: W,
+    inflater: Option<Decompress>,
+    deflater: Option<Compress>,
+    deflate: Option<Deflate>,
+}
+
+const OP_CONTINUATION: u8 = 0x0;
+const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
+const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
+const OP_PONG: u8 = 0xA;
+
+fn protocol_error(what: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("fake upstream: WebSocket protocol error: {what}"),
+    )
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> WsConn<R, W> {
+    fn new(reader: R, writer: W, deflate: Option<Deflate>) -> Self {
+        WsConn {
+            reader,
+            writer,
+            inflater: deflate.map(|_| Decompress::new(false)),
+            deflater: deflate.map(|_| Compress::new(Compression::default(), false)),
+            deflate,
+        }
+    }
+
+    /// One frame: `(fin, rsv1, opcode, unmasked payload)`, or `None` at a clean EOF.
+    async fn read_frame(&mut self) -> std::io::Result<Option<(bool, bool, u8, Vec<u8>)>> {
+        let mut head = [0u8; 2];
+        match self.reader.read_exact(&mut head).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let (fin, rsv1, opcode) = (head[0] & 0x80 != 0, head[0] & 0x40 != 0, head[0] & 0x0f);
+        if head[0] & 0x30 != 0 {
+            return Err(protocol_error("RSV2 or RSV3 set"));
+        }
+        if head[1] & 0x80 == 0 {
+            return Err(protocol_error("an unmasked client frame"));
+        }
+        let len = match head[1] & 0x7f {
+            126 => u64::from(self.reader.read_u16().await?),
+            127 => self.reader.read_u64().await?,
+            short => u64::from(short),
+        };
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= MAX_WS_MESSAGE)
+            .ok_or_else(|| protocol_error("a frame over the size cap"))?;
+        let mut mask = [0u8; 4];
+        self.reader.read_exact(&mut mask).await?;
+        let mut payload = vec![0u8; len];
+        self.reader.read_exact(&mut payload).await?;
+        for (i, b) in payload.iter_mut().enumerate() {
+            *b ^= mask[i % 4];
+        }
+        Ok(Some((fin, rsv1, opcode, payload)))
+    }
+
+    /// The next whole data message, answering pings and closes on the way; `None` once the
+    /// client closed or went away.
+    async fn read_message(&mut self) -> std::io::Result<Option<WsIncoming>> {
+        let mut message: Option<WsIncoming> = None;
+        loop {
+            let Some((fin, rsv1, opcode, payload)) = self.read_frame().await? else {
+                return Ok(None);
+            };
+            match opcode {
+                OP_PING => self.write_frame(OP_PONG, false, &payload).await?,
+                OP_PONG => {}
+                OP_CLOSE => {
+                    // Echo the status code (not the reason), then end the connection.
+                    let code = payload.get(..2).unwrap_or_default().to_vec();
+                    let _ = self.write_frame(OP_CLOSE, false, &code).await;
+                    let _ = self.writer.shutdown().await;
+                    return Ok(None);
+                }
+                OP_TEXT | OP_BINARY if message.is_none() => {
+                    if rsv1 && self.deflate.is_none() {
+                        return Err(protocol_error("RSV1 set without permessage-deflate"));
+                    }
+                    message = Some(WsIncoming {
+                        payload,
+                        binary: opcode == OP_BINARY,
+                        compressed: rsv1,
+                    });
+                }
+                OP_CONTINUATION => {
+                    let Some(m) = message.as_mut() else {
+                        return Err(protocol_error("a continuation outside a message"));
+                    };
+                    if m.payload.len() + payload.len() > MAX_WS_MESSAGE {
+                        return Err(protocol_error("a message over the size cap"));
+                    }
+                    m.payload.extend_from_slice(&payload);
+                }
+                _ => return Err(protocol_error("an unexpected opcode")),
+            }
+            if fin && opcode & 0x8 == 0 {
+                let Some(mut m) = message.take() else {
+                    return Err(protocol_error("a final frame outside a message"));
+                };
+                if m.compressed {
+                    m.payload = self.inflate(&m.payload)?;
+                }
+                return Ok(Some(m));
+            }
+        }
+    }
+
+    fn inflate(&mut self, compressed: &[u8]) -> std::io::Result<Vec<u8>> {
+        let no_takeover = self.deflate.is_some_and(|d| d.client_no_context_takeover);
+        let inflater = self
+            .inflater
+            .as_mut()
+            .ok_or_else(|| protocol_error("a compressed message without permessage-deflate"))?;
+        if no_takeover {
+            // A fresh inflater, not `reset`: a reference into the previous message must fail,
+            // not read a stale window.
+            *inflater = Decompress::new(false);
+        }
+        // RFC 7692 §7.2.2: put back the tail of the sync flush that the sender removed.
+        let mut input = compressed.to_vec();
+        input.extend_from_slice(&[0x00, 0x00, 0xff, 0xff]);
+        let mut out = Vec::with_capacity(input.len() * 4 + 64);
+        let mut pos = 0;
+        loop {
+            if out.len() == out.capacity() {
+                if out.len() >= MAX_WS_MESSAGE {
+                    return Err(protocol_error("a message that inflates over the size cap"));
+                }
+                out.reserve(out.capacity());
+            }
+            let (before_in, before_out) = (inflater.total_in(), out.len());
+            inflater
+                .decompress_vec(&input[pos..], &mut out, FlushDecompress::Sync)
+                .map_err(|e| protocol_error(&format!("bad deflate data: {e}")))?;
+            let consumed = usize::try_from(inflater.total_in() - before_in).unwrap_or(usize::MAX);
+            pos += consumed;
+            if pos >= input.len() && out.len() < out.capacity() {
+                return Ok(out);
+            }
+            if consumed == 0 && out.len() == before_out && out.len() < out.capacity() {
+                return Err(protocol_error("deflate data that makes no progress"));
+            }
+        }
+    }
+
+    fn deflate(&mut self, message: &[u8]) -> Option<Vec<u8>> {
+        let no_takeover = self.deflate.is_some_and(|d| d.server_no_context_takeover);
+        let deflater = self.deflater.as_mut()?;
+        if no_takeover {
+            deflater.reset();
+        }
+        let mut out = Vec::with_capacity(message.len() + message.len() / 8 + 64);
+        let mut pos = 0;
+        loop {
+            if out.len() == out.capacity() {
+                out.reserve(out.capacity());
+            }
+            let before = deflater.total_in();
+            deflater
+                .compress_vec(&message[pos..], &mut out, FlushCompress::Sync)
+                .expect("deflate into memory");
+            pos += usize::try_from(deflater.total_in() - before).expect("fits in memory");
+            if pos == message.len() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        // RFC 7692 §7.2.1: a message ends with a sync flush, whose last 4 bytes are removed.
+        assert!(out.ends_with(&[0x00, 0x00, 0xff, 0xff]), "sync flush tail");
+        out.truncate(out.len() - 4);
+        Some(out)
+    }
+
+    async fn send_text(&mut self, text: &[u8]) -> std::io::Result<()> {
+        match self.deflate(text) {
+            Some(compressed) => self.write_frame(OP_TEXT, true, &compressed).await,
+            None => self.write_frame(OP_TEXT, false, text).await,
+        }
+    }
+
+    /// One unmasked, final frame (servers never mask).
+    async fn write_frame(&mut self, opcode: u8, rsv1: bool, payload: &[u8]) -> std::io::Result<()> {
+        let mut frame = Vec::with_capacity(payload.len() + 10);
+        frame.push(0x80 | if rsv1 { 0x40 } else { 0 } | opcode);
+        match payload.len() {
+            len @ 0..=125 => frame.push(u8::try_from(len).expect("under 126")),
+            len @ 126..=0xffff => {
+                frame.push(126);
+                frame.extend_from_slice(&u16::try_from(len).expect("under 64 KiB").to_be_bytes());
+            }
+            len => {
+                frame.push(127);
+                frame.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(payload);
+        self.writer.write_all(&frame).await?;
+        self.writer.flush().await
+    }
 }
