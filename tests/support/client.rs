@@ -162,6 +162,18 @@ pub fn messages_request(
         .expect("request")
 }
 
+/// A POST as any client would send it: only the given headers (plus `host` on HTTP/1).
+pub fn post(host: &str, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    let mut req = Request::post(path)
+        .header("host", host)
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.body(Full::new(Bytes::copy_from_slice(body)))
+        .expect("request")
+}
+
 /// A response read to its end, frame by frame, with arrival times.
 #[derive(Debug)]
 pub struct Collected {

@@ -48,10 +48,14 @@ pub struct Tap {
     pub dir: tempfile::TempDir,
 }
 
-/// Starts llmtap with `--resolve api.anthropic.com:443:<upstream>` and the test CA trusted.
+/// Starts llmtap with every LLM host resolved to the fake upstream and its test CA trusted.
 pub async fn start(upstream: &FakeUpstream, extra: &[&str]) -> Tap {
     let dir = tempfile::tempdir().expect("tempdir");
-    let resolve = format!("api.anthropic.com:443:{}", upstream.addr);
+    let resolve = super::upstream::HOSTS
+        .iter()
+        .map(|host| format!("{host}:443:{}", upstream.addr))
+        .collect::<Vec<_>>()
+        .join(",");
     let mut args: Vec<String> = [
         "llmtap",
         "--listen",

@@ -33,7 +33,7 @@
 //! built in code (see [`FakeUpstream::malformed_sse`]). An unknown scenario gets a 500.
 //!
 //! Modifier headers, for every streamed route (SSE and JSON array):
-//! - `x-fake-gzip: 1` gzips the body (JSON bodies too). Every event is flushed as its own
+//! - `x-fake-gzip: 1` (or `x-fake-encoding: gzip|deflate|br|zstd`) encodes the body (JSON bodies too). Every event is flushed as its own
 //!   chunk, so a client can decode progressively.
 //! - `x-fake-hold: 1` sends the first event, then waits for [`FakeUpstream::release`]
 //!   (at most 10 s).
@@ -512,7 +512,8 @@ struct Route {
 
 /// The modifier headers of one request.
 struct Modifiers {
-    gzip: bool,
+    /// `content-encoding` to apply: `x-fake-gzip: 1`, or `x-fake-encoding: gzip|deflate|br|zstd`.
+    encoding: Option<&'static str>,
     hold: bool,
     first_delay: Option<Duration>,
     reset_after: Option<usize>,
@@ -669,7 +670,16 @@ async fn handle(
     let provider = route.provider;
     let scenario = header("x-fake-scenario").unwrap_or_else(|| route.default_case.to_owned());
     let modifiers = Modifiers {
-        gzip: header("x-fake-gzip").as_deref() == Some("1"),
+        encoding: match (
+            header("x-fake-gzip").as_deref(),
+            header("x-fake-encoding").as_deref(),
+        ) {
+            (Some("1"), _) | (_, Some("gzip")) => Some("gzip"),
+            (_, Some("deflate")) => Some("deflate"),
+            (_, Some("br")) => Some("br"),
+            (_, Some("zstd")) => Some("zstd"),
+            _ => None,
+        },
         hold: header("x-fake-hold").as_deref() == Some("1"),
         first_delay: header("x-fake-first-delay-ms")
             .and_then(|v| v.trim().parse().ok())
@@ -677,7 +687,7 @@ async fn handle(
         reset_after: header("x-fake-reset-after").and_then(|v| v.trim().parse().ok()),
     };
 
-    let gzip_body = modifiers.gzip;
+    let encoding = modifiers.encoding;
     let Some(payload) = load_scenario(route.folder, &scenario) else {
         return Ok(provider_error(
             provider,
@@ -705,7 +715,15 @@ async fn handle(
                     request_id = Some(id);
                 }
             }
-            let bytes = if gzip_body { gzip(&bytes) } else { bytes };
+            let bytes = match encoding {
+                Some(name) => {
+                    let mut encoder = Encoder::new(name);
+                    let mut out = encoder.push(&bytes);
+                    out.extend(encoder.finish());
+                    out
+                }
+                None => bytes,
+            };
             let mut res = Response::new(full(bytes));
             set(&mut res, "content-type", json_content_type(provider));
             res
@@ -724,8 +742,8 @@ async fn handle(
     };
     *res.status_mut() = status;
     provider_headers(&mut res, provider, request_id.as_deref());
-    if gzip_body {
-        set(&mut res, "content-encoding", "gzip");
+    if let Some(name) = encoding {
+        set(&mut res, "content-encoding", name);
     }
     match (provider, status.as_u16()) {
         (Provider::Anthropic, 429) => {
@@ -827,9 +845,7 @@ async fn produce_stream(
     modifiers: Modifiers,
     state: Arc<State>,
 ) {
-    let mut encoder = modifiers
-        .gzip
-        .then(|| GzEncoder::new(Vec::new(), Compression::default()));
+    let mut encoder = modifiers.encoding.map(Encoder::new);
     for (i, event) in events.iter().enumerate() {
         if i > 0 {
             tokio::time::sleep(EVENT_GAP).await;
@@ -839,12 +855,8 @@ async fn produce_stream(
             return;
         }
         let chunk = match encoder.as_mut() {
-            Some(encoder) => {
-                // A sync flush ends the deflate block, so this chunk decodes on its own.
-                encoder.write_all(event).expect("gzip into memory");
-                encoder.flush().expect("gzip flush into memory");
-                std::mem::take(encoder.get_mut())
-            }
+            // Each push ends with a flush, so this chunk decodes on its own.
+            Some(encoder) => encoder.push(event),
             None => event.clone(),
         };
         if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
@@ -866,8 +878,7 @@ async fn produce_stream(
         return;
     }
     if let Some(encoder) = encoder {
-        let trailer = encoder.finish().expect("gzip finish into memory");
-        let _ = tx.send(Ok(Bytes::from(trailer))).await;
+        let _ = tx.send(Ok(Bytes::from(encoder.finish()))).await;
     }
 }
 
@@ -904,10 +915,69 @@ fn full(bytes: Vec<u8>) -> ResBody {
         .boxed()
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder.write_all(bytes).expect("gzip into memory");
-    encoder.finish().expect("gzip finish into memory")
+/// A streaming `content-encoding` encoder: each push flushes, so every chunk sent so far
+/// decodes on its own, as a server that flushes per event does.
+enum Encoder {
+    Gzip(GzEncoder<Vec<u8>>),
+    Deflate(flate2::write::ZlibEncoder<Vec<u8>>),
+    Brotli(Box<brotli::CompressorWriter<Vec<u8>>>),
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+}
+
+impl Encoder {
+    fn new(name: &str) -> Encoder {
+        match name {
+            "gzip" => Encoder::Gzip(GzEncoder::new(Vec::new(), Compression::default())),
+            "deflate" => Encoder::Deflate(flate2::write::ZlibEncoder::new(
+                Vec::new(),
+                Compression::default(),
+            )),
+            "br" => Encoder::Brotli(Box::new(brotli::CompressorWriter::new(
+                Vec::new(),
+                4096,
+                5,
+                22,
+            ))),
+            "zstd" => Encoder::Zstd(
+                zstd::stream::write::Encoder::new(Vec::new(), 3).expect("zstd encoder"),
+            ),
+            other => panic!("fake upstream: unknown encoding {other}"),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
+        fn step<W: std::io::Write>(w: &mut W, bytes: &[u8]) {
+            w.write_all(bytes).expect("encode into memory");
+            w.flush().expect("flush into memory");
+        }
+        match self {
+            Encoder::Gzip(e) => {
+                step(e, bytes);
+                std::mem::take(e.get_mut())
+            }
+            Encoder::Deflate(e) => {
+                step(e, bytes);
+                std::mem::take(e.get_mut())
+            }
+            Encoder::Brotli(e) => {
+                step(e.as_mut(), bytes);
+                std::mem::take(e.get_mut())
+            }
+            Encoder::Zstd(e) => {
+                step(e, bytes);
+                std::mem::take(e.get_mut())
+            }
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Encoder::Gzip(e) => e.finish().expect("gzip finish"),
+            Encoder::Deflate(e) => e.finish().expect("deflate finish"),
+            Encoder::Brotli(e) => e.into_inner(),
+            Encoder::Zstd(e) => e.finish().expect("zstd finish"),
+        }
+    }
 }
 
 fn set(res: &mut Response<ResBody>, name: &'static str, value: &str) {
