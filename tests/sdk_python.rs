@@ -1,14 +1,16 @@
-//! The official `anthropic` Python SDK through the real `llmtap` binary, configured only by
-//! sourcing what `llmtap env` prints. The SDK's results and llmtap's call lines must both
-//! match the fake upstream's fixtures.
+//! The official Python SDKs (`anthropic`, `openai`, `google-genai`) and a real WebSocket
+//! client (`websockets`, permessage-deflate) through the real `llmtap` binary, each
+//! configured only by sourcing what `llmtap env` prints. What the client saw and llmtap's
+//! call lines must both match the fake upstream's fixtures.
 //!
-//! Needs a Python with `anthropic` (`LLMTAP_PYTHON`, else `python3`; `.ci/run` installs it). Without it the test
-//! says so and passes, unless `LLMTAP_E2E=1` demands it (CI sets that), then it fails.
+//! Needs a Python with the packages of `tests/e2e/requirements.txt` (`LLMTAP_PYTHON`, else
+//! `python3`; `.ci/run` installs them in a venv). Without them a test says so and passes,
+//! unless `LLMTAP_E2E=1` demands them (CI sets that), then it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(
     clippy::disallowed_methods,
     clippy::print_stderr,
-    reason = "the test reads CI's LLMTAP_E2E, passes PATH on, and says when it skips"
+    reason = "the tests read CI's LLMTAP_E2E, pass PATH on, and say when they skip"
 )]
 
 mod support;
@@ -18,17 +20,18 @@ use std::process::Command;
 use serde_json::Value;
 use support::{
     process::{BIN, Llmtap},
-    upstream::FakeUpstream,
+    upstream::{FakeUpstream, HOSTS},
 };
 
-const KEY: &str = "sk-ant-api03-PYTHON-SDK-SECRET-0000";
-
-/// The interpreter that has `anthropic`, as an absolute path (the test clears the env, and
+/// The interpreter that has `module`, as an absolute path (the tests clear the env, and
 /// pyenv shims need theirs). `LLMTAP_PYTHON` names it (`.ci/run` points it at its venv).
-fn python() -> Option<String> {
+fn python(module: &str) -> Option<String> {
     let python = std::env::var("LLMTAP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let out = Command::new(python)
-        .args(["-c", "import anthropic, sys; print(sys.executable)"])
+        .args([
+            "-c",
+            &format!("import {module}, sys; print(sys.executable)"),
+        ])
         .output()
         .ok()?;
     out.status
@@ -36,23 +39,46 @@ fn python() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-fn expected(case: &str) -> Value {
-    serde_json::from_slice(&FakeUpstream::fixture(case, "expected.json")).unwrap()
+fn expected(dialect: &str, case: &str) -> Value {
+    serde_json::from_slice(&FakeUpstream::fixture_in(dialect, case, "expected.json")).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn anthropic_python_sdk_works_through_llmtap_and_every_call_is_recorded() {
-    let Some(python) = python() else {
+/// What one client run produced.
+struct Run {
+    /// The client's JSON report on stdout.
+    client: Value,
+    client_stderr: String,
+    /// llmtap's call lines (`--calls json`), parsed.
+    records: Vec<Value>,
+    llmtap_stdout: String,
+    llmtap_stderr: String,
+    upstream: FakeUpstream,
+}
+
+/// Starts the fake upstream and the llmtap binary, sources `llmtap env` in `sh`, runs
+/// `script` with `args` and `env`, stops llmtap with SIGTERM. `None` when the Python module
+/// is missing and the suite is not required.
+async fn run_client(
+    module: &str,
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Option<Run> {
+    let Some(python) = python(module) else {
         assert!(
             std::env::var("LLMTAP_E2E").is_err(),
-            "LLMTAP_E2E is set but python3 cannot import anthropic"
+            "LLMTAP_E2E is set but python cannot import {module}"
         );
-        eprintln!("skipped: python3 with the anthropic package is not installed");
-        return;
+        eprintln!("skipped: python with the {module} package is not installed");
+        return None;
     };
     let upstream = FakeUpstream::start().await;
     let home = tempfile::tempdir().unwrap();
-    let resolve = format!("api.anthropic.com:443:{}", upstream.addr);
+    let resolve: Vec<String> = HOSTS
+        .iter()
+        .map(|h| format!("{h}:443:{}", upstream.addr))
+        .collect();
+    let resolve = resolve.join(",");
     let mut llmtap = Llmtap::spawn(
         home.path(),
         &[
@@ -64,40 +90,105 @@ async fn anthropic_python_sdk_works_through_llmtap_and_every_call_is_recorded() 
             "json",
         ],
     );
-
-    let env = Command::new(BIN)
+    let exports = Command::new(BIN)
         .env_clear()
         .env("HOME", home.path())
         .args(["env", "--listen", &llmtap.proxy.to_string()])
         .output()
         .unwrap();
-    assert!(env.status.success());
-    let env_lines = String::from_utf8(env.stdout).unwrap();
-    let script = format!(
-        "set -e\n{env_lines}exec '{python}' '{}/tests/e2e/anthropic_sdk.py'\n",
-        env!("CARGO_MANIFEST_DIR")
+    assert!(exports.status.success());
+    let exports = String::from_utf8(exports.stdout).unwrap();
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    let shell = format!(
+        "set -e\n{exports}exec '{python}' '{}/tests/e2e/{script}' {}\n",
+        env!("CARGO_MANIFEST_DIR"),
+        quoted.join(" ")
     );
-    let sdk = tokio::task::spawn_blocking(move || {
-        Command::new("sh")
-            .env_clear()
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new("sh");
+        cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", "/nonexistent")
-            .env("FAKE_ANTHROPIC_KEY", KEY)
-            .args(["-c", &script])
-            .output()
-            .unwrap()
+            .args(["-c", &shell]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
     })
     .await
     .unwrap();
-    let sdk_err = String::from_utf8_lossy(&sdk.stderr).into_owned();
-    assert!(sdk.status.success(), "SDK failed:\n{sdk_err}");
-    let seen: Value = serde_json::from_slice(&sdk.stdout).unwrap();
+    let client_stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{script} failed:\n{client_stderr}");
+    let client: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let llmtap = tokio::task::spawn_blocking(move || {
+        assert_eq!(llmtap.terminate().code(), Some(0));
+        llmtap
+    })
+    .await
+    .unwrap();
+    let llmtap_stdout = llmtap.stdout();
+    let records = llmtap_stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    Some(Run {
+        client,
+        client_stderr,
+        records,
+        llmtap_stdout,
+        llmtap_stderr: llmtap.stderr(),
+        upstream,
+    })
+}
 
+impl Run {
+    /// The secret appears in nothing llmtap or the client printed.
+    fn assert_secret_kept(&self, secret: &str) {
+        for text in [
+            &self.llmtap_stdout,
+            &self.llmtap_stderr,
+            &self.client_stderr,
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked");
+        }
+    }
+
+    /// Every recorded call reached the upstream, and every model request the upstream saw
+    /// was recorded.
+    fn assert_one_record_per_upstream_call(&self) {
+        let calls = self
+            .upstream
+            .seen()
+            .into_iter()
+            .filter(|s| s.method == "POST")
+            .count();
+        assert_eq!(self.records.len(), calls, "records: {}", self.llmtap_stdout);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_python_sdk_works_through_llmtap_and_every_call_is_recorded() {
+    const KEY: &str = "sk-ant-api03-PYTHON-SDK-SECRET-0000";
+    let Some(run) = run_client(
+        "anthropic",
+        "anthropic_sdk.py",
+        &[],
+        &[("FAKE_ANTHROPIC_KEY", KEY)],
+    )
+    .await
+    else {
+        return;
+    };
+    let seen = &run.client;
     // What the SDK got is what the upstream sent (llmtap changed nothing on the way).
-    let json_message = expected("json_message")["response"].clone();
+    let json_message = expected("anthropic", "json_message")["response"].clone();
     assert_eq!(seen["create"]["id"], json_message["id"]);
     assert_eq!(seen["create"]["model"], json_message["model"]);
-    let stream_text = expected("stream_text")["response"].clone();
+    let stream_text = expected("anthropic", "stream_text")["response"].clone();
     assert_eq!(seen["stream"]["id"], stream_text["id"]);
     assert_eq!(
         seen["stream"]["output_tokens"],
@@ -112,24 +203,19 @@ async fn anthropic_python_sdk_works_through_llmtap_and_every_call_is_recorded() 
         .collect();
     assert_eq!(seen["stream"]["text"], deltas);
 
-    assert_eq!(llmtap.terminate().code(), Some(0));
-    let stdout = llmtap.stdout();
-    let records: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(records.len(), 3, "one record per model call: {stdout}");
     assert_eq!(
-        upstream.seen().len(),
+        run.records.len(),
         3,
-        "the upstream saw exactly the recorded calls"
+        "one record per model call: {}",
+        run.llmtap_stdout
     );
-    for r in &records {
+    run.assert_one_record_per_upstream_call();
+    for r in &run.records {
         assert_eq!(r["client"], "anthropic-sdk-python");
         assert_eq!(r["outcome"], "ok");
         assert_eq!(r["parse_error"], Value::Null);
     }
-    let (create, stream, count) = (&records[0], &records[1], &records[2]);
+    let (create, stream, count) = (&run.records[0], &run.records[1], &run.records[2]);
     assert_eq!(create["response"], json_message);
     assert_eq!(create["request"]["model"], "claude-haiku-4-5-20251001");
     assert_eq!(create["request"]["system_chars"], "You are terse.".len());
@@ -142,9 +228,178 @@ async fn anthropic_python_sdk_works_through_llmtap_and_every_call_is_recorded() 
         count["response"]["usage"]["input"],
         seen["count_tokens"]["input_tokens"]
     );
+    run.assert_secret_kept(KEY);
+}
 
-    let stderr = llmtap.stderr();
-    for text in [&stdout, &stderr, &sdk_err] {
-        assert!(!text.contains(KEY), "the API key leaked");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_python_sdk_chat_and_responses_through_llmtap() {
+    const KEY: &str = "sk-proj-PYTHON-OPENAI-SECRET-1111";
+    let Some(run) = run_client("openai", "openai_sdk.py", &[], &[("FAKE_OPENAI_KEY", KEY)]).await
+    else {
+        return;
+    };
+    let seen = &run.client;
+    let chat = expected("openai_chat", "json_completion")["response"].clone();
+    assert_eq!(seen["chat"]["id"], chat["id"]);
+    assert_eq!(seen["chat"]["prompt_tokens"], chat["usage"]["input"]);
+    let with_usage = expected("openai_chat", "stream_usage")["response"].clone();
+    assert_eq!(
+        seen["chat_stream_usage"]["usage"]["prompt_tokens"],
+        with_usage["usage"]["input"]
+    );
+    assert_eq!(
+        seen["chat_stream_no_usage"]["usage"],
+        Value::Null,
+        "the SDK got no usage either"
+    );
+    let responses = expected("openai_responses", "json_response")["response"].clone();
+    assert_eq!(seen["responses"]["id"], responses["id"]);
+    let streamed = expected("openai_responses", "stream_text")["response"].clone();
+    assert_eq!(seen["responses_stream"]["id"], streamed["id"]);
+    assert_eq!(
+        seen["responses_stream"]["output_tokens"],
+        streamed["usage"]["output"]
+    );
+
+    assert_eq!(run.records.len(), 5, "{}", run.llmtap_stdout);
+    run.assert_one_record_per_upstream_call();
+    let cases = [
+        ("openai_chat", "json_completion", false),
+        ("openai_chat", "stream_usage", true),
+        ("openai_chat", "stream_no_usage", true),
+        ("openai_responses", "json_response", false),
+        ("openai_responses", "stream_text", true),
+    ];
+    for (r, (dialect, case, stream)) in run.records.iter().zip(cases) {
+        assert_eq!(r["client"], "openai-python", "{case}");
+        assert_eq!(r["provider"], "openai");
+        assert_eq!(r["outcome"], "ok", "{case}");
+        assert_eq!(r["stream"], stream, "{case}");
+        let want = expected(dialect, case)["response"].clone();
+        assert_eq!(r["response"]["usage"], want["usage"], "{dialect}/{case}");
+        assert_eq!(r["response"]["id"], want["id"], "{dialect}/{case}");
+        if stream {
+            assert!(r["ttft"].as_f64().unwrap() > 0.0, "{case}");
+        }
+    }
+    assert_eq!(
+        run.records[2]["usage_missing"], true,
+        "include_usage off: recorded as missing"
+    );
+    assert_eq!(run.records[1]["usage_missing"], false);
+    // llmtap never asked for usage on the client's behalf.
+    let no_usage = run
+        .upstream
+        .seen()
+        .into_iter()
+        .filter(|s| s.path_and_query.starts_with("/v1/chat/completions"))
+        .nth(2)
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&no_usage.body).contains("include_usage"));
+    run.assert_secret_kept(KEY);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_genai_sdk_through_llmtap() {
+    const KEY: &str = "AIzaSy-PYTHON-GENAI-SECRET-2222222222";
+    let Some(run) = run_client(
+        "google.genai",
+        "google_genai_sdk.py",
+        &[],
+        &[("FAKE_GEMINI_KEY", KEY)],
+    )
+    .await
+    else {
+        return;
+    };
+    let seen = &run.client;
+    assert_eq!(run.records.len(), 2, "{}", run.llmtap_stdout);
+    run.assert_one_record_per_upstream_call();
+    let paths: Vec<String> = run
+        .upstream
+        .seen()
+        .into_iter()
+        .map(|s| s.path_and_query)
+        .collect();
+    for (r, case) in run.records.iter().zip(["json_generate", "stream_sse"]) {
+        assert_eq!(r["provider"], "gcp.gemini");
+        assert_eq!(r["client"], "google-genai-python", "{case}");
+        assert_eq!(r["outcome"], "ok", "{case}: {r}");
+        assert_eq!(
+            r["request"]["model"], "gemini-2.5-flash",
+            "model from the path"
+        );
+        let want = expected("gemini", case)["response"].clone();
+        assert_eq!(r["response"]["usage"], want["usage"], "{case}");
+        assert!(!r["path"].as_str().unwrap().contains('?'));
+    }
+    assert_eq!(run.records[1]["stream"], true);
+    assert_eq!(seen["generate"]["prompt_tokens"].as_u64().is_some(), true);
+    assert!(
+        seen["stream"]["chunks"].as_u64().unwrap() > 1,
+        "streamed: {seen}"
+    );
+    assert!(
+        paths.iter().any(|p| p.contains(":streamGenerateContent")),
+        "{paths:?}"
+    );
+    run.assert_secret_kept(KEY);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_websocket_client_with_permessage_deflate_through_llmtap() {
+    let frames = format!(
+        "{}/tests/fixtures/openai_responses/ws_session.frames.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let Some(run) = run_client("websockets", "ws_client.py", &[&frames], &[]).await else {
+        return;
+    };
+    let extensions = run.client["extensions"].as_str().unwrap_or_default();
+    assert!(
+        extensions.contains("permessage-deflate"),
+        "compression negotiated: {extensions:?}"
+    );
+    assert!(
+        run.upstream.ws_messages().iter().any(|m| m.compressed),
+        "frames really were compressed"
+    );
+    let turns = FakeUpstream::ws_turns("ws_session");
+    let received = run.client["received"].as_array().unwrap();
+    for (turn, got) in turns.iter().zip(received) {
+        let want: Vec<Value> = turn
+            .server
+            .iter()
+            .map(|s| serde_json::from_str(s).unwrap())
+            .collect();
+        assert_eq!(
+            got.as_array().unwrap(),
+            &want,
+            "the client got every server message unchanged"
+        );
+    }
+    let want: Vec<Value> = serde_json::from_slice(&FakeUpstream::fixture_in(
+        "openai_responses",
+        "ws_session",
+        "expected.json",
+    ))
+    .unwrap();
+    assert_eq!(
+        run.records.len(),
+        want.len(),
+        "one record per response.create: {}",
+        run.llmtap_stdout
+    );
+    for (r, w) in run.records.iter().zip(&want) {
+        assert_eq!(r["outcome"], "ok");
+        assert_eq!(r["client"], "codex");
+        assert_eq!(r["conversation_id"], "ws-python-session");
+        assert_eq!(
+            r["parse_error"],
+            Value::Null,
+            "compressed frames were decoded"
+        );
+        assert_eq!(r["response"]["usage"], w["response"]["usage"]);
+        assert_eq!(r["response"]["tools_called"], w["response"]["tools_called"]);
     }
 }
