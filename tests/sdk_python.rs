@@ -334,7 +334,12 @@ async fn google_genai_sdk_through_llmtap() {
         assert!(!r["path"].as_str().unwrap().contains('?'));
     }
     assert_eq!(run.records[1]["stream"], true);
-    assert_eq!(seen["generate"]["prompt_tokens"].as_u64().is_some(), true);
+    assert!(
+        seen["generate"]["prompt_tokens"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{seen}"
+    );
     assert!(
         seen["stream"]["chunks"].as_u64().unwrap() > 1,
         "streamed: {seen}"
