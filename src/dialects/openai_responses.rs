@@ -482,6 +482,29 @@ mod tests {
     }
 
     #[test]
+    fn an_error_event_ends_the_call_with_its_code() {
+        let mut p = stream_parser(Operation::Chat, None);
+        feed(
+            p.as_mut(),
+            r#"{"type":"response.created","response":{"id":"resp_2","model":"gpt-6.1-sol"}}"#,
+        );
+        feed(
+            p.as_mut(),
+            r#"{"type":"error","code":"rate_limit_exceeded","message":"slow down","param":null}"#,
+        );
+        assert!(p.terminal());
+        let f = p.facts();
+        assert_eq!(f.error_type.as_deref(), Some("rate_limit_exceeded"));
+        assert!(!f.complete);
+        let mut p = stream_parser(Operation::Chat, None);
+        feed(
+            p.as_mut(),
+            r#"{"type":"error","error":{"type":"server_error","message":"x"}}"#,
+        );
+        assert_eq!(p.facts().error_type.as_deref(), Some("server_error"));
+    }
+
+    #[test]
     fn codex_tools_come_from_additional_tools_items() {
         let body = br#"{"model":"gpt-6.1-sol","input":[{"type":"message","role":"developer","content":[{"type":"input_text","text":"be brief"}]},{"type":"additional_tools","tools":[{"type":"function","name":"shell"},{"type":"web_search"}]},{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"}]}],"stream":true}"#;
         let r = parse_request(Operation::Chat, "/v1/responses", body, false).expect("request");
