@@ -750,6 +750,12 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, ParseError>) -> Result<T, ParseError
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(Err(ParseError::Panic))
 }
 
+/// Error types by which the APIs say "rate limited" inside a 200 response: Anthropic's
+/// `rate_limit_error`, OpenAI's `rate_limit_exceeded`, Google's `RESOURCE_EXHAUSTED`.
+fn is_rate_limit(error_type: &str) -> bool {
+    error_type.contains("rate_limit") || error_type == "RESOURCE_EXHAUSTED"
+}
+
 /// Decides how a call ended. `stream_checked`: the response was a stream parsed without
 /// error, so a missing terminal event means it was cut short.
 fn outcome(
@@ -771,7 +777,7 @@ fn outcome(
         429 => with(Outcome::RateLimited, status.to_string()),
         400..=499 => with(Outcome::ClientError, status.to_string()),
         500..=599 => with(Outcome::UpstreamError, status.to_string()),
-        _ if api_error.as_deref() == Some("rate_limit_error") => (Outcome::RateLimited, api_error),
+        _ if api_error.as_deref().is_some_and(is_rate_limit) => (Outcome::RateLimited, api_error),
         _ if api_error.is_some() => (Outcome::UpstreamError, api_error),
         _ => match end {
             End::ClientGone if terminal => (Outcome::Ok, None),
