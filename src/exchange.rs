@@ -854,6 +854,21 @@ mod tests {
             outcome(status, end, terminal, true, facts)
         };
         assert_eq!(o(Some(200), End::Complete, true, &ok), (Outcome::Ok, None));
+        for limited in [
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            "RESOURCE_EXHAUSTED",
+        ] {
+            let facts = ResponseFacts {
+                error_type: Some(limited.into()),
+                ..Default::default()
+            };
+            assert_eq!(
+                o(Some(101), End::Complete, true, &facts).0,
+                Outcome::RateLimited,
+                "{limited}"
+            );
+        }
         assert_eq!(
             o(Some(429), End::Complete, false, &ok).0,
             Outcome::RateLimited
