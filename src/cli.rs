@@ -72,6 +72,18 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub resolve: Vec<String>,
+    /// Price overrides or additions, in litellm's JSON format (model_prices_and_context_window.json).
+    #[arg(long, env = "LLMTAP_PRICES", value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// Distinct values kept per label taken from traffic (model, tool, team, user); more
+    /// become `other` and count in llmtap_label_overflow_total.
+    #[arg(
+        long,
+        env = "LLMTAP_LABEL_CAP",
+        value_name = "N",
+        default_value_t = 500
+    )]
+    pub label_cap: usize,
     /// Team label for every call.
     #[arg(long, env = "LLMTAP_TEAM", value_name = "NAME")]
     pub team: Option<String>,

@@ -20,6 +20,7 @@ use crate::{
     cli::{self, RunArgs},
     exchange::Attribution,
     proxy::{ca::CaFiles, upstream::ResolveMap},
+    telemetry::pricing::PriceTable,
 };
 
 /// Hosts intercepted by default (DESIGN §4); `--intercept` adds to them.
@@ -105,6 +106,10 @@ pub struct Config {
     /// `None`: no exporter at all (the embedded default: call lines + `/metrics`).
     pub otlp: Option<otlp::OtlpConfig>,
     pub capture: Capture,
+    /// The embedded price table plus `--prices` overrides.
+    pub prices: PriceTable,
+    /// Distinct values kept per traffic-derived label (model, tool, team, user).
+    pub label_cap: usize,
 }
 
 /// Opt-in capture of prompt and completion content into spans.
@@ -165,8 +170,22 @@ impl Config {
                 enabled: args.capture_content,
                 max_bytes: args.capture_max_bytes,
             },
+            prices: load_prices(args.prices.as_deref())?,
+            label_cap: args.label_cap.max(1),
         })
     }
+}
+
+/// The embedded table, with the `--prices` file (litellm's format) on top.
+pub fn load_prices(path: Option<&Path>) -> Result<PriceTable, ConfigError> {
+    let table = PriceTable::embedded();
+    let Some(path) = path else { return Ok(table) };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new("--prices", format!("cannot read {}: {e}", path.display()))
+    })?;
+    table
+        .with_overrides(&path.display().to_string(), &text)
+        .map_err(|e| ConfigError::new("--prices", e.to_string()))
 }
 
 /// Loads (or creates) the CA, naming `--ca-dir` on failure.

@@ -137,6 +137,27 @@ impl Client {
     }
 }
 
+/// How a call is paid for. Label values of `llmtap_cost_usd_total{billing}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Billing {
+    /// An API key: billed per token.
+    #[default]
+    Api,
+    /// A subscription sign-in (Claude OAuth, ChatGPT, Google account): priced at the
+    /// API-equivalent rate so that teams see what the usage is worth.
+    Subscription,
+}
+
+impl Billing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Billing::Api => "api",
+            Billing::Subscription => "subscription",
+        }
+    }
+}
+
 /// Who a call is attributed to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Attribution {
@@ -157,6 +178,8 @@ pub struct RequestHead {
     pub attribution: Attribution,
     /// The W3C `traceparent` the client sent, if valid (read, never changed).
     pub traceparent: Option<TraceParent>,
+    /// Decided from the kind of credential (never the credential itself).
+    pub billing: Billing,
 }
 
 /// A parsed W3C `traceparent` header.
@@ -236,6 +259,10 @@ pub struct CallRecord {
     pub traceparent: Option<TraceParent>,
     pub team: Option<String>,
     pub user: Option<String>,
+    pub billing: Billing,
+    /// USD at the price table's rates; `None` when the model has no price or the call no
+    /// usage. Set once, by `telemetry::pricing`, before the call reaches any output.
+    pub cost_usd: Option<f64>,
     /// `None` when the request body could not be read or parsed.
     pub request: Option<RequestFacts>,
     pub response: ResponseFacts,
@@ -730,6 +757,8 @@ impl Pending {
             traceparent: self.head.traceparent,
             team: self.head.attribution.team,
             user: self.head.attribution.user,
+            billing: self.head.billing,
+            cost_usd: None,
             request,
             response,
             outcome,

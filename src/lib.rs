@@ -75,13 +75,7 @@ pub async fn start(
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| ConfigError::new("--admin", e.to_string()))?;
-    let telemetry = Telemetry::start(
-        config.limits,
-        config.calls,
-        calls_out,
-        config.otlp.as_ref(),
-        config.capture,
-    )?;
+    let telemetry = Telemetry::start(&config, calls_out)?;
     let (stop, stopped) = watch::channel(false);
     let admin = Arc::new(Admin {
         telemetry: telemetry.clone(),

@@ -11,6 +11,7 @@ pub mod export;
 pub mod logging;
 pub mod metrics;
 pub mod names;
+pub mod pricing;
 pub mod spans;
 
 use std::{
@@ -25,12 +26,13 @@ use std::{
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 
 use crate::{
-    config::{CallsFormat, Capture, Limits, otlp::OtlpConfig},
+    config::{Capture, Config, Limits},
     exchange::{CallRecord, Pending},
 };
 use calls::CallWriter;
 use export::{ExportError, Health};
 use metrics::Metrics;
+use pricing::PriceTable;
 use spans::Spans;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,7 @@ pub struct Telemetry {
     /// `None`: no OTLP endpoint configured, no exporter at all.
     pub spans: Option<Spans>,
     capture: Capture,
+    prices: PriceTable,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -76,20 +79,20 @@ impl Telemetry {
     /// Builds the sink and starts its worker thread, which writes call lines to `calls`;
     /// with an OTLP config, also the span pipeline (call from within the runtime).
     pub fn start(
-        limits: Limits,
-        format: CallsFormat,
+        config: &Config,
         calls: Box<dyn std::io::Write + Send>,
-        otlp: Option<&OtlpConfig>,
-        capture: Capture,
     ) -> Result<Arc<Telemetry>, TelemetryError> {
+        let (limits, format, capture) = (config.limits, config.calls, config.capture);
         let (tx, mut rx) = mpsc::channel(QUEUE);
-        let metrics = Metrics::new(metrics::Caps::default())?;
+        let metrics = Metrics::new(metrics::Caps::all(config.label_cap))?;
         let health = Health {
             spans_dropped: metrics.spans_dropped.clone(),
             export_failures: metrics.export_failures.clone(),
         };
-        let spans = otlp
-            .map(|config| Spans::start(config, health, capture))
+        let spans = config
+            .otlp
+            .as_ref()
+            .map(|otlp| Spans::start(otlp, health, capture))
             .transpose()?;
         let telemetry = Arc::new(Telemetry {
             limits,
@@ -102,6 +105,7 @@ impl Telemetry {
             parse_warning: RateLimit::new(Duration::from_secs(10)),
             spans,
             capture,
+            prices: config.prices.clone(),
         });
         let worker = Arc::downgrade(&telemetry);
         let mut writer = CallWriter::new(format, calls);
@@ -212,7 +216,13 @@ impl Telemetry {
     }
 
     /// The one place a finished call reaches every output.
-    fn emit(&self, record: CallRecord, writer: &mut CallWriter) {
+    fn emit(&self, mut record: CallRecord, writer: &mut CallWriter) {
+        record.cost_usd = self.prices.cost(
+            record.provider,
+            record.operation,
+            record.model(),
+            &record.response.usage,
+        );
         self.metrics.record(&record);
         if let Some(spans) = &self.spans {
             spans.record(&record);

@@ -18,7 +18,7 @@ use super::{tap_body::tap, upstream::Dialer, websocket};
 use crate::{
     config::Config,
     dialects::{self, Target},
-    exchange::{Attribution, Client, Exchange, RequestHead, TraceParent, WsSession},
+    exchange::{Attribution, Billing, Client, Exchange, RequestHead, TraceParent, WsSession},
     telemetry::{RateLimit, Telemetry},
 };
 
@@ -63,12 +63,19 @@ impl Shared {
 
 pub struct Tap {
     shared: Arc<Shared>,
+    /// Who the tunnel's proxy credentials name: set on CONNECT, inherited by every request
+    /// in the tunnel (hudsucker clones the CONNECT's handler for them).
+    identity: Attribution,
     call: Option<Exchange>,
 }
 
 impl Tap {
     pub fn new(shared: Arc<Shared>) -> Tap {
-        Tap { shared, call: None }
+        Tap {
+            shared,
+            identity: Attribution::default(),
+            call: None,
+        }
     }
 }
 
@@ -77,14 +84,31 @@ impl Tap {
     fn head(&self, req: &Request<Body>, host: String, port: u16) -> RequestHead {
         let headers = req.headers();
         RequestHead {
+            billing: billing(&host, headers),
             host,
             port,
             method: req.method().as_str().to_owned(),
             path: req.uri().path().to_owned(),
             client: Client::from_user_agent(header_str(headers, "user-agent").unwrap_or_default()),
             conversation_id: session_id(headers),
-            attribution: self.shared.attribution.clone(),
+            attribution: self.attribution(headers),
             traceparent: header_str(headers, "traceparent").and_then(TraceParent::parse),
+        }
+    }
+
+    /// Most specific wins, field by field: the tunnel's proxy credentials, then the
+    /// `x-llmtap-team` / `x-llmtap-user` headers (observed, not removed), then the flags.
+    fn attribution(&self, headers: &HeaderMap) -> Attribution {
+        let pick = |tunnel: &Option<String>, header: &str, flag: &Option<String>| {
+            tunnel
+                .clone()
+                .or_else(|| header_str(headers, header).and_then(label_value))
+                .or_else(|| flag.clone())
+        };
+        let flags = &self.shared.attribution;
+        Attribution {
+            team: pick(&self.identity.team, "x-llmtap-team", &flags.team),
+            user: pick(&self.identity.user, "x-llmtap-user", &flags.user),
         }
     }
 
@@ -116,6 +140,7 @@ impl Clone for Tap {
     fn clone(&self) -> Self {
         Tap {
             shared: self.shared.clone(),
+            identity: self.identity.clone(),
             call: None,
         }
     }
@@ -155,6 +180,86 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         })
     };
     has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
+}
+
+/// A team or user name fit to be a label: trimmed, at most 64 characters of
+/// `[A-Za-z0-9._@+-]`; anything else is refused rather than mangled.
+fn label_value(value: &str) -> Option<String> {
+    let value = value.trim();
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b));
+    ok.then(|| value.to_owned())
+}
+
+/// `Proxy-Authorization: Basic base64(TEAM:USER)` (from `HTTPS_PROXY=http://TEAM:USER@…`):
+/// the tunnel's team and user. The header itself is never stored or logged.
+fn proxy_identity(headers: &HeaderMap) -> Attribution {
+    use base64::Engine as _;
+    let Some(value) = header_str(headers, "proxy-authorization") else {
+        return Attribution::default();
+    };
+    let Some(encoded) = value
+        .trim()
+        .strip_prefix("Basic ")
+        .or_else(|| value.trim().strip_prefix("basic "))
+    else {
+        return Attribution::default();
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return Attribution::default();
+    };
+    let text = String::from_utf8_lossy(&decoded);
+    let (team, user) = text.split_once(':').unwrap_or((&text, ""));
+    let decode = |s: &str| percent_decode(s).and_then(|s| label_value(&s));
+    Attribution {
+        team: decode(team),
+        user: decode(user),
+    }
+}
+
+/// URL userinfo is percent-encoded by clients that build the header from `HTTPS_PROXY`.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            out.push(u8::from_str_radix(std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// How the call is paid for, from the kind of credential only: Claude OAuth tokens
+/// (`sk-ant-oat…`), ChatGPT sign-in (chatgpt.com, or a JWT bearer to OpenAI), Google
+/// sign-in (Code Assist, or an OAuth `ya29.` bearer) are subscriptions; keys are API billing.
+fn billing(host: &str, headers: &HeaderMap) -> Billing {
+    let bearer = header_str(headers, "authorization")
+        .and_then(|v| {
+            v.trim()
+                .strip_prefix("Bearer ")
+                .or_else(|| v.trim().strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .unwrap_or_default();
+    let host = host.to_ascii_lowercase();
+    let subscription = bearer.starts_with("sk-ant-oat")
+        || host == "chatgpt.com"
+        || host == "cloudcode-pa.googleapis.com"
+        || (host == "api.openai.com" && bearer.starts_with("eyJ"))
+        || bearer.starts_with("ya29.");
+    if subscription {
+        Billing::Subscription
+    } else {
+        Billing::Api
+    }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -211,6 +316,7 @@ impl HttpHandler for Tap {
         req: Request<Body>,
     ) -> RequestOrResponse {
         if req.method() == Method::CONNECT {
+            self.identity = proxy_identity(req.headers());
             return req.into();
         }
         let Some((host, port)) = target(&req) else {

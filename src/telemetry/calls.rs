@@ -101,6 +101,14 @@ pub fn text(r: &CallRecord) -> String {
         line.push_str(&format!(" ttft={}", ms(ttft)));
     }
     line.push_str(&format!(" dur={}", ms(r.duration)));
+    match r.cost_usd {
+        Some(cost) => line.push_str(&format!(" cost=${cost:.4}")),
+        None if !u.is_empty() => line.push_str(" cost=?"),
+        None => {}
+    }
+    if r.billing == crate::exchange::Billing::Subscription {
+        line.push_str(" (subscription)");
+    }
     if !r.response.tools_called.is_empty() {
         line.push_str(&format!(" tools={}", r.response.tools_called.join(",")));
     }
@@ -146,6 +154,8 @@ mod tests {
             traceparent: None,
             team: Some("platform".into()),
             user: None,
+            billing: crate::exchange::Billing::Api,
+            cost_usd: Some(0.123456),
             request: Some(RequestFacts {
                 model: Some("claude-opus-4-8".into()),
                 ..Default::default()
@@ -176,7 +186,7 @@ mod tests {
         assert_eq!(
             text(&record()),
             "14:03:12.345Z claude-code anthropic claude-opus-4-8 200 ok in=19199 out=131 \
-             cache r=17352 w5m=0 w1h=1843 ttft=812ms dur=2310ms tools=Bash team=platform"
+             cache r=17352 w5m=0 w1h=1843 ttft=812ms dur=2310ms cost=$0.1235 tools=Bash team=platform"
         );
     }
 

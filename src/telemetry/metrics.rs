@@ -15,7 +15,7 @@ use prometheus::{
 };
 
 use super::names as n;
-use crate::exchange::CallRecord;
+use crate::exchange::{CallRecord, Outcome};
 
 /// Distinct values kept per capped label before overflowing to `other`.
 #[derive(Debug, Clone, Copy)]
@@ -27,15 +27,23 @@ pub struct Caps {
     pub error_type: usize,
 }
 
-impl Default for Caps {
-    fn default() -> Self {
+impl Caps {
+    /// The same cap for every label that takes values from traffic (`--label-cap`);
+    /// error types come from a short list per API and keep their own.
+    pub fn all(cap: usize) -> Caps {
         Caps {
-            model: 100,
-            tool: 200,
-            team: 200,
-            user: 1000,
+            model: cap,
+            tool: cap,
+            team: cap,
+            user: cap,
             error_type: 50,
         }
+    }
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps::all(500)
     }
 }
 
@@ -85,6 +93,8 @@ pub struct Metrics {
     pub(crate) in_flight: IntGauge,
     tunnels: IntCounterVec,
     pub(crate) records_dropped: IntCounter,
+    cost: prometheus::CounterVec,
+    cost_unknown: IntCounterVec,
     pub(crate) spans_dropped: IntCounter,
     pub(crate) export_failures: IntCounter,
     overflow: IntCounterVec,
@@ -172,6 +182,19 @@ impl Metrics {
             "Label values recorded as 'other' because the label hit its cap.",
             &[n::LABEL],
         )?;
+        let cost = prometheus::CounterVec::new(
+            Opts::new(
+                n::COST_USD_TOTAL,
+                "USD at the price table's rates (subscriptions at API-equivalent rates).",
+            ),
+            &with(n::BILLING),
+        )?;
+        registry.register(Box::new(cost.clone()))?;
+        let cost_unknown = counter(
+            n::COST_UNKNOWN_TOTAL,
+            "Calls that used tokens but could not be priced (unknown model or no usage).",
+            &[n::PROVIDER, n::MODEL],
+        )?;
         let in_flight = IntGauge::new(n::IN_FLIGHT_CALLS, "LLM calls in progress.")?;
         registry.register(Box::new(in_flight.clone()))?;
         let records_dropped = IntCounter::new(
@@ -214,6 +237,8 @@ impl Metrics {
             in_flight,
             tunnels,
             records_dropped,
+            cost,
+            cost_unknown,
             spans_dropped,
             export_failures,
             overflow,
@@ -272,6 +297,27 @@ impl Metrics {
             {
                 c.inc_by(v);
             }
+        }
+        match r.cost_usd {
+            Some(cost) => {
+                if let Ok(c) = self
+                    .cost
+                    .get_metric_with_label_values(&labels(r.billing.as_str()))
+                {
+                    c.inc_by(cost);
+                }
+            }
+            // A failed call without usage cost nothing; only calls that used tokens (or
+            // succeeded) and still have no price are unknown.
+            None if r.outcome == Outcome::Ok || !r.response.usage.is_empty() => {
+                if let Ok(c) = self
+                    .cost_unknown
+                    .get_metric_with_label_values(&[provider, model])
+                {
+                    c.inc();
+                }
+            }
+            None => {}
         }
         if let Ok(h) = self
             .duration

@@ -6,6 +6,8 @@ pub const TOKENS_TOTAL: &str = "llmtap_tokens_total";
 pub const REQUEST_DURATION_SECONDS: &str = "llmtap_request_duration_seconds";
 pub const TIME_TO_FIRST_TOKEN_SECONDS: &str = "llmtap_time_to_first_token_seconds";
 pub const TOOL_CALLS_TOTAL: &str = "llmtap_tool_calls_total";
+pub const COST_USD_TOTAL: &str = "llmtap_cost_usd_total";
+pub const COST_UNKNOWN_TOTAL: &str = "llmtap_cost_unknown_total";
 pub const ERRORS_TOTAL: &str = "llmtap_errors_total";
 pub const USAGE_MISSING_TOTAL: &str = "llmtap_usage_missing_total";
 pub const PARSE_ERRORS_TOTAL: &str = "llmtap_parse_errors_total";
@@ -30,6 +32,7 @@ pub const KIND: &str = "kind";
 pub const INTERCEPTED: &str = "intercepted";
 pub const VERSION: &str = "version";
 pub const LABEL: &str = "label";
+pub const BILLING: &str = "billing";
 
 /// Value of a capped label past its cap.
 pub const OTHER: &str = "other";
@@ -83,6 +86,7 @@ pub mod attr {
     pub const CACHE_WRITE_5M: &str = "llmtap.usage.cache_creation.5m_input_tokens";
     pub const CACHE_WRITE_1H: &str = "llmtap.usage.cache_creation.1h_input_tokens";
     pub const COST_USD: &str = "llmtap.cost_usd";
+    pub const BILLING: &str = "llmtap.billing";
     pub const TOOLS_OFFERED: &str = "llmtap.tools.offered";
     pub const TOOLS_OFFERED_NAMES: &str = "llmtap.tools.offered_names";
     pub const TOOLS_CALLED: &str = "llmtap.tools.called";

@@ -346,6 +346,8 @@ pub fn attributes(r: &CallRecord) -> Vec<KeyValue> {
         attr::TTFT_MS,
         r.ttft.map(|t| Value::F64(t.as_secs_f64() * 1000.0)),
     );
+    push(attr::COST_USD, r.cost_usd.map(Value::F64));
+    push(attr::BILLING, Some(Value::from(r.billing.as_str())));
     push(attr::TEAM, r.team.clone().map(Value::from));
     push(attr::USER, r.user.clone().map(Value::from));
     push(
