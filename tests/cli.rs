@@ -41,13 +41,19 @@ fn bad_configuration_exits_2_with_one_line_naming_the_flag() {
     let file = home.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
     let under_file = file.join("ca");
-    let cases: [(&[&str], &str); 6] = [
+    let malformed = format!(
+        "{}/tests/fixtures/prices/malformed.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let cases: [(&[&str], &str); 8] = [
         (&["--resolve", "api.anthropic.com:443"], "--resolve"),
         (&["--upstream-ca", "/nonexistent/ca.pem"], "--upstream-ca"),
         (&["--listen", &busy], "--listen"),
         (&["--admin", &busy], "--admin"),
         (&["--ca-dir", under_file.to_str().unwrap()], "--ca-dir"),
         (&["--listen", "localhost"], "--listen"),
+        (&["--prices", &malformed], "--prices"),
+        (&["--otlp-endpoint", "collector:4317"], "--otlp-endpoint"),
     ];
     for (args, flag) in cases {
         let mut all = vec!["run"];
@@ -73,6 +79,12 @@ fn bad_configuration_exits_2_with_one_line_naming_the_flag() {
             "{args:?}: {stderr}"
         );
         assert!(stdout.is_empty());
+        if flag == "--prices" {
+            assert!(
+                stderr.contains("broken-model") && stderr.contains("input_cost_per_token"),
+                "{stderr}"
+            );
+        }
     }
 }
 

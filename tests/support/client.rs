@@ -44,8 +44,21 @@ pub fn tls(ca_pem: &str, h2: bool) -> Arc<ClientConfig> {
 
 /// Opens a CONNECT tunnel through `proxy` to `authority` and returns the raw stream.
 pub async fn connect_tunnel(proxy: SocketAddr, authority: &str) -> TcpStream {
+    connect_tunnel_with(proxy, authority, &[]).await
+}
+
+/// The same, with extra CONNECT headers (`Proxy-Authorization`).
+pub async fn connect_tunnel_with(
+    proxy: SocketAddr,
+    authority: &str,
+    headers: &[(&str, &str)],
+) -> TcpStream {
     let mut tcp = TcpStream::connect(proxy).await.expect("connect proxy");
-    let head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{extra}\r\n");
     tcp.write_all(head.as_bytes()).await.expect("write CONNECT");
     let mut buf = Vec::new();
     while !buf.ends_with(b"\r\n\r\n") {
