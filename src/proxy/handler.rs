@@ -387,3 +387,120 @@ impl HttpHandler for Tap {
         intercept
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hudsucker::hyper::header::HeaderValue;
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).expect("value"));
+        }
+        h
+    }
+
+    #[test]
+    fn billing_follows_the_kind_of_credential() {
+        let sub = Billing::Subscription;
+        let cases = [
+            (
+                "api.anthropic.com",
+                vec![("x-api-key", "sk-ant-api03-x")],
+                Billing::Api,
+            ),
+            (
+                "api.anthropic.com",
+                vec![("authorization", "Bearer sk-ant-api03-x")],
+                Billing::Api,
+            ),
+            (
+                "api.anthropic.com",
+                vec![("authorization", "Bearer sk-ant-oat01-x")],
+                sub,
+            ),
+            (
+                "api.openai.com",
+                vec![("authorization", "Bearer sk-proj-x")],
+                Billing::Api,
+            ),
+            (
+                "api.openai.com",
+                vec![("authorization", "Bearer eyJhbGciOi.x.y")],
+                sub,
+            ),
+            (
+                "chatgpt.com",
+                vec![("authorization", "Bearer eyJ.x.y")],
+                sub,
+            ),
+            (
+                "generativelanguage.googleapis.com",
+                vec![("x-goog-api-key", "AIza")],
+                Billing::Api,
+            ),
+            (
+                "cloudcode-pa.googleapis.com",
+                vec![("authorization", "Bearer ya29.x")],
+                sub,
+            ),
+        ];
+        for (host, pairs, want) in cases {
+            assert_eq!(billing(host, &headers(&pairs)), want, "{host} {pairs:?}");
+        }
+    }
+
+    #[test]
+    fn proxy_credentials_name_team_and_user() {
+        let id = proxy_identity(&headers(&[(
+            "proxy-authorization",
+            "Basic dGVhbS1hOmFsaWNl",
+        )]));
+        assert_eq!(
+            (id.team.as_deref(), id.user.as_deref()),
+            (Some("team-a"), Some("alice"))
+        );
+        let only_team = proxy_identity(&headers(&[("proxy-authorization", "Basic dGVhbS1h")]));
+        assert_eq!(
+            (only_team.team.as_deref(), only_team.user),
+            (Some("team-a"), None)
+        );
+        for bad in ["Bearer x", "Basic !!!"] {
+            assert_eq!(
+                proxy_identity(&headers(&[("proxy-authorization", bad)])),
+                Attribution::default(),
+                "{bad}"
+            );
+        }
+        // `<script>:x`: the bad field is dropped (the next source applies), the good one kept.
+        let mixed = proxy_identity(&headers(&[(
+            "proxy-authorization",
+            "Basic PHNjcmlwdD46eA==",
+        )]));
+        assert_eq!((mixed.team, mixed.user.as_deref()), (None, Some("x")));
+    }
+
+    #[test]
+    fn label_values_are_checked_not_mangled() {
+        assert_eq!(label_value(" team-a ").as_deref(), Some("team-a"));
+        assert_eq!(
+            label_value("bob@corp.example").as_deref(),
+            Some("bob@corp.example")
+        );
+        for bad in ["", "two words", "<script>", &"x".repeat(65)] {
+            assert_eq!(label_value(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn websocket_upgrades_are_recognised_case_insensitively() {
+        let h = headers(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket"),
+        ]);
+        assert!(is_websocket_upgrade(&h));
+        assert!(!is_websocket_upgrade(&headers(&[("upgrade", "websocket")])));
+    }
+}
