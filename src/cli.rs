@@ -34,6 +34,34 @@ pub enum Command {
     Env(EnvArgs),
     /// Where llmtap's CA is, or its PEM.
     Ca(CaArgs),
+    /// Run CMD (claude, codex, gemini, a script) through llmtap with exactly the environment
+    /// it needs, then print a summary of its calls, tokens and cost on stderr.
+    Wrap(Box<WrapArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct WrapArgs {
+    /// Use this running llmtap (e.g. http://127.0.0.1:8080) instead of starting one; its CA
+    /// directory is `--ca-dir`. Without it llmtap runs in-process on free ports.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+    /// The summary printed when CMD ends.
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub summary: SummaryFormat,
+    /// The proxy's options (the in-process llmtap always listens on free loopback ports,
+    /// and prints no call lines: CMD owns stdout).
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    Text,
+    Json,
+    Off,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -13,6 +13,7 @@ pub mod dialects;
 pub mod exchange;
 pub mod proxy;
 pub mod telemetry;
+pub mod wrap;
 
 use std::{
     net::SocketAddr,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use llmtap::{
     StartError,
-    cli::{CaAction, Cli, Command, Exports, default_ca_dir},
+    cli::{CaAction, Cli, Command, Exports, SummaryFormat, WrapArgs, default_ca_dir},
     config::{self, Config, ConfigError},
     telemetry::logging,
 };
@@ -67,6 +67,16 @@ fn main() -> ExitCode {
             print!("{}", exports.lines(args.shell));
             ExitCode::SUCCESS
         }
+        Command::Wrap(args) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(err) => return fail(1, format!("cannot start the runtime: {err}")),
+            };
+            runtime.block_on(wrap(*args))
+        }
         Command::Ca(args) => {
             let ca = match config::load_ca(&args.ca_dir.unwrap_or_else(default_ca_dir)) {
                 Ok(ca) => ca,
@@ -111,6 +121,73 @@ async fn run(config: Config) -> ExitCode {
         tracing::warn!(calls = cut, "exited with calls still in flight");
     }
     ExitCode::SUCCESS
+}
+
+#[expect(
+    clippy::print_stderr,
+    reason = "the summary is for the user's terminal"
+)]
+async fn wrap(args: WrapArgs) -> ExitCode {
+    use llmtap::wrap::{Collector, Summary, exit_code, run_child};
+    if let Some(url) = &args.proxy {
+        // A running llmtap: only the environment is ours to set.
+        let ca = match config::load_ca(&args.run.ca_dir.clone().unwrap_or_else(default_ca_dir)) {
+            Ok(ca) => ca,
+            Err(err) => return fail(2, err),
+        };
+        let bundle = match ca.write_bundle(&config::system_roots()) {
+            Ok(path) => path,
+            Err(err) => return fail(2, ConfigError::new("--ca-dir", err.to_string())),
+        };
+        let exports = Exports {
+            proxy_url: url.clone(),
+            ca_cert: ca.cert_path(),
+            bundle,
+        };
+        return match run_child(&args.cmd, &exports).await {
+            Ok(status) => ExitCode::from(exit_code(status)),
+            Err(err) => fail(1, format!("cannot run {}: {err}", args.cmd[0])),
+        };
+    }
+    let mut config = match Config::from_args(args.run) {
+        Ok(config) => config,
+        Err(err) => return fail(2, err),
+    };
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.listen = loopback;
+    config.admin = loopback;
+    config.calls = llmtap::config::CallsFormat::Off;
+    let running = match llmtap::start(config.clone(), Box::new(std::io::sink())).await {
+        Ok(running) => running,
+        Err(StartError::Config(err)) => return fail(2, err),
+        Err(err) => return fail(1, err),
+    };
+    let tracer = running
+        .telemetry
+        .spans
+        .as_ref()
+        .map(|s| s.internal_tracer());
+    // Only warnings: the command owns the terminal.
+    let filter = config
+        .log_filter
+        .clone()
+        .unwrap_or_else(|| logging::DEFAULT_FILTER.replacen("info", "warn", 1));
+    logging::init(config.log_format, Some(&filter), tracer);
+    let collector = Collector::start(running.telemetry.subscribe());
+    let status = run_child(&args.cmd, &running.exports).await;
+    running.shutdown().await;
+    // The last records travel from the telemetry thread to the collector task.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let summary = Summary::of(&collector.records());
+    match args.summary {
+        SummaryFormat::Text => eprint!("{}", summary.text()),
+        SummaryFormat::Json => eprintln!("{}", serde_json::to_string(&summary).unwrap_or_default()),
+        SummaryFormat::Off => {}
+    }
+    match status {
+        Ok(status) => ExitCode::from(exit_code(status)),
+        Err(err) => fail(1, format!("cannot run {}: {err}", args.cmd[0])),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,0 +1,237 @@
+//! `llmtap wrap -- CMD`: run one command through llmtap and summarize its calls.
+//!
+//! Owns: the child's environment (exactly the proxy and CA variables of `llmtap env`, nothing
+//! else changed), passing stdin/stdout/stderr and signals through, returning the child's exit
+//! code, and the summary of the calls it made (by model: calls, tokens by type, cost, TTFT,
+//! tools). Does not own: the proxy (it starts the library's `llmtap::start` in-process, or
+//! points at a running llmtap with `--proxy`).
+
+use std::{
+    collections::BTreeMap,
+    process::ExitStatus,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use serde::Serialize;
+use tokio::process::Command;
+
+use crate::{cli::Exports, exchange::CallRecord};
+
+/// Runs `cmd` with `exports` applied; forwards SIGTERM and SIGHUP to it (SIGINT from a
+/// terminal already reaches the whole foreground group, so it is not sent twice).
+pub async fn run_child(cmd: &[String], exports: &Exports) -> std::io::Result<ExitStatus> {
+    let (program, args) = cmd
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("no command"))?;
+    let mut command = Command::new(program);
+    command.args(args);
+    for (name, value) in exports.vars() {
+        command.env(name, value);
+    }
+    let mut child = command.spawn()?;
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(nix::unistd::Pid::from_raw);
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            status = child.wait() => return status,
+            _ = term.recv() => forward(pid, nix::sys::signal::Signal::SIGTERM),
+            _ = hup.recv() => forward(pid, nix::sys::signal::Signal::SIGHUP),
+            // Ctrl-C reaches the child from the terminal; llmtap just keeps relaying.
+            _ = int.recv() => {}
+        }
+    }
+}
+
+fn forward(pid: Option<nix::unistd::Pid>, signal: nix::sys::signal::Signal) {
+    if let Some(pid) = pid {
+        let _ = nix::sys::signal::kill(pid, signal);
+    }
+}
+
+/// The exit code to return for the child's status: its code, or 128 + the signal.
+pub fn exit_code(status: ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code).unwrap_or(1),
+        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(1),
+        _ => 1,
+    }
+}
+
+/// Collects every record while the child runs.
+#[derive(Debug, Clone, Default)]
+pub struct Collector(Arc<Mutex<Vec<Arc<CallRecord>>>>);
+
+impl Collector {
+    pub fn start(mut records: tokio::sync::broadcast::Receiver<Arc<CallRecord>>) -> Collector {
+        let collector = Collector::default();
+        let sink = collector.0.clone();
+        tokio::spawn(async move {
+            loop {
+                match records.recv().await {
+                    Ok(r) => sink.lock().unwrap_or_else(|e| e.into_inner()).push(r),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        collector
+    }
+
+    pub fn records(&self) -> Vec<Arc<CallRecord>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Totals of a set of calls.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Totals {
+    pub calls: u64,
+    pub errors: u64,
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write_5m: u64,
+    pub cache_write_1h: u64,
+    pub reasoning: u64,
+    /// USD of the calls that have a price.
+    pub cost_usd: f64,
+    /// Calls that used tokens but have no price.
+    pub unpriced: u64,
+    #[serde(serialize_with = "ms")]
+    pub ttft_p50: Option<Duration>,
+    #[serde(serialize_with = "ms")]
+    pub ttft_max: Option<Duration>,
+    /// Tool name → times called.
+    pub tools: BTreeMap<String, u64>,
+}
+
+fn ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Summary {
+    pub total: Totals,
+    /// Model → totals.
+    pub models: BTreeMap<String, Totals>,
+}
+
+impl Summary {
+    pub fn of(records: &[Arc<CallRecord>]) -> Summary {
+        let mut summary = Summary::default();
+        let mut ttfts: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
+        for r in records {
+            let model = r.model().unwrap_or("unknown").to_owned();
+            for (key, totals) in [
+                (None, &mut summary.total),
+                (
+                    Some(model.clone()),
+                    summary.models.entry(model.clone()).or_default(),
+                ),
+            ] {
+                add(totals, r);
+                if let Some(t) = r.ttft {
+                    ttfts.entry(key.unwrap_or_default()).or_default().push(t);
+                }
+            }
+        }
+        let finish = |t: &mut Totals, mut v: Vec<Duration>| {
+            v.sort();
+            t.ttft_p50 = v.get(v.len().saturating_sub(1) / 2).copied();
+            t.ttft_max = v.last().copied();
+        };
+        if let Some(v) = ttfts.remove("") {
+            finish(&mut summary.total, v);
+        }
+        for (model, v) in ttfts {
+            if let Some(t) = summary.models.get_mut(&model) {
+                finish(t, v);
+            }
+        }
+        summary
+    }
+
+    /// The text printed on stderr when the command ends.
+    pub fn text(&self) -> String {
+        let t = &self.total;
+        if t.calls == 0 {
+            return "llmtap: no LLM calls were made through the proxy\n".to_owned();
+        }
+        let mut out = format!("llmtap: {} — {}\n", plural(t.calls, "call"), line(t));
+        for (model, m) in &self.models {
+            out.push_str(&format!(
+                "  {model}: {} — {}\n",
+                plural(m.calls, "call"),
+                line(m)
+            ));
+        }
+        out
+    }
+}
+
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn line(t: &Totals) -> String {
+    let mut s = format!(
+        "in {} (cache read {}, write 5m {}, 1h {}), out {} (reasoning {})",
+        t.input, t.cache_read, t.cache_write_5m, t.cache_write_1h, t.output, t.reasoning
+    );
+    s.push_str(&format!(", ${:.4}", t.cost_usd));
+    if t.unpriced > 0 {
+        s.push_str(&format!(" + {} unpriced", plural(t.unpriced, "call")));
+    }
+    if let (Some(p50), Some(max)) = (t.ttft_p50, t.ttft_max) {
+        s.push_str(&format!(
+            ", TTFT p50 {}ms max {}ms",
+            p50.as_millis(),
+            max.as_millis()
+        ));
+    }
+    if t.errors > 0 {
+        s.push_str(&format!(", {} failed", t.errors));
+    }
+    if !t.tools.is_empty() {
+        let tools: Vec<String> = t.tools.iter().map(|(k, v)| format!("{k}×{v}")).collect();
+        s.push_str(&format!(", tools {}", tools.join(" ")));
+    }
+    s
+}
+
+fn add(t: &mut Totals, r: &CallRecord) {
+    let u = &r.response.usage;
+    t.calls += 1;
+    if r.outcome != crate::exchange::Outcome::Ok {
+        t.errors += 1;
+    }
+    t.input += u.input.unwrap_or(0);
+    t.output += u.output.unwrap_or(0);
+    t.cache_read += u.cache_read.unwrap_or(0);
+    t.cache_write_5m += u.cache_write_5m.unwrap_or(0);
+    t.cache_write_1h += u.cache_write_1h.unwrap_or(0);
+    t.reasoning += u.reasoning.unwrap_or(0);
+    match r.cost_usd {
+        Some(c) => t.cost_usd += c,
+        None if !u.is_empty() => t.unpriced += 1,
+        None => {}
+    }
+    for tool in &r.response.tools_called {
+        *t.tools.entry(tool.clone()).or_default() += 1;
+    }
+}
