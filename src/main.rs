@@ -106,7 +106,16 @@ async fn run(config: Config) -> ExitCode {
         .spans
         .as_ref()
         .map(|s| s.internal_tracer());
-    logging::init(config.log_format, config.log_filter.as_deref(), tracer);
+    let hint = logging::TrustHint {
+        ca_cert: running.exports.ca_cert.clone(),
+        bundle: running.exports.bundle.clone(),
+    };
+    logging::init_with_hint(
+        config.log_format,
+        config.log_filter.as_deref(),
+        tracer,
+        Some(hint),
+    );
     eprintln!("{}", llmtap::banner(&running, &config));
     tracing::info_span!(
         "llmtap.start",
@@ -172,7 +181,11 @@ async fn wrap(args: WrapArgs) -> ExitCode {
         .log_filter
         .clone()
         .unwrap_or_else(|| logging::DEFAULT_FILTER.replacen("info", "warn", 1));
-    logging::init(config.log_format, Some(&filter), tracer);
+    let hint = logging::TrustHint {
+        ca_cert: running.exports.ca_cert.clone(),
+        bundle: running.exports.bundle.clone(),
+    };
+    logging::init_with_hint(config.log_format, Some(&filter), tracer, Some(hint));
     let collector = Collector::start(running.telemetry.subscribe());
     let status = run_child(&args.cmd, &running.exports).await;
     running.shutdown().await;

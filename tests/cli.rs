@@ -266,3 +266,40 @@ async fn run_serves_records_and_drains_on_sigterm_without_leaking_secrets() {
         assert!(!text.contains("CLI-SECRET"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_trust_the_ca_gets_one_hint_with_the_fix() {
+    let upstream = FakeUpstream::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let mut llmtap = Llmtap::spawn(home.path(), &[]);
+    // A client that trusts some other CA, three times (agents retry).
+    for _ in 0..3 {
+        let tunnel = client::connect_tunnel(llmtap.proxy, "api.anthropic.com:443").await;
+        let refused = client::tls_over(
+            tunnel,
+            "api.anthropic.com",
+            client::tls(&upstream.ca_pem, false),
+        )
+        .await;
+        assert!(refused.is_err(), "the handshake must fail");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let llmtap = tokio::task::spawn_blocking(move || {
+        llmtap.terminate();
+        llmtap
+    })
+    .await
+    .unwrap();
+    let stderr = llmtap.stderr();
+    assert_eq!(
+        stderr.matches("does not trust llmtap's CA").count(),
+        1,
+        "{stderr}"
+    );
+    let ca = home.path().join(".llmtap/ca.pem");
+    assert!(
+        stderr.contains(&format!("NODE_EXTRA_CA_CERTS={}", ca.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("SSL_CERT_FILE"), "{stderr}");
+}

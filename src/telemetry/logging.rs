@@ -23,8 +23,103 @@ use crate::config::LogFormat;
 pub const DEFAULT_FILTER: &str =
     "info,hudsucker=error,hyper=error,hyper_util=error,h2=error,rustls=error,tokio_graceful=warn";
 
+/// Where a client that does not trust llmtap is pointed to.
+#[derive(Debug, Clone)]
+pub struct TrustHint {
+    pub ca_cert: std::path::PathBuf,
+    pub bundle: std::path::PathBuf,
+}
+
+/// Watches hudsucker's "Failed to establish TLS connection" errors: when a client rejects
+/// llmtap's certificate (an alert like `UnknownCA`), says once a minute which variable fixes
+/// it, instead of leaving the user with a bare TLS error per connection.
+struct TrustHintLayer {
+    hint: TrustHint,
+    limit: crate::telemetry::RateLimit,
+}
+
+#[derive(Default)]
+struct Fields {
+    message: String,
+    error: String,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.message = format!("{value:?}"),
+            "error" => self.error = format!("{value:?}"),
+            _ => {}
+        }
+    }
+
+    fn record_error(
+        &mut self,
+        field: &tracing::field::Field,
+        value: &(dyn std::error::Error + 'static),
+    ) {
+        if field.name() == "error" {
+            self.error = value.to_string();
+        }
+    }
+}
+
+/// The client refused the certificate: it does not trust llmtap's CA.
+pub fn is_untrusted_ca(error: &str) -> bool {
+    [
+        "UnknownCA",
+        "BadCertificate",
+        "CertificateUnknown",
+        "UnsupportedCertificate",
+        "AccessDenied",
+    ]
+    .iter()
+    .any(|alert| error.contains(alert))
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TrustHintLayer {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if !event.metadata().target().starts_with("hudsucker") {
+            return;
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        if !fields.message.contains("TLS connection") || !is_untrusted_ca(&fields.error) {
+            return;
+        }
+        if let Some(suppressed) = self.limit.allow() {
+            tracing::warn!(
+                target: "llmtap::trust",
+                alert = %fields.error,
+                suppressed,
+                "a client rejected llmtap's certificate: it does not trust llmtap's CA. Node agents \
+                 (Claude Code, Gemini CLI) need NODE_EXTRA_CA_CERTS={}; Python SDKs and Codex need \
+                 SSL_CERT_FILE / REQUESTS_CA_BUNDLE / CODEX_CA_CERTIFICATE={} (system roots + \
+                 llmtap's CA). `eval \"$(llmtap env)\"` sets them all, or run the agent with \
+                 `llmtap wrap -- <agent>`",
+                self.hint.ca_cert.display(),
+                self.hint.bundle.display(),
+            );
+        }
+    }
+}
+
 /// Installs the global subscriber. Idempotent: later calls (tests) are no-ops.
 pub fn init(format: LogFormat, filter: Option<&str>, tracer: Option<SdkTracer>) {
+    init_with_hint(format, filter, tracer, None);
+}
+
+/// [`init`], plus the trust hint for clients that reject llmtap's certificate.
+pub fn init_with_hint(
+    format: LogFormat,
+    filter: Option<&str>,
+    tracer: Option<SdkTracer>,
+    hint: Option<TrustHint>,
+) {
     let filter = EnvFilter::try_new(filter.unwrap_or(DEFAULT_FILTER))
         .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let stderr = match format {
@@ -50,8 +145,14 @@ pub fn init(format: LogFormat, filter: Option<&str>, tracer: Option<SdkTracer>) 
                     .with_target("llmtap::export", LevelFilter::OFF),
             )
     });
+    let hint = hint.map(|hint| {
+        let limit = crate::telemetry::RateLimit::new(std::time::Duration::from_secs(60));
+        TrustHintLayer { hint, limit }
+            .with_filter(Targets::new().with_target("hudsucker", LevelFilter::ERROR))
+    });
     let _ = tracing_subscriber::registry()
         .with(stderr)
         .with(otel)
+        .with(hint)
         .try_init();
 }
