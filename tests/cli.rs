@@ -303,3 +303,94 @@ async fn a_client_that_does_not_trust_the_ca_gets_one_hint_with_the_fix() {
     );
     assert!(stderr.contains("SSL_CERT_FILE"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_lines_work_when_sourced_in_real_shells() {
+    let shells: Vec<(&str, &str, &str)> = [
+        ("dash", "sh", "."),
+        ("bash", "sh", "."),
+        ("fish", "fish", "source"),
+    ]
+    .into_iter()
+    .filter(|(shell, _, _)| {
+        std::process::Command::new(shell)
+            .arg("-c")
+            .arg("true")
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+    .collect();
+    if shells.len() < 3
+        || std::process::Command::new("curl")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        assert!(
+            std::env::var("LLMTAP_E2E").is_err(),
+            "LLMTAP_E2E is set but fish, bash, dash or curl is missing"
+        );
+    }
+    let upstream = FakeUpstream::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let resolve = format!("api.anthropic.com:443:{}", upstream.addr);
+    let mut llmtap = Llmtap::spawn(
+        home.path(),
+        &[
+            "--upstream-ca",
+            upstream.ca_pem_path().to_str().unwrap(),
+            "--resolve",
+            &resolve,
+            "--calls",
+            "json",
+        ],
+    );
+    let body = home.path().join("body.json");
+    std::fs::write(&body, FakeUpstream::fixture("json_message", "request.json")).unwrap();
+    for (shell, syntax, source) in &shells {
+        let (code, lines, _) = run(
+            home.path(),
+            &[
+                "env",
+                "--shell",
+                syntax,
+                "--listen",
+                &llmtap.proxy.to_string(),
+            ],
+        );
+        assert_eq!(code, 0);
+        let file = home.path().join(format!("env.{shell}"));
+        std::fs::write(&file, lines).unwrap();
+        // Nothing but the sourced lines tells curl where the proxy and the CA are.
+        let script = format!(
+            "{source} {}; curl -sS --fail -o /dev/null -w '%{{http_code}}' https://api.anthropic.com/v1/messages \
+             -H 'content-type: application/json' --data-binary @{}",
+            file.display(),
+            body.display()
+        );
+        let out = std::process::Command::new(shell)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "200",
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let llmtap = tokio::task::spawn_blocking(move || {
+        llmtap.terminate();
+        llmtap
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        llmtap.stdout().lines().count(),
+        shells.len(),
+        "one recorded call per shell"
+    );
+}
