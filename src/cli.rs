@@ -112,6 +112,13 @@ pub struct RunArgs {
         default_value_t = 500
     )]
     pub label_cap: usize,
+    /// Admit only the clients this file lists (`NAME:sha256:HEX team=T user=U` per line);
+    /// others get 407. Required to listen beyond loopback, unless --allow-open-proxy.
+    #[arg(long, env = "LLMTAP_AUTH_FILE", value_name = "FILE")]
+    pub auth_file: Option<PathBuf>,
+    /// Listen beyond loopback without an auth file (an open proxy: trusted networks only).
+    #[arg(long, env = "LLMTAP_ALLOW_OPEN_PROXY")]
+    pub allow_open_proxy: bool,
     /// Team label for every call.
     #[arg(long, env = "LLMTAP_TEAM", value_name = "NAME")]
     pub team: Option<String>,

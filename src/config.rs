@@ -4,6 +4,7 @@
 //! `--upstream-ca`, the CA directory), each failing with one line that names the flag
 //! (exit code 2). Everything downstream takes `&Config` and never reads the environment.
 
+pub mod auth;
 pub mod otlp;
 
 use std::{
@@ -110,6 +111,8 @@ pub struct Config {
     pub prices: PriceTable,
     /// Distinct values kept per traffic-derived label (model, tool, team, user).
     pub label_cap: usize,
+    /// Clients admitted to the proxy; `None`: everyone who can reach it.
+    pub auth: Option<auth::AuthFile>,
 }
 
 /// Opt-in capture of prompt and completion content into spans.
@@ -125,6 +128,20 @@ impl Config {
     /// root bundle next to it.
     pub fn from_args(args: RunArgs) -> Result<Config, ConfigError> {
         let listen = parse_addr("--listen", &args.listen)?;
+        let auth = args
+            .auth_file
+            .as_deref()
+            .map(auth::AuthFile::load)
+            .transpose()?;
+        if !listen.ip().is_loopback() && auth.is_none() && !args.allow_open_proxy {
+            return Err(ConfigError::new(
+                "--listen",
+                format!(
+                    "{listen} is reachable beyond this machine: give --auth-file FILE to admit \
+                     clients, or --allow-open-proxy if the network is trusted"
+                ),
+            ));
+        }
         let admin = parse_addr("--admin", &args.admin)?;
         let ca_dir = args.ca_dir.unwrap_or_else(cli::default_ca_dir);
         let ca = load_ca(&ca_dir)?;
@@ -170,6 +187,7 @@ impl Config {
                 enabled: args.capture_content,
                 max_bytes: args.capture_max_bytes,
             },
+            auth,
             prices: load_prices(args.prices.as_deref())?,
             label_cap: args.label_cap.max(1),
         })

@@ -27,6 +27,8 @@ pub struct Shared {
     pub telemetry: Arc<Telemetry>,
     pub intercept: std::collections::BTreeSet<String>,
     pub attribution: Attribution,
+    /// `--auth-file`: who may use the proxy.
+    auth: Option<crate::config::auth::AuthFile>,
     /// The upstream connector, for WebSocket upgrades llmtap relays itself.
     connector: HttpsConnector<Dialer>,
     upstream_warning: RateLimit,
@@ -50,6 +52,7 @@ impl Shared {
             telemetry,
             intercept: config.intercept.clone(),
             attribution: config.attribution.clone(),
+            auth: config.auth.clone(),
             connector,
             upstream_warning: RateLimit::new(std::time::Duration::from_secs(10)),
         }
@@ -66,6 +69,8 @@ pub struct Tap {
     /// Who the tunnel's proxy credentials name: set on CONNECT, inherited by every request
     /// in the tunnel (hudsucker clones the CONNECT's handler for them).
     identity: Attribution,
+    /// This handler belongs to an admitted tunnel (set on its CONNECT).
+    admitted: bool,
     call: Option<Exchange>,
 }
 
@@ -74,6 +79,7 @@ impl Tap {
         Tap {
             shared,
             identity: Attribution::default(),
+            admitted: false,
             call: None,
         }
     }
@@ -141,6 +147,7 @@ impl Clone for Tap {
         Tap {
             shared: self.shared.clone(),
             identity: self.identity.clone(),
+            admitted: self.admitted,
             call: None,
         }
     }
@@ -180,6 +187,17 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         })
     };
     has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
+}
+
+/// `407 Proxy Authentication Required`, asking for Basic credentials.
+fn proxy_auth_required() -> Response<Body> {
+    let mut res = Response::new(Body::from("proxy authentication required\n"));
+    *res.status_mut() = StatusCode::PROXY_AUTHENTICATION_REQUIRED;
+    res.headers_mut().insert(
+        header::PROXY_AUTHENTICATE,
+        header::HeaderValue::from_static("Basic realm=\"llmtap\""),
+    );
+    res
 }
 
 /// A team or user name fit to be a label: trimmed, at most 64 characters of
@@ -315,9 +333,25 @@ impl HttpHandler for Tap {
         _ctx: &HttpContext,
         req: Request<Body>,
     ) -> RequestOrResponse {
-        if req.method() == Method::CONNECT {
-            self.identity = proxy_identity(req.headers());
-            return req.into();
+        if req.method() == Method::CONNECT || !self.admitted {
+            // With an auth file every CONNECT (and any plain proxied request) must carry
+            // admitted credentials; requests inside an admitted tunnel are its own.
+            let identity = match &self.shared.auth {
+                Some(auth) => match auth.admit(header_str(req.headers(), "proxy-authorization")) {
+                    Some(identity) => identity,
+                    None => {
+                        self.shared.telemetry.metrics.auth_failure();
+                        return proxy_auth_required().into();
+                    }
+                },
+                None => proxy_identity(req.headers()),
+            };
+            if req.method() == Method::CONNECT {
+                self.identity = identity;
+                self.admitted = true;
+                return req.into();
+            }
+            self.identity = identity;
         }
         let Some((host, port)) = target(&req) else {
             return req.into();

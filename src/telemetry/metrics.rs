@@ -93,6 +93,7 @@ pub struct Metrics {
     pub(crate) in_flight: IntGauge,
     tunnels: IntCounterVec,
     pub(crate) records_dropped: IntCounter,
+    auth_failures: IntCounter,
     cost: prometheus::CounterVec,
     cost_unknown: IntCounterVec,
     pub(crate) spans_dropped: IntCounter,
@@ -195,6 +196,11 @@ impl Metrics {
             "Calls that used tokens but could not be priced (unknown model or no usage).",
             &[n::PROVIDER, n::MODEL],
         )?;
+        let auth_failures = IntCounter::new(
+            n::AUTH_FAILURES_TOTAL,
+            "Proxy requests refused with 407 (no or wrong credentials for --auth-file).",
+        )?;
+        registry.register(Box::new(auth_failures.clone()))?;
         let in_flight = IntGauge::new(n::IN_FLIGHT_CALLS, "LLM calls in progress.")?;
         registry.register(Box::new(in_flight.clone()))?;
         let records_dropped = IntCounter::new(
@@ -237,6 +243,7 @@ impl Metrics {
             in_flight,
             tunnels,
             records_dropped,
+            auth_failures,
             cost,
             cost_unknown,
             spans_dropped,
@@ -248,6 +255,10 @@ impl Metrics {
             user: Capped::new(n::USER, caps.user),
             error_type: Capped::new(n::ERROR_TYPE, caps.error_type),
         })
+    }
+
+    pub fn auth_failure(&self) {
+        self.auth_failures.inc();
     }
 
     pub fn tunnel(&self, intercepted: bool) {

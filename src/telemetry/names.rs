@@ -16,6 +16,8 @@ pub const TUNNELS_TOTAL: &str = "llmtap_tunnels_total";
 pub const BUILD_INFO: &str = "llmtap_build_info";
 /// Calls finished while the telemetry queue was full: counted, never silently lost.
 pub const RECORDS_DROPPED_TOTAL: &str = "llmtap_records_dropped_total";
+/// Proxy requests refused with 407 under `--auth-file`.
+pub const AUTH_FAILURES_TOTAL: &str = "llmtap_auth_failures_total";
 /// A capped label saw a new value past its cap and recorded it as [`OTHER`].
 pub const LABEL_OVERFLOW_TOTAL: &str = "llmtap_label_overflow_total";
 
