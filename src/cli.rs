@@ -37,6 +37,15 @@ pub enum Command {
     /// Run CMD (claude, codex, gemini, a script) through llmtap with exactly the environment
     /// it needs, then print a summary of its calls, tokens and cost on stderr.
     Wrap(Box<WrapArgs>),
+    /// Exit 0 if the llmtap at the admin address answers `/healthz` (container healthchecks).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The admin address to ask (0.0.0.0 means this host).
+    #[arg(long, env = "LLMTAP_ADMIN", default_value = "127.0.0.1:9464")]
+    pub admin: String,
 }
 
 #[derive(Debug, Args)]

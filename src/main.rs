@@ -77,6 +77,7 @@ fn main() -> ExitCode {
             };
             runtime.block_on(wrap(*args))
         }
+        Command::Healthcheck(args) => healthcheck(&args.admin),
         Command::Ca(args) => {
             let ca = match config::load_ca(&args.ca_dir.unwrap_or_else(default_ca_dir)) {
                 Ok(ca) => ca,
@@ -200,6 +201,33 @@ async fn wrap(args: WrapArgs) -> ExitCode {
     match status {
         Ok(status) => ExitCode::from(exit_code(status)),
         Err(err) => fail(1, format!("cannot run {}: {err}", args.cmd[0])),
+    }
+}
+
+/// GET /healthz on the admin address with a short timeout: 0 if it answers 200.
+fn healthcheck(admin: &str) -> ExitCode {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut addr) = admin.parse::<std::net::SocketAddr>() else {
+        return fail(
+            2,
+            ConfigError::new("--admin", format!("expected IP:PORT, got '{admin}'")),
+        );
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = std::time::Duration::from_secs(2);
+    let answer = std::net::TcpStream::connect_timeout(&addr, timeout).and_then(|mut tcp| {
+        tcp.set_read_timeout(Some(timeout))?;
+        tcp.write_all(b"GET /healthz HTTP/1.0\r\nHost: llmtap\r\n\r\n")?;
+        let mut head = [0u8; 12];
+        tcp.read_exact(&mut head)?;
+        Ok(head)
+    });
+    match answer {
+        Ok(head) if head.starts_with(b"HTTP/1.") && &head[9..12] == b"200" => ExitCode::SUCCESS,
+        Ok(_) => fail(1, format!("{addr}/healthz did not answer 200")),
+        Err(err) => fail(1, format!("{addr}/healthz: {err}")),
     }
 }
 

@@ -2,7 +2,10 @@
 //! flag; `env` and `ca` print what clients need; `run` prints its addresses and exports,
 //! serves traffic and metrics without leaking secrets, and drains on SIGTERM with exit 0.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#![allow(clippy::disallowed_methods, reason = "the shell test passes PATH on and reads CI's LLMTAP_E2E")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the shell test passes PATH on and reads CI's LLMTAP_E2E"
+)]
 
 mod support;
 
@@ -394,4 +397,30 @@ async fn env_lines_work_when_sourced_in_real_shells() {
         shells.len(),
         "one recorded call per shell"
     );
+}
+
+#[test]
+fn healthcheck_answers_for_a_running_llmtap() {
+    let home = tempfile::tempdir().unwrap();
+    let llmtap = Llmtap::spawn(home.path(), &[]);
+    let (code, _, stderr) = run(
+        home.path(),
+        &["healthcheck", "--admin", &llmtap.admin.to_string()],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let wildcard = format!("0.0.0.0:{}", llmtap.admin.port());
+    assert_eq!(
+        run(home.path(), &["healthcheck", "--admin", &wildcard]).0,
+        0,
+        "0.0.0.0 means this host"
+    );
+    drop(llmtap);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let (code, _, stderr) = run(home.path(), &["healthcheck", "--admin", &closed]);
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with("llmtap: "), "{stderr}");
 }
