@@ -2,7 +2,10 @@
 //! credentials get 407; admitted ones are attributed to the file's team and user; llmtap
 //! refuses to listen beyond loopback without a file unless told `--allow-open-proxy`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#![allow(clippy::disallowed_methods, reason = "a plain #[test] waits for a child process")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a plain #[test] waits for a child process"
+)]
 
 mod support;
 
