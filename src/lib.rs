@@ -21,7 +21,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio::{
+    net::{TcpListener, TcpSocket},
+    sync::watch,
+    task::JoinHandle,
+};
 
 use crate::{
     cli::Exports,
@@ -55,10 +59,22 @@ pub struct Running {
     drain: Duration,
 }
 
-async fn bind(flag: &'static str, addr: SocketAddr) -> Result<TcpListener, ConfigError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| ConfigError::new(flag, format!("cannot listen on {addr}: {e}")))
+/// Binds with `TCP_NODELAY` on the listening socket, which accepted sockets inherit on
+/// Linux: hudsucker accepts connections itself and never sets it, and without it a response
+/// written as headers then body (every HTTP/2 response, every first SSE event) waits for
+/// the client's delayed ACK, about 40 ms (measured: BENCHMARKS.md).
+fn bind(flag: &'static str, addr: SocketAddr) -> Result<TcpListener, ConfigError> {
+    let err = |e: std::io::Error| ConfigError::new(flag, format!("cannot listen on {addr}: {e}"));
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.set_nodelay(true).map_err(err)?;
+    socket.bind(addr).map_err(err)?;
+    socket.listen(1024).map_err(err)
 }
 
 /// Starts the proxy and admin listeners; call lines go to `calls_out`.
@@ -68,8 +84,8 @@ pub async fn start(
 ) -> Result<Running, StartError> {
     // Only aws-lc is compiled in; installing it makes every rustls builder agree.
     let _ = hudsucker::rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let listener = bind("--listen", config.listen).await?;
-    let admin_listener = bind("--admin", config.admin).await?;
+    let listener = bind("--listen", config.listen)?;
+    let admin_listener = bind("--admin", config.admin)?;
     let proxy_addr = listener
         .local_addr()
         .map_err(|e| ConfigError::new("--listen", e.to_string()))?;

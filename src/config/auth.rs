@@ -175,7 +175,7 @@ mod tests {
             ),
             ("", 0),
         ] {
-            let (n, why) = AuthFile::parse(text).err().expect(text);
+            let (n, why) = AuthFile::parse(text).expect_err(text);
             assert_eq!(n, line, "{text}");
             assert!(!why.contains("plain-secret"));
         }

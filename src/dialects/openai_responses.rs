@@ -61,24 +61,37 @@ fn is_system(item: &Value) -> bool {
     )
 }
 
-/// Tools of the request: top-level `tools`, plus Codex's `additional_tools` input items.
+/// Tools of the request: top-level `tools`, plus Codex's `additional_tools` input items;
+/// a `namespace` tool (Codex 0.169 groups its tools as `functions`, `clock`, …) stands for
+/// the tools it contains.
 fn tools(v: &Value) -> Vec<&Value> {
-    let mut out: Vec<&Value> = v
-        .get("tools")
+    fn flatten<'a>(tools: &'a [Value], out: &mut Vec<&'a Value>, depth: usize) {
+        for tool in tools {
+            match tool.get("tools").and_then(Value::as_array) {
+                Some(inner)
+                    if tool.get("type").and_then(Value::as_str) == Some("namespace")
+                        && depth < 4 =>
+                {
+                    flatten(inner, out, depth + 1);
+                }
+                _ => out.push(tool),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(top) = v.get("tools").and_then(Value::as_array) {
+        flatten(top, &mut out, 0);
+    }
+    for item in v
+        .get("input")
         .and_then(Value::as_array)
-        .map(|t| t.iter().collect())
-        .unwrap_or_default();
-    if let Some(items) = v.get("input").and_then(Value::as_array) {
-        for item in items
-            .iter()
-            .filter(|i| i.get("type").and_then(Value::as_str) == Some("additional_tools"))
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        if item.get("type").and_then(Value::as_str) == Some("additional_tools")
+            && let Some(inner) = item.get("tools").and_then(Value::as_array)
         {
-            out.extend(
-                item.get("tools")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten(),
-            );
+            flatten(inner, &mut out, 0);
         }
     }
     out
@@ -502,6 +515,16 @@ mod tests {
             r#"{"type":"error","error":{"type":"server_error","message":"x"}}"#,
         );
         assert_eq!(p.facts().error_type.as_deref(), Some("server_error"));
+    }
+
+    #[test]
+    fn namespace_tools_stand_for_the_tools_they_contain() {
+        let body = br#"{"model":"gpt-6.1-sol","input":[{"type":"additional_tools","tools":[{"type":"namespace","name":"functions","tools":[{"type":"custom","name":"exec"},{"type":"function","name":"update_plan"}]},{"type":"namespace","name":"clock","tools":[{"type":"function","name":"now"}]}]}],"tools":[{"type":"web_search"}]}"#;
+        let r = parse_request(Operation::Chat, "/v1/responses", body, false).expect("request");
+        assert_eq!(
+            r.tools_offered,
+            ["web_search", "exec", "update_plan", "now"]
+        );
     }
 
     #[test]

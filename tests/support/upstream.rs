@@ -50,6 +50,16 @@
 //! messages 5 ms apart (compressed when negotiated); past the end of the file it sends an
 //! `error` event. It answers pings and closes. `x-fake-ws-refuse: NNN` refuses the upgrade
 //! with status NNN and an OpenAI JSON error body.
+//!
+//! [`FakeUpstream::start_agent`] starts the same server with one difference: model requests
+//! that name no `x-fake-scenario` (`POST /v1/messages`, the Responses routes and their
+//! WebSocket `response.create`s, the Gemini and Code Assist routes) are answered by a fake
+//! model that plays a two-turn agent task, chosen from the conversation in the request
+//! rather than from a header, since a real agent cannot send one: a call to the agent's shell
+//! tool, then a final answer once the tool result is in the conversation (see [`agent`]).
+//! Everything else (fixtures by header, `count_tokens`, Chat Completions, 404s) is unchanged.
+
+pub mod agent;
 
 use std::{
     convert::Infallible,
@@ -165,6 +175,10 @@ struct State {
     next_request_id: AtomicU64,
     /// TLS connections accepted: shows whether a client reuses its connections.
     connections: AtomicU64,
+    /// Model requests without `x-fake-scenario` get the [`agent`] answers.
+    agent: bool,
+    /// Every [`agent`] answer sent, in order.
+    answers: Mutex<Vec<agent::Answer>>,
 }
 
 /// A running fake upstream. Dropping it stops the server and closes its connections.
@@ -190,6 +204,16 @@ impl FakeUpstream {
     /// Starts a server on `127.0.0.1:0` with a fresh CA. The leaf certificate covers
     /// [`HOSTS`], `localhost` and `127.0.0.1`. ALPN offers `http/1.1` only.
     pub async fn start() -> FakeUpstream {
+        Self::start_with(false).await
+    }
+
+    /// Starts a server whose model routes play a two-turn agent task (see [`agent`]): the
+    /// first request gets a shell tool call, the one carrying the tool result a final answer.
+    pub async fn start_agent() -> FakeUpstream {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(agent: bool) -> FakeUpstream {
         let _ = aws_lc_rs::default_provider().install_default();
         let (ca_pem, tls) = test_pki();
 
@@ -214,6 +238,8 @@ impl FakeUpstream {
             release: Notify::new(),
             next_request_id: AtomicU64::new(1),
             connections: AtomicU64::new(0),
+            agent,
+            answers: Mutex::new(Vec::new()),
         });
         let server = tokio::spawn(accept_loop(
             listener,
@@ -251,6 +277,46 @@ impl FakeUpstream {
             .lock()
             .expect("ws_messages lock poisoned")
             .clone()
+    }
+
+    /// The HTTP requests that reached a model route (the table above: messages,
+    /// `count_tokens`, chat completions, responses, Gemini, Code Assist), in arrival order.
+    /// WebSocket upgrades and requests that got a 404 are not among them.
+    pub fn model_requests(&self) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| {
+                let Ok(method) = s.method.parse::<Method>() else {
+                    return false;
+                };
+                let (path, query) = s
+                    .path_and_query
+                    .split_once('?')
+                    .map_or((s.path_and_query.as_str(), None), |(p, q)| (p, Some(q)));
+                route(&method, path, query, &serde_json::Value::Null).is_some()
+            })
+            .collect()
+    }
+
+    /// Every answer of the agent behaviour ([`FakeUpstream::start_agent`]), in the order sent.
+    pub fn answers(&self) -> Vec<agent::Answer> {
+        self.state
+            .answers
+            .lock()
+            .expect("answers lock poisoned")
+            .clone()
+    }
+
+    /// The `response.create` messages received on WebSockets, parsed, in arrival order.
+    pub fn ws_creates(&self) -> Vec<serde_json::Value> {
+        self.ws_messages()
+            .iter()
+            .filter(|m| !m.binary)
+            .filter_map(|m| serde_json::from_str::<serde_json::Value>(&m.text).ok())
+            .filter(|v| {
+                v.get("type").and_then(serde_json::Value::as_str) == Some("response.create")
+            })
+            .collect()
     }
 
     /// Lets one held stream (`x-fake-hold: 1`) continue. If no stream is waiting yet, the next
@@ -688,7 +754,18 @@ async fn handle(
     };
 
     let encoding = modifiers.encoding;
-    let Some(payload) = load_scenario(route.folder, &scenario) else {
+    let agent_payload = (state.agent && header("x-fake-scenario").is_none())
+        .then(|| agent::payload(path, parts.uri.query(), &body_json, n))
+        .flatten()
+        .map(|(payload, answer)| {
+            state
+                .answers
+                .lock()
+                .expect("answers lock poisoned")
+                .push(answer);
+            payload
+        });
+    let Some(payload) = agent_payload.or_else(|| load_scenario(route.folder, &scenario)) else {
         return Ok(provider_error(
             provider,
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -1207,11 +1284,17 @@ fn websocket_handshake(
             n,
         );
     };
-    let case = header("x-fake-scenario").unwrap_or("ws_session");
-    let turns = is_case_name(case)
-        .then(|| std::fs::read(fixture_path("openai_responses", case, "frames.jsonl")).ok())
-        .flatten()
-        .and_then(|raw| parse_ws_session(&String::from_utf8_lossy(&raw)).ok());
+    let scenario = header("x-fake-scenario");
+    let case = scenario.unwrap_or("ws_session");
+    let turns = if state.agent && scenario.is_none() {
+        Some(Session::Agent)
+    } else {
+        is_case_name(case)
+            .then(|| std::fs::read(fixture_path("openai_responses", case, "frames.jsonl")).ok())
+            .flatten()
+            .and_then(|raw| parse_ws_session(&String::from_utf8_lossy(&raw)).ok())
+            .map(Session::Turns)
+    };
     let Some(turns) = turns else {
         return openai_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -1286,10 +1369,18 @@ fn websocket_handshake(
     res
 }
 
+/// What a WebSocket connection answers `response.create`s with.
+enum Session {
+    /// The turns of a session file, in order.
+    Turns(Vec<WsTurn>),
+    /// The [`agent`] answers, from each `response.create`'s own content.
+    Agent,
+}
+
 /// Serves one WebSocket connection until the client closes it.
 async fn serve_session<R, W>(
     conn: &mut WsConn<R, W>,
-    turns: &[WsTurn],
+    session: &Session,
     state: &State,
 ) -> std::io::Result<()>
 where
@@ -1299,11 +1390,13 @@ where
     let mut creates = 0usize;
     while let Some(message) = conn.read_message().await? {
         let text = String::from_utf8_lossy(&message.payload).into_owned();
-        let is_create = !message.binary
-            && serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("type")?.as_str().map(|t| t == "response.create"))
-                == Some(true);
+        let create = (!message.binary)
+            .then(|| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .flatten()
+            .filter(|v| {
+                v.get("type").and_then(serde_json::Value::as_str) == Some("response.create")
+            });
+        let is_create = create.is_some();
         state
             .ws_messages
             .lock()
@@ -1316,6 +1409,27 @@ where
         if !is_create {
             continue;
         }
+        let turns = match (session, create) {
+            (Session::Turns(turns), _) => turns,
+            (Session::Agent, Some(create)) => {
+                let n = state.next_request_id.fetch_add(1, Ordering::Relaxed);
+                let (frames, answer) = agent::ws_frames(&create, n);
+                state
+                    .answers
+                    .lock()
+                    .expect("answers lock poisoned")
+                    .push(answer);
+                for (i, frame) in frames.iter().enumerate() {
+                    if i > 0 {
+                        tokio::time::sleep(EVENT_GAP).await;
+                    }
+                    conn.send_text(frame.as_bytes()).await?;
+                }
+                creates += 1;
+                continue;
+            }
+            (Session::Agent, None) => continue,
+        };
         match turns.get(creates) {
             Some(turn) => {
                 for (i, frame) in turn.server.iter().enumerate() {
