@@ -691,3 +691,158 @@ async fn gemini_cli_runs_a_tool_through_llmtap_and_each_model_call_is_recorded()
     });
     run.assert_secret_kept(KEY);
 }
+
+// ------------------------------------------------------------------------------------------
+// `llmtap wrap -- <agent>`
+// ------------------------------------------------------------------------------------------
+
+/// Runs `llmtap wrap --summary json … -- <agent> …` (llmtap in-process, nothing sourced):
+/// returns the exit status, the agent's stdout, the parsed summary and the upstream.
+async fn wrap_agent(
+    bin_dir: &Path,
+    cmd: AgentCmd<'_>,
+) -> (std::process::ExitStatus, String, Value, FakeUpstream) {
+    let upstream = FakeUpstream::start_agent().await;
+    let resolve: Vec<String> = HOSTS
+        .iter()
+        .map(|h| format!("{h}:443:{}", upstream.addr))
+        .collect();
+    let home = tempfile::tempdir().unwrap();
+    for (path, text) in &cmd.home_files {
+        let path = home.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let work = home.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut command = Command::new(BIN);
+    command
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", home.path())
+        .current_dir(&work)
+        .args([
+            "wrap",
+            "--summary",
+            "json",
+            "--upstream-ca",
+            upstream.ca_pem_path().to_str().unwrap(),
+        ])
+        .args(["--resolve", &resolve.join(","), "--"])
+        .arg(bin_dir.join(cmd.bin))
+        .args(&cmd.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for (k, v) in &cmd.env {
+        command.env(k, v.replace("@HOME@", home.path().to_str().unwrap()));
+    }
+    let name = cmd.bin.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        let child = command.spawn().expect("spawn llmtap wrap");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(AGENT_TIMEOUT) {
+            Ok(out) => out.unwrap(),
+            Err(_) => {
+                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+                panic!(
+                    "llmtap wrap -- {name} did not finish within {} s",
+                    AGENT_TIMEOUT.as_secs()
+                );
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let summary = stderr
+        .lines()
+        .rev()
+        .find_map(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .filter(|v| v.get("total").is_some())
+        })
+        .unwrap_or_else(|| panic!("no summary on stderr:\n{stderr}"));
+    (out.status, stdout, summary, upstream)
+}
+
+/// The checks every wrapped agent must pass.
+fn check_wrapped(
+    name: &str,
+    (status, stdout, summary, upstream): &(std::process::ExitStatus, String, Value, FakeUpstream),
+    tool: &str,
+) {
+    assert!(status.success(), "{name}: {status}\n{stdout}");
+    assert!(
+        stdout.contains(agent::FINAL_TEXT),
+        "{name} printed the model's answer: {stdout}"
+    );
+    let calls = upstream.model_requests().len() + upstream.ws_creates().len();
+    assert!(calls >= 2, "{name}: a tool call and a second turn");
+    assert_eq!(
+        summary["total"]["calls"], calls,
+        "{name}: the summary counts every model call: {summary}"
+    );
+    assert_eq!(summary["total"]["tools"][tool], 1, "{name}: {summary}");
+    assert!(
+        summary["total"]["input"].as_u64().unwrap() > 0
+            && summary["total"]["output"].as_u64().unwrap() > 0
+    );
+    assert!(
+        summary["total"]["ttft_p50"].as_f64().is_some(),
+        "{name}: {summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrap_runs_claude_codex_and_gemini_with_the_environment_they_need() {
+    let Some(bin) = agents() else { return };
+    let claude = AgentCmd {
+        bin: "claude",
+        args: ["-p", PROMPT, "--allowedTools", "Bash"]
+            .map(str::to_owned)
+            .to_vec(),
+        env: vec![(
+            "ANTHROPIC_API_KEY".to_owned(),
+            "sk-ant-api03-WRAP-0000".to_owned(),
+        )],
+        home_files: vec![],
+    };
+    check_wrapped("claude", &wrap_agent(&bin, claude).await, "Bash");
+    let codex = codex_cmd("CODEX_API_KEY", "sk-proj-WRAP-1111", "");
+    check_wrapped("codex", &wrap_agent(&bin, codex).await, CODEX_TOOL);
+    let gemini = AgentCmd {
+        bin: "gemini",
+        args: ["-m", "gemini-2.5-flash", "-p", PROMPT]
+            .map(str::to_owned)
+            .to_vec(),
+        env: vec![
+            ("GEMINI_API_KEY".to_owned(), "AIzaSy-WRAP-2222".to_owned()),
+            ("GEMINI_CLI_TRUST_WORKSPACE".to_owned(), "true".to_owned()),
+        ],
+        home_files: vec![
+            (
+                ".gemini/settings.json",
+                r#"{"privacy":{"usageStatisticsEnabled":false}}"#.to_owned(),
+            ),
+            (".gemini/policies/llmtap-e2e.toml", GEMINI_POLICY.to_owned()),
+        ],
+    };
+    check_wrapped(
+        "gemini",
+        &wrap_agent(&bin, gemini).await,
+        "run_shell_command",
+    );
+}
