@@ -64,17 +64,32 @@ impl tracing::field::Visit for Fields {
     }
 }
 
-/// The client refused the certificate: it does not trust llmtap's CA.
-pub fn is_untrusted_ca(error: &str) -> bool {
-    [
+/// How a failed TLS handshake points at trust: `Some(true)` the client refused the
+/// certificate with an alert (rustls clients such as Codex, Python); `Some(false)` it hung
+/// up mid-handshake, which is how Node clients (Claude Code, Gemini CLI) react to an unknown
+/// CA; `None` anything else.
+pub fn untrusted_ca(error: &str) -> Option<bool> {
+    let alerts = [
         "UnknownCA",
         "BadCertificate",
         "CertificateUnknown",
         "UnsupportedCertificate",
         "AccessDenied",
-    ]
-    .iter()
-    .any(|alert| error.contains(alert))
+    ];
+    let hang_ups = [
+        "reset by peer",
+        "handshake eof",
+        "UnexpectedEof",
+        "peer closed connection",
+        "Broken pipe",
+    ];
+    if alerts.iter().any(|a| error.contains(a)) {
+        Some(true)
+    } else if hang_ups.iter().any(|a| error.contains(a)) {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TrustHintLayer {
@@ -88,19 +103,27 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TrustHintLayer {
         }
         let mut fields = Fields::default();
         event.record(&mut fields);
-        if !fields.message.contains("TLS connection") || !is_untrusted_ca(&fields.error) {
+        if !fields.message.contains("TLS connection") {
             return;
         }
+        let Some(refused) = untrusted_ca(&fields.error) else {
+            return;
+        };
+        let lead = if refused {
+            "a client rejected llmtap's certificate: it does not trust llmtap's CA."
+        } else {
+            "a client hung up during the TLS handshake, which is how Node clients reject a \
+             certificate: it probably does not trust llmtap's CA."
+        };
         if let Some(suppressed) = self.limit.allow() {
             tracing::warn!(
                 target: "llmtap::trust",
                 alert = %fields.error,
                 suppressed,
-                "a client rejected llmtap's certificate: it does not trust llmtap's CA. Node agents \
-                 (Claude Code, Gemini CLI) need NODE_EXTRA_CA_CERTS={}; Python SDKs and Codex need \
-                 SSL_CERT_FILE / REQUESTS_CA_BUNDLE / CODEX_CA_CERTIFICATE={} (system roots + \
-                 llmtap's CA). `eval \"$(llmtap env)\"` sets them all, or run the agent with \
-                 `llmtap wrap -- <agent>`",
+                "{lead} Node agents (Claude Code, Gemini CLI) need NODE_EXTRA_CA_CERTS={}; Python \
+                 SDKs and Codex need SSL_CERT_FILE / REQUESTS_CA_BUNDLE / CODEX_CA_CERTIFICATE={} \
+                 (system roots + llmtap's CA). `eval \"$(llmtap env)\"` sets them all, or run \
+                 the agent with `llmtap wrap -- <agent>`",
                 self.hint.ca_cert.display(),
                 self.hint.bundle.display(),
             );
@@ -155,4 +178,27 @@ pub fn init_with_hint(
         .with(otel)
         .with(hint)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_failures_that_mean_an_untrusted_ca() {
+        assert_eq!(untrusted_ca("received fatal alert: UnknownCA"), Some(true));
+        assert_eq!(
+            untrusted_ca("received fatal alert: BadCertificate"),
+            Some(true)
+        );
+        assert_eq!(
+            untrusted_ca("Connection reset by peer (os error 104)"),
+            Some(false)
+        );
+        assert_eq!(untrusted_ca("tls handshake eof"), Some(false));
+        assert_eq!(
+            untrusted_ca("received corrupt message of type InvalidContentType"),
+            None
+        );
+    }
 }
