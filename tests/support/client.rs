@@ -54,6 +54,8 @@ pub async fn connect_tunnel_with(
     headers: &[(&str, &str)],
 ) -> TcpStream {
     let mut tcp = TcpStream::connect(proxy).await.expect("connect proxy");
+    // As agents' HTTP stacks do (reqwest, undici): no Nagle delay on small writes.
+    tcp.set_nodelay(true).expect("nodelay");
     let extra: String = headers
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
@@ -141,6 +143,7 @@ pub async fn via_proxy(proxy: SocketAddr, host: &str, llmtap_ca: &str, h2: bool)
 /// Directly to the fake upstream at `addr`, with SNI `host`, trusting the test CA.
 pub async fn direct(addr: SocketAddr, host: &str, upstream_ca: &str) -> Conn {
     let tcp = TcpStream::connect(addr).await.expect("connect upstream");
+    tcp.set_nodelay(true).expect("nodelay");
     let tls = tls_over(tcp, host, tls(upstream_ca, false))
         .await
         .expect("TLS to upstream");
