@@ -18,7 +18,7 @@ use clap::ValueEnum;
 use hudsucker::rustls::pki_types::{CertificateDer, pem::PemObject as _};
 
 use crate::{
-    cli::{self, RunArgs},
+    cli::{self, Exports, RunArgs},
     exchange::Attribution,
     proxy::{ca::CaFiles, upstream::ResolveMap},
     telemetry::pricing::PriceTable,
@@ -192,6 +192,51 @@ impl Config {
             label_cap: args.label_cap.max(1),
         })
     }
+}
+
+/// Decodes `%XX` escapes (URL userinfo, OTEL header and resource values); `None` when an
+/// escape is malformed or the result is not UTF-8.
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `http://HOST:PORT` for clients of a proxy listening on `listen` (a wildcard address is
+/// reached on loopback).
+pub fn proxy_url(listen: SocketAddr) -> String {
+    let host = if listen.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
+    } else {
+        listen
+    };
+    format!("http://{host}")
+}
+
+/// What a client of the llmtap at `proxy_url` needs, with the CA in `ca_dir` (made if
+/// missing) and the root bundle written next to it.
+pub fn client_exports(proxy_url: String, ca_dir: Option<&Path>) -> Result<Exports, ConfigError> {
+    let dir = ca_dir.map_or_else(cli::default_ca_dir, Path::to_path_buf);
+    let ca = load_ca(&dir)?;
+    let bundle = ca
+        .write_bundle(&system_roots())
+        .map_err(|e| ConfigError::new("--ca-dir", e.to_string()))?;
+    Ok(Exports {
+        proxy_url,
+        ca_cert: ca.cert_path(),
+        bundle,
+    })
 }
 
 /// The embedded table, with the `--prices` file (litellm's format) on top.

@@ -105,13 +105,8 @@ pub async fn start(
     let proxy = tokio::spawn(async move {
         proxy::serve(listener, &proxy_config, proxy_telemetry, stopped).await
     });
-    let proxy_host = if proxy_addr.ip().is_unspecified() {
-        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), proxy_addr.port())
-    } else {
-        proxy_addr
-    };
     let exports = Exports {
-        proxy_url: format!("http://{proxy_host}"),
+        proxy_url: config::proxy_url(proxy_addr),
         ca_cert: config.ca.cert_path(),
         bundle: config.ca.bundle_path(),
     };

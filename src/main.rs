@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use llmtap::{
     StartError,
-    cli::{CaAction, Cli, Command, Exports, SummaryFormat, WrapArgs, default_ca_dir},
+    cli::{CaAction, Cli, Command, SummaryFormat, WrapArgs, default_ca_dir},
     config::{self, Config, ConfigError},
     telemetry::logging,
 };
@@ -46,24 +46,11 @@ fn main() -> ExitCode {
                     );
                 }
             };
-            let ca = match config::load_ca(&args.ca_dir.unwrap_or_else(default_ca_dir)) {
-                Ok(ca) => ca,
-                Err(err) => return fail(2, err),
-            };
-            let bundle = match ca.write_bundle(&config::system_roots()) {
-                Ok(path) => path,
-                Err(err) => return fail(2, ConfigError::new("--ca-dir", err.to_string())),
-            };
-            let host = if listen.ip().is_unspecified() {
-                std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
-            } else {
-                listen
-            };
-            let exports = Exports {
-                proxy_url: format!("http://{host}"),
-                ca_cert: ca.cert_path(),
-                bundle,
-            };
+            let exports =
+                match config::client_exports(config::proxy_url(listen), args.ca_dir.as_deref()) {
+                    Ok(exports) => exports,
+                    Err(err) => return fail(2, err),
+                };
             print!("{}", exports.lines(args.shell));
             ExitCode::SUCCESS
         }
@@ -141,18 +128,9 @@ async fn wrap(args: WrapArgs) -> ExitCode {
     use llmtap::wrap::{Collector, Summary, exit_code, run_child};
     if let Some(url) = &args.proxy {
         // A running llmtap: only the environment is ours to set.
-        let ca = match config::load_ca(&args.run.ca_dir.clone().unwrap_or_else(default_ca_dir)) {
-            Ok(ca) => ca,
+        let exports = match config::client_exports(url.clone(), args.run.ca_dir.as_deref()) {
+            Ok(exports) => exports,
             Err(err) => return fail(2, err),
-        };
-        let bundle = match ca.write_bundle(&config::system_roots()) {
-            Ok(path) => path,
-            Err(err) => return fail(2, ConfigError::new("--ca-dir", err.to_string())),
-        };
-        let exports = Exports {
-            proxy_url: url.clone(),
-            ca_cert: ca.cert_path(),
-            bundle,
         };
         return match run_child(&args.cmd, &exports).await {
             Ok(status) => ExitCode::from(exit_code(status)),

@@ -7,7 +7,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use super::ConfigError;
+use super::{ConfigError, percent_decode};
 use crate::cli::OtelEnv;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,23 +184,6 @@ fn parse_pairs(var: &'static str, text: &str) -> Result<Vec<(String, Secret)>, C
             Ok((key, Secret(value)))
         })
         .collect()
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 fn parse_ms(var: &'static str, text: &str) -> Result<Duration, ConfigError> {

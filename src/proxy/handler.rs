@@ -231,28 +231,12 @@ fn proxy_identity(headers: &HeaderMap) -> Attribution {
     };
     let text = String::from_utf8_lossy(&decoded);
     let (team, user) = text.split_once(':').unwrap_or((&text, ""));
-    let decode = |s: &str| percent_decode(s).and_then(|s| label_value(&s));
+    // URL userinfo is percent-encoded by clients that build the header from `HTTPS_PROXY`.
+    let decode = |s: &str| crate::config::percent_decode(s).and_then(|s| label_value(&s));
     Attribution {
         team: decode(team),
         user: decode(user),
     }
-}
-
-/// URL userinfo is percent-encoded by clients that build the header from `HTTPS_PROXY`.
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            out.push(u8::from_str_radix(std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// How the call is paid for, from the kind of credential only: Claude OAuth tokens
