@@ -254,6 +254,10 @@ async fn run_serves_records_and_drains_on_sigterm_without_leaking_secrets() {
         2,
         "{stdout}"
     );
+    assert!(
+        !stderr.contains("ERROR"),
+        "clients hanging up are not errors:\n{stderr}"
+    );
     let warnings = stderr.matches("could not parse an LLM call").count();
     assert_eq!(
         warnings, 1,

@@ -20,8 +20,9 @@ use tracing_subscriber::{
 
 use crate::config::LogFormat;
 
+/// hudsucker is off here: its errors reach stderr through [`HudsuckerLayer`], rate-limited.
 pub const DEFAULT_FILTER: &str =
-    "info,hudsucker=error,hyper=error,hyper_util=error,h2=error,rustls=error,tokio_graceful=warn";
+    "info,hudsucker=off,hyper=error,hyper_util=error,h2=error,rustls=error,tokio_graceful=warn";
 
 /// Where a client that does not trust llmtap is pointed to.
 #[derive(Debug, Clone)]
@@ -33,9 +34,15 @@ pub struct TrustHint {
 /// Watches hudsucker's "Failed to establish TLS connection" errors: when a client rejects
 /// llmtap's certificate (an alert like `UnknownCA`), says once a minute which variable fixes
 /// it, instead of leaving the user with a bare TLS error per connection.
-struct TrustHintLayer {
-    hint: TrustHint,
-    limit: crate::telemetry::RateLimit,
+/// hudsucker logs ordinary client-side events at ERROR, once per connection ("HTTPS connect
+/// error: Connection reset by peer" whenever an agent exits). This layer takes its errors
+/// instead of the stderr layer: a client hanging up after a completed handshake is dropped,
+/// a failed handshake that points at trust becomes the hint, and anything else is logged at
+/// warn, at most once per 10 s with a count of what was held back.
+struct HudsuckerLayer {
+    hint: Option<TrustHint>,
+    hint_limit: crate::telemetry::RateLimit,
+    other_limit: crate::telemetry::RateLimit,
 }
 
 #[derive(Default)]
@@ -92,7 +99,7 @@ pub fn untrusted_ca(error: &str) -> Option<bool> {
     }
 }
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TrustHintLayer {
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for HudsuckerLayer {
     fn on_event(
         &self,
         event: &tracing::Event<'_>,
@@ -103,29 +110,46 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TrustHintLayer {
         }
         let mut fields = Fields::default();
         event.record(&mut fields);
-        if !fields.message.contains("TLS connection") {
-            return;
+        let handshake = fields.message.contains("TLS connection");
+        match (handshake, untrusted_ca(&fields.error)) {
+            (true, Some(refused)) => self.trust_hint(refused, &fields.error),
+            // A client that hung up after its handshake: an agent exiting, not an error.
+            (false, Some(false)) => {}
+            _ => {
+                if let Some(suppressed) = self.other_limit.allow() {
+                    tracing::warn!(
+                        target: "llmtap::proxy",
+                        error = %fields.error,
+                        suppressed,
+                        "{}",
+                        fields.message
+                    );
+                }
+            }
         }
-        let Some(refused) = untrusted_ca(&fields.error) else {
-            return;
-        };
+    }
+}
+
+impl HudsuckerLayer {
+    fn trust_hint(&self, refused: bool, error: &str) {
+        let Some(hint) = &self.hint else { return };
         let lead = if refused {
             "a client rejected llmtap's certificate: it does not trust llmtap's CA."
         } else {
             "a client hung up during the TLS handshake, which is how Node clients reject a \
              certificate: it probably does not trust llmtap's CA."
         };
-        if let Some(suppressed) = self.limit.allow() {
+        if let Some(suppressed) = self.hint_limit.allow() {
             tracing::warn!(
                 target: "llmtap::trust",
-                alert = %fields.error,
+                alert = %error,
                 suppressed,
                 "{lead} Node agents (Claude Code, Gemini CLI) need NODE_EXTRA_CA_CERTS={}; Python \
                  SDKs and Codex need SSL_CERT_FILE / REQUESTS_CA_BUNDLE / CODEX_CA_CERTIFICATE={} \
                  (system roots + llmtap's CA). `eval \"$(llmtap env)\"` sets them all, or run \
                  the agent with `llmtap wrap -- <agent>`",
-                self.hint.ca_cert.display(),
-                self.hint.bundle.display(),
+                hint.ca_cert.display(),
+                hint.bundle.display(),
             );
         }
     }
@@ -168,15 +192,17 @@ pub fn init_with_hint(
                     .with_target("llmtap::export", LevelFilter::OFF),
             )
     });
-    let hint = hint.map(|hint| {
-        let limit = crate::telemetry::RateLimit::new(std::time::Duration::from_secs(60));
-        TrustHintLayer { hint, limit }
-            .with_filter(Targets::new().with_target("hudsucker", LevelFilter::ERROR))
-    });
+    let limit = |secs| crate::telemetry::RateLimit::new(std::time::Duration::from_secs(secs));
+    let hudsucker = HudsuckerLayer {
+        hint,
+        hint_limit: limit(60),
+        other_limit: limit(10),
+    }
+    .with_filter(Targets::new().with_target("hudsucker", LevelFilter::ERROR));
     let _ = tracing_subscriber::registry()
         .with(stderr)
         .with(otel)
-        .with(hint)
+        .with(hudsucker)
         .try_init();
 }
 
