@@ -39,6 +39,15 @@ pub enum Command {
     Wrap(Box<WrapArgs>),
     /// Exit 0 if the llmtap at the admin address answers `/healthz` (container healthchecks).
     Healthcheck(HealthcheckArgs),
+    /// Cost and tokens by day, team, user, client and model, from a `--calls-file`.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// JSON call lines (`--calls-file`, or `--calls json` output); standard input if absent.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +146,9 @@ pub struct RunArgs {
     /// One line per finished call on stdout.
     #[arg(long, env = "LLMTAP_CALLS", value_enum, default_value_t = CallsFormat::Text)]
     pub calls: CallsFormat,
+    /// Also append every call as a JSON line to FILE (durable history; `llmtap report FILE`).
+    #[arg(long, env = "LLMTAP_CALLS_FILE", value_name = "FILE")]
+    pub calls_file: Option<PathBuf>,
     /// Format of llmtap's own diagnostics on stderr.
     #[arg(long, env = "LLMTAP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -113,6 +113,8 @@ pub struct Config {
     pub label_cap: usize,
     /// Clients admitted to the proxy; `None`: everyone who can reach it.
     pub auth: Option<auth::AuthFile>,
+    /// `--calls-file`: also append every call as a JSON line here.
+    pub calls_file: Option<std::path::PathBuf>,
 }
 
 /// Opt-in capture of prompt and completion content into spans.
@@ -188,6 +190,23 @@ impl Config {
                 max_bytes: args.capture_max_bytes,
             },
             auth,
+            calls_file: match &args.calls_file {
+                // Checked here so that a bad path exits 2 naming the flag.
+                Some(path) => {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .map_err(|e| {
+                            ConfigError::new(
+                                "--calls-file",
+                                format!("cannot append to {}: {e}", path.display()),
+                            )
+                        })?;
+                    Some(path.clone())
+                }
+                None => None,
+            },
             prices: load_prices(args.prices.as_deref())?,
             label_cap: args.label_cap.max(1),
         })

@@ -83,7 +83,7 @@ pub enum Framing {
 
 /// Normalized token usage of one call (DESIGN §3). `None` means the wire did not say;
 /// it is never silently turned into zero.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Usage {
     /// All prompt tokens, cached ones included (GenAI conventions).
     pub input: Option<u64>,

@@ -12,6 +12,7 @@ pub mod config;
 pub mod dialects;
 pub mod exchange;
 pub mod proxy;
+pub mod report;
 pub mod telemetry;
 pub mod wrap;
 

@@ -65,6 +65,20 @@ fn main() -> ExitCode {
             runtime.block_on(wrap(*args))
         }
         Command::Healthcheck(args) => healthcheck(&args.admin),
+        Command::Report(args) => {
+            let read = match &args.file {
+                Some(path) => std::fs::File::open(path)
+                    .and_then(|f| llmtap::report::Report::read(std::io::BufReader::new(f))),
+                None => llmtap::report::Report::read(std::io::stdin().lock()),
+            };
+            match read {
+                Ok(report) => {
+                    print!("{}", report.text());
+                    ExitCode::SUCCESS
+                }
+                Err(err) => fail(2, format!("report: {err}")),
+            }
+        }
         Command::Ca(args) => {
             let ca = match config::load_ca(&args.ca_dir.unwrap_or_else(default_ca_dir)) {
                 Ok(ca) => ca,

@@ -41,6 +41,11 @@ pub enum TelemetryError {
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Export(#[from] ExportError),
+    #[error("--calls-file: cannot append to {path}: {source}")]
+    CallsFile {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Calls waiting for the worker before new ones are dropped (and counted).
@@ -108,7 +113,20 @@ impl Telemetry {
             prices: config.prices.clone(),
         });
         let worker = Arc::downgrade(&telemetry);
-        let mut writer = CallWriter::new(format, calls);
+        let file = match &config.calls_file {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|source| TelemetryError::CallsFile {
+                        path: path.display().to_string(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+        let mut writer = CallWriter::new(format, calls, file);
         // A thread, not a task: a blocked stdout must never stall the runtime.
         let spawned = std::thread::Builder::new()
             .name("llmtap-telemetry".into())

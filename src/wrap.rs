@@ -180,7 +180,7 @@ impl Summary {
     }
 }
 
-fn plural(n: u64, word: &str) -> String {
+pub fn plural(n: u64, word: &str) -> String {
     if n == 1 {
         format!("1 {word}")
     } else {
@@ -215,23 +215,41 @@ fn line(t: &Totals) -> String {
 }
 
 fn add(t: &mut Totals, r: &CallRecord) {
-    let u = &r.response.usage;
-    t.calls += 1;
-    if r.outcome != crate::exchange::Outcome::Ok {
-        t.errors += 1;
+    let ok = r.outcome == crate::exchange::Outcome::Ok;
+    t.add(ok, &r.response.usage, r.cost_usd, &r.response.tools_called);
+}
+
+impl Totals {
+    /// Adds one call.
+    pub fn add(
+        &mut self,
+        ok: bool,
+        u: &crate::dialects::Usage,
+        cost: Option<f64>,
+        tools: &[String],
+    ) {
+        self.calls += 1;
+        if !ok {
+            self.errors += 1;
+        }
+        self.input += u.input.unwrap_or(0);
+        self.output += u.output.unwrap_or(0);
+        self.cache_read += u.cache_read.unwrap_or(0);
+        self.cache_write_5m += u.cache_write_5m.unwrap_or(0);
+        self.cache_write_1h += u.cache_write_1h.unwrap_or(0);
+        self.reasoning += u.reasoning.unwrap_or(0);
+        match cost {
+            Some(c) => self.cost_usd += c,
+            None if !u.is_empty() => self.unpriced += 1,
+            None => {}
+        }
+        for tool in tools {
+            *self.tools.entry(tool.clone()).or_default() += 1;
+        }
     }
-    t.input += u.input.unwrap_or(0);
-    t.output += u.output.unwrap_or(0);
-    t.cache_read += u.cache_read.unwrap_or(0);
-    t.cache_write_5m += u.cache_write_5m.unwrap_or(0);
-    t.cache_write_1h += u.cache_write_1h.unwrap_or(0);
-    t.reasoning += u.reasoning.unwrap_or(0);
-    match r.cost_usd {
-        Some(c) => t.cost_usd += c,
-        None if !u.is_empty() => t.unpriced += 1,
-        None => {}
-    }
-    for tool in &r.response.tools_called {
-        *t.tools.entry(tool.clone()).or_default() += 1;
+
+    /// One line of totals, for `wrap`'s summary and `report`.
+    pub fn line(&self) -> String {
+        line(self)
     }
 }

@@ -13,14 +13,35 @@ use crate::{config::CallsFormat, exchange::CallRecord};
 pub struct CallWriter {
     format: CallsFormat,
     out: Box<dyn Write + Send>,
+    /// `--calls-file`: every call as a JSON line, appended (durable history for `report`).
+    file: Option<std::fs::File>,
+    file_failed: bool,
 }
 
 impl CallWriter {
-    pub fn new(format: CallsFormat, out: Box<dyn Write + Send>) -> CallWriter {
-        CallWriter { format, out }
+    pub fn new(
+        format: CallsFormat,
+        out: Box<dyn Write + Send>,
+        file: Option<std::fs::File>,
+    ) -> CallWriter {
+        CallWriter {
+            format,
+            out,
+            file,
+            file_failed: false,
+        }
     }
 
     pub fn write(&mut self, record: &CallRecord) {
+        if let Some(file) = &mut self.file {
+            // One write per line (O_APPEND): lines from one process never interleave.
+            let line = format!("{}\n", json(record));
+            if let Err(err) = file.write_all(line.as_bytes())
+                && !std::mem::replace(&mut self.file_failed, true)
+            {
+                tracing::warn!(%err, "cannot append to --calls-file; calls are still counted");
+            }
+        }
         let line = match self.format {
             CallsFormat::Off => return,
             CallsFormat::Text => text(record),
