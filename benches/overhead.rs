@@ -121,6 +121,47 @@ async fn main() {
     }
     row("  direct", cold_direct);
     row("  through llmtap", cold_via);
+    println!("100 concurrent connections, each 10 streamed calls (9 events 5 ms apart), per call:");
+    for via_llmtap in [false, true] {
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let (addr, ca, proxy, tap_ca, body) = (
+                upstream.addr,
+                upstream.ca_pem.clone(),
+                tap.proxy,
+                tap.ca_pem.clone(),
+                stream.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut conn = if via_llmtap {
+                    client::via_proxy(proxy, HOST, &tap_ca, false).await
+                } else {
+                    client::direct(addr, HOST, &ca).await
+                };
+                let mut took = Vec::new();
+                for _ in 0..10 {
+                    let req = client::messages_request(HOST, "/v1/messages", &body, &[], false);
+                    let t = Instant::now();
+                    let res = conn.send(req).await.unwrap();
+                    res.into_body().collect().await.unwrap();
+                    took.push(t.elapsed());
+                }
+                took
+            }));
+        }
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        row(
+            if via_llmtap {
+                "  through llmtap"
+            } else {
+                "  direct"
+            },
+            all,
+        );
+    }
     let calls = tap
         .running
         .as_ref()
