@@ -268,6 +268,17 @@ pub fn post<'a>(host: &'a str, path: &'a str) -> Target<'a> {
     }
 }
 
+/// Appends as much of `text` as `budget` bytes allow (cut on a character boundary) and
+/// spends the budget: captured content stays bounded however long the stream runs.
+pub(crate) fn append_capped(budget: &mut usize, into: &mut String, text: &str) {
+    let mut take = text.len().min(*budget);
+    while !text.is_char_boundary(take) {
+        take -= 1;
+    }
+    into.push_str(&text[..take]);
+    *budget -= take;
+}
+
 /// Parses JSON from bytes, telling invalid UTF-8 apart from invalid JSON.
 pub(crate) fn json(bytes: &[u8]) -> Result<serde_json::Value, ParseError> {
     let text = std::str::from_utf8(bytes).map_err(|_| ParseError::InvalidUtf8)?;
@@ -351,6 +362,16 @@ mod tests {
             ))
             .is_none()
         );
+    }
+
+    #[test]
+    fn capped_appends_stop_at_the_budget_on_a_char_boundary() {
+        let (mut budget, mut out) = (5, String::new());
+        append_capped(&mut budget, &mut out, "ab");
+        append_capped(&mut budget, &mut out, "céé");
+        assert_eq!((out.as_str(), budget), ("abc\u{e9}", 0));
+        append_capped(&mut budget, &mut out, "more");
+        assert_eq!(out, "abcé");
     }
 
     #[test]

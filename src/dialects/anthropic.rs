@@ -254,15 +254,9 @@ impl Output {
     }
 
     fn append(&mut self, text: &str) {
-        let Some((_, acc)) = self.blocks.last_mut() else {
-            return;
-        };
-        let mut take = text.len().min(self.budget);
-        while !text.is_char_boundary(take) {
-            take -= 1;
+        if let Some((_, acc)) = self.blocks.last_mut() {
+            super::append_capped(&mut self.budget, acc, text);
         }
-        acc.push_str(&text[..take]);
-        self.budget -= take;
     }
 
     fn parts(&self) -> Vec<Value> {

@@ -295,12 +295,7 @@ impl Chat {
 
     fn append(budget: &mut Option<usize>, into: &mut String, text: &str) {
         if let Some(left) = budget {
-            let mut take = text.len().min(*left);
-            while !text.is_char_boundary(take) {
-                take -= 1;
-            }
-            into.push_str(&text[..take]);
-            *left -= take;
+            super::append_capped(left, into, text);
         }
     }
 }
