@@ -4,7 +4,7 @@
 //! for users to paste (the export lines). Validation into typed values is `config`'s job;
 //! nothing downstream reads the environment.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -173,6 +173,46 @@ pub struct RunArgs {
     /// Size cap of each captured content attribute, in bytes.
     #[arg(long, env = "LLMTAP_CAPTURE_MAX_BYTES", value_name = "BYTES", default_value_t = 16 * 1024)]
     pub capture_max_bytes: usize,
+    /// Memory llmtap may hold for observing calls, all calls together (request copies,
+    /// decode buffers, held WebSocket messages, queued records), e.g. `256MiB`. A call that
+    /// would exceed it is relayed unchanged and recorded with what is known.
+    #[arg(
+        long,
+        env = "LLMTAP_OBSERVE_BUDGET",
+        value_name = "BYTES",
+        default_value = "256MiB"
+    )]
+    pub observe_budget: bytesize::ByteSize,
+    /// Let clients reach a destination the default policy refuses (loopback, link-local,
+    /// llmtap's own addresses): an IP network (`10.0.0.0/8`, `127.0.0.1`) or a host, each
+    /// with an optional `:PORT` (repeatable).
+    #[arg(
+        long = "allow-destination",
+        env = "LLMTAP_ALLOW_DESTINATION",
+        value_name = "CIDR|HOST[:PORT]",
+        value_delimiter = ','
+    )]
+    pub allow_destination: Vec<String>,
+    /// Close a connection or tunnel that has not sent its request head or TLS ClientHello
+    /// within this time (`30s`, `2m`).
+    #[arg(long, env = "LLMTAP_CLIENT_HEADER_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub client_header_timeout: Duration,
+    /// Close a kept-alive client connection idle this long between requests.
+    #[arg(long, env = "LLMTAP_IDLE_TIMEOUT", value_name = "DURATION", default_value = "600s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Give up reaching the upstream (TCP and TLS) after this long: 502.
+    #[arg(long, env = "LLMTAP_CONNECT_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+    /// Give up waiting for the upstream's response head after this long: 504 (non-streamed
+    /// calls can take minutes).
+    #[arg(long, env = "LLMTAP_RESPONSE_TIMEOUT", value_name = "DURATION", default_value = "600s", value_parser = humantime::parse_duration)]
+    pub response_timeout: Duration,
+    /// Cut a response body or WebSocket call when the upstream sends no byte for this long.
+    #[arg(long, env = "LLMTAP_STREAM_IDLE_TIMEOUT", value_name = "DURATION", default_value = "300s", value_parser = humantime::parse_duration)]
+    pub stream_idle_timeout: Duration,
+    /// Load a CA key that other users can read (refused by default).
+    #[arg(long, env = "LLMTAP_ALLOW_INSECURE_KEY")]
+    pub allow_insecure_key: bool,
     #[command(flatten)]
     pub otel: OtelEnv,
 }

@@ -71,6 +71,33 @@ impl Default for Limits {
     }
 }
 
+/// How long llmtap waits, each bounded (each a flag; defaults in `cli`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A connection or tunnel that has not sent its request head or ClientHello.
+    pub client_header: Duration,
+    /// Keep-alive between requests on a client connection.
+    pub idle: Duration,
+    /// Upstream TCP connect plus TLS handshake.
+    pub connect: Duration,
+    /// Upstream response head.
+    pub response: Duration,
+    /// No upstream byte mid-body or during a WebSocket call.
+    pub stream_idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            client_header: Duration::from_secs(30),
+            idle: Duration::from_secs(600),
+            connect: Duration::from_secs(10),
+            response: Duration::from_secs(600),
+            stream_idle: Duration::from_secs(300),
+        }
+    }
+}
+
 /// A configuration error: which flag, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{flag}: {message}")]
@@ -115,6 +142,11 @@ pub struct Config {
     pub auth: Option<auth::AuthFile>,
     /// `--calls-file`: also append every call as a JSON line here.
     pub calls_file: Option<std::path::PathBuf>,
+    pub timeouts: Timeouts,
+    /// `--allow-destination`: exceptions to the destination policy.
+    pub allow_destinations: Vec<crate::proxy::policy::Allow>,
+    /// `--observe-budget`: bytes all calls together may hold for observation.
+    pub observe_budget: usize,
 }
 
 /// Opt-in capture of prompt and completion content into spans.
@@ -145,8 +177,9 @@ impl Config {
             ));
         }
         let admin = parse_addr("--admin", &args.admin)?;
+        let timeouts = timeouts(&args)?;
         let ca_dir = args.ca_dir.unwrap_or_else(cli::default_ca_dir);
-        let ca = load_ca(&ca_dir)?;
+        let ca = load_ca(&ca_dir, args.allow_insecure_key)?;
         let system_roots = system_roots();
         ca.write_bundle(&system_roots)
             .map_err(|e| ConfigError::new("--ca-dir", e.to_string()))?;
@@ -209,8 +242,37 @@ impl Config {
             },
             prices: load_prices(args.prices.as_deref())?,
             label_cap: args.label_cap.max(1),
+            timeouts,
+            allow_destinations: args
+                .allow_destination
+                .iter()
+                .map(|rule| {
+                    crate::proxy::policy::Allow::parse(rule)
+                        .map_err(|e| ConfigError::new("--allow-destination", e))
+                })
+                .collect::<Result<_, _>>()?,
+            observe_budget: usize::try_from(args.observe_budget.as_u64())
+                .unwrap_or(usize::MAX)
+                .max(1 << 20),
         })
     }
+}
+
+fn timeouts(args: &RunArgs) -> Result<Timeouts, ConfigError> {
+    let check = |flag: &'static str, d: Duration| {
+        if d.is_zero() {
+            Err(ConfigError::new(flag, "must be longer than zero"))
+        } else {
+            Ok(d)
+        }
+    };
+    Ok(Timeouts {
+        client_header: check("--client-header-timeout", args.client_header_timeout)?,
+        idle: check("--idle-timeout", args.idle_timeout)?,
+        connect: check("--connect-timeout", args.connect_timeout)?,
+        response: check("--response-timeout", args.response_timeout)?,
+        stream_idle: check("--stream-idle-timeout", args.stream_idle_timeout)?,
+    })
 }
 
 /// Decodes `%XX` escapes (URL userinfo, OTEL header and resource values); `None` when an
@@ -244,10 +306,14 @@ pub fn proxy_url(listen: SocketAddr) -> String {
 }
 
 /// What a client of the llmtap at `proxy_url` needs, with the CA in `ca_dir` (made if
-/// missing) and the root bundle written next to it.
-pub fn client_exports(proxy_url: String, ca_dir: Option<&Path>) -> Result<Exports, ConfigError> {
+/// missing) and the root bundle written next to it. `allow_insecure_key` as in [`load_ca`].
+pub fn client_exports(
+    proxy_url: String,
+    ca_dir: Option<&Path>,
+    allow_insecure_key: bool,
+) -> Result<Exports, ConfigError> {
     let dir = ca_dir.map_or_else(cli::default_ca_dir, Path::to_path_buf);
-    let ca = load_ca(&dir)?;
+    let ca = load_ca(&dir, allow_insecure_key)?;
     let bundle = ca
         .write_bundle(&system_roots())
         .map_err(|e| ConfigError::new("--ca-dir", e.to_string()))?;
@@ -270,9 +336,12 @@ pub fn load_prices(path: Option<&Path>) -> Result<PriceTable, ConfigError> {
         .map_err(|e| ConfigError::new("--prices", e.to_string()))
 }
 
-/// Loads (or creates) the CA, naming `--ca-dir` on failure.
-pub fn load_ca(dir: &Path) -> Result<CaFiles, ConfigError> {
-    CaFiles::load_or_create(dir).map_err(|e| ConfigError::new("--ca-dir", e.to_string()))
+/// Loads (or creates) the CA, naming `--ca-dir` on failure. A CA key others can read or
+/// write, or a CA directory others can write to, is such a failure unless
+/// `allow_insecure_key` (`--allow-insecure-key`; callers without that flag pass `false`).
+pub fn load_ca(dir: &Path, allow_insecure_key: bool) -> Result<CaFiles, ConfigError> {
+    CaFiles::load_or_create(dir, allow_insecure_key)
+        .map_err(|e| ConfigError::new("--ca-dir", e.to_string()))
 }
 
 /// The platform's trusted roots (honours SSL_CERT_FILE / SSL_CERT_DIR like OpenSSL does).
@@ -394,6 +463,28 @@ mod tests {
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").expect("write");
         assert_eq!(read_roots(&empty).expect_err("empty").flag, "--upstream-ca");
+    }
+
+    #[test]
+    fn an_insecure_ca_key_is_a_ca_dir_error_unless_allowed() {
+        use clap::Parser as _;
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("ca");
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["llmtap", "--ca-dir", dir.to_str().expect("utf-8 path")];
+            argv.extend_from_slice(extra);
+            cli::Cli::try_parse_from(argv).expect("args").run
+        };
+        Config::from_args(args(&[])).expect("first run creates the CA");
+        let key = dir.join(crate::proxy::ca::CA_KEY_FILE);
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .expect("chmod");
+        let err = Config::from_args(args(&[])).expect_err("insecure key refused");
+        assert_eq!(err.flag, "--ca-dir");
+        assert!(err.message.contains("chmod 600"), "{err}");
+        Config::from_args(args(&["--allow-insecure-key"])).expect("allowed by the flag");
+        let err = load_ca(&dir, false).expect_err("load_ca refuses it too");
+        assert_eq!(err.flag, "--ca-dir");
     }
 
     #[test]

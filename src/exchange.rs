@@ -20,6 +20,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::{
+    budget::{Charge, Skipped},
     config::Limits,
     dialects::{
         Framing as RouteFraming, ParseError, Progress, RequestFacts, ResponseFacts, Route,
@@ -271,6 +272,8 @@ pub struct CallRecord {
     pub parse_error: Option<ParseError>,
     /// The response carried no usage (never recorded as zero).
     pub usage_missing: bool,
+    /// A part of the call relayed but not observed: the observation budget was spent.
+    pub observe_skipped: Option<Skipped>,
 }
 
 impl CallRecord {
@@ -316,6 +319,8 @@ pub enum End {
     ClientGone,
     /// No response: connecting or talking to the upstream failed.
     UpstreamFailed(&'static str),
+    /// The upstream sent no byte for `--stream-idle-timeout` mid-body: llmtap cut it.
+    UpstreamTimeout,
 }
 
 /// The request body as observed: shared between the request observer and the exchange.
@@ -324,7 +329,13 @@ struct RequestCapture {
     chunks: Vec<Bytes>,
     len: usize,
     complete: bool,
+    /// The client's request body failed mid-way (the client aborted its upload).
+    aborted: bool,
     too_large: bool,
+    /// The observation budget was spent: the copy was dropped.
+    skipped: bool,
+    /// What the kept chunks hold of the observation budget.
+    charge: Option<Charge>,
 }
 
 /// The streamed-response pipeline: decode → frame → parse, on copies of the data.
@@ -343,6 +354,15 @@ enum Framing {
 }
 
 impl Framing {
+    /// Bytes the framer holds for its partial event.
+    fn held(&self) -> usize {
+        match self {
+            Framing::Sse(framer) => framer.held(),
+            Framing::JsonArray(splitter) => splitter.held(),
+            Framing::Message => 0,
+        }
+    }
+
     fn push(
         &mut self,
         bytes: &[u8],
@@ -381,6 +401,10 @@ pub struct Exchange {
     stream: Option<Stream>,
     body: Vec<Bytes>,
     body_len: usize,
+    /// What `body` (non-streamed) or the stream's partial event holds of the budget.
+    charge: Charge,
+    /// The first part of the call not observed because the budget was spent.
+    skipped: Option<Skipped>,
     parse_error: Option<ParseError>,
     first_byte: Option<Instant>,
     first_delta: Option<Instant>,
@@ -400,6 +424,7 @@ impl Exchange {
     /// Starts a call at `t0` = now (the request head has arrived).
     pub fn start(telemetry: Arc<Telemetry>, route: Route, head: RequestHead) -> Exchange {
         let id = telemetry.call_started();
+        let budget = telemetry.budget().clone();
         Exchange {
             id,
             t0: Instant::now(),
@@ -415,6 +440,8 @@ impl Exchange {
             stream: None,
             body: Vec::new(),
             body_len: 0,
+            charge: Charge::new(&budget),
+            skipped: None,
             parse_error: None,
             first_byte: None,
             first_delta: None,
@@ -424,6 +451,7 @@ impl Exchange {
 
     /// An observer for the request body: keeps refcounted copies up to the cap.
     pub fn request_observer(&self) -> Box<dyn BodyObserver> {
+        lock(&self.request).charge = Some(Charge::new(self.telemetry.budget()));
         Box::new(RequestObserver {
             capture: self.request.clone(),
             cap: self.limits.request_body,
@@ -515,20 +543,49 @@ impl Exchange {
         self.parse_error.get_or_insert(ParseError::Decode);
     }
 
+    /// A server message of this call was over the size cap and went unparsed: the record
+    /// says so. Called when the call ends, since setting a parse error stops parsing and
+    /// the later messages (the terminal one with its usage) were still observed.
+    pub fn ws_skipped(&mut self) {
+        self.parse_error.get_or_insert(ParseError::BodyTooLarge);
+    }
+
     /// Ends a call with the given ending.
     pub fn end(mut self, end: End) {
         self.finish(end);
     }
 
-    /// The upstream could not be reached or failed before a response head.
+    /// The upstream could not be reached or failed before a response head. A client that
+    /// aborted its own request body caused the failure: that call is `cancelled`.
     pub fn upstream_failed(mut self, error_type: &'static str) {
-        self.finish(End::UpstreamFailed(error_type));
+        let end = if self.request_aborted() {
+            End::ClientGone
+        } else {
+            End::UpstreamFailed(error_type)
+        };
+        self.finish(end);
+    }
+
+    /// Whether the client's request body failed mid-way (the client aborted the call).
+    pub fn request_aborted(&self) -> bool {
+        lock(&self.request).aborted
+    }
+
+    /// Stops observing the rest of the response: the observation budget is spent.
+    fn skip(&mut self, part: Skipped) {
+        self.skipped.get_or_insert(part);
+        if let Some(stream) = &mut self.stream {
+            // Keep what the parser learned; let go of the partial event.
+            stream.framer = Framing::Message;
+        }
+        self.body = Vec::new();
+        self.charge.set(0);
     }
 
     fn on_response_data(&mut self, data: &Bytes) {
         let now = Instant::now();
         self.first_byte.get_or_insert(now);
-        if self.parse_error.is_some() {
+        if self.parse_error.is_some() || self.skipped.is_some() {
             return;
         }
         match &mut self.stream {
@@ -547,14 +604,22 @@ impl Exchange {
                 if saw_delta {
                     self.first_delta.get_or_insert(now);
                 }
+                let held = stream.framer.held();
                 if let Err(e) = result {
                     self.parse_error = Some(e);
+                } else if !self.charge.set(held) {
+                    self.skip(Skipped::Stream);
                 }
             }
             None => {
                 if self.body_len + data.len() > self.limits.response_body {
                     self.parse_error = Some(ParseError::BodyTooLarge);
                     self.body = Vec::new();
+                    self.charge.set(0);
+                } else if !self.charge.grow(data.len()) {
+                    self.skip(Skipped::ResponseBody);
+                    self.body = Vec::new();
+                    self.charge.set(0);
                 } else {
                     self.body_len += data.len();
                     self.body.push(data.clone());
@@ -592,6 +657,8 @@ impl Exchange {
             stream_facts,
             encoding: self.encoding,
             body: std::mem::take(&mut self.body),
+            body_charge: std::mem::replace(&mut self.charge, Charge::new(self.telemetry.budget())),
+            skipped: self.skipped,
             request,
             parse_error: self.parse_error,
             limits: self.limits,
@@ -626,6 +693,18 @@ impl BodyObserver for RequestObserver {
         if c.len + data.len() > self.cap {
             c.too_large = true;
             c.chunks = Vec::new();
+            c.charge = None;
+            return;
+        }
+        if !c
+            .charge
+            .as_mut()
+            .is_some_and(|charge| charge.grow(data.len()))
+        {
+            c.skipped = true;
+            c.too_large = true;
+            c.chunks = Vec::new();
+            c.charge = None;
             return;
         }
         c.len += data.len();
@@ -633,7 +712,9 @@ impl BodyObserver for RequestObserver {
     }
 
     fn on_end(self: Box<Self>, end: BodyEnd) {
-        lock(&self.capture).complete = end == BodyEnd::Complete;
+        let mut capture = lock(&self.capture);
+        capture.complete = end == BodyEnd::Complete;
+        capture.aborted = end == BodyEnd::Error;
     }
 }
 
@@ -649,6 +730,7 @@ impl BodyObserver for ResponseObserver {
             BodyEnd::Complete => End::Complete,
             BodyEnd::Error => End::UpstreamBroken,
             BodyEnd::Dropped => End::ClientGone,
+            BodyEnd::IdleTimeout => End::UpstreamTimeout,
         };
         self.0.finish(end);
     }
@@ -670,6 +752,10 @@ pub struct Pending {
     stream_facts: Option<ResponseFacts>,
     encoding: Option<Encoding>,
     body: Vec<Bytes>,
+    /// Keeps `body` charged to the budget until the record is built.
+    #[allow(dead_code)]
+    body_charge: Charge,
+    skipped: Option<Skipped>,
     request: RequestCapture,
     parse_error: Option<ParseError>,
     limits: Limits,
@@ -726,11 +812,14 @@ impl Pending {
             }
             (None, _) => ResponseFacts::default(),
         };
+        let skipped = self
+            .skipped
+            .or(self.request.skipped.then_some(Skipped::RequestBody));
         let (outcome, error_type) = outcome(
             self.status,
             self.end,
             self.terminal,
-            self.sse && parse_error.is_none(),
+            self.sse && parse_error.is_none() && self.skipped.is_none(),
             &response,
         );
         // Errors carry no usage by nature; only a successful call without usage is "missing".
@@ -765,6 +854,7 @@ impl Pending {
             error_type,
             parse_error,
             usage_missing,
+            observe_skipped: skipped,
         }
     }
 }
@@ -798,7 +888,12 @@ fn outcome(
     let with = |outcome, fallback: String| (outcome, Some(api_error.clone().unwrap_or(fallback)));
     let Some(status) = status else {
         return match end {
+            // Refused by llmtap's own destination policy, not by the upstream.
+            End::UpstreamFailed(kind @ "destination_refused") => {
+                (Outcome::ProxyError, Some(kind.to_owned()))
+            }
             End::UpstreamFailed(kind) => (Outcome::UpstreamError, Some(kind.to_owned())),
+            End::UpstreamTimeout => (Outcome::UpstreamError, Some("upstream_timeout".to_owned())),
             _ => (Outcome::Cancelled, Some("cancelled".to_owned())),
         };
     };
@@ -812,6 +907,7 @@ fn outcome(
             End::ClientGone if terminal => (Outcome::Ok, None),
             End::ClientGone => (Outcome::Cancelled, Some("cancelled".to_owned())),
             End::UpstreamBroken => (Outcome::UpstreamError, Some("upstream_reset".to_owned())),
+            End::UpstreamTimeout => (Outcome::UpstreamError, Some("upstream_timeout".to_owned())),
             End::UpstreamFailed(kind) => (Outcome::UpstreamError, Some(kind.to_owned())),
             End::Complete if stream_checked && !terminal => {
                 (Outcome::UpstreamError, Some("stream_truncated".to_owned()))
@@ -945,6 +1041,8 @@ pub struct WsSession {
     route: Option<Route>,
     head: RequestHead,
     current: Option<Exchange>,
+    /// A server message of `current` was skipped (over the size cap); applied when it ends.
+    skipped: bool,
 }
 
 impl WsSession {
@@ -954,6 +1052,17 @@ impl WsSession {
             route,
             head,
             current: None,
+            skipped: false,
+        }
+    }
+
+    /// Ends the open call, if any, flagging it if one of its messages was skipped.
+    fn end_current(&mut self, end: End) {
+        if let Some(mut call) = self.current.take() {
+            if std::mem::take(&mut self.skipped) {
+                call.ws_skipped();
+            }
+            call.end(end);
         }
     }
 }
@@ -976,9 +1085,7 @@ impl crate::proxy::websocket::MessageObserver for WsSession {
                         .is_ok_and(|k| k.kind == "response.create");
                 if create {
                     // A new request while one is open: the client gave up on the old one.
-                    if let Some(previous) = self.current.take() {
-                        previous.end(End::ClientGone);
-                    }
+                    self.end_current(End::ClientGone);
                     self.current = Some(Exchange::start_ws(
                         self.telemetry.clone(),
                         route,
@@ -991,13 +1098,19 @@ impl crate::proxy::websocket::MessageObserver for WsSession {
                 let Some(call) = &mut self.current else {
                     return;
                 };
-                if text
-                    && call.on_ws_message(payload)
-                    && let Some(call) = self.current.take()
-                {
-                    call.end(End::Complete);
+                if text && call.on_ws_message(payload) {
+                    self.end_current(End::Complete);
                 }
             }
+        }
+    }
+
+    /// A client message over the cap is ignored: had it been a `response.create`, that
+    /// call goes unrecorded (its type cannot be known without reading it). A server one
+    /// flags the open call; its later events, terminal one included, are still parsed.
+    fn on_skipped(&mut self, side: crate::proxy::websocket::Side) {
+        if side == crate::proxy::websocket::Side::Server && self.current.is_some() {
+            self.skipped = true;
         }
     }
 
@@ -1008,11 +1121,9 @@ impl crate::proxy::websocket::MessageObserver for WsSession {
     }
 
     fn on_close(&mut self, closed: crate::proxy::websocket::Closed) {
-        if let Some(call) = self.current.take() {
-            call.end(match closed {
-                crate::proxy::websocket::Closed::ByClient => End::ClientGone,
-                crate::proxy::websocket::Closed::ByServer => End::UpstreamBroken,
-            });
-        }
+        self.end_current(match closed {
+            crate::proxy::websocket::Closed::ByClient => End::ClientGone,
+            crate::proxy::websocket::Closed::ByServer => End::UpstreamBroken,
+        });
     }
 }

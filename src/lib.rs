@@ -7,6 +7,7 @@
 //! finishes it exactly once; `telemetry` turns the finished call into every output.
 //! `cli` and `config` are the only readers of flags and environment.
 
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod dialects;
@@ -103,8 +104,9 @@ pub async fn start(
     let admin_task = tokio::spawn(telemetry::admin::serve(admin_listener, admin.clone()));
     let proxy_telemetry = telemetry.clone();
     let proxy_config = config.clone();
+    let own_addrs = vec![proxy_addr, admin_addr];
     let proxy = tokio::spawn(async move {
-        proxy::serve(listener, &proxy_config, proxy_telemetry, stopped).await
+        proxy::serve(listener, own_addrs, &proxy_config, proxy_telemetry, stopped).await
     });
     let exports = Exports {
         proxy_url: config::proxy_url(proxy_addr),

@@ -46,11 +46,14 @@ fn main() -> ExitCode {
                     );
                 }
             };
-            let exports =
-                match config::client_exports(config::proxy_url(listen), args.ca_dir.as_deref()) {
-                    Ok(exports) => exports,
-                    Err(err) => return fail(2, err),
-                };
+            let exports = match config::client_exports(
+                config::proxy_url(listen),
+                args.ca_dir.as_deref(),
+                false,
+            ) {
+                Ok(exports) => exports,
+                Err(err) => return fail(2, err),
+            };
             print!("{}", exports.lines(args.shell));
             ExitCode::SUCCESS
         }
@@ -80,7 +83,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Ca(args) => {
-            let ca = match config::load_ca(&args.ca_dir.unwrap_or_else(default_ca_dir)) {
+            let ca = match config::load_ca(&args.ca_dir.unwrap_or_else(default_ca_dir), false) {
                 Ok(ca) => ca,
                 Err(err) => return fail(2, err),
             };
@@ -142,7 +145,11 @@ async fn wrap(args: WrapArgs) -> ExitCode {
     use llmtap::wrap::{Collector, Summary, exit_code, run_child};
     if let Some(url) = &args.proxy {
         // A running llmtap: only the environment is ours to set.
-        let exports = match config::client_exports(url.clone(), args.run.ca_dir.as_deref()) {
+        let exports = match config::client_exports(
+            url.clone(),
+            args.run.ca_dir.as_deref(),
+            args.run.allow_insecure_key,
+        ) {
             Ok(exports) => exports,
             Err(err) => return fail(2, err),
         };

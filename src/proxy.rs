@@ -7,6 +7,7 @@
 pub mod ca;
 pub mod decode;
 pub mod handler;
+pub mod policy;
 pub mod tap_body;
 pub mod upstream;
 pub mod websocket;
@@ -36,11 +37,13 @@ pub fn crypto() -> Arc<CryptoProvider> {
     Arc::new(hudsucker::rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// Runs the proxy on `listener` until `stop` turns true; then stops accepting and returns
+/// Runs the proxy on `listener` (llmtap's own addresses: `own_addrs`, which clients may
+/// not reach through it) until `stop` turns true; then stops accepting and returns
 /// once hudsucker has drained the connections it tracks. (Intercepted tunnels are not
 /// tracked by hudsucker; the caller drains in-flight calls through telemetry.)
 pub async fn serve(
     listener: TcpListener,
+    own_addrs: Vec<std::net::SocketAddr>,
     config: &Config,
     telemetry: Arc<Telemetry>,
     mut stop: watch::Receiver<bool>,
@@ -55,14 +58,30 @@ pub async fn serve(
         .cloned()
         .collect();
     let tls = upstream::tls_config(provider, &system, &config.upstream_roots)?;
-    let connector = upstream::connector(tls, Arc::new(config.resolve.clone()));
-    let shared = handler::Shared::new(config, telemetry, connector.clone());
+    let policy = Arc::new(policy::DestinationPolicy::new(
+        config.allow_destinations.clone(),
+        &own_addrs,
+        &policy::local_ips(),
+    ));
+    let resolve = Arc::new(config.resolve.clone());
+    let connector = upstream::connector(
+        tls,
+        resolve.clone(),
+        policy.clone(),
+        config.timeouts.connect,
+    );
+    let shared = handler::Shared::new(config, telemetry, connector.clone(), policy, resolve);
     let tap = handler::Tap::new(Arc::new(shared));
     let proxy = Proxy::builder()
         .with_listener(listener)
         .with_ca(authority)
         .with_http_connector(connector)
         .with_http_handler(tap)
+        .with_timeouts(hudsucker::Timeouts {
+            handshake: config.timeouts.client_header,
+            idle: config.timeouts.idle,
+            response: Some(config.timeouts.response),
+        })
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         })

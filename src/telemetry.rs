@@ -70,6 +70,7 @@ pub struct Telemetry {
     pub spans: Option<Spans>,
     capture: Capture,
     prices: PriceTable,
+    budget: Arc<crate::budget::Budget>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -104,13 +105,17 @@ impl Telemetry {
             next_id: AtomicU64::new(1),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
-            metrics,
             tx,
             records: broadcast::channel(1024).0,
             parse_warning: RateLimit::new(Duration::from_secs(10)),
             spans,
             capture,
             prices: config.prices.clone(),
+            budget: crate::budget::Budget::new(
+                config.observe_budget,
+                Some(metrics.observe_held.clone()),
+            ),
+            metrics,
         });
         let worker = Arc::downgrade(&telemetry);
         let file = match &config.calls_file {
@@ -155,6 +160,11 @@ impl Telemetry {
             tracing::error!(%err, "cannot start the telemetry thread; calls will not be recorded");
         }
         Ok(telemetry)
+    }
+
+    /// The observation budget every call charges (`--observe-budget`).
+    pub fn budget(&self) -> &Arc<crate::budget::Budget> {
+        &self.budget
     }
 
     pub fn limits(&self) -> Limits {

@@ -298,7 +298,9 @@ async fn non_llm_paths_pass_untouched_and_unrecorded() {
 #[tokio::test]
 async fn hosts_not_intercepted_are_tunnelled_with_their_own_certificate() {
     let upstream = FakeUpstream::start().await;
-    let mut tap = harness::start(&upstream, &[]).await;
+    // Loopback is refused by default; the test opens the fake upstream's port.
+    let allow = format!("localhost:{}", upstream.addr.port());
+    let mut tap = harness::start(&upstream, &["--allow-destination", &allow]).await;
     let tunnel =
         client::connect_tunnel(tap.proxy, &format!("localhost:{}", upstream.addr.port())).await;
     // Trusting only the upstream's test CA: this handshake succeeds only if llmtap did not

@@ -103,13 +103,18 @@ impl AuthFile {
     }
 
     /// The attribution of an admitted `Proxy-Authorization` value, or `None` (answer 407).
+    ///
+    /// The scheme is matched case-insensitively (RFC 9110 §11.1: "It uses a case-insensitive
+    /// token to identify the authentication scheme"), so `basic` and `BASIC` are `Basic`;
+    /// any run of spaces or tabs may separate it from the credentials.
     pub fn admit(&self, proxy_authorization: Option<&str>) -> Option<Attribution> {
         let value = proxy_authorization?.trim();
-        let encoded = value
-            .strip_prefix("Basic ")
-            .or_else(|| value.strip_prefix("basic "))?;
+        let (scheme, encoded) = value.split_once([' ', '\t'])?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return None;
+        }
         let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
+            .decode(encoded.trim_start_matches([' ', '\t']))
             .ok()?;
         let text = std::str::from_utf8(&decoded).ok()?;
         let (name, secret) = text.split_once(':')?;
@@ -162,6 +167,36 @@ mod tests {
             assert!(file.admit(Some(&bad)).is_none(), "{bad}");
         }
         assert!(file.admit(None).is_none());
+    }
+
+    #[test]
+    fn the_basic_scheme_is_case_insensitive_and_any_whitespace_follows_it() {
+        let file = AuthFile::parse(
+            &FILE.replace(
+                "2e628df8dc20afee7b08e9538d45d457870dd7c1952964f4e7d0ed07ba4ef3ad",
+                &sha256(b"the-secret")
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>(),
+            ),
+        )
+        .expect("valid");
+        let encoded = base64::engine::general_purpose::STANDARD.encode("agent-a:the-secret");
+        for scheme in ["Basic", "basic", "BASIC", "bAsIc"] {
+            for gap in [" ", "   ", "\t", " \t "] {
+                let value = format!("{scheme}{gap}{encoded}");
+                assert!(file.admit(Some(&value)).is_some(), "{value:?}");
+            }
+        }
+        for bad in [
+            format!("Basic{encoded}"),
+            format!("Basics {encoded}"),
+            format!("Bearer {encoded}"),
+            "Basic".to_owned(),
+            "Basic ".to_owned(),
+        ] {
+            assert!(file.admit(Some(&bad)).is_none(), "{bad:?}");
+        }
     }
 
     #[test]

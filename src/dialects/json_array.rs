@@ -20,6 +20,11 @@ pub struct Splitter {
 }
 
 impl Splitter {
+    /// Bytes held for the element being split, by capacity (the observation budget).
+    pub fn held(&self) -> usize {
+        self.element.capacity()
+    }
+
     pub fn new(max_element: usize) -> Self {
         Splitter {
             element: Vec::new(),

@@ -28,6 +28,12 @@ pub struct Framer {
 }
 
 impl Framer {
+    /// Bytes held for the event being framed (its partial line, name and data), by
+    /// capacity: what the observation budget charges.
+    pub fn held(&self) -> usize {
+        self.line.capacity() + self.name.capacity() + self.data.capacity()
+    }
+
     /// `max_line` caps one line and also one event's joined data.
     pub fn new(max_line: usize) -> Self {
         Framer {

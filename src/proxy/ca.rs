@@ -1,17 +1,23 @@
 //! llmtap's certificate authority: the CA files on disk and the leaf certificates minted
 //! from them for intercepted hosts.
 //!
-//! Owns: creating `ca.pem` + `ca-key.pem` (0600) on first run and reusing them after; the
-//! combined root bundle (system roots + llmtap's CA) for runtimes whose CA variable replaces
-//! the system roots; ECDSA P-256 leaves with a DNS or IP SAN, cached with a bound.
+//! Owns: creating the CA directory (0700) with `ca.pem` + `ca-key.pem` (0600) on first run
+//! and reusing them after; the combined root bundle (system roots + llmtap's CA) for runtimes
+//! whose CA variable replaces the system roots; ECDSA P-256 leaves with a DNS or IP SAN,
+//! cached with a bound.
 //! Does not own: deciding which hosts are intercepted (the handler does).
+//!
+//! Modes are given explicitly at creation and set again afterwards, never left to the umask:
+//! whoever holds `ca-key.pem` can impersonate every host to every client that trusts the CA.
+//! For the same reason an existing key readable or writable by others, or a directory others
+//! can write to (they could swap the key), is refused unless the caller allows it.
 
 use std::{
     collections::{HashMap, VecDeque},
     fs,
     io::Write as _,
     net::IpAddr,
-    os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
+    os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
@@ -35,6 +41,10 @@ pub const CA_CERT_FILE: &str = "ca.pem";
 pub const CA_KEY_FILE: &str = "ca-key.pem";
 /// System roots plus llmtap's CA, for SSL_CERT_FILE / REQUESTS_CA_BUNDLE / CODEX_CA_CERTIFICATE.
 pub const BUNDLE_FILE: &str = "bundle.pem";
+/// Mode of the CA directory and of any parent llmtap creates for it.
+const DIR_MODE: u32 = 0o700;
+/// Mode of `ca-key.pem`: its owner only.
+const KEY_MODE: u32 = 0o600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
@@ -57,6 +67,16 @@ pub enum CaError {
     Invalid { path: PathBuf, source: rcgen::Error },
     #[error("cannot generate a key: {0}")]
     Generate(rcgen::Error),
+    #[error(
+        "{path} has mode {mode:04o}: the CA key must not be readable or writable by other \
+         users; run `chmod 600 {path}` (or pass --allow-insecure-key to use it anyway)"
+    )]
+    InsecureKey { path: PathBuf, mode: u32 },
+    #[error(
+        "{path} has mode {mode:04o}: other users could replace the CA in it; run \
+         `chmod 700 {path}` (or pass --allow-insecure-key to use it anyway)"
+    )]
+    InsecureDir { path: PathBuf, mode: u32 },
 }
 
 /// The CA as loaded from (or created in) the CA directory.
@@ -86,19 +106,47 @@ impl CaFiles {
         self.dir.join(BUNDLE_FILE)
     }
 
-    /// Loads the CA from `dir`, creating the directory and a new CA on first run.
-    pub fn load_or_create(dir: &Path) -> Result<CaFiles, CaError> {
+    /// Loads the CA from `dir`, creating the directory (0700) and a new CA on first run.
+    ///
+    /// A directory that others can write to (`mode & 0o022`) or a key that others can read or
+    /// write (`mode & 0o077`) is refused with [`CaError::InsecureDir`] /
+    /// [`CaError::InsecureKey`], unless `allow_insecure_key` (`--allow-insecure-key`), which
+    /// loads it with a warning. OpenSSH applies the same rule to private keys ("UNPROTECTED
+    /// PRIVATE KEY FILE", `sshkey_perm_ok`).
+    pub fn load_or_create(dir: &Path, allow_insecure_key: bool) -> Result<CaFiles, CaError> {
         fs::create_dir_all(dir).map_err(|source| CaError::Create {
             path: dir.into(),
             source,
         })?;
+        let allow = |err: CaError| {
+            if allow_insecure_key {
+                tracing::warn!(%err, "loading the CA anyway (--allow-insecure-key)");
+                Ok(())
+            } else {
+                Err(err)
+            }
+        };
+        let dir_mode = mode_of(dir)?;
+        if dir_mode & 0o022 != 0 {
+            allow(CaError::InsecureDir {
+                path: dir.into(),
+                mode: dir_mode,
+            })?;
+        }
         let cert_path = dir.join(CA_CERT_FILE);
         let key_path = dir.join(CA_KEY_FILE);
         if !(cert_path.exists() && key_path.exists()) {
             let (cert_pem, key_pem) = generate_ca()?;
             // Key first, never readable by others, so a crash cannot leave a cert without it.
-            write_file(&key_path, key_pem.as_bytes(), 0o600)?;
+            write_file(&key_path, key_pem.as_bytes(), KEY_MODE)?;
             write_file(&cert_path, cert_pem.as_bytes(), 0o644)?;
+        }
+        let key_mode = mode_of(&key_path)?;
+        if key_mode & 0o077 != 0 {
+            allow(CaError::InsecureKey {
+                path: key_path.clone(),
+                mode: key_mode,
+            })?;
         }
         let read = |path: &Path| {
             fs::read_to_string(path).map_err(|source| CaError::Read {
@@ -156,6 +204,42 @@ impl CaFiles {
 fn rustls_pemfile_der(pem_text: &str) -> Option<CertificateDer<'static>> {
     let parsed = pem::parse(pem_text).ok()?;
     (parsed.tag() == "CERTIFICATE").then(|| CertificateDer::from(parsed.into_contents()))
+}
+
+/// Creates `dir` and any missing parent, each 0700 whatever the umask (a parent that others
+/// can write to would let them rename the CA directory away). An existing `dir` is left as
+/// it is: its mode is checked, not changed.
+fn create_private_dir(dir: &Path) -> Result<(), CaError> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .collect();
+    for path in missing.into_iter().rev() {
+        let err = |source| CaError::Create {
+            path: path.into(),
+            source,
+        };
+        match fs::DirBuilder::new().mode(DIR_MODE).create(path) {
+            // The umask can only remove bits; set the mode again in case it removed the owner's.
+            Ok(()) => {
+                fs::set_permissions(path, fs::Permissions::from_mode(DIR_MODE)).map_err(err)?
+            }
+            // Another llmtap made it meanwhile; its mode is checked like any existing one.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(err(e)),
+        }
+    }
+    Ok(())
+}
+
+/// The permission bits of `path` (symlinks followed: the file that is read is checked).
+fn mode_of(path: &Path) -> Result<u32, CaError> {
+    fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .map_err(|source| CaError::Read {
+            path: path.into(),
+            source,
+        })
 }
 
 /// Writes atomically (temp file + rename) with the given mode set at creation.
@@ -358,20 +442,104 @@ mod tests {
     #[test]
     fn ca_is_created_once_with_a_private_key_file() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let first = CaFiles::load_or_create(dir.path()).expect("create");
+        let first = CaFiles::load_or_create(dir.path(), false).expect("create");
         let mode = fs::metadata(dir.path().join(CA_KEY_FILE))
             .expect("key")
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let second = CaFiles::load_or_create(dir.path()).expect("reuse");
+        let second = CaFiles::load_or_create(dir.path(), false).expect("reuse");
         assert_eq!(first.cert_pem, second.cert_pem);
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).expect("metadata").permissions().mode() & 0o7777
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    /// Puts the umask back when dropped, even if the code under test panics.
+    struct RestoreUmask(nix::sys::stat::Mode);
+
+    impl Drop for RestoreUmask {
+        fn drop(&mut self) {
+            nix::sys::stat::umask(self.0);
+        }
+    }
+
+    // The umask is process-wide: this is the only test that changes it, and only around the
+    // one call under test, so that other tests' files are not created under it.
+    #[test]
+    fn modes_are_explicit_whatever_the_umask() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let parent = root.path().join("home");
+        let dir = parent.join(".llmtap");
+        let created = {
+            let _restore = RestoreUmask(nix::sys::stat::umask(nix::sys::stat::Mode::empty()));
+            CaFiles::load_or_create(&dir, false)
+        };
+        created.expect("create");
+        assert_eq!(mode(&parent), 0o700, "parent created by llmtap");
+        assert_eq!(mode(&dir), 0o700, "CA directory");
+        assert_eq!(mode(&dir.join(CA_KEY_FILE)), 0o600, "key");
+        assert_eq!(mode(&dir.join(CA_CERT_FILE)), 0o644, "certificate");
+    }
+
+    #[test]
+    fn a_key_or_directory_others_can_reach_is_refused_unless_allowed() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("ca");
+        let first = CaFiles::load_or_create(&dir, false).expect("create");
+        let key = dir.join(CA_KEY_FILE);
+        for insecure in [0o644, 0o640, 0o604, 0o620, 0o666] {
+            chmod(&key, insecure);
+            let err = CaFiles::load_or_create(&dir, false).expect_err("insecure key");
+            assert!(
+                matches!(err, CaError::InsecureKey { mode, .. } if mode == insecure),
+                "{err}"
+            );
+            let message = err.to_string();
+            for part in [
+                key.display().to_string(),
+                format!("{insecure:04o}"),
+                format!("chmod 600 {}", key.display()),
+            ] {
+                assert!(message.contains(&part), "{message} lacks {part}");
+            }
+            let allowed = CaFiles::load_or_create(&dir, true).expect("allowed");
+            assert_eq!(
+                allowed.cert_pem, first.cert_pem,
+                "the same CA, not a new one"
+            );
+        }
+        chmod(&key, 0o400);
+        CaFiles::load_or_create(&dir, false).expect("owner-only key");
+        chmod(&key, 0o600);
+        for insecure in [0o777, 0o720, 0o702, 0o1777] {
+            chmod(&dir, insecure);
+            let err = CaFiles::load_or_create(&dir, false).expect_err("writable dir");
+            assert!(
+                matches!(err, CaError::InsecureDir { mode, .. } if mode == insecure),
+                "{err}"
+            );
+            assert!(
+                err.to_string()
+                    .contains(&format!("chmod 700 {}", dir.display())),
+                "{err}"
+            );
+            CaFiles::load_or_create(&dir, true).expect("allowed");
+        }
+        // Others may list the directory (ca.pem is public); they may not write to it.
+        chmod(&dir, 0o755);
+        CaFiles::load_or_create(&dir, false).expect("readable directory");
     }
 
     #[test]
     fn leaves_are_cached_with_a_bound() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ca = CaFiles::load_or_create(dir.path()).expect("create");
+        let ca = CaFiles::load_or_create(dir.path(), false).expect("create");
         let leaves = LeafAuthority::new(&ca, provider(), 2).expect("authority");
         let a = leaves.server_config("a.example").expect("a");
         let again = leaves.server_config("A.example").expect("a again");

@@ -7,19 +7,22 @@
 
 use std::sync::Arc;
 
-use hudsucker::{
-    Body, HttpContext, HttpHandler, RequestOrResponse,
-    hyper::{HeaderMap, Method, Request, Response, StatusCode, header},
-    hyper_util::client::legacy::Error as ClientError,
+use super::{
+    policy::{DestinationPolicy, Refusal},
+    tap_body::{idle_limit, tap},
+    upstream::{self, ConnectTimeout, DestinationRefused, ResolveMap, Upstream},
+    websocket,
 };
-use hyper_rustls::HttpsConnector;
-
-use super::{tap_body::tap, upstream::Dialer, websocket};
 use crate::{
     config::Config,
     dialects::{self, Target},
     exchange::{Attribution, Billing, Client, Exchange, RequestHead, TraceParent, WsSession},
     telemetry::{RateLimit, Telemetry},
+};
+use hudsucker::{
+    Body, HttpContext, HttpHandler, RequestOrResponse,
+    hyper::{HeaderMap, Method, Request, Response, StatusCode, header},
+    hyper_util::client::legacy::Error as ClientError,
 };
 
 /// What every clone shares.
@@ -30,7 +33,12 @@ pub struct Shared {
     /// `--auth-file`: who may use the proxy.
     auth: Option<crate::config::auth::AuthFile>,
     /// The upstream connector, for WebSocket upgrades llmtap relays itself.
-    connector: HttpsConnector<Dialer>,
+    connector: Upstream,
+    /// Where clients may go (`--allow-destination` on top of the defaults).
+    policy: Arc<DestinationPolicy>,
+    /// `--resolve`, for blind tunnels (the connector applies it to intercepted ones).
+    resolve: Arc<ResolveMap>,
+    timeouts: crate::config::Timeouts,
     upstream_warning: RateLimit,
 }
 
@@ -46,7 +54,9 @@ impl Shared {
     pub fn new(
         config: &Config,
         telemetry: Arc<Telemetry>,
-        connector: HttpsConnector<Dialer>,
+        connector: Upstream,
+        policy: Arc<DestinationPolicy>,
+        resolve: Arc<ResolveMap>,
     ) -> Shared {
         Shared {
             telemetry,
@@ -54,6 +64,9 @@ impl Shared {
             attribution: config.attribution.clone(),
             auth: config.auth.clone(),
             connector,
+            policy,
+            resolve,
+            timeouts: config.timeouts,
             upstream_warning: RateLimit::new(std::time::Duration::from_secs(10)),
         }
     }
@@ -61,6 +74,15 @@ impl Shared {
     fn intercepts(&self, host: &str) -> bool {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         self.intercept.contains(&host.to_ascii_lowercase())
+    }
+
+    /// The destination policy for a CONNECT or absolute-form target; `--resolve` targets
+    /// are the operator's and pass.
+    fn refused(&self, host: &str, port: u16) -> Option<Refusal> {
+        if self.resolve.contains_key(&(host.to_owned(), port)) {
+            return None;
+        }
+        self.policy.check(host, port).err()
     }
 }
 
@@ -128,7 +150,7 @@ impl Tap {
         let on_open = move |_extensions: Option<&str>| -> Box<dyn websocket::MessageObserver> {
             Box::new(WsSession::new(telemetry, route, head))
         };
-        match websocket::relay(req, self.shared.connector.clone(), on_open).await {
+        match websocket::relay(req, self.shared.connector.https(), on_open).await {
             Ok(res) => res.into(),
             Err(err) => {
                 if let Some(suppressed) = self.shared.upstream_warning.allow() {
@@ -189,6 +211,23 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
 }
 
+/// `403 Forbidden` for a destination the policy refuses, saying which rule and the way out.
+fn destination_forbidden(refusal: Refusal) -> Response<Body> {
+    let mut res = Response::new(Body::from(format!(
+        "llmtap refuses this destination ({}): allow it with --allow-destination\n",
+        refusal.as_str()
+    )));
+    *res.status_mut() = StatusCode::FORBIDDEN;
+    res
+}
+
+/// An empty response with `status`.
+fn status_only(status: StatusCode) -> Response<Body> {
+    let mut res = Response::new(Body::empty());
+    *res.status_mut() = status;
+    res
+}
+
 /// `407 Proxy Authentication Required`, asking for Basic credentials.
 fn proxy_auth_required() -> Response<Body> {
     let mut res = Response::new(Body::from("proxy authentication required\n"));
@@ -219,13 +258,13 @@ fn proxy_identity(headers: &HeaderMap) -> Attribution {
     let Some(value) = header_str(headers, "proxy-authorization") else {
         return Attribution::default();
     };
-    let Some(encoded) = value
-        .trim()
-        .strip_prefix("Basic ")
-        .or_else(|| value.trim().strip_prefix("basic "))
-    else {
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    let Some((scheme, encoded)) = value.trim().split_once(char::is_whitespace) else {
         return Attribution::default();
     };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Attribution::default();
+    }
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
         return Attribution::default();
     };
@@ -289,20 +328,28 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
         })
 }
 
+/// The `error_type` of a failed upstream request, from its cause chain.
 fn classify(err: &ClientError) -> &'static str {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        // io::Error hides its payload from `source()`; look inside it too.
-        let inner = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref());
-        let is_tls = |e: &(dyn std::error::Error + 'static)| {
-            e.downcast_ref::<hudsucker::rustls::Error>().is_some()
-        };
-        if is_tls(e) || inner.is_some_and(|i| is_tls(i)) {
+    // io::Error hides its payload from `source()` (it reports the payload's source), and
+    // connectors nest them: step into each io::Error's payload instead.
+    let causes = std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |e| {
+        match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        }
+    });
+    for e in causes {
+        if e.downcast_ref::<hudsucker::rustls::Error>().is_some() {
             return "upstream_tls";
         }
-        source = e.source();
+        if e.downcast_ref::<ConnectTimeout>().is_some() {
+            return "upstream_timeout";
+        }
+        if e.downcast_ref::<DestinationRefused>().is_some() {
+            return "destination_refused";
+        }
     }
     if err.is_connect() {
         "upstream_connect"
@@ -330,6 +377,14 @@ impl HttpHandler for Tap {
                 },
                 None => proxy_identity(req.headers()),
             };
+            // The destination policy: CONNECT targets and absolute-form requests (those
+            // inside a tunnel are pinned to its CONNECT target by the proxy).
+            if let Some((host, port)) = target(&req)
+                && let Some(refusal) = self.shared.refused(&host, port)
+            {
+                self.shared.telemetry.metrics.destination_refused(refusal);
+                return destination_forbidden(refusal).into();
+            }
             if req.method() == Method::CONNECT {
                 self.identity = identity;
                 self.admitted = true;
@@ -377,11 +432,19 @@ impl HttpHandler for Tap {
             header_str(headers, "content-type"),
             header_str(headers, "content-encoding"),
         );
-        res.map(|body| tap(body, observer))
+        let idle = self.shared.timeouts.stream_idle;
+        res.map(|body| tap(idle_limit(body, idle), observer))
     }
 
     async fn handle_error(&mut self, _ctx: &HttpContext, err: ClientError) -> Response<Body> {
         let kind = classify(&err);
+        if self.call.as_ref().is_some_and(Exchange::request_aborted) {
+            // The client broke off its own upload: not an upstream failure.
+            if let Some(exchange) = self.call.take() {
+                exchange.upstream_failed(kind);
+            }
+            return status_only(StatusCode::BAD_REQUEST);
+        }
         if let Some(suppressed) = self.shared.upstream_warning.allow() {
             // Debug of hyper-util's error holds the cause chain, never the URI or headers.
             tracing::warn_span!("llmtap.upstream_failure", kind).in_scope(|| {
@@ -391,9 +454,73 @@ impl HttpHandler for Tap {
         if let Some(exchange) = self.call.take() {
             exchange.upstream_failed(kind);
         }
-        let mut res = Response::new(Body::empty());
-        *res.status_mut() = StatusCode::BAD_GATEWAY;
-        res
+        match kind {
+            "upstream_timeout" => status_only(StatusCode::GATEWAY_TIMEOUT),
+            "destination_refused" => {
+                self.shared
+                    .telemetry
+                    .metrics
+                    .destination_refused(Refusal::Loopback);
+                status_only(StatusCode::FORBIDDEN)
+            }
+            _ => status_only(StatusCode::BAD_GATEWAY),
+        }
+    }
+
+    async fn handle_timeout(&mut self, _ctx: &HttpContext) -> Response<Body> {
+        if let Some(suppressed) = self.shared.upstream_warning.allow() {
+            tracing::warn!(
+                timeout = ?self.shared.timeouts.response,
+                suppressed,
+                "upstream sent no response head in time; client gets 504"
+            );
+        }
+        if let Some(exchange) = self.call.take() {
+            exchange.upstream_failed("upstream_timeout");
+        }
+        status_only(StatusCode::GATEWAY_TIMEOUT)
+    }
+
+    async fn connect_tunnel(
+        &mut self,
+        _ctx: &HttpContext,
+        authority: &hudsucker::hyper::http::uri::Authority,
+    ) -> std::io::Result<tokio::net::TcpStream> {
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let port = authority.port_u16().unwrap_or(443);
+        let shared = &self.shared;
+        let addrs = upstream::resolve_checked(&shared.policy, &shared.resolve, &host, port)
+            .await
+            .map_err(|e| {
+                if let Some(refused) = e.downcast_ref::<DestinationRefused>() {
+                    shared.telemetry.metrics.destination_refused(refused.0);
+                }
+                std::io::Error::other(e)
+            })?;
+        let mut last = std::io::Error::other("no address to dial");
+        for addr in addrs {
+            let limit = shared.timeouts.connect;
+            match tokio::time::timeout(limit, tokio::net::TcpStream::connect(addr)).await {
+                Ok(Ok(tcp)) => {
+                    let _ = tcp.set_nodelay(true);
+                    return Ok(tcp);
+                }
+                Ok(Err(e)) => last = e,
+                Err(_) => last = std::io::Error::from(std::io::ErrorKind::TimedOut),
+            }
+        }
+        Err(last)
+    }
+
+    fn on_refused(&mut self, _ctx: &HttpContext, reason: hudsucker::Refused) {
+        self.shared
+            .telemetry
+            .metrics
+            .connection_refused(reason.as_str());
     }
 
     async fn should_intercept_connect(&mut self, _ctx: &HttpContext, req: &Request<Body>) -> bool {

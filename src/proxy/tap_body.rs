@@ -5,8 +5,10 @@
 //! (end of stream, error, or dropped before the end). Does not own: what the bytes mean.
 
 use std::{
+    future::Future as _,
     pin::Pin,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -25,6 +27,8 @@ pub enum BodyEnd {
     Error,
     /// The body was dropped before its end (for a response: the client went away).
     Dropped,
+    /// No frame within `--stream-idle-timeout` ([`IdleBody`]): the body was cut.
+    IdleTimeout,
 }
 
 /// Watches one body. Runs inside hyper's poll: must do bounded work and never block.
@@ -62,11 +66,72 @@ impl HttpBody for TapBody {
                     observer.on_data(data);
                 }
             }
-            Poll::Ready(Some(Err(_))) => this.end(BodyEnd::Error),
+            Poll::Ready(Some(Err(e))) => {
+                let timed_out = matches!(e, hudsucker::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut);
+                this.end(if timed_out {
+                    BodyEnd::IdleTimeout
+                } else {
+                    BodyEnd::Error
+                });
+            }
             Poll::Ready(None) => this.end(BodyEnd::Complete),
             Poll::Pending => {}
         }
         polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A body that fails with `TimedOut` when its inner body yields no frame for `limit`: the
+/// stream-idle timeout. Frames pass through unchanged; the clock restarts at each one.
+pub struct IdleBody {
+    inner: Body,
+    limit: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+/// Wraps `body` so that it ends with an error after `limit` without a frame.
+pub fn idle_limit(body: Body, limit: Duration) -> Body {
+    Body::from(BoxBody::new(IdleBody {
+        inner: body,
+        limit,
+        sleep: Box::pin(tokio::time::sleep(limit)),
+    }))
+}
+
+impl HttpBody for IdleBody {
+    type Data = Bytes;
+    type Error = hudsucker::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => {
+                if this.sleep.as_mut().poll(cx).is_ready() {
+                    let err = std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no upstream byte within the stream idle timeout",
+                    );
+                    return Poll::Ready(Some(Err(hudsucker::Error::Io(err))));
+                }
+                Poll::Pending
+            }
+            ready => {
+                let deadline = tokio::time::Instant::now() + this.limit;
+                this.sleep.as_mut().reset(deadline);
+                ready
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {
@@ -148,6 +213,32 @@ mod tests {
         assert_eq!(frame.data_ref().map(|b| &b[..]), Some(&b"part"[..]));
         drop(body);
         assert_eq!(seen.lock().expect("lock").ends, [BodyEnd::Dropped]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_upstream_is_cut_after_the_idle_limit_and_reported() {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, hudsucker::Error>>(4);
+        let idle = idle_limit(
+            Body::from_stream(tokio_stream_from(rx)),
+            Duration::from_secs(5),
+        );
+        let mut body = tap(idle, Box::new(Recorder(seen.clone())));
+        tx.send(Ok(Frame::data(Bytes::from_static(b"a"))))
+            .await
+            .expect("send");
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(body.frame().await.expect("frame").is_ok());
+        // Each frame restarts the clock; then 5 s of silence ends the body with an error.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        tx.send(Ok(Frame::data(Bytes::from_static(b"b"))))
+            .await
+            .expect("send");
+        assert!(body.frame().await.expect("frame").is_ok());
+        assert!(body.frame().await.expect("frame").is_err());
+        assert_eq!(seen.lock().expect("lock").ends, [BodyEnd::IdleTimeout]);
+        assert_eq!(seen.lock().expect("lock").data, b"ab");
+        drop(tx);
     }
 
     fn tokio_stream_from(

@@ -30,8 +30,8 @@ use tower_service::Service as _;
 
 use super::upstream::Dialer;
 
-/// Largest message (after decompression) decoded for observation; larger ones are still
-/// relayed but not observed.
+/// Largest message (reassembled, and again after decompression) decoded for observation;
+/// larger ones are still relayed, and skipped by the decoder.
 const MAX_MESSAGE: usize = 16 << 20;
 
 /// Which side sent a message.
@@ -54,6 +54,9 @@ pub enum Closed {
 /// bounded work only.
 pub trait MessageObserver: Send + 'static {
     fn on_message(&mut self, side: Side, text: bool, payload: &[u8]);
+    /// A message over the size cap went by unobserved; later messages are still observed.
+    /// No-op by default: a skipped message is simply not seen.
+    fn on_skipped(&mut self, _side: Side) {}
     /// A frame could not be decoded; that direction is no longer observed.
     fn on_decode_error(&mut self, side: Side);
     fn on_close(&mut self, closed: Closed);
@@ -243,182 +246,364 @@ async fn pump<R, W>(
 }
 
 /// Incremental RFC 6455 frame decoder for one direction, with message reassembly and
-/// `permessage-deflate` inflation. Observation only: errors stop decoding, never relaying.
+/// `permessage-deflate` inflation. Observation only: nothing it does touches the relay.
+///
+/// Memory is bounded per direction: the bytes of a frame header (at most 14), and the
+/// message being reassembled, which payload bytes join as they arrive (unmasked in place,
+/// inflated on the fly) and which never grows past [`MAX_MESSAGE`]. A message over the cap
+/// (one frame, the fragments together, or the inflated text) is skipped: its remaining
+/// payload is counted down without being kept, the observer hears `on_skipped` once, and
+/// decoding resumes at the next frame header.
+///
+/// Protocol violations and corrupt deflate data stop decoding that direction for good
+/// (`on_decode_error`), and so does a skipped compressed message under context takeover:
+/// its deflate stream is the dictionary of every later message, so once part of it went
+/// uninflated the inflater is out of step and every later message would decode to garbage
+/// or fail. Keeping it in step would mean inflating (and throwing away) a message of any
+/// size on the relay task; a compressed message can expand about a thousandfold, which
+/// is unbounded work on the data path.
 pub struct Decoder {
     side: Side,
-    buf: Vec<u8>,
-    /// The message being reassembled: (is text, compressed, payload so far).
-    message: Option<(bool, bool, Vec<u8>)>,
     deflate: bool,
     takeover: bool,
     inflater: flate2::Decompress,
+    /// The next frame's header, as far as it has arrived.
+    head: [u8; MAX_HEADER],
+    head_len: usize,
+    /// The frame whose payload is arriving (its header is complete).
+    frame: Option<Payload>,
+    message: Option<Message>,
     failed: bool,
+}
+
+/// Longest frame header: 2 bytes, a 64-bit length, a 4-byte mask.
+const MAX_HEADER: usize = 14;
+
+/// Smallest step by which a message buffer grows (the cap still applies).
+const MIN_GROWTH: usize = 16 * 1024;
+
+/// Unmasked compressed bytes go through this much stack at a time.
+const UNMASK_CHUNK: usize = 4 * 1024;
+
+/// The frame being received, after its header.
+struct Payload {
+    fin: bool,
+    /// Text, binary or continuation; not a control frame (whose payload is ignored).
+    data: bool,
+    mask: Option<[u8; 4]>,
+    /// Payload bytes already seen: where the next byte sits in the mask's cycle.
+    seen: u64,
+    remaining: u64,
+}
+
+/// The message being reassembled.
+struct Message {
+    text: bool,
+    compressed: bool,
+    /// Payload bytes announced by its frame headers so far (compressed bytes if compressed).
+    wire: u64,
+    /// The payload so far, unmasked and (if compressed) inflated. Empty once skipped.
+    payload: Vec<u8>,
+    /// Over the cap: the rest of it is counted down, not kept.
+    skipped: bool,
+}
+
+/// Why decoding of a direction stops for good.
+struct Undecodable;
+
+enum InflateError {
+    TooLarge,
+    Corrupt,
 }
 
 impl Decoder {
     pub fn new(side: Side, deflate: bool, context_takeover: bool) -> Decoder {
         Decoder {
             side,
-            buf: Vec::new(),
-            message: None,
             deflate,
             takeover: context_takeover,
             inflater: flate2::Decompress::new(false),
+            head: [0; MAX_HEADER],
+            head_len: 0,
+            frame: None,
+            message: None,
             failed: false,
         }
     }
 
-    pub fn push(&mut self, bytes: &[u8], observer: &mut dyn MessageObserver) {
+    /// Bytes held for the frame and message being received: the partial header and the
+    /// reassembly buffer's allocation. Not counted: the inflater's fixed window (about
+    /// 40 KiB with `permessage-deflate`) and the inflated copy of a message that is built
+    /// and dropped within one `push`.
+    pub fn held(&self) -> usize {
+        self.head_len + self.message.as_ref().map_or(0, |m| m.payload.capacity())
+    }
+
+    pub fn push(&mut self, mut bytes: &[u8], observer: &mut dyn MessageObserver) {
         if self.failed {
             return;
         }
-        self.buf.extend_from_slice(bytes);
-        let mut at = 0;
+        if let Err(Undecodable) = self.decode(&mut bytes, observer) {
+            self.failed = true;
+            self.frame = None;
+            self.message = None;
+            observer.on_decode_error(self.side);
+        }
+    }
+
+    fn decode(
+        &mut self,
+        bytes: &mut &[u8],
+        observer: &mut dyn MessageObserver,
+    ) -> Result<(), Undecodable> {
         loop {
-            match self.frame(&self.buf[at..]) {
-                Ok(None) => break,
-                Ok(Some((len, frame))) => {
-                    at += len;
-                    if let Err(()) = self.on_frame(frame, observer) {
-                        self.fail(observer);
-                        return;
-                    }
+            if self.frame.is_none() {
+                if !self.read_header(bytes) {
+                    return Ok(());
                 }
-                Err(()) => {
-                    self.fail(observer);
-                    return;
-                }
+                self.start_frame()?;
             }
+            let remaining = self.frame.as_ref().map_or(0, |f| f.remaining);
+            let n = usize::try_from(remaining).map_or(bytes.len(), |r| r.min(bytes.len()));
+            let (chunk, rest) = bytes.split_at(n);
+            *bytes = rest;
+            self.take_payload(chunk)?;
+            if self.frame.as_ref().is_some_and(|f| f.remaining > 0) {
+                return Ok(());
+            }
+            self.end_frame(observer)?;
         }
-        self.buf.drain(..at);
     }
 
-    fn fail(&mut self, observer: &mut dyn MessageObserver) {
-        self.failed = true;
-        self.buf = Vec::new();
-        self.message = None;
-        observer.on_decode_error(self.side);
+    /// Moves header bytes from `bytes` into `head`; true once the header is complete.
+    fn read_header(&mut self, bytes: &mut &[u8]) -> bool {
+        loop {
+            let need = header_len(&self.head[..self.head_len]);
+            if self.head_len == need {
+                return true;
+            }
+            if bytes.is_empty() {
+                return false;
+            }
+            let n = (need - self.head_len).min(bytes.len());
+            self.head[self.head_len..self.head_len + n].copy_from_slice(&bytes[..n]);
+            self.head_len += n;
+            *bytes = &bytes[n..];
+        }
     }
 
-    /// Parses one complete frame at the start of `b`: `(bytes used, frame)`.
-    fn frame(&self, b: &[u8]) -> Result<Option<(usize, Frame)>, ()> {
-        if b.len() < 2 {
-            return Ok(None);
-        }
+    /// Parses the complete header in `head` and opens its frame (and message).
+    fn start_frame(&mut self) -> Result<(), Undecodable> {
+        let b = &self.head[..self.head_len];
         let (fin, rsv1, opcode) = (b[0] & 0x80 != 0, b[0] & 0x40 != 0, b[0] & 0x0f);
-        let masked = b[1] & 0x80 != 0;
-        let (len, mut at) = match b[1] & 0x7f {
-            126 if b.len() >= 4 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
-            127 if b.len() >= 10 => {
+        let (len, at) = match b[1] & 0x7f {
+            126 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
+            127 => {
                 let mut l = [0u8; 8];
                 l.copy_from_slice(&b[2..10]);
                 (u64::from_be_bytes(l), 10)
             }
-            126 | 127 => return Ok(None),
             n => (u64::from(n), 2),
         };
-        if len > MAX_MESSAGE as u64 {
-            return Err(());
-        }
-        let len = len as usize;
-        let mask = if masked {
-            if b.len() < at + 4 {
-                return Ok(None);
-            }
-            let m = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-            at += 4;
-            Some(m)
-        } else {
-            None
-        };
-        if b.len() < at + len {
-            return Ok(None);
-        }
-        let mut payload = b[at..at + len].to_vec();
-        if let Some(m) = mask {
-            payload
-                .iter_mut()
-                .enumerate()
-                .for_each(|(i, x)| *x ^= m[i % 4]);
-        }
-        Ok(Some((
-            at + len,
-            Frame {
-                fin,
-                rsv1,
-                opcode,
-                payload,
-            },
-        )))
-    }
-
-    fn on_frame(&mut self, f: Frame, observer: &mut dyn MessageObserver) -> Result<(), ()> {
-        match f.opcode {
+        let mask = (b[1] & 0x80 != 0).then(|| [b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        self.head_len = 0;
+        let data = match opcode {
             // Control frames (close, ping, pong) may come between fragments; not messages.
-            0x8..=0xf => return Ok(()),
+            0x8..=0xf => false,
             0x1 | 0x2 => {
                 if self.message.is_some() {
-                    return Err(());
+                    return Err(Undecodable);
                 }
-                self.message = Some((f.opcode == 0x1, f.rsv1 && self.deflate, f.payload));
+                self.message = Some(Message {
+                    text: opcode == 0x1,
+                    compressed: rsv1 && self.deflate,
+                    wire: 0,
+                    payload: Vec::new(),
+                    skipped: false,
+                });
+                true
             }
-            0x0 => match &mut self.message {
-                Some((_, _, payload)) if payload.len() + f.payload.len() <= MAX_MESSAGE => {
-                    payload.extend_from_slice(&f.payload);
-                }
-                _ => return Err(()),
-            },
-            _ => return Err(()),
+            0x0 if self.message.is_some() => true,
+            _ => return Err(Undecodable),
+        };
+        if data {
+            let message = self.message.as_mut().ok_or(Undecodable)?;
+            message.wire = message.wire.saturating_add(len);
+            if message.wire > MAX_MESSAGE as u64 {
+                skip(message, self.takeover)?;
+            }
         }
-        if f.fin
-            && let Some((text, compressed, payload)) = self.message.take()
-        {
-            let payload = if compressed {
-                self.inflate(payload)?
-            } else {
-                payload
-            };
-            observer.on_message(self.side, text, &payload);
-        }
+        self.frame = Some(Payload {
+            fin,
+            data,
+            mask,
+            seen: 0,
+            remaining: len,
+        });
         Ok(())
     }
 
-    fn inflate(&mut self, mut payload: Vec<u8>) -> Result<Vec<u8>, ()> {
-        payload.extend_from_slice(&[0x00, 0x00, 0xff, 0xff]);
-        let mut out = Vec::with_capacity(payload.len() * 4);
-        let mut input = &payload[..];
-        loop {
-            if out.len() >= MAX_MESSAGE {
-                return Err(());
+    /// Adds payload bytes of the current frame to its message, as they arrive.
+    fn take_payload(&mut self, chunk: &[u8]) -> Result<(), Undecodable> {
+        let Some(frame) = self.frame.as_mut() else {
+            return Ok(());
+        };
+        let phase = frame.seen;
+        frame.seen += chunk.len() as u64;
+        frame.remaining -= chunk.len() as u64;
+        if !frame.data || chunk.is_empty() {
+            return Ok(());
+        }
+        let Some(message) = self.message.as_mut().filter(|m| !m.skipped) else {
+            return Ok(());
+        };
+        if !message.compressed {
+            let start = message.payload.len();
+            // `wire` already counts this whole frame, and is within the cap.
+            let limit = usize::try_from(message.wire).unwrap_or(MAX_MESSAGE);
+            grow(&mut message.payload, chunk.len(), limit);
+            message.payload.extend_from_slice(chunk);
+            if let Some(mask) = frame.mask {
+                unmask(&mut message.payload[start..], mask, phase);
             }
-            out.reserve(64 * 1024);
-            let before_in = self.inflater.total_in();
-            let before_out = self.inflater.total_out();
-            self.inflater
-                .decompress_vec(input, &mut out, flate2::FlushDecompress::Sync)
-                .map_err(|_| ())?;
-            let used = (self.inflater.total_in() - before_in) as usize;
-            let produced = self.inflater.total_out() - before_out;
-            input = &input[used..];
-            if input.is_empty() && out.len() < out.capacity() {
-                break;
+            return Ok(());
+        }
+        let inflated = match frame.mask {
+            None => inflate(&mut self.inflater, chunk, &mut message.payload),
+            Some(mask) => {
+                let mut scratch = [0u8; UNMASK_CHUNK];
+                let mut result = Ok(());
+                for (i, piece) in chunk.chunks(UNMASK_CHUNK).enumerate() {
+                    let scratch = &mut scratch[..piece.len()];
+                    scratch.copy_from_slice(piece);
+                    unmask(scratch, mask, phase + (i * UNMASK_CHUNK) as u64);
+                    result = inflate(&mut self.inflater, scratch, &mut message.payload);
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                result
             }
-            if used == 0 && produced == 0 {
-                break;
+        };
+        match inflated {
+            Ok(()) => Ok(()),
+            Err(InflateError::TooLarge) => skip(message, self.takeover),
+            Err(InflateError::Corrupt) => Err(Undecodable),
+        }
+    }
+
+    /// The current frame's payload is complete: a final data frame completes its message.
+    fn end_frame(&mut self, observer: &mut dyn MessageObserver) -> Result<(), Undecodable> {
+        let Some(frame) = self.frame.take() else {
+            return Ok(());
+        };
+        if !(frame.data && frame.fin) {
+            return Ok(());
+        }
+        let Some(mut message) = self.message.take() else {
+            return Ok(());
+        };
+        if message.compressed {
+            if !message.skipped {
+                // The sync-flush tail the sender stripped (RFC 7692 §7.2.2).
+                match inflate(
+                    &mut self.inflater,
+                    &[0x00, 0x00, 0xff, 0xff],
+                    &mut message.payload,
+                ) {
+                    Ok(()) => {}
+                    Err(InflateError::TooLarge) => skip(&mut message, self.takeover)?,
+                    Err(InflateError::Corrupt) => return Err(Undecodable),
+                }
+            }
+            if !self.takeover {
+                self.inflater.reset(false);
             }
         }
-        if !self.takeover {
-            self.inflater.reset(false);
+        if message.skipped {
+            observer.on_skipped(self.side);
+        } else {
+            observer.on_message(self.side, message.text, &message.payload);
         }
-        Ok(out)
+        Ok(())
     }
 }
 
-struct Frame {
-    fin: bool,
-    rsv1: bool,
-    opcode: u8,
-    payload: Vec<u8>,
+/// How long a header is, judging by the bytes of it seen so far (2 until those arrive).
+fn header_len(head: &[u8]) -> usize {
+    if head.len() < 2 {
+        return 2;
+    }
+    let extended = match head[1] & 0x7f {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    let mask = if head[1] & 0x80 != 0 { 4 } else { 0 };
+    2 + extended + mask
+}
+
+/// Marks a message over the cap as skipped and frees what it held. Under context takeover
+/// a compressed message cannot be skipped (see [`Decoder`]): decoding stops instead.
+fn skip(message: &mut Message, takeover: bool) -> Result<(), Undecodable> {
+    if message.compressed && takeover {
+        return Err(Undecodable);
+    }
+    message.skipped = true;
+    message.payload = Vec::new();
+    Ok(())
+}
+
+/// Unmasks bytes that start `phase` bytes into a frame's payload.
+fn unmask(bytes: &mut [u8], mask: [u8; 4], phase: u64) {
+    let offset = (phase % 4) as usize;
+    bytes
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b ^= mask[(offset + i) % 4]);
+}
+
+/// Makes room for `more` bytes, doubling (so appends stay linear) but never past `limit`
+/// (the most the buffer can legitimately need), so no allocation outgrows the cap.
+fn grow(buf: &mut Vec<u8>, more: usize, limit: usize) {
+    let need = buf.len() + more;
+    if need <= buf.capacity() {
+        return;
+    }
+    let target = (buf.capacity() * 2).max(MIN_GROWTH).min(limit).max(need);
+    buf.reserve_exact(target - buf.len());
+}
+
+/// Inflates `input` onto `out`, which may grow to one byte over [`MAX_MESSAGE`] (how an
+/// oversized message is detected).
+fn inflate(
+    inflater: &mut flate2::Decompress,
+    mut input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), InflateError> {
+    loop {
+        if out.len() > MAX_MESSAGE {
+            return Err(InflateError::TooLarge);
+        }
+        grow(out, 1, MAX_MESSAGE + 1);
+        let (before_in, before_out) = (inflater.total_in(), inflater.total_out());
+        inflater
+            .decompress_vec(input, out, flate2::FlushDecompress::Sync)
+            .map_err(|_| InflateError::Corrupt)?;
+        let used = (inflater.total_in() - before_in) as usize;
+        let produced = inflater.total_out() - before_out;
+        input = &input[used..];
+        if out.len() > MAX_MESSAGE {
+            return Err(InflateError::TooLarge);
+        }
+        // All input taken and room left over: the inflater has nothing more to give.
+        if input.is_empty() && out.len() < out.capacity() {
+            return Ok(());
+        }
+        if used == 0 && produced == 0 {
+            return Ok(());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -427,12 +612,16 @@ mod tests {
 
     use super::*;
 
+    /// (messages, decode errors, skipped messages).
     #[derive(Default)]
-    struct Seen(Vec<(Side, bool, Vec<u8>)>, usize);
+    struct Seen(Vec<(Side, bool, Vec<u8>)>, usize, usize);
 
     impl MessageObserver for Seen {
         fn on_message(&mut self, side: Side, text: bool, payload: &[u8]) {
             self.0.push((side, text, payload.to_vec()));
+        }
+        fn on_skipped(&mut self, _side: Side) {
+            self.2 += 1;
         }
         fn on_decode_error(&mut self, _side: Side) {
             self.1 += 1;
@@ -543,5 +732,270 @@ mod tests {
         assert_eq!(seen.1, 1);
         d.push(&frame(true, false, 0x1, b"y", None), &mut seen);
         assert!(seen.0.is_empty(), "no decoding after an error");
+    }
+
+    /// One raw-deflate message with its own compressor (no context takeover), the sync
+    /// flush tail stripped (RFC 7692 §7.2.1).
+    fn deflated(msg: &[u8]) -> Vec<u8> {
+        let mut enc =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(msg).expect("deflate");
+        enc.flush().expect("flush");
+        let mut out = std::mem::take(enc.get_mut());
+        assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+        out.truncate(out.len() - 4);
+        out
+    }
+
+    const OVER: usize = MAX_MESSAGE + 1;
+
+    #[test]
+    fn an_oversized_server_frame_between_two_messages_is_skipped_however_split() {
+        let mut wire = frame(true, false, 0x1, b"{\"type\":\"a\"}", None);
+        let first = wire.len();
+        wire.extend(frame(true, false, 0x1, &vec![b'x'; OVER], None));
+        let oversized_end = wire.len();
+        wire.extend(frame(true, false, 0x1, b"{\"type\":\"b\"}", None));
+        // Every offset through the headers and around each frame boundary, then a stride
+        // through the oversized payload (skipping is arithmetic, so each split is cheap).
+        let offsets = (0..first + 20)
+            .chain(oversized_end - 20..wire.len())
+            .chain((first..oversized_end).step_by(65_539));
+        for at in offsets {
+            let mut seen = Seen::default();
+            let mut d = Decoder::new(Side::Server, false, true);
+            d.push(&wire[..at], &mut seen);
+            d.push(&wire[at..], &mut seen);
+            assert_eq!((seen.1, seen.2), (0, 1), "split at {at}");
+            let got: Vec<&[u8]> = seen.0.iter().map(|m| m.2.as_slice()).collect();
+            assert_eq!(
+                got,
+                [&b"{\"type\":\"a\"}"[..], b"{\"type\":\"b\"}"],
+                "split at {at}"
+            );
+            assert_eq!(d.held(), 0);
+        }
+        // Three pieces, one boundary in each header.
+        for (a, b) in [
+            (1, first + 1),
+            (first + 3, oversized_end + 1),
+            (5, oversized_end - 7),
+        ] {
+            let mut seen = Seen::default();
+            let mut d = Decoder::new(Side::Server, false, true);
+            for piece in [&wire[..a], &wire[a..b], &wire[b..]] {
+                d.push(piece, &mut seen);
+            }
+            assert_eq!(
+                (seen.0.len(), seen.1, seen.2),
+                (2, 0, 1),
+                "split at {a}, {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_masked_oversized_client_frame_is_skipped() {
+        let create = b"{\"type\":\"response.create\"}";
+        let mut wire = frame(true, false, 0x1, create, Some([1, 2, 3, 4]));
+        wire.extend(frame(true, false, 0x2, &vec![7; OVER], Some([9, 8, 7, 6])));
+        wire.extend(frame(true, false, 0x1, create, Some([4, 3, 2, 1])));
+        let mut seen = Seen::default();
+        let mut d = Decoder::new(Side::Client, false, true);
+        for piece in wire.chunks(16 * 1024) {
+            d.push(piece, &mut seen);
+        }
+        assert_eq!((seen.1, seen.2), (0, 1));
+        assert_eq!(seen.0.len(), 2);
+        assert!(seen.0.iter().all(|m| m.2 == create));
+    }
+
+    #[test]
+    fn a_fragmented_message_over_the_cap_is_skipped_and_the_next_is_observed() {
+        let nine = vec![b'x'; 9 << 20];
+        let mut wire = frame(false, false, 0x1, &nine, Some([1, 2, 3, 4]));
+        wire.extend(frame(true, false, 0x9, b"ping", Some([5, 5, 5, 5])));
+        wire.extend(frame(true, false, 0x0, &nine, Some([6, 7, 8, 9])));
+        wire.extend(frame(true, false, 0x1, b"next", Some([1, 1, 2, 2])));
+        let mut seen = Seen::default();
+        let mut d = Decoder::new(Side::Client, false, true);
+        for piece in wire.chunks(64 * 1024) {
+            d.push(piece, &mut seen);
+        }
+        assert_eq!((seen.1, seen.2), (0, 1));
+        assert_eq!(seen.0.len(), 1);
+        assert_eq!(seen.0[0].2, b"next");
+        assert_eq!(
+            d.held(),
+            0,
+            "the first fragment is freed when the cap is passed"
+        );
+    }
+
+    #[test]
+    fn a_compressed_message_over_the_cap_is_skipped_without_context_takeover() {
+        // Over the cap on the wire, and over it once inflated (17 MiB of zeros deflate to
+        // a few KiB).
+        let small = deflated(b"{\"type\":\"a\"}");
+        for oversized in [vec![0x55; OVER], deflated(&vec![0; 17 << 20])] {
+            let mut wire = frame(true, true, 0x1, &small, None);
+            wire.extend(frame(true, true, 0x1, &oversized, None));
+            wire.extend(frame(true, true, 0x1, &small, None));
+            let mut seen = Seen::default();
+            let mut d = Decoder::new(Side::Server, true, false);
+            d.push(&wire, &mut seen);
+            assert_eq!((seen.1, seen.2), (0, 1));
+            assert_eq!(seen.0.len(), 2);
+            assert!(seen.0.iter().all(|m| m.2 == b"{\"type\":\"a\"}"));
+        }
+    }
+
+    /// Under context takeover every message inflates against the ones before it: a skipped
+    /// compressed message leaves the inflater out of step (see `Decoder`), so that
+    /// direction stops being observed, as for any undecodable frame.
+    #[test]
+    fn a_compressed_message_over_the_cap_stops_observation_with_context_takeover() {
+        let small = deflated(b"{\"type\":\"a\"}");
+        for oversized in [vec![0x55; OVER], deflated(&vec![0; 17 << 20])] {
+            let mut wire = frame(true, true, 0x1, &small, None);
+            wire.extend(frame(true, true, 0x1, &oversized, None));
+            wire.extend(frame(true, false, 0x1, b"plain", None));
+            let mut seen = Seen::default();
+            let mut d = Decoder::new(Side::Server, true, true);
+            d.push(&wire, &mut seen);
+            assert_eq!((seen.1, seen.2), (1, 0));
+            assert_eq!(
+                seen.0.len(),
+                1,
+                "nothing decoded after the oversized message"
+            );
+            assert_eq!(d.held(), 0);
+        }
+    }
+
+    #[test]
+    fn held_is_the_payload_received_so_far_not_a_copy_of_it() {
+        let payload = vec![b'x'; MAX_MESSAGE - 1];
+        let wire = frame(true, false, 0x1, &payload, None);
+        let mut seen = Seen::default();
+        let mut d = Decoder::new(Side::Server, false, true);
+        let received = 15 << 20;
+        let header = wire.len() - payload.len();
+        for piece in wire[..header + received].chunks(64 * 1024) {
+            d.push(piece, &mut seen);
+            assert!(d.held() <= MAX_MESSAGE, "never above the cap");
+        }
+        // The buffer grows by doubling, clamped to the frame's announced length: about
+        // what arrived, never twice it (the old decoder held the raw frame, then copied it).
+        assert!(
+            (received..=MAX_MESSAGE).contains(&d.held()),
+            "held {} for {received} received",
+            d.held()
+        );
+        d.push(&wire[header + received..], &mut seen);
+        assert_eq!(seen.0.len(), 1);
+        assert_eq!(seen.0[0].2.len(), payload.len());
+        assert_eq!(d.held(), 0, "a delivered message is freed");
+    }
+
+    /// The fault: one server event over 16 MiB made the decoder stop for good, so every
+    /// later call on the socket ended `cancelled` without usage. Now the call with the
+    /// oversized event is flagged `body_too_large` and keeps its usage, and the next call
+    /// is recorded normally.
+    #[test]
+    fn oversized_websocket_frame_does_not_stop_observation_of_later_calls() {
+        use crate::{
+            cli::Cli,
+            config::Config,
+            dialects::{self, ParseError, Target},
+            exchange::{Attribution, Billing, Client, Outcome, RequestHead, WsSession},
+            telemetry::Telemetry,
+        };
+        use clap::Parser as _;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca_dir = dir.path().to_str().expect("utf-8 path");
+        let cli = Cli::try_parse_from(["llmtap", "--listen", "127.0.0.1:0", "--ca-dir", ca_dir])
+            .expect("args");
+        let config = Config::from_args(cli.run).expect("config");
+        let telemetry = Telemetry::start(&config, Box::new(std::io::sink())).expect("telemetry");
+        let mut records = telemetry.subscribe();
+        let route = dialects::detect(&Target {
+            host: "api.openai.com",
+            method: "GET",
+            path: "/v1/responses",
+            query: None,
+            websocket: true,
+        });
+        assert!(route.is_some(), "the Responses socket has a dialect");
+        let head = RequestHead {
+            host: "api.openai.com".into(),
+            port: 443,
+            method: "GET".into(),
+            path: "/v1/responses".into(),
+            client: Client::from_user_agent("codex_exec/0.169.0"),
+            conversation_id: None,
+            attribution: Attribution::default(),
+            traceparent: None,
+            billing: Billing::Api,
+        };
+        let mut session = WsSession::new(telemetry.clone(), route, head);
+        let mut client = Decoder::new(Side::Client, false, true);
+        let mut server = Decoder::new(Side::Server, false, true);
+
+        let create = br#"{"type":"response.create","model":"gpt-6.1-sol","input":[]}"#;
+        let created = |id: &str| {
+            format!(
+                r#"{{"type":"response.created","response":{{"id":"{id}","model":"gpt-6.1-sol","status":"in_progress"}}}}"#
+            )
+        };
+        let completed = |id: &str| {
+            format!(
+                r#"{{"type":"response.completed","response":{{"id":"{id}","model":"gpt-6.1-sol","status":"completed","output":[],"usage":{{"input_tokens":900,"output_tokens":40}}}}}}"#
+            )
+        };
+        let huge = format!(
+            r#"{{"type":"response.output_text.delta","delta":"{}"}}"#,
+            "x".repeat(OVER)
+        );
+        for (id, oversized) in [("resp_1", true), ("resp_2", false)] {
+            client.push(
+                &frame(true, false, 0x1, create, Some([1, 2, 3, 4])),
+                &mut session,
+            );
+            let mut wire = frame(true, false, 0x1, created(id).as_bytes(), None);
+            if oversized {
+                wire.extend(frame(true, false, 0x1, huge.as_bytes(), None));
+            }
+            wire.extend(frame(true, false, 0x1, completed(id).as_bytes(), None));
+            for piece in wire.chunks(16 * 1024) {
+                server.push(piece, &mut session);
+            }
+        }
+        session.on_close(Closed::ByClient);
+
+        let mut next = || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                match records.try_recv() {
+                    Ok(record) => return record,
+                    Err(_) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Err(e) => panic!("no record: {e}"),
+                }
+            }
+        };
+        for (i, parse_error) in [Some(ParseError::BodyTooLarge), None]
+            .into_iter()
+            .enumerate()
+        {
+            let record = next();
+            assert_eq!(record.outcome, Outcome::Ok, "call {i}: {record:?}");
+            assert_eq!(record.parse_error, parse_error, "call {i}");
+            assert_eq!(record.response.usage.input, Some(900), "call {i}");
+            assert_eq!(record.response.usage.output, Some(40), "call {i}");
+        }
+        assert!(records.try_recv().is_err(), "one record per call");
     }
 }

@@ -199,6 +199,7 @@ mod tests {
             error_type: None,
             parse_error: None,
             usage_missing: false,
+            observe_skipped: None,
         }
     }
 

@@ -1,9 +1,13 @@
 //! llmtap's own diagnostics: on stderr (`--log-format text|json`) and, when an OTLP endpoint
 //! is set, as spans of the `llmtap-internal` scope through tracing-opentelemetry.
 //!
-//! The stderr filter keeps hudsucker, hyper, rustls and h2 at error level: their spans carry
-//! full request URIs (Gemini puts API keys in `?key=`), so those spans must never be enabled,
-//! and their per-connection chatter is noise. `LLMTAP_LOG` (EnvFilter syntax) overrides.
+//! The stderr filter is the user's (`LLMTAP_LOG`, EnvFilter syntax) or [`DEFAULT_FILTER`],
+//! and on top of it, whatever it says, the transport cap ([`CAPPED_TARGETS`]): no span of
+//! hudsucker, hyper, h2, rustls, reqwest or tower is ever enabled on stderr, and of their
+//! events only warnings and errors pass (hudsucker's own go through [`HudsuckerLayer`]).
+//! Their spans carry full request URIs (hudsucker's `proxy` span has `uri`, and Gemini puts
+//! API keys in `?key=`), and any llmtap line logged inside one would print it as context, so
+//! the cap is not left to the user's filter. llmtap's own lines name paths, never queries.
 //! The OpenTelemetry layer takes llmtap's own targets only, never the export path's
 //! (`llmtap::export`): an export failure must not become a span to export.
 
@@ -11,10 +15,11 @@ use std::io::IsTerminal as _;
 
 use opentelemetry_sdk::trace::SdkTracer;
 use tracing_subscriber::{
-    EnvFilter, Layer as _,
-    filter::{LevelFilter, Targets},
-    fmt,
+    EnvFilter, Layer,
+    filter::{FilterExt as _, LevelFilter, Targets},
+    fmt::{self, MakeWriter},
     layer::SubscriberExt as _,
+    registry::LookupSpan,
     util::SubscriberInitExt as _,
 };
 
@@ -23,6 +28,46 @@ use crate::config::LogFormat;
 /// hudsucker is off here: its errors reach stderr through [`HudsuckerLayer`], rate-limited.
 pub const DEFAULT_FILTER: &str =
     "info,hudsucker=off,hyper=error,hyper_util=error,h2=error,rustls=error,tokio_graceful=warn";
+
+/// Crates (and their submodules) whose spans may carry request URIs or headers: never
+/// enabled on stderr, whatever the filter, and only their warnings and errors are shown.
+/// hudsucker's events are not shown at all: [`HudsuckerLayer`] turns its errors into
+/// llmtap's own lines.
+pub const CAPPED_TARGETS: &[&str] = &[
+    "hudsucker",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+    "tokio_rustls",
+    "reqwest",
+    "tower",
+    "tower_http",
+    "tonic",
+];
+
+/// Whether `target` is one of [`CAPPED_TARGETS`] or a module of one (`hyper_util::client`),
+/// not merely a crate whose name starts the same.
+fn is_capped(target: &str) -> bool {
+    CAPPED_TARGETS.iter().any(|krate| is_within(target, krate))
+}
+
+/// `target` is `krate` or one of its modules.
+fn is_within(target: &str, krate: &str) -> bool {
+    target
+        .strip_prefix(krate)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+}
+
+/// The transport cap, applied after the user's filter: see the module docs.
+fn transport_cap(meta: &tracing::Metadata<'_>) -> bool {
+    if !is_capped(meta.target()) {
+        return true;
+    }
+    meta.is_event()
+        && !is_within(meta.target(), "hudsucker")
+        && *meta.level() <= tracing::Level::WARN
+}
 
 /// Where a client that does not trust llmtap is pointed to.
 #[derive(Debug, Clone)]
@@ -167,22 +212,12 @@ pub fn init_with_hint(
     tracer: Option<SdkTracer>,
     hint: Option<TrustHint>,
 ) {
-    let filter = EnvFilter::try_new(filter.unwrap_or(DEFAULT_FILTER))
-        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let stderr = match format {
-        LogFormat::Text => fmt::layer()
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
-            .with_filter(filter)
-            .boxed(),
-        LogFormat::Json => fmt::layer()
-            .json()
-            .with_current_span(false)
-            .with_span_list(false)
-            .with_writer(std::io::stderr)
-            .with_filter(filter)
-            .boxed(),
-    };
+    let stderr = stderr_layer(
+        format,
+        filter,
+        std::io::stderr,
+        std::io::stderr().is_terminal(),
+    );
     let otel = tracer.map(|tracer| {
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
@@ -198,7 +233,12 @@ pub fn init_with_hint(
         hint_limit: limit(60),
         other_limit: limit(10),
     }
-    .with_filter(Targets::new().with_target("hudsucker", LevelFilter::ERROR));
+    // Errors only, and events only: hudsucker's spans carry URIs and this layer needs none.
+    .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+        meta.is_event()
+            && is_within(meta.target(), "hudsucker")
+            && *meta.level() <= tracing::Level::ERROR
+    }));
     let _ = tracing_subscriber::registry()
         .with(stderr)
         .with(otel)
@@ -206,9 +246,104 @@ pub fn init_with_hint(
         .try_init();
 }
 
+/// The stderr layer: `format` into `writer`, filtered by `filter` (EnvFilter syntax; the
+/// default when absent or invalid) and then by the transport cap, which no filter lifts.
+fn stderr_layer<S, W>(
+    format: LogFormat,
+    filter: Option<&str>,
+    writer: W,
+    ansi: bool,
+) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'span> LookupSpan<'span>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_new(filter.unwrap_or(DEFAULT_FILTER))
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER))
+        .and(tracing_subscriber::filter::filter_fn(|_| true));
+    match format {
+        LogFormat::Text => fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => fmt::layer()
+            .json()
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
+
+    #[test]
+    fn transport_spans_and_chatter_never_reach_stderr_whatever_the_filter() {
+        let uri =
+            "https://generativelanguage.googleapis.com/v1beta/models/m:generateContent?key=SECRET";
+        for format in [LogFormat::Text, LogFormat::Json] {
+            for user in [
+                "trace",
+                "debug",
+                "hudsucker=trace,hyper_util=trace,reqwest=trace,trace",
+            ] {
+                let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+                let sink = out.clone();
+                let writer = move || Captured(sink.clone());
+                let subscriber = tracing_subscriber::registry().with(stderr_layer(
+                    format,
+                    Some(user),
+                    writer,
+                    false,
+                ));
+                tracing::subscriber::with_default(subscriber, || {
+                    // hudsucker's `proxy` span, as `#[instrument(fields(uri = %req.uri()))]`.
+                    let span = tracing::info_span!(
+                        target: "hudsucker::proxy::internal",
+                        "proxy",
+                        uri = %uri,
+                    );
+                    span.in_scope(|| {
+                        tracing::debug!(target: "llmtap::proxy", "own debug line");
+                        tracing::trace!(target: "hyper_util::client::legacy", %uri, "connecting");
+                        tracing::debug!(target: "reqwest::connect", %uri, "starting");
+                        tracing::error!(target: "hudsucker::proxy", %uri, "Failed to forward request");
+                    });
+                    tracing::warn!(target: "h2::proto", "transport warning");
+                    tracing::debug!(target: "hyperactive", "a crate that only starts like hyper");
+                });
+                let out = String::from_utf8(out.lock().expect("lock").clone()).expect("utf-8");
+                let case = format!("{format:?} with {user}: {out}");
+                assert!(!out.contains("SECRET"), "{case}");
+                assert!(
+                    !out.contains("proxy{"),
+                    "a hudsucker span was shown: {case}"
+                );
+                assert!(out.contains("own debug line"), "{case}");
+                assert!(out.contains("transport warning"), "{case}");
+                assert!(out.contains("only starts like hyper"), "{case}");
+            }
+        }
+    }
+
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 
     #[test]
     fn handshake_failures_that_mean_an_untrusted_ca() {

@@ -94,6 +94,10 @@ pub struct Metrics {
     tunnels: IntCounterVec,
     pub(crate) records_dropped: IntCounter,
     auth_failures: IntCounter,
+    destinations_refused: IntCounterVec,
+    connections_refused: IntCounterVec,
+    observe_skipped: IntCounterVec,
+    pub(crate) observe_held: IntGauge,
     cost: prometheus::CounterVec,
     cost_unknown: IntCounterVec,
     pub(crate) spans_dropped: IntCounter,
@@ -201,6 +205,35 @@ impl Metrics {
             "Proxy requests refused with 407 (no or wrong credentials for --auth-file).",
         )?;
         registry.register(Box::new(auth_failures.clone()))?;
+        let destinations_refused = counter(
+            n::DESTINATIONS_REFUSED_TOTAL,
+            "CONNECT and absolute-form requests refused by the destination policy (403).",
+            &[n::REASON],
+        )?;
+        for refusal in crate::proxy::policy::Refusal::ALL {
+            destinations_refused.get_metric_with_label_values(&[refusal.as_str()])?;
+        }
+        let connections_refused = counter(
+            n::CONNECTIONS_REFUSED_TOTAL,
+            "Client connections and tunnels closed by llmtap before any request.",
+            &[n::REASON],
+        )?;
+        for reason in n::CONNECTION_REFUSALS {
+            connections_refused.get_metric_with_label_values(&[reason])?;
+        }
+        let observe_skipped = counter(
+            n::OBSERVE_SKIPPED_TOTAL,
+            "Parts of calls relayed unchanged but not observed: the observation budget was spent.",
+            &[n::REASON],
+        )?;
+        for reason in crate::budget::Skipped::ALL {
+            observe_skipped.get_metric_with_label_values(&[reason.as_str()])?;
+        }
+        let observe_held = IntGauge::new(
+            n::OBSERVE_HELD_BYTES,
+            "Bytes held for observation now, all calls together.",
+        )?;
+        registry.register(Box::new(observe_held.clone()))?;
         let in_flight = IntGauge::new(n::IN_FLIGHT_CALLS, "LLM calls in progress.")?;
         registry.register(Box::new(in_flight.clone()))?;
         let records_dropped = IntCounter::new(
@@ -244,6 +277,10 @@ impl Metrics {
             tunnels,
             records_dropped,
             auth_failures,
+            destinations_refused,
+            connections_refused,
+            observe_skipped,
+            observe_held,
             cost,
             cost_unknown,
             spans_dropped,
@@ -259,6 +296,34 @@ impl Metrics {
 
     pub fn auth_failure(&self) {
         self.auth_failures.inc();
+    }
+
+    pub fn destination_refused(&self, refusal: crate::proxy::policy::Refusal) {
+        if let Ok(c) = self
+            .destinations_refused
+            .get_metric_with_label_values(&[refusal.as_str()])
+        {
+            c.inc();
+        }
+    }
+
+    /// `reason`: one of [`n::CONNECTION_REFUSALS`].
+    pub fn connection_refused(&self, reason: &str) {
+        if let Ok(c) = self
+            .connections_refused
+            .get_metric_with_label_values(&[reason])
+        {
+            c.inc();
+        }
+    }
+
+    pub fn observe_skipped(&self, reason: crate::budget::Skipped) {
+        if let Ok(c) = self
+            .observe_skipped
+            .get_metric_with_label_values(&[reason.as_str()])
+        {
+            c.inc();
+        }
     }
 
     pub fn tunnel(&self, intercepted: bool) {
@@ -374,6 +439,9 @@ impl Metrics {
                 .get_metric_with_label_values(&[provider, kind.as_str()])
         {
             c.inc();
+        }
+        if let Some(skipped) = r.observe_skipped {
+            self.observe_skipped(skipped);
         }
     }
 

@@ -18,6 +18,15 @@ pub const BUILD_INFO: &str = "llmtap_build_info";
 pub const RECORDS_DROPPED_TOTAL: &str = "llmtap_records_dropped_total";
 /// Proxy requests refused with 407 under `--auth-file`.
 pub const AUTH_FAILURES_TOTAL: &str = "llmtap_auth_failures_total";
+/// CONNECT and absolute-form requests refused by the destination policy (403).
+pub const DESTINATIONS_REFUSED_TOTAL: &str = "llmtap_destinations_refused_total";
+/// Client connections and tunnels llmtap closed before any request: client timeouts,
+/// misdirected requests, plaintext in a TLS tunnel, a ClientHello for another host.
+pub const CONNECTIONS_REFUSED_TOTAL: &str = "llmtap_connections_refused_total";
+/// Parts of calls relayed but not observed because the observation budget was spent.
+pub const OBSERVE_SKIPPED_TOTAL: &str = "llmtap_observe_skipped_total";
+/// Bytes currently held for observation, all calls together (`--observe-budget` caps it).
+pub const OBSERVE_HELD_BYTES: &str = "llmtap_observe_held_bytes";
 /// A capped label saw a new value past its cap and recorded it as [`OTHER`].
 pub const LABEL_OVERFLOW_TOTAL: &str = "llmtap_label_overflow_total";
 
@@ -35,6 +44,19 @@ pub const INTERCEPTED: &str = "intercepted";
 pub const VERSION: &str = "version";
 pub const LABEL: &str = "label";
 pub const BILLING: &str = "billing";
+pub const REASON: &str = "reason";
+
+/// `llmtap_connections_refused_total{reason}` values (hudsucker's `Refused::as_str`).
+pub const CONNECTION_REFUSALS: [&str; 8] = [
+    "header_timeout",
+    "handshake_timeout",
+    "closed_early",
+    "sni_mismatch",
+    "plaintext",
+    "unknown_protocol",
+    "misdirected",
+    "tunnel_connect",
+];
 
 /// Value of a capped label past its cap.
 pub const OTHER: &str = "other";
