@@ -79,6 +79,19 @@ fn bind(flag: &'static str, addr: SocketAddr) -> Result<TcpListener, ConfigError
     socket.listen(1024).map_err(err)
 }
 
+/// Raises the soft limit on open files to the hard limit, as servers do (nginx's
+/// `worker_rlimit_nofile`, Envoy's docs): every proxied call holds two descriptors, and the
+/// common default soft limit of 1024 caps llmtap at a few hundred concurrent calls.
+/// Returns the soft limit now in force (`None` if it cannot be read).
+pub fn raise_fd_limit() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return Some(hard);
+    }
+    Some(soft)
+}
+
 /// Starts the proxy and admin listeners; call lines go to `calls_out`.
 pub async fn start(
     config: Config,
@@ -86,6 +99,9 @@ pub async fn start(
 ) -> Result<Running, StartError> {
     // Only aws-lc is compiled in; installing it makes every rustls builder agree.
     let _ = hudsucker::rustls::crypto::aws_lc_rs::default_provider().install_default();
+    if let Some(limit) = raise_fd_limit() {
+        tracing::debug!(limit, "open file limit");
+    }
     let listener = bind("--listen", config.listen)?;
     let admin_listener = bind("--admin", config.admin)?;
     let proxy_addr = listener

@@ -114,10 +114,7 @@ impl CaFiles {
     /// loads it with a warning. OpenSSH applies the same rule to private keys ("UNPROTECTED
     /// PRIVATE KEY FILE", `sshkey_perm_ok`).
     pub fn load_or_create(dir: &Path, allow_insecure_key: bool) -> Result<CaFiles, CaError> {
-        fs::create_dir_all(dir).map_err(|source| CaError::Create {
-            path: dir.into(),
-            source,
-        })?;
+        create_private_dir(dir)?;
         let allow = |err: CaError| {
             if allow_insecure_key {
                 tracing::warn!(%err, "loading the CA anyway (--allow-insecure-key)");

@@ -36,23 +36,35 @@ pub struct Admin {
 /// Serves until the task is aborted: it outlives the proxy's drain, so `/readyz` can say
 /// "draining" and the last scrape still sees every call.
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
+    // The proxy's backoff: out of descriptors, wait instead of spinning, log once per 10 s.
+    let mut backoff = hudsucker::AcceptBackoff::default();
+    let mut server = auto::Builder::new(TokioExecutor::new()).http1_only();
+    // A scrape sends its head at once; a client that does not is closed (slowloris).
+    server
+        .http1()
+        .timer(hudsucker::hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(30));
     loop {
-        let (tcp, _) = match listener.accept().await {
-            Ok(conn) => conn,
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => {
+                backoff.reset();
+                tcp
+            }
             Err(err) => {
-                tracing::warn!(%err, "admin listener cannot accept");
+                if let Some(pause) = backoff.failed(&err) {
+                    tokio::time::sleep(pause).await;
+                }
                 continue;
             }
         };
         let admin = admin.clone();
+        let server = server.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let admin = admin.clone();
                 async move { Ok::<_, Infallible>(route(&admin, &req)) }
             });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
+            let _ = server.serve_connection(TokioIo::new(tcp), service).await;
         });
     }
 }
@@ -91,4 +103,23 @@ fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp
         res.headers_mut().insert(header::CONTENT_TYPE, value);
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn accept_failures_back_off_to_a_ceiling_without_spinning() {
+        let mut b = hudsucker::AcceptBackoff::default();
+        let emfile = std::io::Error::from_raw_os_error(24);
+        let pauses: Vec<_> = (0..12).map(|_| b.failed(&emfile)).collect();
+        assert_eq!(pauses[0], Some(Duration::from_millis(5)));
+        assert_eq!(pauses[1], Some(Duration::from_millis(10)));
+        assert_eq!(pauses[11], Some(Duration::from_secs(1)));
+        let aborted = std::io::Error::from(std::io::ErrorKind::ConnectionAborted);
+        assert_eq!(b.failed(&aborted), None, "one connection's error: retry at once");
+        b.reset();
+        assert_eq!(b.failed(&emfile), Some(Duration::from_millis(5)));
+    }
 }

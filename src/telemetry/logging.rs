@@ -260,7 +260,7 @@ where
 {
     let filter = EnvFilter::try_new(filter.unwrap_or(DEFAULT_FILTER))
         .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER))
-        .and(tracing_subscriber::filter::filter_fn(|_| true));
+        .and(tracing_subscriber::filter::filter_fn(transport_cap));
     match format {
         LogFormat::Text => fmt::layer()
             .with_ansi(ansi)

@@ -271,7 +271,7 @@ where
 /// wait 5 ms doubling to 1 s, as the failure repeats until something is freed. Logged at most
 /// once per 10 s, with the number held back.
 #[derive(Debug)]
-struct AcceptBackoff {
+pub struct AcceptBackoff {
     pause: Duration,
     logged: Option<std::time::Instant>,
     suppressed: u64,
@@ -292,12 +292,13 @@ impl AcceptBackoff {
     const MAX: Duration = Duration::from_secs(1);
     const LOG_EVERY: Duration = Duration::from_secs(10);
 
-    fn reset(&mut self) {
+    /// A connection was accepted: the next failure starts from the first pause again.
+    pub fn reset(&mut self) {
         self.pause = Duration::ZERO;
     }
 
     /// Records a failed accept; returns how long to wait before the next.
-    fn failed(&mut self, e: &std::io::Error) -> Option<Duration> {
+    pub fn failed(&mut self, e: &std::io::Error) -> Option<Duration> {
         use std::io::ErrorKind::*;
         let per_connection = matches!(
             e.kind(),
@@ -320,25 +321,5 @@ impl AcceptBackoff {
         }
         self.pause = (self.pause * 2).clamp(Self::FIRST, Self::MAX);
         Some(self.pause)
-    }
-}
-
-#[cfg(test)]
-mod accept_tests {
-    use super::*;
-
-    #[test]
-    fn resource_errors_back_off_to_a_ceiling_and_log_once() {
-        let mut b = AcceptBackoff::default();
-        let emfile = std::io::Error::from_raw_os_error(24);
-        let pauses: Vec<_> = (0..12).map(|_| b.failed(&emfile)).collect();
-        assert_eq!(pauses[0], Some(Duration::from_millis(5)));
-        assert_eq!(pauses[1], Some(Duration::from_millis(10)));
-        assert_eq!(pauses[11], Some(Duration::from_secs(1)));
-        assert_eq!(b.suppressed, 11);
-        let aborted = std::io::Error::from(std::io::ErrorKind::ConnectionAborted);
-        assert_eq!(b.failed(&aborted), None);
-        b.reset();
-        assert_eq!(b.failed(&emfile), Some(Duration::from_millis(5)));
     }
 }

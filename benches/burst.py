@@ -1,0 +1,165 @@
+"""Total memory of llmtap under hostile bursts (issue 11), against a local TLS upstream.
+
+    cargo build --release && python3 benches/burst.py target/release/llmtap [SECONDS] [CLIENTS]
+
+Burst: CLIENTS clients (default 4) send 30 MB `/v1/messages` request bodies made of many
+small JSON values (`{"messages":[{"role":"user","content":"a"},...]}`) through llmtap for
+SECONDS (default 20), then stop. Prints llmtap's peak VmRSS during the burst, its VmRSS
+30 s after, the calls sent and recorded, and the worst delay between a call's end at the
+client and its call line on llmtap's stdout. The upstream is a Python TLS server on
+127.0.0.1 that reads each body and answers a small Messages JSON; llmtap reaches it through
+--resolve and --upstream-ca, as in the tests.
+"""
+
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HOST = "api.anthropic.com"
+ANSWER = json.dumps({
+    "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+    "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
+    "usage": {"input_tokens": 10, "output_tokens": 1},
+}).encode()
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def make_pki(directory):
+    key, crt = os.path.join(directory, "up.key"), os.path.join(directory, "up.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", f"/CN={HOST}",
+         "-addext", f"subjectAltName=DNS:{HOST}"],
+        check=True, capture_output=True)
+    return key, crt
+
+
+def upstream(key, crt):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+
+    def serve(conn):
+        try:
+            tls = ctx.wrap_socket(conn, server_side=True)
+            f = tls.makefile("rb")
+            while True:
+                length = 0
+                line = f.readline()
+                if not line:
+                    return
+                while line not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                    line = f.readline()
+                while length:
+                    length -= len(f.read(min(length, 1 << 20)))
+                tls.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                            b"content-length: %d\r\n\r\n%s" % (len(ANSWER), ANSWER))
+        except (OSError, ValueError):
+            pass
+
+    def accept():
+        while True:
+            conn, _ = srv.accept()
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return srv.getsockname()[1]
+
+
+def body_30mb():
+    item = b'{"role":"user","content":"a"},'
+    n = (30 << 20) // len(item)
+    return b'{"model":"claude-sonnet-4-5","max_tokens":1,"messages":[' + item * (n - 1) + \
+        b'{"role":"user","content":"a"}]}'
+
+
+def client(proxy, ca, body, stop, ends):
+    ctx = ssl.create_default_context(cafile=ca)
+    while not stop.is_set():
+        s = socket.create_connection(proxy)
+        s.sendall(f"CONNECT {HOST}:443 HTTP/1.1\r\nHost: {HOST}:443\r\n\r\n".encode())
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            reply += s.recv(1)
+        tls = ctx.wrap_socket(s, server_hostname=HOST)
+        tls.sendall(f"POST /v1/messages HTTP/1.1\r\nHost: {HOST}\r\ncontent-type: "
+                    f"application/json\r\nx-api-key: sk-ant-bench\r\ncontent-length: "
+                    f"{len(body)}\r\nconnection: close\r\n\r\n".encode() + body)
+        data = b""
+        while True:
+            chunk = tls.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        ends.append(time.time())
+        tls.close()
+
+
+def main():
+    binary = sys.argv[1]
+    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 20
+    clients = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+    work = tempfile.mkdtemp()
+    key, crt = make_pki(work)
+    port = upstream(key, crt)
+    proc = subprocess.Popen(
+        [binary, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--calls", "json",
+         "--ca-dir", work, "--upstream-ca", crt, "--resolve", f"{HOST}:443:127.0.0.1:{port}"],
+        env={"PATH": os.environ["PATH"], "HOME": work},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proxy = None
+    for line in proc.stderr:
+        m = re.search(r"proxy\s+http://([\d.]+):(\d+)", line)
+        if m:
+            proxy = (m.group(1), int(m.group(2)))
+            break
+    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    lines = []
+    threading.Thread(
+        target=lambda: [lines.append(time.time()) for _ in proc.stdout], daemon=True).start()
+    body = body_30mb()
+    base = rss_kib(proc.pid)
+    stop, ends = threading.Event(), []
+    threads = [threading.Thread(target=client, args=(proxy, os.path.join(work, "ca.pem"),
+                                                     body, stop, ends)) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    peak, t0 = base, time.time()
+    while time.time() - t0 < seconds:
+        peak = max(peak, rss_kib(proc.pid))
+        time.sleep(0.1)
+    stop.set()
+    for t in threads:
+        t.join()
+    while time.time() - t0 < seconds + 30:
+        peak = max(peak, rss_kib(proc.pid)) if time.time() - t0 < seconds + 2 else peak
+        time.sleep(0.5)
+    after = rss_kib(proc.pid)
+    sent = len(ends)
+    recorded = len(lines)
+    lag = max((l - e for e, l in zip(sorted(ends), sorted(lines))), default=0)
+    proc.terminate()
+    proc.wait()
+    print(f"clients={clients} seconds={seconds:.0f} body=30MB")
+    print(f"rss start {base / 1024:.0f} MB, peak {peak / 1024:.0f} MB, "
+          f"30 s after {after / 1024:.0f} MB")
+    print(f"calls sent {sent}, recorded {recorded}, worst record lag {lag:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
