@@ -457,7 +457,12 @@ async fn ttft_is_the_first_content_delta_not_the_first_byte() {
 #[tokio::test]
 async fn ip_hosts_get_a_leaf_with_an_ip_san() {
     let upstream = FakeUpstream::start().await;
-    let mut tap = harness::start(&upstream, &["--intercept", "127.0.0.1"]).await;
+    // Loopback is refused by default: the test opens it explicitly.
+    let mut tap = harness::start(
+        &upstream,
+        &["--intercept", "127.0.0.1", "--allow-destination", "127.0.0.1"],
+    )
+    .await;
     let authority = format!("127.0.0.1:{}", upstream.addr.port());
     let tunnel = client::connect_tunnel(tap.proxy, &authority).await;
     // Trusting only llmtap's CA and verifying the IP: succeeds only with an IP SAN leaf.
