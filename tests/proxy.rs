@@ -460,7 +460,12 @@ async fn ip_hosts_get_a_leaf_with_an_ip_san() {
     // Loopback is refused by default: the test opens it explicitly.
     let mut tap = harness::start(
         &upstream,
-        &["--intercept", "127.0.0.1", "--allow-destination", "127.0.0.1"],
+        &[
+            "--intercept",
+            "127.0.0.1",
+            "--allow-destination",
+            "127.0.0.1",
+        ],
     )
     .await;
     let authority = format!("127.0.0.1:{}", upstream.addr.port());

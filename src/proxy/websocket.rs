@@ -902,8 +902,8 @@ mod tests {
     /// later call on the socket ended `cancelled` without usage. Now the call with the
     /// oversized event is flagged `body_too_large` and keeps its usage, and the next call
     /// is recorded normally.
-    #[test]
-    fn oversized_websocket_frame_does_not_stop_observation_of_later_calls() {
+    #[tokio::test]
+    async fn oversized_websocket_frame_does_not_stop_observation_of_later_calls() {
         use crate::{
             cli::Cli,
             config::Config,
@@ -974,23 +974,17 @@ mod tests {
         }
         session.on_close(Closed::ByClient);
 
-        let mut next = || {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            loop {
-                match records.try_recv() {
-                    Ok(record) => return record,
-                    Err(_) if std::time::Instant::now() < deadline => {
-                        std::thread::sleep(std::time::Duration::from_millis(10));
-                    }
-                    Err(e) => panic!("no record: {e}"),
-                }
-            }
+        let mut next = async || {
+            tokio::time::timeout(std::time::Duration::from_secs(10), records.recv())
+                .await
+                .expect("a record within 10 s")
+                .expect("record")
         };
         for (i, parse_error) in [Some(ParseError::BodyTooLarge), None]
             .into_iter()
             .enumerate()
         {
-            let record = next();
+            let record = next().await;
             assert_eq!(record.outcome, Outcome::Ok, "call {i}: {record:?}");
             assert_eq!(record.parse_error, parse_error, "call {i}");
             assert_eq!(record.response.usage.input, Some(900), "call {i}");

@@ -118,7 +118,11 @@ mod tests {
         assert_eq!(pauses[1], Some(Duration::from_millis(10)));
         assert_eq!(pauses[11], Some(Duration::from_secs(1)));
         let aborted = std::io::Error::from(std::io::ErrorKind::ConnectionAborted);
-        assert_eq!(b.failed(&aborted), None, "one connection's error: retry at once");
+        assert_eq!(
+            b.failed(&aborted),
+            None,
+            "one connection's error: retry at once"
+        );
         b.reset();
         assert_eq!(b.failed(&emfile), Some(Duration::from_millis(5)));
     }
