@@ -12,6 +12,7 @@
 pub mod anthropic;
 pub mod gemini;
 pub mod json_array;
+mod lenient;
 pub mod openai_chat;
 pub mod openai_responses;
 pub mod sse;

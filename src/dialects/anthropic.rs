@@ -7,8 +7,12 @@
 //! TTL that existed before it). `message_delta` usage is cumulative and final, so later
 //! values replace earlier ones.
 
+use serde::de::{MapAccess, SeqAccess};
 use serde_json::Value;
 
+use super::lenient::{
+    self, Bool, Chars, F64, Field, Shape, Skip, Text, U64, elements, next_key, skip, value,
+};
 use super::{
     Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
     ResponseFacts, StreamParser, Target, Usage, json, sse,
@@ -41,94 +45,175 @@ fn parse_request(
     body: &[u8],
     capture: bool,
 ) -> Result<RequestFacts, ParseError> {
-    let v = json(body)?;
-    let system_chars = match v.get("system") {
-        Some(Value::String(s)) => chars(s),
-        Some(Value::Array(blocks)) => blocks
-            .iter()
-            .filter_map(|b| b.get("text").and_then(Value::as_str))
-            .map(chars)
-            .sum(),
-        _ => 0,
-    };
-    let tools_offered = v
-        .get("tools")
-        .and_then(Value::as_array)
-        .map(|tools| {
-            tools
-                .iter()
-                .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let r = lenient::parse(body, Body { capture })?;
     Ok(RequestFacts {
-        model: v.get("model").and_then(Value::as_str).map(str::to_owned),
-        stream: operation == Operation::Chat
-            && v.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        max_tokens: v.get("max_tokens").and_then(Value::as_u64),
-        temperature: v.get("temperature").and_then(Value::as_f64),
-        tools_offered,
-        system_chars,
-        messages: v
-            .get("messages")
-            .and_then(Value::as_array)
-            .map_or(0, |m| m.len() as u64),
-        conversation_id: v
-            .get("metadata")
-            .and_then(|m| m.get("user_id"))
-            .and_then(Value::as_str)
-            .and_then(session_from_user_id),
-        content: capture.then(|| request_content(&v)),
+        model: r.model,
+        stream: operation == Operation::Chat && r.stream.unwrap_or(false),
+        max_tokens: r.max_tokens,
+        temperature: r.temperature,
+        tools_offered: r.tools.names,
+        system_chars: r.system.chars,
+        messages: r.messages.count,
+        conversation_id: r.user_id.as_deref().and_then(session_from_user_id),
+        content: capture.then_some(RequestContent {
+            system: r.system.parts,
+            input: r.messages.input,
+            tools: r.tools.definitions,
+        }),
     })
 }
 
-/// The prompt in the GenAI conventions' shapes.
-fn request_content(v: &Value) -> RequestContent {
-    let system = match v.get("system") {
+/// What llmtap reads of a Messages request; content only with capture.
+#[derive(Debug, Default)]
+struct Request {
+    model: Option<String>,
+    stream: Option<bool>,
+    max_tokens: Option<u64>,
+    temperature: Option<f64>,
+    system: System,
+    messages: Conversation,
+    tools: Tools,
+    /// `metadata.user_id`.
+    user_id: Option<String>,
+}
+
+/// The request body: an object, else empty facts.
+#[derive(Debug, Clone, Copy)]
+struct Body {
+    capture: bool,
+}
+
+impl Shape for Body {
+    type Out = Request;
+
+    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Request, A::Error> {
+        let Body { capture } = self;
+        let mut r = Request::default();
+        while let Some(key) = next_key(&mut map)? {
+            match key.name() {
+                Some("model") => r.model = value(&mut map, Text)?,
+                Some("stream") => r.stream = value(&mut map, Bool)?,
+                Some("max_tokens") => r.max_tokens = value(&mut map, U64)?,
+                Some("temperature") => r.temperature = value(&mut map, F64)?,
+                Some("system") => r.system = value(&mut map, SystemShape { capture })?,
+                Some("messages") => r.messages = value(&mut map, ConversationShape { capture })?,
+                Some("tools") => r.tools = value(&mut map, ToolsShape { capture })?,
+                Some("metadata") => {
+                    r.user_id = value(&mut map, Field("user_id", Text))?.flatten();
+                }
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// `system`: a string, or text blocks.
+#[derive(Debug, Default)]
+struct System {
+    chars: u64,
+    parts: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SystemShape {
+    capture: bool,
+}
+
+impl Shape for SystemShape {
+    type Out = System;
+
+    fn string(self, s: &str) -> System {
+        System {
+            chars: chars(s),
+            parts: if self.capture {
+                vec![serde_json::json!({"type": "text", "content": s})]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<System, A::Error> {
+        let mut system = System::default();
+        elements(seq, Field("text", Chars), self.capture, |n, block| {
+            system.chars += n.unwrap_or(0);
+            system.parts.extend(block.as_ref().map(part));
+        })?;
+        Ok(system)
+    }
+}
+
+/// `messages`: counted; each one converted only with capture.
+#[derive(Debug, Default)]
+struct Conversation {
+    count: u64,
+    input: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ConversationShape {
+    capture: bool,
+}
+
+impl Shape for ConversationShape {
+    type Out = Conversation;
+
+    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Conversation, A::Error> {
+        let mut input = Vec::new();
+        let count = elements(seq, Skip, self.capture, |(), m| {
+            input.extend(m.as_ref().map(input_message));
+        })?;
+        Ok(Conversation { count, input })
+    }
+}
+
+/// `tools`: their names; definitions only with capture.
+#[derive(Debug, Default)]
+struct Tools {
+    names: Vec<String>,
+    definitions: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ToolsShape {
+    capture: bool,
+}
+
+impl Shape for ToolsShape {
+    type Out = Tools;
+
+    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Tools, A::Error> {
+        let mut tools = Tools::default();
+        elements(seq, Field("name", Text), self.capture, |name, t| {
+            tools.names.extend(name.flatten());
+            tools.definitions.extend(t.as_ref().map(tool_definition));
+        })?;
+        Ok(tools)
+    }
+}
+
+/// One message as a GenAI input message.
+fn input_message(m: &Value) -> Value {
+    let parts = match m.get("content") {
         Some(Value::String(s)) => vec![serde_json::json!({"type": "text", "content": s})],
         Some(Value::Array(blocks)) => blocks.iter().map(part).collect(),
         _ => Vec::new(),
     };
-    let input = v
-        .get("messages")
-        .and_then(Value::as_array)
-        .map(|messages| {
-            messages
-                .iter()
-                .map(|m| {
-                    let parts = match m.get("content") {
-                        Some(Value::String(s)) => vec![serde_json::json!({"type": "text", "content": s})],
-                        Some(Value::Array(blocks)) => blocks.iter().map(part).collect(),
-                        _ => Vec::new(),
-                    };
-                    serde_json::json!({"role": m.get("role").cloned().unwrap_or(Value::Null), "parts": parts})
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let tools = v
-        .get("tools")
-        .and_then(Value::as_array)
-        .map(|tools| {
-            tools
-                .iter()
-                .map(|t| match t.get("input_schema") {
-                    Some(schema) => serde_json::json!({
-                        "type": "function",
-                        "name": t.get("name"),
-                        "description": t.get("description"),
-                        "parameters": schema,
-                    }),
-                    // Server tools (web search, code execution) are named by their type.
-                    None => serde_json::json!({"type": t.get("type"), "name": t.get("name")}),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    RequestContent {
-        system,
-        input,
-        tools,
+    serde_json::json!({"role": m.get("role").cloned().unwrap_or(Value::Null), "parts": parts})
+}
+
+/// One tool as a GenAI tool definition.
+fn tool_definition(t: &Value) -> Value {
+    match t.get("input_schema") {
+        Some(schema) => serde_json::json!({
+            "type": "function",
+            "name": t.get("name"),
+            "description": t.get("description"),
+            "parameters": schema,
+        }),
+        // Server tools (web search, code execution) are named by their type.
+        None => serde_json::json!({"type": t.get("type"), "name": t.get("name")}),
     }
 }
 
@@ -152,8 +237,8 @@ fn part(block: &Value) -> Value {
 /// Claude Code's `metadata.user_id` carries the session: either
 /// `user_<hash>_account_<uuid>_session_<uuid>` or a JSON object with `session_id`.
 fn session_from_user_id(user_id: &str) -> Option<String> {
-    let id = match serde_json::from_str::<Value>(user_id) {
-        Ok(v) => v.get("session_id")?.as_str()?.to_owned(),
+    let id = match lenient::parse_str(user_id, Field("session_id", Text)) {
+        Ok(id) => id.flatten()?,
         Err(_) => user_id.rsplit_once("_session_")?.1.to_owned(),
     };
     (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())).then_some(id)
@@ -540,5 +625,24 @@ mod tests {
             parse_response(Operation::Chat, 200, b"{", false),
             Err(ParseError::InvalidJson)
         );
+    }
+
+    #[test]
+    fn a_10_mb_body_of_small_values_gives_its_facts() {
+        let zeros = ["0"].repeat(1_000_000).join(",");
+        let messages = [r#"{"role":"user","content":"a"}"#]
+            .repeat(250_000)
+            .join(",");
+        let body = format!(
+            r#"{{"system":[{zeros}],"messages":[{messages}],"tools":[{zeros},{{"name":"Bash"}}],"model":"claude-opus-4-8","stream":true,"metadata":{{"user_id":"user_1_account_2_session_s-9"}}}}"#
+        );
+        assert!(body.len() > 10 << 20);
+        let r = parse_request(Operation::Chat, "/v1/messages", body.as_bytes(), false)
+            .expect("request");
+        assert_eq!(r.messages, 250_000);
+        assert_eq!(r.tools_offered, ["Bash"]);
+        assert_eq!(r.model.as_deref(), Some("claude-opus-4-8"));
+        assert_eq!(r.conversation_id.as_deref(), Some("s-9"));
+        assert_eq!((r.stream, r.system_chars, r.content), (true, 0, None));
     }
 }

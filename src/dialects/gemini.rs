@@ -9,8 +9,12 @@
 //! reasoning = thoughtsTokenCount. The model comes from the path (the API key may be in the
 //! query string, which is never looked at beyond routing).
 
+use serde::de::{MapAccess, SeqAccess};
 use serde_json::Value;
 
+use super::lenient::{
+    self, F64, Field, PartsChars, Shape, Skip, Text, U64, captured, elements, next_key, skip, value,
+};
 use super::{
     Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
     ResponseFacts, StreamParser, Target, Usage, json, sse,
@@ -101,90 +105,265 @@ fn parse_request(
     body: &[u8],
     capture: bool,
 ) -> Result<RequestFacts, ParseError> {
-    let outer = json(body)?;
-    let v = unwrap(&outer, "request");
-    let system = v
-        .get("systemInstruction")
-        .or_else(|| v.get("system_instruction"));
-    let system_text = parts_text(system.and_then(|s| s.get("parts")));
-    let contents = v
-        .get("contents")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let declarations: Vec<&Value> = v
-        .get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .flat_map(|t| {
-            t.get("functionDeclarations")
-                .or_else(|| t.get("function_declarations"))
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-        })
-        .collect();
-    let config = v
-        .get("generationConfig")
-        .or_else(|| v.get("generation_config"));
-    let content = capture.then(|| RequestContent {
-        system: if system_text.is_empty() {
-            Vec::new()
-        } else {
-            vec![serde_json::json!({"type": "text", "content": system_text})]
-        },
-        input: contents
-            .iter()
-            .map(|c| {
-                let role = match c.get("role").and_then(Value::as_str) {
-                    Some("model") => "assistant",
-                    Some(other) => other,
-                    None => "user",
-                };
-                serde_json::json!({"role": role, "parts": message_parts(c.get("parts"))})
-            })
-            .collect(),
-        tools: declarations
-            .iter()
-            .map(|d| {
-                serde_json::json!({
-                    "type": "function",
-                    "name": d.get("name"),
-                    "description": d.get("description"),
-                    "parameters": d.get("parameters").or_else(|| d.get("parametersJsonSchema")),
-                })
-            })
-            .collect(),
-    });
+    let outer = lenient::parse(body, Body { capture })?;
+    // Code Assist wraps the request: when `request` is an object its fields count, else the
+    // body's (as `unwrap` does for responses).
+    let outer_session = outer.level.session_id.clone();
+    let v = outer.request.unwrap_or(outer.level);
+    let (system_chars, system_text) = v.system.or(v.system_snake).unwrap_or_default();
+    let (max_tokens, temperature) = v.config.or(v.config_snake).unwrap_or_default();
     Ok(RequestFacts {
         // The API names the model in the path; Code Assist in the wrapper.
-        model: model_from_path(path).map(str::to_owned).or_else(|| {
-            outer
-                .get("model")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        }),
+        model: model_from_path(path).map(str::to_owned).or(outer.model),
         stream: path.ends_with(":streamGenerateContent"),
-        max_tokens: config
-            .and_then(|c| c.get("maxOutputTokens"))
-            .and_then(Value::as_u64),
-        temperature: config
-            .and_then(|c| c.get("temperature"))
-            .and_then(Value::as_f64),
-        tools_offered: declarations
-            .iter()
-            .filter_map(|d| d.get("name").and_then(Value::as_str).map(str::to_owned))
-            .collect(),
-        system_chars: system_text.chars().count() as u64,
-        messages: contents.len() as u64,
-        conversation_id: outer
-            .get("session_id")
-            .or_else(|| v.get("session_id"))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && s.len() <= 128)
-            .map(str::to_owned),
-        content,
+        max_tokens,
+        temperature,
+        tools_offered: v.tools.names,
+        system_chars,
+        messages: v.contents.count,
+        conversation_id: outer_session
+            .or(v.session_id)
+            .flatten()
+            .filter(|s| !s.is_empty() && s.len() <= 128),
+        content: capture.then(|| RequestContent {
+            system: if system_text.is_empty() {
+                Vec::new()
+            } else {
+                vec![serde_json::json!({"type": "text", "content": system_text})]
+            },
+            input: v.contents.input,
+            tools: v.tools.definitions,
+        }),
+    })
+}
+
+/// The request body: the fields of a request, plus Code Assist's wrapper.
+#[derive(Debug, Default)]
+struct Outer {
+    level: Level,
+    /// `request`, when it is an object.
+    request: Option<Level>,
+    model: Option<String>,
+}
+
+/// What llmtap reads of a generateContent request (the body, or Code Assist's `request`).
+/// Fields with two spellings, or that fall back when absent, remember their presence.
+#[derive(Debug, Default)]
+struct Level {
+    /// Characters of `systemInstruction.parts[].text`, and that text with capture.
+    system: Option<(u64, String)>,
+    system_snake: Option<(u64, String)>,
+    contents: Contents,
+    tools: Tools,
+    /// `maxOutputTokens` and `temperature` of `generationConfig`.
+    config: Option<(Option<u64>, Option<f64>)>,
+    config_snake: Option<(Option<u64>, Option<f64>)>,
+    session_id: Option<Option<String>>,
+}
+
+impl Level {
+    /// Reads the value of `key` if it is a request field, else skips it.
+    fn read<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: Option<&str>,
+        map: &mut A,
+        capture: bool,
+    ) -> Result<(), A::Error> {
+        let system = |map: &mut A| -> Result<(u64, String), A::Error> {
+            let chars = Field("parts", PartsChars);
+            if capture {
+                let (n, v) = captured(map, chars)?;
+                Ok((n.unwrap_or(0), parts_text(v.get("parts"))))
+            } else {
+                Ok((value(map, chars)?.unwrap_or(0), String::new()))
+            }
+        };
+        match key {
+            Some("systemInstruction") => self.system = Some(system(map)?),
+            Some("system_instruction") => self.system_snake = Some(system(map)?),
+            Some("contents") => self.contents = value(map, ContentsShape { capture })?,
+            Some("tools") => self.tools = value(map, ToolsShape { capture })?,
+            Some("generationConfig") => self.config = Some(value(map, ConfigShape)?),
+            Some("generation_config") => self.config_snake = Some(value(map, ConfigShape)?),
+            Some("session_id") => self.session_id = Some(value(map, Text)?),
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+/// The request body: an object, else empty facts.
+#[derive(Debug, Clone, Copy)]
+struct Body {
+    capture: bool,
+}
+
+impl Shape for Body {
+    type Out = Outer;
+
+    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Outer, A::Error> {
+        let Body { capture } = self;
+        let mut outer = Outer::default();
+        while let Some(key) = next_key(&mut map)? {
+            match key.name() {
+                Some("request") => outer.request = value(&mut map, RequestShape { capture })?,
+                Some("model") => outer.model = value(&mut map, Text)?,
+                name => outer.level.read(name, &mut map, capture)?,
+            }
+        }
+        Ok(outer)
+    }
+}
+
+/// Code Assist's `request`: `Some` only for an object.
+#[derive(Debug, Clone, Copy)]
+struct RequestShape {
+    capture: bool,
+}
+
+impl Shape for RequestShape {
+    type Out = Option<Level>;
+
+    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Level>, A::Error> {
+        let mut level = Level::default();
+        while let Some(key) = next_key(&mut map)? {
+            level.read(key.name(), &mut map, self.capture)?;
+        }
+        Ok(Some(level))
+    }
+}
+
+/// `contents`: counted; converted only with capture.
+#[derive(Debug, Default)]
+struct Contents {
+    count: u64,
+    input: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ContentsShape {
+    capture: bool,
+}
+
+impl Shape for ContentsShape {
+    type Out = Contents;
+
+    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Contents, A::Error> {
+        let mut input = Vec::new();
+        let count = elements(seq, Skip, self.capture, |(), c| {
+            input.extend(c.as_ref().map(input_message));
+        })?;
+        Ok(Contents { count, input })
+    }
+}
+
+/// `tools[].functionDeclarations`: names; definitions only with capture.
+#[derive(Debug, Default)]
+struct Tools {
+    names: Vec<String>,
+    definitions: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ToolsShape {
+    capture: bool,
+}
+
+impl Shape for ToolsShape {
+    type Out = Tools;
+
+    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Tools, A::Error> {
+        let mut tools = Tools::default();
+        elements(seq, DeclarationNames, self.capture, |names, t| {
+            tools.names.extend(names);
+            if let Some(t) = t {
+                let declarations = t
+                    .get("functionDeclarations")
+                    .or_else(|| t.get("function_declarations"))
+                    .and_then(Value::as_array);
+                tools
+                    .definitions
+                    .extend(declarations.into_iter().flatten().map(tool_definition));
+            }
+        })?;
+        Ok(tools)
+    }
+}
+
+/// Names of one tool's function declarations (either spelling; the camelCase key wins when
+/// present).
+#[derive(Debug, Clone, Copy)]
+struct DeclarationNames;
+
+impl Shape for DeclarationNames {
+    type Out = Vec<String>;
+
+    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+        let (mut camel, mut snake) = (None, None);
+        while let Some(key) = next_key(&mut map)? {
+            match key.name() {
+                Some("functionDeclarations") => camel = Some(value(&mut map, Names)?),
+                Some("function_declarations") => snake = Some(value(&mut map, Names)?),
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(camel.or(snake).unwrap_or_default())
+    }
+}
+
+/// The `name` of every object in an array.
+#[derive(Debug, Clone, Copy)]
+struct Names;
+
+impl Shape for Names {
+    type Out = Vec<String>;
+
+    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<String>, A::Error> {
+        let mut names = Vec::new();
+        elements(seq, Field("name", Text), false, |name, _| {
+            names.extend(name.flatten());
+        })?;
+        Ok(names)
+    }
+}
+
+/// `generationConfig`: `maxOutputTokens` and `temperature`.
+#[derive(Debug, Clone, Copy)]
+struct ConfigShape;
+
+impl Shape for ConfigShape {
+    type Out = (Option<u64>, Option<f64>);
+
+    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
+        let (mut max_tokens, mut temperature) = (None, None);
+        while let Some(key) = next_key(&mut map)? {
+            match key.name() {
+                Some("maxOutputTokens") => max_tokens = value(&mut map, U64)?,
+                Some("temperature") => temperature = value(&mut map, F64)?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok((max_tokens, temperature))
+    }
+}
+
+/// One content as a GenAI input message.
+fn input_message(c: &Value) -> Value {
+    let role = match c.get("role").and_then(Value::as_str) {
+        Some("model") => "assistant",
+        Some(other) => other,
+        None => "user",
+    };
+    serde_json::json!({"role": role, "parts": message_parts(c.get("parts"))})
+}
+
+/// One function declaration as a GenAI tool definition.
+fn tool_definition(d: &Value) -> Value {
+    serde_json::json!({
+        "type": "function",
+        "name": d.get("name"),
+        "description": d.get("description"),
+        "parameters": d.get("parameters").or_else(|| d.get("parametersJsonSchema")),
     })
 }
 
@@ -459,5 +638,27 @@ mod tests {
             (r.model.as_deref(), r.messages, r.system_chars),
             (Some("gemini-2.5-pro"), 1, 3)
         );
+    }
+
+    #[test]
+    fn a_10_mb_body_of_small_values_gives_its_facts() {
+        let zeros = ["0"].repeat(1_000_000).join(",");
+        let contents = [r#"{"role":"user","parts":[{"text":"a"}]}"#]
+            .repeat(200_000)
+            .join(",");
+        let body = format!(
+            r#"{{"model":"gemini-2.5-pro","request":{{"contents":[{contents}],"tools":[{zeros},{{"functionDeclarations":[{zeros},{{"name":"run_shell_command"}}]}}],"systemInstruction":{{"parts":[{zeros},{{"text":"abc"}}]}}}}}}"#
+        );
+        assert!(body.len() > 10 << 20);
+        let r = parse_request(
+            Operation::GenerateContent,
+            "/v1internal:streamGenerateContent",
+            body.as_bytes(),
+            false,
+        )
+        .expect("request");
+        assert_eq!((r.messages, r.system_chars), (200_000, 3));
+        assert_eq!(r.tools_offered, ["run_shell_command"]);
+        assert_eq!(r.model.as_deref(), Some("gemini-2.5-pro"));
     }
 }

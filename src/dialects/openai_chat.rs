@@ -7,8 +7,12 @@
 //! `prompt_tokens` already includes `prompt_tokens_details.cached_tokens`;
 //! `completion_tokens` includes `completion_tokens_details.reasoning_tokens`.
 
+use serde::de::{MapAccess, SeqAccess};
 use serde_json::Value;
 
+use super::lenient::{
+    self, Bool, F64, Field, OneOf, Shape, Text, TextChars, U64, elements, next_key, skip, value,
+};
 use super::{
     Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
     ResponseFacts, StreamParser, Target, Usage, json, sse,
@@ -47,72 +51,178 @@ fn parse_request(
     body: &[u8],
     capture: bool,
 ) -> Result<RequestFacts, ParseError> {
-    let v = json(body)?;
-    let messages = v
-        .get("messages")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let is_system = |m: &&Value| {
-        matches!(
-            m.get("role").and_then(Value::as_str),
-            Some("system" | "developer")
-        )
-    };
-    let system_chars = messages
-        .iter()
-        .filter(is_system)
-        .map(|m| text_of(m.get("content")).chars().count() as u64)
-        .sum();
-    let tools = v
-        .get("tools")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let tool_name = |t: &Value| {
-        t.get("function")
-            .and_then(|f| f.get("name"))
-            .or_else(|| t.get("name"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let content = capture.then(|| RequestContent {
-        system: messages
-            .iter()
-            .filter(is_system)
-            .map(|m| serde_json::json!({"type": "text", "content": text_of(m.get("content"))}))
-            .collect(),
-        input: messages
-            .iter()
-            .filter(|m| !is_system(m))
-            .map(message)
-            .collect(),
-        tools: tools
-            .iter()
-            .map(|t| {
-                let f = t.get("function").unwrap_or(t);
-                serde_json::json!({
-                    "type": "function",
-                    "name": f.get("name"),
-                    "description": f.get("description"),
-                    "parameters": f.get("parameters"),
-                })
-            })
-            .collect(),
-    });
+    let r = lenient::parse(body, Body { capture })?;
     Ok(RequestFacts {
-        model: v.get("model").and_then(Value::as_str).map(str::to_owned),
-        stream: v.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        max_tokens: v
-            .get("max_completion_tokens")
-            .or_else(|| v.get("max_tokens"))
-            .and_then(Value::as_u64),
-        temperature: v.get("temperature").and_then(Value::as_f64),
-        tools_offered: tools.iter().filter_map(tool_name).collect(),
-        system_chars,
-        messages: messages.len() as u64,
+        model: r.model,
+        stream: r.stream.unwrap_or(false),
+        max_tokens: r.max_completion_tokens.unwrap_or(r.max_tokens),
+        temperature: r.temperature,
+        tools_offered: r.tools.names,
+        system_chars: r.messages.system_chars,
+        messages: r.messages.count,
         conversation_id: None,
-        content,
+        content: capture.then_some(RequestContent {
+            system: r.messages.system,
+            input: r.messages.input,
+            tools: r.tools.definitions,
+        }),
+    })
+}
+
+/// What llmtap reads of a Chat request; content only with capture.
+#[derive(Debug, Default)]
+struct Request {
+    model: Option<String>,
+    stream: Option<bool>,
+    /// Present (even when not a number) it wins over `max_tokens`.
+    max_completion_tokens: Option<Option<u64>>,
+    max_tokens: Option<u64>,
+    temperature: Option<f64>,
+    messages: Messages,
+    tools: Tools,
+}
+
+/// The request body: an object, else empty facts.
+#[derive(Debug, Clone, Copy)]
+struct Body {
+    capture: bool,
+}
+
+impl Shape for Body {
+    type Out = Request;
+
+    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Request, A::Error> {
+        let Body { capture } = self;
+        let mut r = Request::default();
+        while let Some(key) = next_key(&mut map)? {
+            match key.name() {
+                Some("model") => r.model = value(&mut map, Text)?,
+                Some("stream") => r.stream = value(&mut map, Bool)?,
+                Some("max_completion_tokens") => {
+                    r.max_completion_tokens = Some(value(&mut map, U64)?);
+                }
+                Some("max_tokens") => r.max_tokens = value(&mut map, U64)?,
+                Some("temperature") => r.temperature = value(&mut map, F64)?,
+                Some("messages") => r.messages = value(&mut map, MessagesShape { capture })?,
+                Some("tools") => r.tools = value(&mut map, ToolsShape { capture })?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// `messages`: counted, system and developer text measured; converted only with capture.
+#[derive(Debug, Default)]
+struct Messages {
+    count: u64,
+    system_chars: u64,
+    system: Vec<Value>,
+    input: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MessagesShape {
+    capture: bool,
+}
+
+impl Shape for MessagesShape {
+    type Out = Messages;
+
+    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Messages, A::Error> {
+        let mut messages = Messages::default();
+        let count = elements(seq, MessageShape, self.capture, |(system, chars), m| {
+            if system {
+                messages.system_chars += chars;
+            }
+            let Some(m) = m else { return };
+            if system {
+                let text = text_of(m.get("content"));
+                messages
+                    .system
+                    .push(serde_json::json!({"type": "text", "content": text}));
+            } else {
+                messages.input.push(message(&m));
+            }
+        })?;
+        messages.count = count;
+        Ok(messages)
+    }
+}
+
+/// One message: whether it is a system (or developer) message, and its text's characters.
+#[derive(Debug, Clone, Copy)]
+struct MessageShape;
+
+impl Shape for MessageShape {
+    type Out = (bool, u64);
+
+    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<(bool, u64), A::Error> {
+        let (mut system, mut chars) = (false, 0);
+        while let Some(key) = next_key(&mut map)? {
+            match key.name() {
+                Some("role") => system = value(&mut map, OneOf(&["system", "developer"]))?,
+                Some("content") => chars = value(&mut map, TextChars)?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok((system, chars))
+    }
+}
+
+/// `tools`: their names; definitions only with capture.
+#[derive(Debug, Default)]
+struct Tools {
+    names: Vec<String>,
+    definitions: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ToolsShape {
+    capture: bool,
+}
+
+impl Shape for ToolsShape {
+    type Out = Tools;
+
+    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Tools, A::Error> {
+        let mut tools = Tools::default();
+        elements(seq, ToolName, self.capture, |name, t| {
+            tools.names.extend(name);
+            tools.definitions.extend(t.as_ref().map(tool_definition));
+        })?;
+        Ok(tools)
+    }
+}
+
+/// A tool's name: `function.name` when `function` has a `name` (of any type), else `name`.
+#[derive(Debug, Clone, Copy)]
+struct ToolName;
+
+impl Shape for ToolName {
+    type Out = Option<String>;
+
+    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+        let (mut function_name, mut name) = (None, None);
+        while let Some(key) = next_key(&mut map)? {
+            match key.name() {
+                Some("function") => function_name = value(&mut map, Field("name", Text))?,
+                Some("name") => name = value(&mut map, Text)?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(function_name.unwrap_or(name))
+    }
+}
+
+/// One tool as a GenAI tool definition.
+fn tool_definition(t: &Value) -> Value {
+    let f = t.get("function").unwrap_or(t);
+    serde_json::json!({
+        "type": "function",
+        "name": f.get("name"),
+        "description": f.get("description"),
+        "parameters": f.get("parameters"),
     })
 }
 
@@ -477,5 +587,31 @@ mod tests {
         );
         feed(p.as_mut(), "[DONE]");
         assert!(p.facts().usage.is_empty());
+    }
+
+    #[test]
+    fn a_10_mb_body_of_small_values_gives_its_facts() {
+        let zeros = ["0"].repeat(1_000_000).join(",");
+        let messages = [r#"{"role":"user","content":"a"}"#]
+            .repeat(250_000)
+            .join(",");
+        let body = format!(
+            r#"{{"messages":[{{"role":"system","content":[{{"text":"be"}},{{"text":" brief"}}]}},{messages},{zeros}],"tools":[{zeros},{{"type":"function","function":{{"name":"shell"}}}}],"model":"gpt-5","max_completion_tokens":64}}"#
+        );
+        assert!(body.len() > 10 << 20);
+        let r = parse_request(
+            Operation::Chat,
+            "/v1/chat/completions",
+            body.as_bytes(),
+            false,
+        )
+        .expect("request");
+        assert_eq!(r.messages, 1 + 250_000 + 1_000_000);
+        assert_eq!(r.system_chars, 8);
+        assert_eq!(r.tools_offered, ["shell"]);
+        assert_eq!(
+            (r.model.as_deref(), r.max_tokens),
+            (Some("gpt-5"), Some(64))
+        );
     }
 }

@@ -7,8 +7,13 @@
 //! `response.incomplete`): `input_tokens` includes `input_tokens_details.cached_tokens`,
 //! `output_tokens` includes `output_tokens_details.reasoning_tokens`.
 
+use serde::de::{MapAccess, SeqAccess};
 use serde_json::Value;
 
+use super::lenient::{
+    self, Bool, F64, Field, OneOf, Shape, Text, TextChars, U64, captured, elements, next_key, skip,
+    value,
+};
 use super::{
     Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
     ResponseFacts, StreamParser, Target, Usage, json, sse,
@@ -46,55 +51,34 @@ fn text_parts(content: Option<&Value>) -> Vec<Value> {
     }
 }
 
-fn chars_of(content: Option<&Value>) -> u64 {
-    text_parts(content)
-        .iter()
-        .filter_map(|p| p.get("content").and_then(Value::as_str))
-        .map(|t| t.chars().count() as u64)
-        .sum()
-}
-
-fn is_system(item: &Value) -> bool {
-    matches!(
-        item.get("role").and_then(Value::as_str),
-        Some("system" | "developer")
-    )
-}
-
-/// Tools of the request: top-level `tools`, plus Codex's `additional_tools` input items;
-/// a `namespace` tool (Codex 0.169 groups its tools as `functions`, `clock`, …) stands for
-/// the tools it contains.
-fn tools(v: &Value) -> Vec<&Value> {
-    fn flatten<'a>(tools: &'a [Value], out: &mut Vec<&'a Value>, depth: usize) {
-        for tool in tools {
-            match tool.get("tools").and_then(Value::as_array) {
-                Some(inner)
-                    if tool.get("type").and_then(Value::as_str) == Some("namespace")
-                        && depth < 4 =>
-                {
-                    flatten(inner, out, depth + 1);
-                }
-                _ => out.push(tool),
+/// Flattens tools for their definitions: a `namespace` tool (Codex 0.169 groups its tools as
+/// `functions`, `clock`, …) stands for the tools it contains. [`ToolNames`] reads the same
+/// rule without a tree.
+fn flatten<'a>(tools: &'a [Value], out: &mut Vec<&'a Value>, depth: usize) {
+    for tool in tools {
+        match tool.get("tools").and_then(Value::as_array) {
+            Some(inner)
+                if tool.get("type").and_then(Value::as_str) == Some("namespace") && depth < 4 =>
+            {
+                flatten(inner, out, depth + 1);
             }
+            _ => out.push(tool),
         }
     }
-    let mut out = Vec::new();
-    if let Some(top) = v.get("tools").and_then(Value::as_array) {
-        flatten(top, &mut out, 0);
-    }
-    for item in v
-        .get("input")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        if item.get("type").and_then(Value::as_str) == Some("additional_tools")
-            && let Some(inner) = item.get("tools").and_then(Value::as_array)
-        {
-            flatten(inner, &mut out, 0);
-        }
-    }
-    out
+}
+
+/// Definitions of the tools in `tools`, flattened.
+fn tool_definitions(tools: &[Value]) -> impl Iterator<Item = Value> {
+    let mut flat = Vec::new();
+    flatten(tools, &mut flat, 0);
+    flat.into_iter().map(|t| {
+        serde_json::json!({
+            "type": t.get("type").and_then(Value::as_str).unwrap_or("function"),
+            "name": t.get("name"),
+            "description": t.get("description"),
+            "parameters": t.get("parameters"),
+        })
+    })
 }
 
 fn parse_request(
@@ -103,75 +87,260 @@ fn parse_request(
     body: &[u8],
     capture: bool,
 ) -> Result<RequestFacts, ParseError> {
-    let v = json(body)?;
-    let input: Vec<&Value> = match v.get("input") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter(|i| i.get("type").and_then(Value::as_str) != Some("additional_tools"))
-            .collect(),
-        Some(other @ Value::String(_)) => vec![other],
-        _ => Vec::new(),
-    };
-    let instructions = v.get("instructions");
-    let system_chars = chars_of(instructions)
-        + input
-            .iter()
-            .filter(|i| is_system(i))
-            .map(|i| chars_of(i.get("content")))
-            .sum::<u64>();
-    let tools = tools(&v);
-    let tool_name = |t: &&Value| {
-        t.get("name")
-            .or_else(|| t.get("type"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let content = capture.then(|| RequestContent {
-        system: text_parts(instructions)
-            .into_iter()
-            .chain(
-                input
-                    .iter()
-                    .filter(|i| is_system(i))
-                    .flat_map(|i| text_parts(i.get("content"))),
-            )
-            .collect(),
-        input: input
-            .iter()
-            .filter(|i| !is_system(i))
-            .map(|i| input_message(i))
-            .collect(),
-        tools: tools
-            .iter()
-            .map(|t| {
-                serde_json::json!({
-                    "type": t.get("type").and_then(Value::as_str).unwrap_or("function"),
-                    "name": t.get("name"),
-                    "description": t.get("description"),
-                    "parameters": t.get("parameters"),
-                })
-            })
-            .collect(),
-    });
-    Ok(RequestFacts {
-        model: v.get("model").and_then(Value::as_str).map(str::to_owned),
-        stream: v.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        max_tokens: v.get("max_output_tokens").and_then(Value::as_u64),
-        temperature: v.get("temperature").and_then(Value::as_f64),
-        tools_offered: tools.iter().filter_map(tool_name).collect(),
+    let r = lenient::parse(body, Body { capture })?;
+    let Input {
+        count,
         system_chars,
-        messages: input.len() as u64,
+        system,
+        input,
+        tool_names,
+        tool_definitions,
+    } = r.input;
+    // Tools of the request: top-level `tools`, then Codex's `additional_tools` input items.
+    let mut tools = r.tools;
+    tools.names.extend(tool_names);
+    tools.definitions.extend(tool_definitions);
+    let (instructions_chars, mut system_parts) = r.instructions;
+    system_parts.extend(system);
+    Ok(RequestFacts {
+        model: r.model,
+        stream: r.stream.unwrap_or(false),
+        max_tokens: r.max_output_tokens,
+        temperature: r.temperature,
+        tools_offered: tools.names,
+        system_chars: instructions_chars + system_chars,
+        messages: count,
         // Codex names its session in `client_metadata.session_id` and, as the same value, in
         // `prompt_cache_key` (the only place in WebSocket frames of older versions).
-        conversation_id: v
-            .get("client_metadata")
-            .and_then(|m| m.get("session_id"))
-            .or_else(|| v.get("prompt_cache_key"))
-            .and_then(Value::as_str)
-            .filter(|k| !k.is_empty() && k.len() <= 128)
-            .map(str::to_owned),
-        content,
+        conversation_id: r
+            .client_session
+            .unwrap_or(r.prompt_cache_key)
+            .filter(|k| !k.is_empty() && k.len() <= 128),
+        content: capture.then_some(RequestContent {
+            system: system_parts,
+            input,
+            tools: tools.definitions,
+        }),
     })
+}
+
+/// What llmtap reads of a Responses request; content only with capture.
+#[derive(Debug, Default)]
+struct Request {
+    model: Option<String>,
+    stream: Option<bool>,
+    max_output_tokens: Option<u64>,
+    temperature: Option<f64>,
+    /// Characters of `instructions`, and its parts with capture.
+    instructions: (u64, Vec<Value>),
+    input: Input,
+    tools: Tools,
+    /// `client_metadata.session_id` when present (of any type): it wins over the cache key.
+    client_session: Option<Option<String>>,
+    prompt_cache_key: Option<String>,
+}
+
+/// The request body: an object, else empty facts.
+#[derive(Debug, Clone, Copy)]
+struct Body {
+    capture: bool,
+}
+
+impl Shape for Body {
+    type Out = Request;
+
+    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Request, A::Error> {
+        let Body { capture } = self;
+        let mut r = Request::default();
+        while let Some(key) = next_key(&mut map)? {
+            match key.name() {
+                Some("model") => r.model = value(&mut map, Text)?,
+                Some("stream") => r.stream = value(&mut map, Bool)?,
+                Some("max_output_tokens") => r.max_output_tokens = value(&mut map, U64)?,
+                Some("temperature") => r.temperature = value(&mut map, F64)?,
+                Some("instructions") if capture => {
+                    let (chars, v) = captured(&mut map, TextChars)?;
+                    r.instructions = (chars, text_parts(Some(&v)));
+                }
+                Some("instructions") => r.instructions = (value(&mut map, TextChars)?, Vec::new()),
+                Some("input") => r.input = value(&mut map, InputShape { capture })?,
+                Some("tools") => r.tools = value(&mut map, ToolsShape { capture })?,
+                Some("client_metadata") => {
+                    r.client_session = value(&mut map, Field("session_id", Text))?;
+                }
+                Some("prompt_cache_key") => r.prompt_cache_key = value(&mut map, Text)?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// `input`: a string (one user message) or items. Codex's `additional_tools` items carry tools
+/// and are not messages.
+#[derive(Debug, Default)]
+struct Input {
+    count: u64,
+    system_chars: u64,
+    system: Vec<Value>,
+    input: Vec<Value>,
+    tool_names: Vec<String>,
+    tool_definitions: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InputShape {
+    capture: bool,
+}
+
+impl Shape for InputShape {
+    type Out = Input;
+
+    fn string(self, s: &str) -> Input {
+        Input {
+            count: 1,
+            input: if self.capture {
+                vec![input_message(&Value::String(s.to_owned()))]
+            } else {
+                Vec::new()
+            },
+            ..Input::default()
+        }
+    }
+
+    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Input, A::Error> {
+        let mut input = Input::default();
+        elements(seq, ItemShape, self.capture, |item, v| {
+            if item.additional_tools {
+                input.tool_names.extend(item.tools.unwrap_or_default());
+                if let Some(inner) = v.as_ref().and_then(|v| v.get("tools")?.as_array()) {
+                    input.tool_definitions.extend(tool_definitions(inner));
+                }
+                return;
+            }
+            input.count += 1;
+            if item.system {
+                input.system_chars += item.chars;
+            }
+            match v {
+                Some(v) if item.system => input.system.extend(text_parts(v.get("content"))),
+                Some(v) => input.input.push(input_message(&v)),
+                None => {}
+            }
+        })?;
+        Ok(input)
+    }
+}
+
+/// One input item, read for what any kind of item could contribute.
+#[derive(Debug, Default)]
+struct Item {
+    additional_tools: bool,
+    system: bool,
+    chars: u64,
+    tools: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ItemShape;
+
+impl Shape for ItemShape {
+    type Out = Item;
+
+    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
+        let mut item = Item::default();
+        while let Some(key) = next_key(&mut map)? {
+            match key.name() {
+                Some("type") => {
+                    item.additional_tools = value(&mut map, OneOf(&["additional_tools"]))?
+                }
+                Some("role") => item.system = value(&mut map, OneOf(&["system", "developer"]))?,
+                Some("content") => item.chars = value(&mut map, TextChars)?,
+                Some("tools") => item.tools = value(&mut map, ToolNames { depth: 0 })?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(item)
+    }
+}
+
+/// Top-level `tools`: names; definitions only with capture.
+#[derive(Debug, Default)]
+struct Tools {
+    names: Vec<String>,
+    definitions: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ToolsShape {
+    capture: bool,
+}
+
+impl Shape for ToolsShape {
+    type Out = Tools;
+
+    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Tools, A::Error> {
+        let mut tools = Tools::default();
+        elements(seq, ToolShape { depth: 0 }, self.capture, |names, t| {
+            tools.names.extend(names);
+            if let Some(t) = t {
+                tools
+                    .definitions
+                    .extend(tool_definitions(std::slice::from_ref(&t)));
+            }
+        })?;
+        Ok(tools)
+    }
+}
+
+/// Names of an array of tools, namespaces flattened as [`flatten`] does; `None` for anything
+/// but an array.
+#[derive(Debug, Clone, Copy)]
+struct ToolNames {
+    depth: usize,
+}
+
+impl Shape for ToolNames {
+    type Out = Option<Vec<String>>;
+
+    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Out, A::Error> {
+        let mut names = Vec::new();
+        elements(seq, ToolShape { depth: self.depth }, false, |n, _| {
+            names.extend(n)
+        })?;
+        Ok(Some(names))
+    }
+}
+
+/// The names one tool stands for: a namespace's flattened tools, else its `name` (or, with no
+/// `name` key, its `type`).
+#[derive(Debug, Clone, Copy)]
+struct ToolShape {
+    depth: usize,
+}
+
+impl Shape for ToolShape {
+    type Out = Vec<String>;
+
+    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+        let (mut name, mut kind, mut inner) = (None, None, None);
+        while let Some(key) = next_key(&mut map)? {
+            match key.name() {
+                Some("name") => name = Some(value(&mut map, Text)?),
+                Some("type") => kind = value(&mut map, Text)?,
+                // Whether this is a namespace may only be known after its tools.
+                Some("tools") if self.depth < 4 => {
+                    let depth = self.depth + 1;
+                    inner = value(&mut map, ToolNames { depth })?;
+                }
+                _ => skip(&mut map)?,
+            }
+        }
+        match inner {
+            Some(inner) if kind.as_deref() == Some("namespace") => Ok(inner),
+            _ => Ok(name.unwrap_or(kind).into_iter().collect()),
+        }
+    }
 }
 
 /// One Responses input item as a GenAI input message.
@@ -533,5 +702,23 @@ mod tests {
         let r = parse_request(Operation::Chat, "/v1/responses", body, false).expect("request");
         assert_eq!(r.tools_offered, ["shell", "web_search"]);
         assert_eq!((r.system_chars, r.messages), (8, 2));
+    }
+
+    #[test]
+    fn a_10_mb_body_of_small_values_gives_its_facts() {
+        let zeros = ["0"].repeat(1_000_000).join(",");
+        let items = [r#"{"role":"user","content":"a"}"#]
+            .repeat(250_000)
+            .join(",");
+        let body = format!(
+            r#"{{"input":[{items},{{"type":"additional_tools","tools":[{zeros},{{"type":"function","name":"shell"}}]}}],"tools":[{zeros}],"instructions":"be brief","model":"gpt-6.1-sol","prompt_cache_key":"s-1"}}"#
+        );
+        assert!(body.len() > 10 << 20);
+        let r = parse_request(Operation::Chat, "/v1/responses", body.as_bytes(), false)
+            .expect("request");
+        assert_eq!((r.messages, r.system_chars), (250_000, 8));
+        assert_eq!(r.tools_offered, ["shell"]);
+        assert_eq!(r.model.as_deref(), Some("gpt-6.1-sol"));
+        assert_eq!(r.conversation_id.as_deref(), Some("s-1"));
     }
 }
