@@ -29,7 +29,7 @@ use crate::{
         sse::{Event, Framer},
     },
     proxy::{
-        decode::{Decoder, Encoding},
+        decode::{Decoder, Encoding, Sink},
         tap_body::{BodyEnd, BodyObserver},
     },
     telemetry::Telemetry,
@@ -338,11 +338,55 @@ struct RequestCapture {
     charge: Option<Charge>,
 }
 
-/// The streamed-response pipeline: decode → frame → parse, on copies of the data.
+/// The streamed-response pipeline: decode → frame → parse, on copies of the data. The
+/// decoder hands its output to the framer as it produces it, so memory is the framer's
+/// partial event, never a decoded chunk (a decompression bomb included).
 struct Stream {
-    decoder: Decoder,
+    decoder: Decoder<Pipeline>,
+}
+
+/// Frame → parse: the decoder's sink.
+struct Pipeline {
     framer: Framing,
     parser: Box<dyn StreamParser>,
+    /// A content delta was parsed since the last look.
+    saw_delta: bool,
+}
+
+impl Sink for Pipeline {
+    fn take(&mut self, bytes: &[u8]) -> Result<(), ParseError> {
+        let parser = &mut self.parser;
+        let mut saw_delta = false;
+        let result = self.framer.push(bytes, &mut |event| {
+            let Progress { delta } = parser.on_event(&event)?;
+            saw_delta |= delta;
+            Ok(())
+        });
+        self.saw_delta |= saw_delta;
+        result
+    }
+}
+
+impl Stream {
+    fn new(
+        encoding: Encoding,
+        cap: usize,
+        framer: Framing,
+        parser: Box<dyn StreamParser>,
+    ) -> Result<Stream, ParseError> {
+        let pipeline = Pipeline {
+            framer,
+            parser,
+            saw_delta: false,
+        };
+        Ok(Stream {
+            decoder: Decoder::new(encoding, cap, pipeline)?,
+        })
+    }
+
+    fn pipeline(&self) -> Option<&Pipeline> {
+        self.decoder.sink()
+    }
 }
 
 /// How a streamed body is cut into events.
@@ -480,16 +524,9 @@ impl Exchange {
         match (Encoding::from_header(content_encoding), framer) {
             (None, _) => self.parse_error = Some(ParseError::Decode),
             (Some(encoding), Some(framer)) => {
-                match Decoder::new(encoding, self.limits.decoded_body) {
-                    Ok(decoder) => {
-                        let parser =
-                            (self.route.dialect.stream_parser)(self.route.operation, self.capture);
-                        self.stream = Some(Stream {
-                            decoder,
-                            framer,
-                            parser,
-                        });
-                    }
+                let parser = (self.route.dialect.stream_parser)(self.route.operation, self.capture);
+                match Stream::new(encoding, self.limits.decoded_body, framer, parser) {
+                    Ok(stream) => self.stream = Some(stream),
                     Err(e) => self.parse_error = Some(e),
                 }
             }
@@ -511,22 +548,26 @@ impl Exchange {
         {
             let mut capture = lock(&exchange.request);
             capture.complete = true;
+            let mut charge = Charge::new(exchange.telemetry.budget());
             if request.len() > exchange.limits.request_body {
                 capture.too_large = true;
+            } else if !charge.grow(request.len()) {
+                capture.too_large = true;
+                capture.skipped = true;
             } else {
+                capture.charge = Some(charge);
                 capture.len = request.len();
                 capture.chunks.push(Bytes::copy_from_slice(request));
             }
         }
-        match Decoder::new(Encoding::Identity, exchange.limits.decoded_body) {
-            Ok(decoder) => {
-                let parser = (route.dialect.stream_parser)(route.operation, exchange.capture);
-                exchange.stream = Some(Stream {
-                    decoder,
-                    framer: Framing::Message,
-                    parser,
-                });
-            }
+        let parser = (route.dialect.stream_parser)(route.operation, exchange.capture);
+        match Stream::new(
+            Encoding::Identity,
+            exchange.limits.decoded_body,
+            Framing::Message,
+            parser,
+        ) {
+            Ok(stream) => exchange.stream = Some(stream),
             Err(e) => exchange.parse_error = Some(e),
         }
         exchange
@@ -535,7 +576,10 @@ impl Exchange {
     /// A server message of a WebSocket call; returns whether it ended the call.
     pub fn on_ws_message(&mut self, payload: &[u8]) -> bool {
         self.on_response_data(&Bytes::copy_from_slice(payload));
-        self.stream.as_ref().is_some_and(|s| s.parser.terminal())
+        self.stream
+            .as_ref()
+            .and_then(Stream::pipeline)
+            .is_some_and(|p| p.parser.terminal())
     }
 
     /// The socket's frames could not be decoded any more: the call keeps what it knows.
@@ -574,9 +618,9 @@ impl Exchange {
     /// Stops observing the rest of the response: the observation budget is spent.
     fn skip(&mut self, part: Skipped) {
         self.skipped.get_or_insert(part);
-        if let Some(stream) = &mut self.stream {
+        if let Some(pipeline) = self.stream.as_mut().and_then(|s| s.decoder.sink_mut()) {
             // Keep what the parser learned; let go of the partial event.
-            stream.framer = Framing::Message;
+            pipeline.framer = Framing::Message;
         }
         self.body = Vec::new();
         self.charge.set(0);
@@ -590,21 +634,14 @@ impl Exchange {
         }
         match &mut self.stream {
             Some(stream) => {
-                let mut saw_delta = false;
-                let result = catch_unwind(AssertUnwindSafe(|| {
-                    let decoded = stream.decoder.push(data)?;
-                    let parser = &mut stream.parser;
-                    stream.framer.push(&decoded, &mut |event| {
-                        let Progress { delta } = parser.on_event(&event)?;
-                        saw_delta |= delta;
-                        Ok(())
-                    })
-                }))
-                .unwrap_or(Err(ParseError::Panic));
+                let result = catch_unwind(AssertUnwindSafe(|| stream.decoder.push(data)))
+                    .unwrap_or(Err(ParseError::Panic));
+                let (saw_delta, held) = stream.decoder.sink_mut().map_or((false, 0), |p| {
+                    (std::mem::take(&mut p.saw_delta), p.framer.held())
+                });
                 if saw_delta {
                     self.first_delta.get_or_insert(now);
                 }
-                let held = stream.framer.held();
                 if let Err(e) = result {
                     self.parse_error = Some(e);
                 } else if !self.charge.set(held) {
@@ -633,10 +670,10 @@ impl Exchange {
             return;
         }
         let now = Instant::now();
-        let (stream_facts, terminal) = match &self.stream {
-            Some(s) => {
+        let (stream_facts, terminal) = match self.stream.as_ref().and_then(Stream::pipeline) {
+            Some(p) => {
                 let facts =
-                    catch_unwind(AssertUnwindSafe(|| (s.parser.facts(), s.parser.terminal())));
+                    catch_unwind(AssertUnwindSafe(|| (p.parser.facts(), p.parser.terminal())));
                 facts.map_or((None, false), |(f, t)| (Some(f), t))
             }
             None => (None, false),
@@ -790,12 +827,12 @@ impl Pending {
             (Some(facts), _) => facts,
             (None, Some(status)) if parse_error.is_none() => {
                 let decoded = self.encoding.map_or(Err(ParseError::Decode), |encoding| {
-                    let mut decoder = Decoder::new(encoding, self.limits.decoded_body)?;
-                    let mut out = Vec::with_capacity(self.body.iter().map(Bytes::len).sum());
+                    let out = Vec::with_capacity(self.body.iter().map(Bytes::len).sum());
+                    let mut decoder = Decoder::new(encoding, self.limits.decoded_body, out)?;
                     for chunk in &self.body {
-                        out.extend(decoder.push(chunk)?);
+                        decoder.push(chunk)?;
                     }
-                    Ok(out)
+                    Ok(decoder.sink_mut().map(std::mem::take).unwrap_or_default())
                 });
                 // An abandoned body is a partial body: not a parse failure, nothing to parse.
                 let parsed = match decoded {

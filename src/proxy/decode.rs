@@ -36,20 +36,39 @@ impl Encoding {
     }
 }
 
-/// Collects decoded output, refusing to grow past the cap.
-struct Capped {
-    out: Vec<u8>,
-    total: usize,
-    cap: usize,
+/// Where decoded bytes go as they are produced: a parser pipeline (streams) or a buffer
+/// (non-streamed bodies). A sink that fails stops decoding with its own error.
+pub trait Sink {
+    fn take(&mut self, bytes: &[u8]) -> Result<(), ParseError>;
 }
 
-impl Write for Capped {
+impl Sink for Vec<u8> {
+    fn take(&mut self, bytes: &[u8]) -> Result<(), ParseError> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Hands decoded output to the sink piece by piece as the decompressor writes it (at most
+/// its output buffer, 8 to 128 KiB, at a time), refusing more than the cap in total. So a
+/// decompression bomb costs the sink's own bound, never its decoded size.
+struct Capped<S> {
+    sink: S,
+    total: usize,
+    cap: usize,
+    failed: Option<ParseError>,
+}
+
+impl<S: Sink> Write for Capped<S> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.total += buf.len();
         if self.total > self.cap {
             return Err(std::io::Error::other("decoded body over the cap"));
         }
-        self.out.extend_from_slice(buf);
+        if let Err(e) = self.sink.take(buf) {
+            self.failed = Some(e);
+            return Err(std::io::Error::other("sink failed"));
+        }
         Ok(buf.len())
     }
 
@@ -58,124 +77,123 @@ impl Write for Capped {
     }
 }
 
-enum Inner {
-    Identity(Capped),
-    Gzip(flate2::write::GzDecoder<Capped>),
+/// zstd frames may ask for windows up to 128 MiB (and more); llmtap decodes only copies, so
+/// it accepts 8 MiB (window log 23), what RFC 8878 §3.1.1.1.2 recommends decoders support
+/// and what browsers accept for `Content-Encoding: zstd`. Larger windows are a decode error.
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
+enum Inner<S: Sink> {
+    Identity(Capped<S>),
+    Gzip(flate2::write::GzDecoder<Capped<S>>),
     /// `deflate` is zlib-wrapped by the RFC, raw in practice from some servers: sniffed on
-    /// the first byte.
-    Deflate(Option<Vec<u8>>, Option<DeflateKind>),
-    Brotli(Box<brotli::DecompressorWriter<Capped>>),
-    Zstd(zstd::stream::write::Decoder<'static, Capped>),
+    /// the first byte (the sink waits here until then).
+    DeflateUnknown(Option<Capped<S>>),
+    Zlib(flate2::write::ZlibDecoder<Capped<S>>),
+    RawDeflate(flate2::write::DeflateDecoder<Capped<S>>),
+    Brotli(Box<brotli::DecompressorWriter<Capped<S>>>),
+    Zstd(zstd::stream::write::Decoder<'static, Capped<S>>),
 }
 
-enum DeflateKind {
-    Zlib(flate2::write::ZlibDecoder<Capped>),
-    Raw(flate2::write::DeflateDecoder<Capped>),
+/// Decodes a body pushed to it chunk by chunk into a [`Sink`].
+pub struct Decoder<S: Sink> {
+    inner: Inner<S>,
 }
 
-/// Decodes a body pushed to it chunk by chunk.
-pub struct Decoder {
-    inner: Inner,
-    cap: usize,
-}
-
-impl std::fmt::Debug for Decoder {
+impl<S: Sink> std::fmt::Debug for Decoder<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decoder")
-            .field("cap", &self.cap)
-            .finish_non_exhaustive()
+        f.debug_struct("Decoder").finish_non_exhaustive()
     }
 }
 
-impl Decoder {
-    pub fn new(encoding: Encoding, cap: usize) -> Result<Decoder, ParseError> {
-        let sink = || Capped {
-            out: Vec::new(),
+impl<S: Sink> Decoder<S> {
+    /// Decodes `encoding` into `sink`, at most `cap` decoded bytes in total.
+    pub fn new(encoding: Encoding, cap: usize, sink: S) -> Result<Decoder<S>, ParseError> {
+        let capped = Capped {
+            sink,
             total: 0,
             cap,
+            failed: None,
         };
         let inner = match encoding {
-            Encoding::Identity => Inner::Identity(sink()),
-            Encoding::Gzip => Inner::Gzip(flate2::write::GzDecoder::new(sink())),
-            Encoding::Deflate => Inner::Deflate(Some(Vec::new()), None),
+            Encoding::Identity => Inner::Identity(capped),
+            Encoding::Gzip => Inner::Gzip(flate2::write::GzDecoder::new(capped)),
+            Encoding::Deflate => Inner::DeflateUnknown(Some(capped)),
             Encoding::Brotli => {
-                Inner::Brotli(Box::new(brotli::DecompressorWriter::new(sink(), 8 * 1024)))
+                Inner::Brotli(Box::new(brotli::DecompressorWriter::new(capped, 8 * 1024)))
             }
-            Encoding::Zstd => Inner::Zstd(
-                zstd::stream::write::Decoder::new(sink()).map_err(|_| ParseError::Decode)?,
-            ),
+            Encoding::Zstd => {
+                let mut d =
+                    zstd::stream::write::Decoder::new(capped).map_err(|_| ParseError::Decode)?;
+                d.window_log_max(ZSTD_WINDOW_LOG_MAX)
+                    .map_err(|_| ParseError::Decode)?;
+                Inner::Zstd(d)
+            }
         };
-        Ok(Decoder { inner, cap })
+        Ok(Decoder { inner })
     }
 
-    /// Decodes `chunk` and returns the bytes it produced (possibly none yet).
-    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<u8>, ParseError> {
-        let cap = self.cap;
-        let sink = |w: &mut Capped| std::mem::take(&mut w.out);
-        let check = |r: std::io::Result<()>, total: usize| match r {
-            Ok(()) => Ok(()),
-            Err(_) if total > cap => Err(ParseError::BodyTooLarge),
-            Err(_) => Err(ParseError::Decode),
+    /// Decodes `chunk`; what it produces has reached the sink when this returns.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), ParseError> {
+        if let Inner::DeflateUnknown(capped) = &mut self.inner {
+            let Some(&first) = chunk.first() else {
+                return Ok(());
+            };
+            let capped = capped.take().ok_or(ParseError::Decode)?;
+            // A zlib header's low nibble is 8 (deflate) in the first byte.
+            self.inner = if first & 0x0f == 8 {
+                Inner::Zlib(flate2::write::ZlibDecoder::new(capped))
+            } else {
+                Inner::RawDeflate(flate2::write::DeflateDecoder::new(capped))
+            };
+        }
+        let result = match &mut self.inner {
+            Inner::Identity(w) => w.write_all(chunk),
+            Inner::Gzip(d) => d.write_all(chunk).and_then(|()| d.flush()),
+            Inner::Zlib(d) => d.write_all(chunk).and_then(|()| d.flush()),
+            Inner::RawDeflate(d) => d.write_all(chunk).and_then(|()| d.flush()),
+            Inner::Brotli(d) => d.write_all(chunk).and_then(|()| d.flush()),
+            Inner::Zstd(d) => d.write_all(chunk).and_then(|()| d.flush()),
+            Inner::DeflateUnknown(_) => Ok(()),
         };
-        match &mut self.inner {
-            Inner::Identity(w) => {
-                check(w.write_all(chunk), w.total + chunk.len())?;
-                Ok(sink(w))
-            }
-            Inner::Gzip(d) => {
-                let r = d.write_all(chunk).and_then(|()| d.flush());
-                check(r, d.get_ref().total)?;
-                Ok(sink(d.get_mut()))
-            }
-            Inner::Brotli(d) => {
-                let r = d.write_all(chunk).and_then(|()| d.flush());
-                check(r, d.get_ref().total)?;
-                Ok(sink(d.get_mut()))
-            }
-            Inner::Zstd(d) => {
-                let r = d.write_all(chunk).and_then(|()| d.flush());
-                check(r, d.get_ref().total)?;
-                Ok(sink(d.get_mut()))
-            }
-            Inner::Deflate(pending, kind) => {
-                if kind.is_none() {
-                    let buf = pending.get_or_insert_with(Vec::new);
-                    buf.extend_from_slice(chunk);
-                    let Some(&first) = buf.first() else {
-                        return Ok(Vec::new());
-                    };
-                    let sink = Capped {
-                        out: Vec::new(),
-                        total: 0,
-                        cap,
-                    };
-                    // A zlib header's low nibble is 8 (deflate) in the first byte.
-                    *kind = Some(if first & 0x0f == 8 {
-                        DeflateKind::Zlib(flate2::write::ZlibDecoder::new(sink))
-                    } else {
-                        DeflateKind::Raw(flate2::write::DeflateDecoder::new(sink))
-                    });
-                    let buffered = pending.take().unwrap_or_default();
-                    return self.push_deflate(&buffered);
-                }
-                self.push_deflate(chunk)
-            }
+        let Err(_) = result else { return Ok(()) };
+        let capped = self.capped_mut().ok_or(ParseError::Decode)?;
+        Err(match capped.failed.take() {
+            Some(e) => e,
+            None if capped.total > capped.cap => ParseError::BodyTooLarge,
+            None => ParseError::Decode,
+        })
+    }
+
+    /// The sink (a stream's parser, a body's buffer).
+    pub fn sink(&self) -> Option<&S> {
+        Some(&self.capped()?.sink)
+    }
+
+    pub fn sink_mut(&mut self) -> Option<&mut S> {
+        Some(&mut self.capped_mut()?.sink)
+    }
+
+    fn capped(&self) -> Option<&Capped<S>> {
+        match &self.inner {
+            Inner::Identity(w) => Some(w),
+            Inner::Gzip(d) => Some(d.get_ref()),
+            Inner::DeflateUnknown(w) => w.as_ref(),
+            Inner::Zlib(d) => Some(d.get_ref()),
+            Inner::RawDeflate(d) => Some(d.get_ref()),
+            Inner::Brotli(d) => Some(d.get_ref()),
+            Inner::Zstd(d) => Some(d.get_ref()),
         }
     }
 
-    fn push_deflate(&mut self, chunk: &[u8]) -> Result<Vec<u8>, ParseError> {
-        let cap = self.cap;
-        let Inner::Deflate(_, Some(kind)) = &mut self.inner else {
-            return Ok(Vec::new());
-        };
-        let (r, w) = match kind {
-            DeflateKind::Zlib(d) => (d.write_all(chunk).and_then(|()| d.flush()), d.get_mut()),
-            DeflateKind::Raw(d) => (d.write_all(chunk).and_then(|()| d.flush()), d.get_mut()),
-        };
-        match r {
-            Ok(()) => Ok(std::mem::take(&mut w.out)),
-            Err(_) if w.total > cap => Err(ParseError::BodyTooLarge),
-            Err(_) => Err(ParseError::Decode),
+    fn capped_mut(&mut self) -> Option<&mut Capped<S>> {
+        match &mut self.inner {
+            Inner::Identity(w) => Some(w),
+            Inner::Gzip(d) => Some(d.get_mut()),
+            Inner::DeflateUnknown(w) => w.as_mut(),
+            Inner::Zlib(d) => Some(d.get_mut()),
+            Inner::RawDeflate(d) => Some(d.get_mut()),
+            Inner::Brotli(d) => Some(d.get_mut()),
+            Inner::Zstd(d) => Some(d.get_mut()),
         }
     }
 }
@@ -185,12 +203,11 @@ mod tests {
     use super::*;
 
     fn decode_in_pieces(encoding: Encoding, encoded: &[u8], piece: usize) -> Vec<u8> {
-        let mut d = Decoder::new(encoding, 1 << 20).expect("decoder");
-        let mut out = Vec::new();
+        let mut d = Decoder::new(encoding, 1 << 20, Vec::new()).expect("decoder");
         for chunk in encoded.chunks(piece) {
-            out.extend(d.push(chunk).expect("decode"));
+            d.push(chunk).expect("decode");
         }
-        out
+        d.sink().expect("sink").clone()
     }
 
     const TEXT: &[u8] = b"event: ping\ndata: {\"type\":\"ping\"}\n\n";
@@ -231,8 +248,68 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(&zeros).expect("gz");
         let gz = gz.finish().expect("gz");
-        let mut d = Decoder::new(Encoding::Gzip, 1024).expect("decoder");
+        let mut d = Decoder::new(Encoding::Gzip, 1024, Vec::new()).expect("decoder");
         assert_eq!(d.push(&gz), Err(ParseError::BodyTooLarge));
+    }
+
+    /// Counts what it is handed and remembers the largest single piece.
+    #[derive(Default)]
+    struct Meter {
+        total: usize,
+        largest: usize,
+    }
+
+    impl Sink for Meter {
+        fn take(&mut self, bytes: &[u8]) -> Result<(), ParseError> {
+            self.total += bytes.len();
+            self.largest = self.largest.max(bytes.len());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_bomb_reaches_the_sink_in_small_pieces_never_whole() {
+        // 64 MiB of zeros compress to a few KiB; pushed as one chunk, the sink must still
+        // see the output in pieces of at most the decompressors' buffers (128 KiB).
+        let zeros = vec![0u8; 64 << 20];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&zeros).expect("gz");
+        let gz = gz.finish().expect("gz");
+        let zs = zstd::stream::encode_all(&zeros[..], 19).expect("zstd");
+        let mut br = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut br, 4096, 9, 22);
+            w.write_all(&zeros).expect("br");
+        }
+        for (encoding, bytes) in [
+            (Encoding::Gzip, gz),
+            (Encoding::Zstd, zs),
+            (Encoding::Brotli, br),
+        ] {
+            let mut d = Decoder::new(encoding, 128 << 20, Meter::default()).expect("decoder");
+            d.push(&bytes).expect("decode");
+            let meter = d.sink().expect("sink");
+            assert_eq!(meter.total, 64 << 20, "{encoding:?}");
+            assert!(
+                meter.largest <= 128 << 10,
+                "{encoding:?}: {}",
+                meter.largest
+            );
+        }
+    }
+
+    #[test]
+    fn zstd_windows_over_8_mib_are_refused() {
+        let data: Vec<u8> = (0..(24u32 << 20))
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).expect("enc");
+        enc.window_log(26).expect("window");
+        enc.long_distance_matching(true).expect("ldm");
+        enc.write_all(&data).expect("write");
+        let zs = enc.finish().expect("finish");
+        let mut d = Decoder::new(Encoding::Zstd, 64 << 20, Meter::default()).expect("decoder");
+        assert_eq!(d.push(&zs), Err(ParseError::Decode));
     }
 
     #[test]
