@@ -1080,6 +1080,10 @@ pub struct WsSession {
     current: Option<Exchange>,
     /// A server message of `current` was skipped (over the size cap); applied when it ends.
     skipped: bool,
+    /// A server message of `current` was skipped for the observation budget.
+    over_budget: bool,
+    /// When `current` was opened.
+    opened: Option<Instant>,
 }
 
 impl WsSession {
@@ -1090,14 +1094,20 @@ impl WsSession {
             head,
             current: None,
             skipped: false,
+            over_budget: false,
+            opened: None,
         }
     }
 
     /// Ends the open call, if any, flagging it if one of its messages was skipped.
     fn end_current(&mut self, end: End) {
+        self.opened = None;
         if let Some(mut call) = self.current.take() {
             if std::mem::take(&mut self.skipped) {
                 call.ws_skipped();
+            }
+            if std::mem::take(&mut self.over_budget) {
+                call.skipped.get_or_insert(Skipped::WebsocketMessage);
             }
             call.end(end);
         }
@@ -1123,6 +1133,7 @@ impl crate::proxy::websocket::MessageObserver for WsSession {
                 if create {
                     // A new request while one is open: the client gave up on the old one.
                     self.end_current(End::ClientGone);
+                    self.opened = Some(Instant::now());
                     self.current = Some(Exchange::start_ws(
                         self.telemetry.clone(),
                         route,
@@ -1149,6 +1160,25 @@ impl crate::proxy::websocket::MessageObserver for WsSession {
         if side == crate::proxy::websocket::Side::Server && self.current.is_some() {
             self.skipped = true;
         }
+    }
+
+    fn on_over_budget(&mut self, side: crate::proxy::websocket::Side) {
+        if side == crate::proxy::websocket::Side::Server && self.current.is_some() {
+            self.over_budget = true;
+        }
+    }
+
+    fn budget(&self) -> Option<Arc<crate::budget::Budget>> {
+        Some(self.telemetry.budget().clone())
+    }
+
+    fn waiting_since(&self) -> Option<Instant> {
+        self.opened
+    }
+
+    /// The upstream went silent mid-call: the call ends `upstream_timeout`, the socket closes.
+    fn on_stream_timeout(&mut self) {
+        self.end_current(End::UpstreamTimeout);
     }
 
     fn on_decode_error(&mut self, _side: crate::proxy::websocket::Side) {

@@ -554,3 +554,31 @@ async fn a_socket_closed_mid_call_records_the_call_as_cancelled() {
     let m = tap.metrics().await;
     assert_eq!(metric(&m, "llmtap_in_flight_calls", &[]), 0.0);
 }
+
+#[tokio::test]
+async fn a_websocket_call_whose_upstream_goes_silent_ends_upstream_timeout_and_the_socket_closes() {
+    let upstream = FakeUpstream::start().await;
+    let mut tap = harness::start(&upstream, &["--stream-idle-timeout", "1s"]).await;
+    let (mut ws, _) = ws_via_llmtap(&tap, &[("x-fake-ws-silent", "1")])
+        .await
+        .expect("upgrade");
+    // An idle socket with no call open is left alone, however long it idles.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let turns = FakeUpstream::ws_turns("ws_session");
+    ws.send(Message::text(turns[0].client.clone()))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let record = tap.next_record().await;
+    assert_eq!(
+        (record.outcome, record.error_type.as_deref()),
+        (Outcome::UpstreamError, Some("upstream_timeout"))
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The client sees its socket end.
+    let end = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("the socket ends");
+    assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
+    tap.assert_no_record(Duration::from_millis(300)).await;
+}

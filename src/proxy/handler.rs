@@ -150,15 +150,21 @@ impl Tap {
         let on_open = move |_extensions: Option<&str>| -> Box<dyn websocket::MessageObserver> {
             Box::new(WsSession::new(telemetry, route, head))
         };
-        match websocket::relay(req, self.shared.connector.https(), on_open).await {
+        let timeouts = websocket::WsTimeouts {
+            response: self.shared.timeouts.response,
+            stream_idle: self.shared.timeouts.stream_idle,
+        };
+        match websocket::relay(req, self.shared.connector.clone(), timeouts, on_open).await {
             Ok(res) => res.into(),
             Err(err) => {
                 if let Some(suppressed) = self.shared.upstream_warning.allow() {
                     tracing::warn!(error = %err, suppressed, "websocket upstream failed; client gets 502");
                 }
-                let mut res = Response::new(Body::empty());
-                *res.status_mut() = StatusCode::BAD_GATEWAY;
-                res.into()
+                let status = match err {
+                    websocket::WsError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                status_only(status).into()
             }
         }
     }

@@ -87,13 +87,6 @@ pub struct Upstream {
     timeout: Duration,
 }
 
-impl Upstream {
-    /// The connector without the deadline (for callers that apply their own).
-    pub fn https(&self) -> HttpsConnector<Dialer> {
-        self.inner.clone()
-    }
-}
-
 /// A dial that took longer than `--connect-timeout` (TCP and TLS together).
 #[derive(Debug, thiserror::Error)]
 #[error("upstream connect timed out after {0:?}")]

@@ -14,6 +14,7 @@
 use std::{
     future::poll_fn,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -24,11 +25,11 @@ use hudsucker::{
     },
     hyper_util::rt::TokioIo,
 };
-use hyper_rustls::HttpsConnector;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tower_service::Service as _;
 
-use super::upstream::Dialer;
+use super::upstream::Upstream;
+use crate::budget::{Budget, Charge};
 
 /// Largest message (reassembled, and again after decompression) decoded for observation;
 /// larger ones are still relayed, and skipped by the decoder.
@@ -57,6 +58,20 @@ pub trait MessageObserver: Send + 'static {
     /// A message over the size cap went by unobserved; later messages are still observed.
     /// No-op by default: a skipped message is simply not seen.
     fn on_skipped(&mut self, _side: Side) {}
+    /// A message of `side` was skipped because the observation budget was spent.
+    fn on_over_budget(&mut self, _side: Side) {}
+    /// The budget the decoders' buffers are charged to (`None`: not charged).
+    fn budget(&self) -> Option<Arc<Budget>> {
+        None
+    }
+    /// Since when a call has been open, waiting for the upstream (`None`: no call open):
+    /// `--stream-idle-timeout` runs from this or the upstream's last byte, the later.
+    fn waiting_since(&self) -> Option<std::time::Instant> {
+        None
+    }
+    /// The upstream sent nothing for the stream-idle timeout while a call was open; the
+    /// socket is closed after this.
+    fn on_stream_timeout(&mut self) {}
     /// A frame could not be decoded; that direction is no longer observed.
     fn on_decode_error(&mut self, side: Side);
     fn on_close(&mut self, closed: Closed);
@@ -68,6 +83,17 @@ pub enum WsError {
     Connect(String),
     #[error("upstream handshake failed: {0}")]
     Handshake(hyper::Error),
+    #[error("upstream sent no upgrade answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// The waits of one relayed socket.
+#[derive(Debug, Clone, Copy)]
+pub struct WsTimeouts {
+    /// The upstream's answer to the upgrade request.
+    pub response: Duration,
+    /// No upstream byte while a call is open.
+    pub stream_idle: Duration,
 }
 
 /// Sends the client's upgrade request to the upstream and returns the upstream's response
@@ -75,7 +101,8 @@ pub enum WsError {
 /// observer for the session, and both sides are spliced in a background task.
 pub async fn relay(
     mut req: Request<Body>,
-    mut connector: HttpsConnector<Dialer>,
+    mut connector: Upstream,
+    timeouts: WsTimeouts,
     on_open: impl FnOnce(Option<&str>) -> Box<dyn MessageObserver> + Send + 'static,
 ) -> Result<Response<Body>, WsError> {
     let client_upgrade = hyper::upgrade::on(&mut req);
@@ -107,6 +134,10 @@ pub async fn relay(
         .parse()
         .map_err(|e: hyper::http::uri::InvalidUri| WsError::Connect(e.to_string()))?;
     parts.version = hyper::Version::HTTP_11;
+    // The client's proxy credentials are for llmtap only (RFC 9110 §7.6.1); the upgrade's
+    // own `Connection` and `Upgrade` fields are the point of the request and stay.
+    parts.headers.remove(header::PROXY_AUTHORIZATION);
+    parts.headers.remove("proxy-connection");
     if !parts.headers.contains_key(header::HOST) {
         let value = if port == 443 {
             host.clone()
@@ -118,9 +149,9 @@ pub async fn relay(
         }
     }
     let upstream_req = Request::from_parts(parts, http_body_util::Empty::<Bytes>::new());
-    let mut res = sender
-        .send_request(upstream_req)
+    let mut res = tokio::time::timeout(timeouts.response, sender.send_request(upstream_req))
         .await
+        .map_err(|_| WsError::Timeout(timeouts.response))?
         .map_err(WsError::Handshake)?;
     if res.status() != StatusCode::SWITCHING_PROTOCOLS {
         // The real refusal, body and all.
@@ -136,7 +167,9 @@ pub async fn relay(
     let deflate = Deflate::negotiated(extensions.as_deref());
     tokio::spawn(async move {
         match tokio::try_join!(client_upgrade, upstream_upgrade) {
-            Ok((client, upstream)) => splice(client, upstream, observer, deflate).await,
+            Ok((client, upstream)) => {
+                splice(client, upstream, observer, deflate, timeouts.stream_idle).await;
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "websocket upgrade did not complete");
                 let mut observer = observer;
@@ -183,6 +216,7 @@ async fn splice(
     upstream: Upgraded,
     observer: Box<dyn MessageObserver>,
     deflate: Deflate,
+    stream_idle: Duration,
 ) {
     let observer = Arc::new(Mutex::new(observer));
     let (client_read, client_write) = tokio::io::split(TokioIo::new(client));
@@ -196,6 +230,7 @@ async fn splice(
             !deflate.client_no_context_takeover,
         ),
         observer.clone(),
+        None,
     );
     let down = pump(
         upstream_read,
@@ -206,13 +241,20 @@ async fn splice(
             !deflate.server_no_context_takeover,
         ),
         observer.clone(),
+        Some(stream_idle),
     );
     tokio::pin!(up, down);
     // Whichever side ends first decides how in-flight calls ended; then let the other
-    // direction drain so that a close handshake still goes through.
+    // direction drain so that a close handshake still goes through. A silent upstream
+    // (stream-idle timeout) closes both at once.
     let closed = tokio::select! {
         _ = &mut up => { let _ = down.await; Closed::ByClient }
-        _ = &mut down => { let _ = up.await; Closed::ByServer }
+        ended = &mut down => {
+            if ended == Pumped::Ended {
+                let _ = up.await;
+            }
+            Closed::ByServer
+        }
     };
     observer
         .lock()
@@ -220,29 +262,85 @@ async fn splice(
         .on_close(closed);
 }
 
-/// Copies one direction, forwarding each read before showing it to the decoder.
+/// How a direction stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pumped {
+    /// Its reader ended or failed, or its writer failed.
+    Ended,
+    /// The upstream was silent for the stream-idle timeout while a call was open.
+    TimedOut,
+}
+
+/// Copies one direction, forwarding each read before showing it to the decoder. The
+/// decoder's buffers are charged to the observation budget; past it, the message being
+/// received is skipped (still relayed). `idle`: the upstream direction's stream-idle limit,
+/// which applies while a call waits for the upstream.
 async fn pump<R, W>(
     mut from: R,
     mut to: W,
     mut decoder: Decoder,
     observer: Arc<Mutex<Box<dyn MessageObserver>>>,
-) where
+    idle: Option<Duration>,
+) -> Pumped
+where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let lock = |o: &Arc<Mutex<Box<dyn MessageObserver>>>| {
+        o.lock().unwrap_or_else(|e| e.into_inner()).budget()
+    };
+    let mut charge = lock(&observer).map(|budget| Charge::new(&budget));
     let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
+    let mut last_byte = tokio::time::Instant::now();
+    let ended = loop {
+        let read = match idle {
+            Some(limit) => {
+                let since = observer
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .waiting_since();
+                // No call open: look again after `limit` (a call may open meanwhile).
+                let deadline = since.map_or(tokio::time::Instant::now(), |s| {
+                    last_byte.max(tokio::time::Instant::from_std(s))
+                }) + limit;
+                match tokio::time::timeout_at(deadline, from.read(&mut buf)).await {
+                    Ok(read) => read,
+                    Err(_) => {
+                        let mut observer = observer.lock().unwrap_or_else(|e| e.into_inner());
+                        let silent = observer.waiting_since().is_some_and(|s| {
+                            last_byte.max(tokio::time::Instant::from_std(s)) + limit
+                                <= tokio::time::Instant::now()
+                        });
+                        if silent {
+                            observer.on_stream_timeout();
+                            break Pumped::TimedOut;
+                        }
+                        continue;
+                    }
+                }
+            }
+            None => from.read(&mut buf).await,
+        };
+        last_byte = tokio::time::Instant::now();
+        let n = match read {
+            Ok(0) | Err(_) => break Pumped::Ended,
             Ok(n) => n,
         };
         if to.write_all(&buf[..n]).await.is_err() || to.flush().await.is_err() {
-            break;
+            break Pumped::Ended;
         }
         let mut observer = observer.lock().unwrap_or_else(|e| e.into_inner());
         decoder.push(&buf[..n], observer.as_mut());
-    }
+        if let Some(charge) = charge.as_mut()
+            && !charge.set(decoder.held())
+        {
+            decoder.skip_message(observer.as_mut());
+            observer.on_over_budget(decoder.side);
+            charge.set(decoder.held());
+        }
+    };
     let _ = to.shutdown().await;
+    ended
 }
 
 /// Incremental RFC 6455 frame decoder for one direction, with message reassembly and
@@ -337,6 +435,22 @@ impl Decoder {
     /// and dropped within one `push`.
     pub fn held(&self) -> usize {
         self.head_len + self.message.as_ref().map_or(0, |m| m.payload.capacity())
+    }
+
+    /// Skips the message being received (the observation budget is spent): its buffer is
+    /// freed and the rest of it counted down. Under context takeover a compressed message
+    /// cannot be skipped, and decoding of this direction stops instead.
+    pub fn skip_message(&mut self, observer: &mut dyn MessageObserver) {
+        let takeover = self.takeover;
+        let Some(message) = self.message.as_mut().filter(|m| !m.skipped) else {
+            return;
+        };
+        if skip(message, takeover).is_err() {
+            self.failed = true;
+            self.frame = None;
+            self.message = None;
+            observer.on_decode_error(self.side);
+        }
     }
 
     pub fn push(&mut self, mut bytes: &[u8], observer: &mut dyn MessageObserver) {

@@ -48,7 +48,7 @@
 //! `x-fake-ws-deflate: 0` declines it). For the n-th `response.create` text message it receives,
 //! it sends the server frames that follow the n-th client frame of the session file, as text
 //! messages 5 ms apart (compressed when negotiated); past the end of the file it sends an
-//! `error` event. It answers pings and closes. `x-fake-ws-refuse: NNN` refuses the upgrade
+//! `error` event. It answers pings and closes. `x-fake-ws-silent: 1` accepts the upgrade and never answers; `x-fake-ws-refuse: NNN` refuses the upgrade
 //! with status NNN and an OpenAI JSON error body.
 //!
 //! [`FakeUpstream::start_agent`] starts the same server with one difference: model requests
@@ -1344,6 +1344,8 @@ fn websocket_handshake(
         request_id(Provider::OpenAi, n).as_deref(),
     );
 
+    // `x-fake-ws-silent: 1`: accept the upgrade, read every message, never answer.
+    let silent = header("x-fake-ws-silent") == Some("1");
     let session_state = state.clone();
     state
         .ws_tasks
@@ -1355,6 +1357,10 @@ fn websocket_handshake(
             };
             let (reader, writer) = tokio::io::split(TokioIo::new(upgraded));
             let mut conn = WsConn::new(reader, writer, deflate);
+            if silent {
+                while let Ok(Some(_)) = conn.read_message().await {}
+                return;
+            }
             // The client going away mid-session is not the server's problem; a client that
             // breaks the protocol gets a close frame with 1002 first.
             if let Err(e) = serve_session(&mut conn, &turns, &session_state).await
