@@ -1,6 +1,11 @@
 """Total memory of llmtap under hostile bursts (issue 11), against a local TLS upstream.
 
     cargo build --release && python3 benches/burst.py target/release/llmtap [SECONDS] [CLIENTS]
+    BURST_MODE=bombs python3 benches/burst.py target/release/llmtap 20 20
+
+Mode `bombs` (BURST_MODE=bombs): each client instead asks for a streamed answer that the
+upstream sends as a gzip decompression bomb (one SSE event whose data line decodes to
+256 MiB, about 250 KB on the wire), read to the end by the client.
 
 Burst: CLIENTS clients (default 4) send 30 MB `/v1/messages` request bodies made of many
 small JSON values (`{"messages":[{"role":"user","content":"a"},...]}`) through llmtap for
@@ -36,13 +41,38 @@ def rss_kib(pid):
 
 
 def make_pki(directory):
-    key, crt = os.path.join(directory, "up.key"), os.path.join(directory, "up.pem")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", f"/CN={HOST}",
-         "-addext", f"subjectAltName=DNS:{HOST}"],
-        check=True, capture_output=True)
-    return key, crt
+    """A CA and a leaf for HOST signed by it (webpki refuses a self-signed CA as a leaf)."""
+    p = lambda name: os.path.join(directory, name)
+    run = lambda *args: subprocess.run(args, check=True, capture_output=True)
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-keyout", p("ca.key"), "-out", p("up-ca.pem"), "-days", "2",
+        "-subj", "/CN=burst test CA")
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", p("up.key"), "-out", p("up.csr"), "-subj", f"/CN={HOST}")
+    with open(p("ext"), "w", encoding="ascii") as f:
+        f.write(f"subjectAltName=DNS:{HOST}\nbasicConstraints=CA:FALSE\n")
+    run("openssl", "x509", "-req", "-in", p("up.csr"), "-CA", p("up-ca.pem"), "-CAkey",
+        p("ca.key"), "-CAcreateserial", "-out", p("up.pem"), "-days", "2", "-extfile", p("ext"))
+    return p("up.key"), p("up.pem"), p("up-ca.pem")
+
+
+BOMB = None
+
+
+def bomb():
+    """gzip of an SSE event whose data line is 256 MiB of 'a' (built once, ~250 KB)."""
+    global BOMB
+    if BOMB is None:
+        import gzip, io
+        out = io.BytesIO()
+        with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=9) as z:
+            z.write(b"event: content_block_delta\ndata: ")
+            chunk = b"a" * (1 << 20)
+            for _ in range(256):
+                z.write(chunk)
+            z.write(b"\n\n")
+        BOMB = out.getvalue()
+    return BOMB
 
 
 def upstream(key, crt):
@@ -67,6 +97,12 @@ def upstream(key, crt):
                     line = f.readline()
                 while length:
                     length -= len(f.read(min(length, 1 << 20)))
+                if os.environ.get("BURST_MODE") == "bombs":
+                    body = bomb()
+                    tls.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                                b"content-encoding: gzip\r\ncontent-length: %d\r\n\r\n"
+                                % len(body) + body)
+                    continue
                 tls.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                             b"content-length: %d\r\n\r\n%s" % (len(ANSWER), ANSWER))
         except (OSError, ValueError):
@@ -88,7 +124,7 @@ def body_30mb():
         b'{"role":"user","content":"a"}]}'
 
 
-def client(proxy, ca, body, stop, ends):
+def client(proxy, ca, body, stop, ends, failures):
     ctx = ssl.create_default_context(cafile=ca)
     while not stop.is_set():
         s = socket.create_connection(proxy)
@@ -102,11 +138,17 @@ def client(proxy, ca, body, stop, ends):
                     f"{len(body)}\r\nconnection: close\r\n\r\n".encode() + body)
         data = b""
         while True:
-            chunk = tls.recv(65536)
+            try:
+                chunk = tls.recv(65536)
+            except (ssl.SSLEOFError, ConnectionResetError):
+                chunk = b""  # closed without close_notify after the answer
             if not chunk:
                 break
             data += chunk
-        ends.append(time.time())
+        if data.startswith(b"HTTP/1.1 200"):
+            ends.append(time.time())
+        else:
+            failures.append(data[:80])
         tls.close()
 
 
@@ -115,28 +157,36 @@ def main():
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 20
     clients = int(sys.argv[3]) if len(sys.argv) > 3 else 4
     work = tempfile.mkdtemp()
-    key, crt = make_pki(work)
+    key, crt, up_ca = make_pki(work)
     port = upstream(key, crt)
     proc = subprocess.Popen(
-        [binary, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--calls", "json",
-         "--ca-dir", work, "--upstream-ca", crt, "--resolve", f"{HOST}:443:127.0.0.1:{port}"],
+        [binary, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--calls", "json", *os.environ.get("LLMTAP_ARGS", "").split(),
+         "--ca-dir", os.path.join(work, "llmtap"), "--upstream-ca", up_ca, "--resolve", f"{HOST}:443:127.0.0.1:{port}"],
         env={"PATH": os.environ["PATH"], "HOME": work},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    proxy = None
+    proxy = admin = None
     for line in proc.stderr:
         m = re.search(r"proxy\s+http://([\d.]+):(\d+)", line)
         if m:
             proxy = (m.group(1), int(m.group(2)))
+        m = re.search(r"metrics\s+http://([\d.:]+)/metrics", line)
+        if m:
+            admin = m.group(1)
             break
     threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
     lines = []
     threading.Thread(
         target=lambda: [lines.append(time.time()) for _ in proc.stdout], daemon=True).start()
-    body = body_30mb()
+    bombs = os.environ.get("BURST_MODE") == "bombs"
+    if bombs:
+        bomb()
+        body = b'{"model":"claude-sonnet-4-5","max_tokens":1,"stream":true,"messages":[]}'
+    else:
+        body = body_30mb()
     base = rss_kib(proc.pid)
-    stop, ends = threading.Event(), []
-    threads = [threading.Thread(target=client, args=(proxy, os.path.join(work, "ca.pem"),
-                                                     body, stop, ends)) for _ in range(clients)]
+    stop, ends, failures = threading.Event(), [], []
+    threads = [threading.Thread(target=client, args=(proxy, os.path.join(work, "llmtap", "ca.pem"),
+                                                     body, stop, ends, failures)) for _ in range(clients)]
     for t in threads:
         t.start()
     peak, t0 = base, time.time()
@@ -150,15 +200,21 @@ def main():
         peak = max(peak, rss_kib(proc.pid)) if time.time() - t0 < seconds + 2 else peak
         time.sleep(0.5)
     after = rss_kib(proc.pid)
+    import urllib.request
+    metrics = urllib.request.urlopen(f"http://{admin}/metrics").read().decode()
+    held = [l for l in metrics.splitlines() if l.startswith(("llmtap_observe", "llmtap_records_dropped"))]
     sent = len(ends)
     recorded = len(lines)
     lag = max((l - e for e, l in zip(sorted(ends), sorted(lines))), default=0)
     proc.terminate()
     proc.wait()
-    print(f"clients={clients} seconds={seconds:.0f} body=30MB")
+    print(f"clients={clients} seconds={seconds:.0f} "
+          f"{'gzip bombs (256 MiB decoded each)' if bombs else 'body=30MB'}")
     print(f"rss start {base / 1024:.0f} MB, peak {peak / 1024:.0f} MB, "
           f"30 s after {after / 1024:.0f} MB")
-    print(f"calls sent {sent}, recorded {recorded}, worst record lag {lag:.2f} s")
+    print("\n".join(held))
+    print(f"calls answered 200 {sent} (other answers {len(failures)}), recorded {recorded}, "
+          f"worst record lag {lag:.2f} s")
 
 
 if __name__ == "__main__":

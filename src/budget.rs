@@ -148,6 +148,85 @@ impl Drop for Charge {
     }
 }
 
+/// Why a [`ChargedBuf`] refused more bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// The holder's own cap (`config::Limits`).
+    Cap,
+    /// The shared observation budget.
+    Budget,
+}
+
+/// A contiguous copy whose allocation (capacity, not just length) is charged to the budget.
+/// Copying, rather than keeping refcounted views of the relayed frames, keeps the
+/// accounting exact (a view can pin a much larger read buffer) and lets a large buffer go
+/// back to the system in one piece when it is dropped.
+#[derive(Debug)]
+pub struct ChargedBuf {
+    buf: Vec<u8>,
+    charge: Charge,
+}
+
+impl ChargedBuf {
+    pub fn new(budget: &Arc<Budget>) -> ChargedBuf {
+        ChargedBuf {
+            buf: Vec::new(),
+            charge: Charge::new(budget),
+        }
+    }
+
+    /// Appends `data`, keeping at most `cap` bytes; the allocation at least doubles when it
+    /// grows (up to `cap`). On refusal nothing is appended.
+    pub fn extend(&mut self, data: &[u8], cap: usize) -> Result<(), Full> {
+        let needed = self.buf.len() + data.len();
+        if needed > cap {
+            return Err(Full::Cap);
+        }
+        if needed > self.buf.capacity() {
+            let target = needed.max(self.buf.capacity().saturating_mul(2).min(cap));
+            if !self.charge.set(target) {
+                return Err(Full::Budget);
+            }
+            self.buf.reserve_exact(target - self.buf.len());
+        }
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Allocates (and charges) room for `total` bytes at once, when the size is known
+    /// ahead (a `Content-Length`).
+    pub fn reserve(&mut self, total: usize, cap: usize) -> Result<(), Full> {
+        if total > cap {
+            return Err(Full::Cap);
+        }
+        if total > self.buf.capacity() {
+            if !self.charge.set(total) {
+                return Err(Full::Budget);
+            }
+            self.buf.reserve_exact(total - self.buf.len());
+        }
+        Ok(())
+    }
+
+    /// Drops the copy and gives its bytes back.
+    pub fn clear(&mut self) {
+        self.buf = Vec::new();
+        self.charge.set(0);
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +244,23 @@ mod tests {
         assert_eq!(budget.held(), 50);
         drop(a);
         drop(b);
+        assert_eq!(budget.held(), 0);
+    }
+
+    #[test]
+    fn a_charged_buffer_charges_its_allocation_and_refuses_past_cap_or_budget() {
+        let budget = Budget::new(1000, None);
+        let mut buf = ChargedBuf::new(&budget);
+        buf.extend(&[1; 100], 600).expect("fits");
+        buf.extend(&[2; 10], 600).expect("fits");
+        assert_eq!(buf.len(), 110);
+        assert!(budget.held() >= 110, "capacity is charged");
+        assert_eq!(buf.extend(&[0; 600], 600), Err(Full::Cap));
+        let mut other = ChargedBuf::new(&budget);
+        assert_eq!(other.extend(&[0; 900], 2000), Err(Full::Budget));
+        assert!(other.is_empty(), "nothing appended on refusal");
+        buf.clear();
+        drop(other);
         assert_eq!(budget.held(), 0);
     }
 }

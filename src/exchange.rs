@@ -20,7 +20,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::{
-    budget::{Charge, Skipped},
+    budget::{Charge, ChargedBuf, Full, Skipped},
     config::Limits,
     dialects::{
         Framing as RouteFraming, ParseError, Progress, RequestFacts, ResponseFacts, Route,
@@ -326,16 +326,14 @@ pub enum End {
 /// The request body as observed: shared between the request observer and the exchange.
 #[derive(Debug, Default)]
 struct RequestCapture {
-    chunks: Vec<Bytes>,
-    len: usize,
+    /// The copy (`None` before the observer starts, and once dropped).
+    body: Option<ChargedBuf>,
     complete: bool,
     /// The client's request body failed mid-way (the client aborted its upload).
     aborted: bool,
     too_large: bool,
     /// The observation budget was spent: the copy was dropped.
     skipped: bool,
-    /// What the kept chunks hold of the observation budget.
-    charge: Option<Charge>,
 }
 
 /// The streamed-response pipeline: decode → frame → parse, on copies of the data. The
@@ -443,9 +441,9 @@ pub struct Exchange {
     status: Option<u16>,
     encoding: Option<Encoding>,
     stream: Option<Stream>,
-    body: Vec<Bytes>,
-    body_len: usize,
-    /// What `body` (non-streamed) or the stream's partial event holds of the budget.
+    /// The non-streamed response body, copied for parsing.
+    body: ChargedBuf,
+    /// What the stream's partial event holds of the budget.
     charge: Charge,
     /// The first part of the call not observed because the budget was spent.
     skipped: Option<Skipped>,
@@ -482,8 +480,7 @@ impl Exchange {
             status: None,
             encoding: None,
             stream: None,
-            body: Vec::new(),
-            body_len: 0,
+            body: ChargedBuf::new(&budget),
             charge: Charge::new(&budget),
             skipped: None,
             parse_error: None,
@@ -494,8 +491,21 @@ impl Exchange {
     }
 
     /// An observer for the request body: keeps refcounted copies up to the cap.
-    pub fn request_observer(&self) -> Box<dyn BodyObserver> {
-        lock(&self.request).charge = Some(Charge::new(self.telemetry.budget()));
+    /// `content_length`: the request's declared length, if any; the copy is sized for it
+    /// once (no growth by doubling, whose reallocations would hold two copies at a time).
+    pub fn request_observer(&self, content_length: Option<u64>) -> Box<dyn BodyObserver> {
+        let mut body = ChargedBuf::new(self.telemetry.budget());
+        let mut capture = lock(&self.request);
+        let expected = content_length.and_then(|n| usize::try_from(n).ok());
+        match expected.map(|n| body.reserve(n, self.limits.request_body)) {
+            Some(Err(Full::Budget)) => capture.skipped = true,
+            Some(Err(Full::Cap)) => capture.too_large = true,
+            _ => capture.body = Some(body),
+        }
+        if capture.skipped {
+            capture.too_large = true;
+        }
+        drop(capture);
         Box::new(RequestObserver {
             capture: self.request.clone(),
             cap: self.limits.request_body,
@@ -548,16 +558,14 @@ impl Exchange {
         {
             let mut capture = lock(&exchange.request);
             capture.complete = true;
-            let mut charge = Charge::new(exchange.telemetry.budget());
-            if request.len() > exchange.limits.request_body {
-                capture.too_large = true;
-            } else if !charge.grow(request.len()) {
-                capture.too_large = true;
-                capture.skipped = true;
-            } else {
-                capture.charge = Some(charge);
-                capture.len = request.len();
-                capture.chunks.push(Bytes::copy_from_slice(request));
+            let mut body = ChargedBuf::new(exchange.telemetry.budget());
+            match body.extend(request, exchange.limits.request_body) {
+                Ok(()) => capture.body = Some(body),
+                Err(Full::Cap) => capture.too_large = true,
+                Err(Full::Budget) => {
+                    capture.too_large = true;
+                    capture.skipped = true;
+                }
             }
         }
         let parser = (route.dialect.stream_parser)(route.operation, exchange.capture);
@@ -622,7 +630,7 @@ impl Exchange {
             // Keep what the parser learned; let go of the partial event.
             pipeline.framer = Framing::Message;
         }
-        self.body = Vec::new();
+        self.body.clear();
         self.charge.set(0);
     }
 
@@ -648,20 +656,14 @@ impl Exchange {
                     self.skip(Skipped::Stream);
                 }
             }
-            None => {
-                if self.body_len + data.len() > self.limits.response_body {
+            None => match self.body.extend(data, self.limits.response_body) {
+                Ok(()) => {}
+                Err(Full::Cap) => {
                     self.parse_error = Some(ParseError::BodyTooLarge);
-                    self.body = Vec::new();
-                    self.charge.set(0);
-                } else if !self.charge.grow(data.len()) {
-                    self.skip(Skipped::ResponseBody);
-                    self.body = Vec::new();
-                    self.charge.set(0);
-                } else {
-                    self.body_len += data.len();
-                    self.body.push(data.clone());
+                    self.body.clear();
                 }
-            }
+                Err(Full::Budget) => self.skip(Skipped::ResponseBody),
+            },
         }
     }
 
@@ -693,8 +695,7 @@ impl Exchange {
             sse: self.stream.is_some(),
             stream_facts,
             encoding: self.encoding,
-            body: std::mem::take(&mut self.body),
-            body_charge: std::mem::replace(&mut self.charge, Charge::new(self.telemetry.budget())),
+            body: std::mem::replace(&mut self.body, ChargedBuf::new(self.telemetry.budget())),
             skipped: self.skipped,
             request,
             parse_error: self.parse_error,
@@ -724,28 +725,14 @@ struct RequestObserver {
 impl BodyObserver for RequestObserver {
     fn on_data(&mut self, data: &Bytes) {
         let mut c = lock(&self.capture);
-        if c.too_large {
+        let Some(body) = c.body.as_mut() else {
             return;
-        }
-        if c.len + data.len() > self.cap {
+        };
+        if let Err(full) = body.extend(data, self.cap) {
+            c.body = None;
             c.too_large = true;
-            c.chunks = Vec::new();
-            c.charge = None;
-            return;
+            c.skipped = full == Full::Budget;
         }
-        if !c
-            .charge
-            .as_mut()
-            .is_some_and(|charge| charge.grow(data.len()))
-        {
-            c.skipped = true;
-            c.too_large = true;
-            c.chunks = Vec::new();
-            c.charge = None;
-            return;
-        }
-        c.len += data.len();
-        c.chunks.push(data.clone());
     }
 
     fn on_end(self: Box<Self>, end: BodyEnd) {
@@ -788,10 +775,8 @@ pub struct Pending {
     sse: bool,
     stream_facts: Option<ResponseFacts>,
     encoding: Option<Encoding>,
-    body: Vec<Bytes>,
-    /// Keeps `body` charged to the budget until the record is built.
-    #[allow(dead_code)]
-    body_charge: Charge,
+    /// Charged to the budget until the record is built.
+    body: ChargedBuf,
     skipped: Option<Skipped>,
     request: RequestCapture,
     parse_error: Option<ParseError>,
@@ -814,9 +799,13 @@ impl Pending {
         let operation = self.route.operation;
         let mut parse_error = self.parse_error;
         let request = if self.request.complete && !self.request.too_large {
-            let body = concat(&self.request.chunks);
+            let body = self
+                .request
+                .body
+                .as_ref()
+                .map_or(&[][..], ChargedBuf::as_slice);
             guarded(|| {
-                (dialect.parse_request)(operation, &self.head.path, &body, self.capture.is_some())
+                (dialect.parse_request)(operation, &self.head.path, body, self.capture.is_some())
             })
             .map_err(|e| parse_error = parse_error.or(Some(e)))
             .ok()
@@ -827,12 +816,15 @@ impl Pending {
             (Some(facts), _) => facts,
             (None, Some(status)) if parse_error.is_none() => {
                 let decoded = self.encoding.map_or(Err(ParseError::Decode), |encoding| {
-                    let out = Vec::with_capacity(self.body.iter().map(Bytes::len).sum());
-                    let mut decoder = Decoder::new(encoding, self.limits.decoded_body, out)?;
-                    for chunk in &self.body {
-                        decoder.push(chunk)?;
+                    if encoding == Encoding::Identity {
+                        return Ok(std::borrow::Cow::Borrowed(self.body.as_slice()));
                     }
-                    Ok(decoder.sink_mut().map(std::mem::take).unwrap_or_default())
+                    let out = Vec::with_capacity(self.body.len());
+                    let mut decoder = Decoder::new(encoding, self.limits.decoded_body, out)?;
+                    decoder.push(self.body.as_slice())?;
+                    Ok(std::borrow::Cow::Owned(
+                        decoder.sink_mut().map(std::mem::take).unwrap_or_default(),
+                    ))
                 });
                 // An abandoned body is a partial body: not a parse failure, nothing to parse.
                 let parsed = match decoded {
@@ -894,12 +886,6 @@ impl Pending {
             observe_skipped: skipped,
         }
     }
-}
-
-fn concat(chunks: &[Bytes]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
-    chunks.iter().for_each(|c| out.extend_from_slice(c));
-    out
 }
 
 fn guarded<T>(f: impl FnOnce() -> Result<T, ParseError>) -> Result<T, ParseError> {

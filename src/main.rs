@@ -1,5 +1,15 @@
 //! The `llmtap` binary: parse flags, validate, run. Everything else lives in the library.
 
+/// jemalloc rather than glibc's malloc, with its background purging thread on: glibc keeps
+/// freed memory in per-thread arenas and raises its mmap threshold after each large free,
+/// and allocators that purge only when called (mimalloc) keep it while llmtap is idle, so
+/// after a burst of large request copies RSS stayed at its peak. jemalloc's background
+/// thread returns dirty pages within its decay time (10 s) whether or not llmtap allocates
+/// (measured with `benches/burst.py`, BENCHMARKS.md).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser as _;
@@ -17,6 +27,10 @@ fn fail(code: u8, err: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Freed memory goes back to the system within jemalloc's decay time even when llmtap is
+    // idle after a burst (see ALLOCATOR). Failing to start the thread changes nothing else.
+    #[cfg(not(target_env = "msvc"))]
+    let _ = tikv_jemalloc_ctl::background_thread::write(true);
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run(Box::new(cli.run))) {
         Command::Run(args) => {

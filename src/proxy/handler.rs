@@ -423,7 +423,9 @@ impl HttpHandler for Tap {
         };
         let head = self.head(&req, host, port);
         let exchange = Exchange::start(self.shared.telemetry.clone(), route, head);
-        let observer = exchange.request_observer();
+        let content_length =
+            header_str(req.headers(), "content-length").and_then(|v| v.parse().ok());
+        let observer = exchange.request_observer(content_length);
         self.call = Some(exchange);
         req.map(|body| tap(body, observer)).into()
     }
