@@ -589,3 +589,49 @@ async fn a_client_aborting_its_request_body_is_cancelled_not_an_upstream_failure
         (Outcome::Cancelled, Some("cancelled"))
     );
 }
+
+#[tokio::test]
+async fn a_call_over_the_observation_budget_is_relayed_unchanged_and_recorded_flagged() {
+    let upstream = FakeUpstream::start().await;
+    let mut tap = harness::start(&upstream, &["--observe-budget", "1MiB"]).await;
+    // A 2 MB request: its copy does not fit the budget.
+    let mut request: serde_json::Value = serde_json::from_slice(&body("json_message")).unwrap();
+    request["metadata"] = serde_json::json!({"padding": "x".repeat(2 << 20)});
+    let big = serde_json::to_vec(&request).unwrap();
+    let req = |h2| client::messages_request(HOST, "/v1/messages", &big, &[], h2);
+    let mut direct = client::direct(upstream.addr, HOST, &upstream.ca_pem).await;
+    let direct = collect(direct.send(req(false)).await.unwrap()).await;
+    let mut via = client::via_proxy(tap.proxy, HOST, &tap.ca_pem, false).await;
+    let via = collect(via.send(req(false)).await.unwrap()).await;
+    assert_eq!((via.status, via.body()), (direct.status, direct.body()));
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[0].body, seen[1].body,
+        "the upstream got the same bytes both ways"
+    );
+    let record = tap.next_record().await;
+    assert_eq!(record.outcome, Outcome::Ok);
+    assert_eq!(
+        record.observe_skipped,
+        Some(llmtap::budget::Skipped::RequestBody)
+    );
+    assert!(
+        record.request.is_none(),
+        "no request facts without the copy"
+    );
+    assert!(
+        record.response.usage.output.is_some(),
+        "the response is still observed"
+    );
+    let m = tap.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "llmtap_observe_skipped_total",
+            &[("reason", "request_body")]
+        ),
+        1.0
+    );
+    assert_eq!(metric(&m, "llmtap_observe_held_bytes", &[]), 0.0);
+}

@@ -221,7 +221,10 @@ def main() -> int:
                "LLMTAP_LISTEN": f"127.0.0.1:{proxy_port}", "LLMTAP_ADMIN": f"127.0.0.1:{admin_port}",
                "LLMTAP_CA_DIR": str(work / "llmtap-ca"), "LLMTAP_UPSTREAM_CA": str(work / "ca.pem"),
                "LLMTAP_RESOLVE": ",".join(f"{h}:443:127.0.0.1:{up_port}" for h in HOSTS),
-               "LLMTAP_LABEL_CAP": "6", "LLMTAP_CALLS": "json"}
+               "LLMTAP_LABEL_CAP": "6", "LLMTAP_CALLS": "json",
+               # The blind tunnel below goes to the fake upstream on loopback, which the
+               # destination policy refuses unless opened.
+               "LLMTAP_ALLOW_DESTINATION": f"localhost:{up_port}"}
         llog = work / "llmtap.log"
         procs.append(subprocess.Popen([str(args.llmtap.resolve()), "run"], env=env, stdout=open(work / "calls.jsonl", "w"),
                                       stderr=open(llog, "w")))
