@@ -135,6 +135,9 @@ async fn run(config: Config) -> ExitCode {
         tracer,
         Some(hint),
     );
+    for why in &config.ca.insecure {
+        tracing::warn!(problem = %why, "loaded the CA anyway (--allow-insecure-key)");
+    }
     eprintln!("{}", llmtap::banner(&running, &config));
     tracing::info_span!(
         "llmtap.start",

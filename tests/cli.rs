@@ -428,3 +428,30 @@ fn healthcheck_answers_for_a_running_llmtap() {
     assert_eq!(code, 1);
     assert!(stderr.starts_with("llmtap: "), "{stderr}");
 }
+
+#[test]
+fn a_ca_key_others_can_read_is_refused_and_with_the_flag_loaded_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let home = tempfile::tempdir().unwrap();
+    let (code, ..) = run(home.path(), &["ca", "path"]);
+    assert_eq!(code, 0, "the CA is made");
+    let key = home.path().join(".llmtap/ca-key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, stderr) = run(
+        home.path(),
+        &["run", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--ca-dir") && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+    let mut tap = Llmtap::spawn(home.path(), &["--allow-insecure-key"]);
+    let status = tap.terminate();
+    assert!(status.success());
+    assert!(
+        tap.stderr().contains("--allow-insecure-key"),
+        "the warning reaches the log: {}",
+        tap.stderr()
+    );
+}

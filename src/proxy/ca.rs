@@ -86,6 +86,9 @@ pub struct CaFiles {
     pub cert_pem: String,
     pub cert_der: CertificateDer<'static>,
     key_pem: Arc<String>,
+    /// Why the files are insecure, when `--allow-insecure-key` loaded them anyway: to be
+    /// logged once logging runs (loading happens before it starts).
+    pub insecure: Vec<String>,
 }
 
 impl std::fmt::Debug for CaFiles {
@@ -115,9 +118,10 @@ impl CaFiles {
     /// PRIVATE KEY FILE", `sshkey_perm_ok`).
     pub fn load_or_create(dir: &Path, allow_insecure_key: bool) -> Result<CaFiles, CaError> {
         create_private_dir(dir)?;
-        let allow = |err: CaError| {
+        let mut insecure = Vec::new();
+        let mut allow = |err: CaError| {
             if allow_insecure_key {
-                tracing::warn!(%err, "loading the CA anyway (--allow-insecure-key)");
+                insecure.push(err.to_string());
                 Ok(())
             } else {
                 Err(err)
@@ -168,6 +172,7 @@ impl CaFiles {
             cert_pem,
             cert_der: der,
             key_pem: Arc::new(key_pem),
+            insecure,
         })
     }
 
