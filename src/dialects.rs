@@ -125,6 +125,10 @@ pub struct RequestFacts {
 }
 
 /// Request content in the GenAI conventions' JSON shapes (parts with `type`).
+///
+/// Each list is already capped, as it was read, to the suffix that
+/// [`fit`](crate::telemetry::spans::fit) can use under `--capture-max-bytes` (items before it
+/// can never be exported): `fit` gives the same JSON from it as from every item of the request.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestContent {
     /// `gen_ai.system_instructions`: `[{"type":"text","content":…}]`.
@@ -203,6 +207,13 @@ pub trait StreamParser: Send + Sync {
     fn terminal(&self) -> bool;
 }
 
+/// `(operation, path, body, capture)` → the request's facts. `capture`
+/// (`--capture-max-bytes`) also extracts the prompt content, capped while it is read to what
+/// spans can export under that many bytes per attribute ([`RequestContent`]). The path (never
+/// the query) can name the model (Gemini).
+pub type ParseRequest =
+    fn(Operation, &str, &[u8], Option<usize>) -> Result<RequestFacts, ParseError>;
+
 /// One row of the dialect table.
 pub struct Dialect {
     pub name: &'static str,
@@ -211,9 +222,8 @@ pub struct Dialect {
     /// here, so a dialect may match on the path alone: a host added with `--intercept` (a
     /// gateway speaking the same API) then works unchanged.
     pub detect: fn(&Target<'_>) -> Option<(Operation, Framing)>,
-    /// `(operation, path, body, capture)`: `capture` also extracts the prompt content. The
-    /// path (never the query) can name the model (Gemini).
-    pub parse_request: fn(Operation, &str, &[u8], bool) -> Result<RequestFacts, ParseError>,
+    /// Reads a request body for its facts (and, with capture, its capped content).
+    pub parse_request: ParseRequest,
     /// A complete non-streamed response body (success or error) of the given status.
     pub parse_response: fn(Operation, u16, &[u8], bool) -> Result<ResponseFacts, ParseError>,
     /// `capture`: also keep the generated content, up to that many bytes.
@@ -289,6 +299,23 @@ pub(crate) fn json(bytes: &[u8]) -> Result<serde_json::Value, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// For the dialects' tests: `captured`, a request parsed with capture `Some(max)`, has the
+    /// facts of `plain` (capture off), and each content list stays about the cap however long
+    /// the request was.
+    pub(crate) fn assert_capped(plain: &RequestFacts, captured: &RequestFacts, max: usize) {
+        let content = captured.content.as_ref().expect("content captured");
+        assert!(!content.input.is_empty());
+        for list in [&content.system, &content.input, &content.tools] {
+            let bytes = serde_json::Value::Array(list.clone()).to_string().len();
+            assert!(bytes < 2 * max, "{} items, {bytes} bytes", list.len());
+        }
+        let facts = RequestFacts {
+            content: None,
+            ..captured.clone()
+        };
+        assert_eq!(&facts, plain);
+    }
 
     fn get<'a>(host: &'a str, path: &'a str) -> Target<'a> {
         Target {

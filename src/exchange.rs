@@ -804,11 +804,9 @@ impl Pending {
                 .body
                 .as_ref()
                 .map_or(&[][..], ChargedBuf::as_slice);
-            guarded(|| {
-                (dialect.parse_request)(operation, &self.head.path, body, self.capture.is_some())
-            })
-            .map_err(|e| parse_error = parse_error.or(Some(e)))
-            .ok()
+            guarded(|| (dialect.parse_request)(operation, &self.head.path, body, self.capture))
+                .map_err(|e| parse_error = parse_error.or(Some(e)))
+                .ok()
         } else {
             None
         };

@@ -1,12 +1,18 @@
 //! Golden fixtures: every case under `tests/fixtures/<dialect>/` parsed by its dialect gives
 //! the facts in its `.expected.json`, and streamed cases (SSE, or Gemini's streamed JSON
 //! array) give the same facts however the stream is split: at every byte offset, and byte by
-//! byte.
+//! byte. Read with `--capture-content`, a request gives the same facts, and its content
+//! capped while read exports exactly what the whole content would, under any cap.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 
-use llmtap::dialects::{self, ResponseFacts, Route, Target, json_array::Splitter, sse::Framer};
+use llmtap::{
+    dialects::{
+        self, RequestFacts, ResponseFacts, Route, Target, json_array::Splitter, sse::Framer,
+    },
+    telemetry::spans::fit,
+};
 use serde_json::Value;
 
 fn fixture_dir(dialect: &str) -> PathBuf {
@@ -104,6 +110,35 @@ fn assert_subset(case: &str, expected: &Value, got: &Value) {
     }
 }
 
+/// With capture the facts are those of `plain` (capture off), and each content list, capped
+/// while read, exports what the whole list (read with no cap) would: under caps that keep
+/// every item, some, or only a shortened last one, and at each edge where one more item fits.
+fn check_capture(name: &str, route: &Route, path: &str, body: &[u8], plain: &RequestFacts) {
+    let parse = |max| (route.dialect.parse_request)(route.operation, path, body, Some(max));
+    let mut whole = parse(usize::MAX).expect(name);
+    let all = whole.content.take().expect(name);
+    assert_eq!(&whole, plain, "{name}: facts with capture");
+    let mut caps = vec![0, 1, 2, 30, 200, 16 << 10];
+    for list in [&all.system, &all.input, &all.tools] {
+        for start in 0..list.len() {
+            let len = Value::Array(list[start..].to_vec()).to_string().len();
+            caps.extend([len - 1, len, len + 1]);
+        }
+    }
+    for max in caps {
+        let capped = parse(max).expect(name);
+        let content = capped.content.expect(name);
+        let lists = [
+            (&content.system, &all.system),
+            (&content.input, &all.input),
+            (&content.tools, &all.tools),
+        ];
+        for (capped, all) in lists {
+            assert_eq!(fit(capped, max), fit(all, max), "{name}: cap {max}");
+        }
+    }
+}
+
 /// Checks every case of one dialect folder; returns how many were streamed.
 fn check_dialect(dialect: &str) -> usize {
     let dir = fixture_dir(dialect);
@@ -127,8 +162,9 @@ fn check_dialect(dialect: &str) -> usize {
         };
         let route = dialects::detect(&t).unwrap_or_else(|| panic!("{name}: no dialect for {path}"));
         let request =
-            (route.dialect.parse_request)(route.operation, &path, &read("request.json"), false)
+            (route.dialect.parse_request)(route.operation, &path, &read("request.json"), None)
                 .expect(&name);
+        check_capture(&name, &route, &path, &read("request.json"), &request);
         assert_subset(
             &name,
             &expected["request"],

@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let operation = [Operation::Chat, Operation::CountTokens, Operation::GenerateContent]
         [usize::from(selector >> 4) % 3];
     let capture = selector & 0x08 != 0;
-    let _ = (dialect.parse_request)(operation, "/v1beta/models/m:streamGenerateContent", body, capture);
+    let _ = (dialect.parse_request)(operation, "/v1beta/models/m:streamGenerateContent", body, capture.then_some(256));
     for status in [200, 429, 500] {
         let _ = (dialect.parse_response)(operation, status, body, capture);
     }

@@ -11,7 +11,7 @@ use serde::de::{MapAccess, SeqAccess};
 use serde_json::Value;
 
 use super::lenient::{
-    self, Bool, Chars, F64, Field, Shape, Skip, Text, U64, elements, next_key, skip, value,
+    self, Bool, Chars, F64, Field, Shape, Skip, Tail, Text, U64, elements, next_key, skip, value,
 };
 use super::{
     Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
@@ -43,7 +43,7 @@ fn parse_request(
     operation: Operation,
     _path: &str,
     body: &[u8],
-    capture: bool,
+    capture: Option<usize>,
 ) -> Result<RequestFacts, ParseError> {
     let r = lenient::parse(body, Body { capture })?;
     Ok(RequestFacts {
@@ -55,10 +55,10 @@ fn parse_request(
         system_chars: r.system.chars,
         messages: r.messages.count,
         conversation_id: r.user_id.as_deref().and_then(session_from_user_id),
-        content: capture.then_some(RequestContent {
-            system: r.system.parts,
-            input: r.messages.input,
-            tools: r.tools.definitions,
+        content: capture.map(|_| RequestContent {
+            system: r.system.parts.into_vec(),
+            input: r.messages.input.into_vec(),
+            tools: r.tools.definitions.into_vec(),
         }),
     })
 }
@@ -77,10 +77,10 @@ struct Request {
     user_id: Option<String>,
 }
 
-/// The request body: an object, else empty facts.
+/// The request body: an object, else empty facts. `capture`: the content cap.
 #[derive(Debug, Clone, Copy)]
 struct Body {
-    capture: bool,
+    capture: Option<usize>,
 }
 
 impl Shape for Body {
@@ -112,34 +112,42 @@ impl Shape for Body {
 #[derive(Debug, Default)]
 struct System {
     chars: u64,
-    parts: Vec<Value>,
+    parts: Tail,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct SystemShape {
-    capture: bool,
+    capture: Option<usize>,
 }
 
 impl Shape for SystemShape {
     type Out = System;
 
     fn string(self, s: &str) -> System {
+        let mut parts = Tail::new(self.capture.unwrap_or(0));
+        if self.capture.is_some() {
+            parts.push(serde_json::json!({"type": "text", "content": s}));
+        }
         System {
             chars: chars(s),
-            parts: if self.capture {
-                vec![serde_json::json!({"type": "text", "content": s})]
-            } else {
-                Vec::new()
-            },
+            parts,
         }
     }
 
     fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<System, A::Error> {
-        let mut system = System::default();
-        elements(seq, Field("text", Chars), self.capture, |n, block| {
-            system.chars += n.unwrap_or(0);
-            system.parts.extend(block.as_ref().map(part));
-        })?;
+        let mut system = System {
+            chars: 0,
+            parts: Tail::new(self.capture.unwrap_or(0)),
+        };
+        elements(
+            seq,
+            Field("text", Chars),
+            self.capture.is_some(),
+            |n, block| {
+                system.chars += n.unwrap_or(0);
+                system.parts.extend(block.as_ref().map(part));
+            },
+        )?;
         Ok(system)
     }
 }
@@ -148,20 +156,20 @@ impl Shape for SystemShape {
 #[derive(Debug, Default)]
 struct Conversation {
     count: u64,
-    input: Vec<Value>,
+    input: Tail,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct ConversationShape {
-    capture: bool,
+    capture: Option<usize>,
 }
 
 impl Shape for ConversationShape {
     type Out = Conversation;
 
     fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Conversation, A::Error> {
-        let mut input = Vec::new();
-        let count = elements(seq, Skip, self.capture, |(), m| {
+        let mut input = Tail::new(self.capture.unwrap_or(0));
+        let count = elements(seq, Skip, self.capture.is_some(), |(), m| {
             input.extend(m.as_ref().map(input_message));
         })?;
         Ok(Conversation { count, input })
@@ -172,23 +180,31 @@ impl Shape for ConversationShape {
 #[derive(Debug, Default)]
 struct Tools {
     names: Vec<String>,
-    definitions: Vec<Value>,
+    definitions: Tail,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct ToolsShape {
-    capture: bool,
+    capture: Option<usize>,
 }
 
 impl Shape for ToolsShape {
     type Out = Tools;
 
     fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Tools, A::Error> {
-        let mut tools = Tools::default();
-        elements(seq, Field("name", Text), self.capture, |name, t| {
-            tools.names.extend(name.flatten());
-            tools.definitions.extend(t.as_ref().map(tool_definition));
-        })?;
+        let mut tools = Tools {
+            names: Vec::new(),
+            definitions: Tail::new(self.capture.unwrap_or(0)),
+        };
+        elements(
+            seq,
+            Field("name", Text),
+            self.capture.is_some(),
+            |name, t| {
+                tools.names.extend(name.flatten());
+                tools.definitions.extend(t.as_ref().map(tool_definition));
+            },
+        )?;
         Ok(tools)
     }
 }
@@ -628,7 +644,7 @@ mod tests {
     }
 
     #[test]
-    fn a_10_mb_body_of_small_values_gives_its_facts() {
+    fn a_10_mb_body_of_small_values_gives_its_facts_and_capped_content() {
         let zeros = ["0"].repeat(1_000_000).join(",");
         let messages = [r#"{"role":"user","content":"a"}"#]
             .repeat(250_000)
@@ -637,12 +653,16 @@ mod tests {
             r#"{{"system":[{zeros}],"messages":[{messages}],"tools":[{zeros},{{"name":"Bash"}}],"model":"claude-opus-4-8","stream":true,"metadata":{{"user_id":"user_1_account_2_session_s-9"}}}}"#
         );
         assert!(body.len() > 10 << 20);
-        let r = parse_request(Operation::Chat, "/v1/messages", body.as_bytes(), false)
-            .expect("request");
+        let r =
+            parse_request(Operation::Chat, "/v1/messages", body.as_bytes(), None).expect("request");
         assert_eq!(r.messages, 250_000);
         assert_eq!(r.tools_offered, ["Bash"]);
         assert_eq!(r.model.as_deref(), Some("claude-opus-4-8"));
         assert_eq!(r.conversation_id.as_deref(), Some("s-9"));
-        assert_eq!((r.stream, r.system_chars, r.content), (true, 0, None));
+        assert_eq!((r.stream, r.system_chars, &r.content), (true, 0, &None));
+        let max = 16 << 10;
+        let captured = parse_request(Operation::Chat, "/v1/messages", body.as_bytes(), Some(max))
+            .expect("request");
+        crate::dialects::tests::assert_capped(&r, &captured, max);
     }
 }

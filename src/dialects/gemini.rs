@@ -13,7 +13,8 @@ use serde::de::{MapAccess, SeqAccess};
 use serde_json::Value;
 
 use super::lenient::{
-    self, F64, Field, PartsChars, Shape, Skip, Text, U64, captured, elements, next_key, skip, value,
+    self, F64, Field, PartsChars, Shape, Skip, Tail, Text, U64, captured, elements, next_key, skip,
+    value,
 };
 use super::{
     Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
@@ -103,7 +104,7 @@ fn parse_request(
     _op: Operation,
     path: &str,
     body: &[u8],
-    capture: bool,
+    capture: Option<usize>,
 ) -> Result<RequestFacts, ParseError> {
     let outer = lenient::parse(body, Body { capture })?;
     // Code Assist wraps the request: when `request` is an object its fields count, else the
@@ -125,14 +126,14 @@ fn parse_request(
             .or(v.session_id)
             .flatten()
             .filter(|s| !s.is_empty() && s.len() <= 128),
-        content: capture.then(|| RequestContent {
+        content: capture.map(|_| RequestContent {
             system: if system_text.is_empty() {
                 Vec::new()
             } else {
                 vec![serde_json::json!({"type": "text", "content": system_text})]
             },
-            input: v.contents.input,
-            tools: v.tools.definitions,
+            input: v.contents.input.into_vec(),
+            tools: v.tools.definitions.into_vec(),
         }),
     })
 }
@@ -167,11 +168,11 @@ impl Level {
         &mut self,
         key: Option<&str>,
         map: &mut A,
-        capture: bool,
+        capture: Option<usize>,
     ) -> Result<(), A::Error> {
         let system = |map: &mut A| -> Result<(u64, String), A::Error> {
             let chars = Field("parts", PartsChars);
-            if capture {
+            if capture.is_some() {
                 let (n, v) = captured(map, chars)?;
                 Ok((n.unwrap_or(0), parts_text(v.get("parts"))))
             } else {
@@ -192,10 +193,10 @@ impl Level {
     }
 }
 
-/// The request body: an object, else empty facts.
+/// The request body: an object, else empty facts. `capture`: the content cap.
 #[derive(Debug, Clone, Copy)]
 struct Body {
-    capture: bool,
+    capture: Option<usize>,
 }
 
 impl Shape for Body {
@@ -218,7 +219,7 @@ impl Shape for Body {
 /// Code Assist's `request`: `Some` only for an object.
 #[derive(Debug, Clone, Copy)]
 struct RequestShape {
-    capture: bool,
+    capture: Option<usize>,
 }
 
 impl Shape for RequestShape {
@@ -237,20 +238,20 @@ impl Shape for RequestShape {
 #[derive(Debug, Default)]
 struct Contents {
     count: u64,
-    input: Vec<Value>,
+    input: Tail,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct ContentsShape {
-    capture: bool,
+    capture: Option<usize>,
 }
 
 impl Shape for ContentsShape {
     type Out = Contents;
 
     fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Contents, A::Error> {
-        let mut input = Vec::new();
-        let count = elements(seq, Skip, self.capture, |(), c| {
+        let mut input = Tail::new(self.capture.unwrap_or(0));
+        let count = elements(seq, Skip, self.capture.is_some(), |(), c| {
             input.extend(c.as_ref().map(input_message));
         })?;
         Ok(Contents { count, input })
@@ -261,20 +262,24 @@ impl Shape for ContentsShape {
 #[derive(Debug, Default)]
 struct Tools {
     names: Vec<String>,
-    definitions: Vec<Value>,
+    definitions: Tail,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct ToolsShape {
-    capture: bool,
+    capture: Option<usize>,
 }
 
 impl Shape for ToolsShape {
     type Out = Tools;
 
     fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Tools, A::Error> {
-        let mut tools = Tools::default();
-        elements(seq, DeclarationNames, self.capture, |names, t| {
+        let mut tools = Tools {
+            names: Vec::new(),
+            definitions: Tail::new(self.capture.unwrap_or(0)),
+        };
+        let capture = self.capture.is_some();
+        elements(seq, DeclarationNames, capture, |names, t| {
             tools.names.extend(names);
             if let Some(t) = t {
                 let declarations = t
@@ -630,7 +635,7 @@ mod tests {
             Operation::GenerateContent,
             "/v1internal:streamGenerateContent",
             body,
-            false,
+            None,
         )
         .expect("request");
         assert!(r.stream);
@@ -641,7 +646,7 @@ mod tests {
     }
 
     #[test]
-    fn a_10_mb_body_of_small_values_gives_its_facts() {
+    fn a_10_mb_body_of_small_values_gives_its_facts_and_capped_content() {
         let zeros = ["0"].repeat(1_000_000).join(",");
         let contents = [r#"{"role":"user","parts":[{"text":"a"}]}"#]
             .repeat(200_000)
@@ -654,11 +659,20 @@ mod tests {
             Operation::GenerateContent,
             "/v1internal:streamGenerateContent",
             body.as_bytes(),
-            false,
+            None,
         )
         .expect("request");
         assert_eq!((r.messages, r.system_chars), (200_000, 3));
         assert_eq!(r.tools_offered, ["run_shell_command"]);
         assert_eq!(r.model.as_deref(), Some("gemini-2.5-pro"));
+        let max = 16 << 10;
+        let captured = parse_request(
+            Operation::GenerateContent,
+            "/v1internal:streamGenerateContent",
+            body.as_bytes(),
+            Some(max),
+        )
+        .expect("request");
+        crate::dialects::tests::assert_capped(&r, &captured, max);
     }
 }

@@ -10,7 +10,10 @@
 //! (counts, names, a model) and skips the rest as it goes, arrays element by element: memory
 //! while parsing is what the shapes keep. With `capture` a dialect reads one element at a time
 //! as a `Value` ([`elements`], [`captured`]) to build the prompt content it exports, never the
-//! whole body.
+//! whole body, and collects what it builds in a [`Tail`], which keeps only the items that
+//! [`fit`](crate::telemetry::spans::fit) can still export under `--capture-max-bytes`: captured
+//! content costs the cap while parsing (plus the element being read and an item that alone is
+//! over the cap), not the body.
 //!
 //! Reading is exactly as lenient as the `Value` getters it replaces: a field of another JSON
 //! type reads as absent (`as_str`, `as_u64`, … gave `None`), a repeated key counts only its
@@ -22,7 +25,7 @@
 //! than 128, `1e400`, a lone surrogate `\udc00`), and a body llmtap counted as `invalid_json`
 //! must stay so.
 
-use std::fmt;
+use std::{collections::VecDeque, fmt, io};
 
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Number, Value};
@@ -365,6 +368,100 @@ impl<S: Shape + Clone> Shape for Field<S> {
     }
 }
 
+/// Captured content items, capped while they are read: the most recent items that
+/// [`fit`](crate::telemetry::spans::fit) can export in `max` bytes, so that `fit` gives the
+/// same JSON (and the same cut flag) from [`Tail::into_vec`] as from every item pushed.
+///
+/// `fit` exports the longest suffix whose JSON array fits in `max` bytes, else the last item
+/// shortened. An item followed by more than `max` bytes of items is therefore never exported:
+/// it is dropped, and what remains still does not fit, so `fit` still says it cut. The last
+/// item is always kept, whatever its size (`fit` falls back to it).
+#[derive(Debug)]
+pub(crate) struct Tail {
+    max: usize,
+    /// Each item with the length of its JSON, as `fit` measures it.
+    items: VecDeque<(Value, usize)>,
+    /// JSON bytes of all items, brackets and commas not counted.
+    total: usize,
+}
+
+impl Tail {
+    pub(crate) fn new(max: usize) -> Tail {
+        Tail {
+            max,
+            items: VecDeque::new(),
+            total: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, v: Value) {
+        let len = json_len(&v);
+        self.push_sized(v, len);
+    }
+
+    /// Pushes every item of `other` after this tail's own, under this tail's cap: `fit` then
+    /// gives what it would from every item of both.
+    pub(crate) fn append(&mut self, other: Tail) {
+        for (v, len) in other.items {
+            self.push_sized(v, len);
+        }
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<Value> {
+        self.items.into_iter().map(|(v, _)| v).collect()
+    }
+
+    fn push_sized(&mut self, v: Value, len: usize) {
+        self.items.push_back((v, len));
+        self.total += len;
+        while self.items.len() >= 2 {
+            let front = self.items[0].1;
+            // The JSON array of the items after the front one: brackets, items, commas.
+            let after = 2 + (self.total - front) + (self.items.len() - 2);
+            if after <= self.max {
+                break;
+            }
+            self.total -= front;
+            self.items.pop_front();
+        }
+    }
+}
+
+/// Content that was absent. Uncapped, so that pushing into it could never change what `fit`
+/// exports; dialects push only into tails made with [`Tail::new`].
+impl Default for Tail {
+    fn default() -> Tail {
+        Tail::new(usize::MAX)
+    }
+}
+
+impl Extend<Value> for Tail {
+    fn extend<I: IntoIterator<Item = Value>>(&mut self, items: I) {
+        items.into_iter().for_each(|v| self.push(v));
+    }
+}
+
+/// Bytes of `v` as compact JSON (what `Value::to_string` gives), counted without writing them.
+fn json_len(v: &Value) -> usize {
+    struct Count(usize);
+
+    impl io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, v)
+        .expect("a Value serializes into a writer that never fails");
+    count.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,5 +507,100 @@ mod tests {
         assert_eq!(parse_str("-1", U64).expect("json"), None);
         assert_eq!(parse_str("5.0", U64).expect("json"), None);
         assert_eq!(parse_str("-1", F64).expect("json"), Some(-1.0));
+    }
+
+    /// xorshift64*: a fixed sequence, so a failure replays.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n.max(1)
+        }
+
+        /// A message-like item of 1 to a few hundred JSON bytes, with characters that JSON
+        /// escapes or spells in several bytes.
+        fn item(&mut self) -> Value {
+            let text: String = (0..self.below(120))
+                .map(|_| ['a', 'é', '"', '\n', '\u{1}', '😀'][self.below(6)])
+                .collect();
+            match self.below(4) {
+                0 => Value::from(self.below(1000)),
+                1 => Value::String(text),
+                2 => {
+                    serde_json::json!({"role": "user", "parts": [{"type": "text", "content": text}]})
+                }
+                _ => serde_json::json!([text, [self.below(9)], {"k": null}]),
+            }
+        }
+    }
+
+    fn tail_of(max: usize, items: &[Value]) -> Tail {
+        let mut tail = Tail::new(max);
+        tail.extend(items.iter().cloned());
+        tail
+    }
+
+    #[test]
+    fn a_tail_exports_what_fit_exports_from_every_item() {
+        use crate::telemetry::spans::fit;
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for case in 0..3000 {
+            let items: Vec<Value> = (0..rng.below(40)).map(|_| rng.item()).collect();
+            let max = match rng.below(3) {
+                0 => rng.below(40),
+                1 => rng.below(600),
+                _ => rng.below(6000),
+            };
+            let tail = tail_of(max, &items);
+            let kept = tail.items.len();
+            assert!(
+                kept <= 1 || 2 + tail.total - tail.items[0].1 + kept - 2 <= max,
+                "case {case}: the items after the front one fit"
+            );
+            let tail = tail.into_vec();
+            assert_eq!(
+                tail[..],
+                items[items.len() - kept..],
+                "case {case}: a suffix"
+            );
+            assert_eq!(fit(&tail, max), fit(&items, max), "case {case}: max {max}");
+
+            let split = rng.below(items.len() + 1);
+            let (a, b) = items.split_at(split);
+            let mut appended = tail_of(max, a);
+            appended.append(tail_of(max, b));
+            let appended = appended.into_vec();
+            assert_eq!(
+                fit(&appended, max),
+                fit(&items, max),
+                "case {case}: appended"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tail_holds_about_its_cap_however_many_items_arrive() {
+        let mut tail = Tail::new(1000);
+        for i in 0..100_000 {
+            tail.push(serde_json::json!({"role": "user", "parts": [{"content": i}]}));
+        }
+        assert!(tail.items.len() < 40, "{}", tail.items.len());
+        assert!(tail.total < 2000, "{}", tail.total);
+        let mut lengths = tail
+            .items
+            .iter()
+            .map(|(v, len)| (v.to_string().len(), *len));
+        assert!(lengths.all(|(real, counted)| real == counted));
+        let huge = Value::String("x".repeat(5000));
+        tail.push(huge.clone());
+        assert_eq!(
+            tail.into_vec().last(),
+            Some(&huge),
+            "the last item is kept whole"
+        );
+        assert_eq!(Tail::new(0).into_vec(), Vec::<Value>::new());
     }
 }

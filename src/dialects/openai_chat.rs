@@ -11,7 +11,8 @@ use serde::de::{MapAccess, SeqAccess};
 use serde_json::Value;
 
 use super::lenient::{
-    self, Bool, F64, Field, OneOf, Shape, Text, TextChars, U64, elements, next_key, skip, value,
+    self, Bool, F64, Field, OneOf, Shape, Tail, Text, TextChars, U64, elements, next_key, skip,
+    value,
 };
 use super::{
     Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
@@ -49,7 +50,7 @@ fn parse_request(
     _op: Operation,
     _path: &str,
     body: &[u8],
-    capture: bool,
+    capture: Option<usize>,
 ) -> Result<RequestFacts, ParseError> {
     let r = lenient::parse(body, Body { capture })?;
     Ok(RequestFacts {
@@ -61,10 +62,10 @@ fn parse_request(
         system_chars: r.messages.system_chars,
         messages: r.messages.count,
         conversation_id: None,
-        content: capture.then_some(RequestContent {
-            system: r.messages.system,
-            input: r.messages.input,
-            tools: r.tools.definitions,
+        content: capture.map(|_| RequestContent {
+            system: r.messages.system.into_vec(),
+            input: r.messages.input.into_vec(),
+            tools: r.tools.definitions.into_vec(),
         }),
     })
 }
@@ -82,10 +83,10 @@ struct Request {
     tools: Tools,
 }
 
-/// The request body: an object, else empty facts.
+/// The request body: an object, else empty facts. `capture`: the content cap.
 #[derive(Debug, Clone, Copy)]
 struct Body {
-    capture: bool,
+    capture: Option<usize>,
 }
 
 impl Shape for Body {
@@ -117,21 +118,27 @@ impl Shape for Body {
 struct Messages {
     count: u64,
     system_chars: u64,
-    system: Vec<Value>,
-    input: Vec<Value>,
+    system: Tail,
+    input: Tail,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct MessagesShape {
-    capture: bool,
+    capture: Option<usize>,
 }
 
 impl Shape for MessagesShape {
     type Out = Messages;
 
     fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Messages, A::Error> {
-        let mut messages = Messages::default();
-        let count = elements(seq, MessageShape, self.capture, |(system, chars), m| {
+        let max = self.capture.unwrap_or(0);
+        let mut messages = Messages {
+            system: Tail::new(max),
+            input: Tail::new(max),
+            ..Messages::default()
+        };
+        let capture = self.capture.is_some();
+        let count = elements(seq, MessageShape, capture, |(system, chars), m| {
             if system {
                 messages.system_chars += chars;
             }
@@ -174,20 +181,23 @@ impl Shape for MessageShape {
 #[derive(Debug, Default)]
 struct Tools {
     names: Vec<String>,
-    definitions: Vec<Value>,
+    definitions: Tail,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct ToolsShape {
-    capture: bool,
+    capture: Option<usize>,
 }
 
 impl Shape for ToolsShape {
     type Out = Tools;
 
     fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Tools, A::Error> {
-        let mut tools = Tools::default();
-        elements(seq, ToolName, self.capture, |name, t| {
+        let mut tools = Tools {
+            names: Vec::new(),
+            definitions: Tail::new(self.capture.unwrap_or(0)),
+        };
+        elements(seq, ToolName, self.capture.is_some(), |name, t| {
             tools.names.extend(name);
             tools.definitions.extend(t.as_ref().map(tool_definition));
         })?;
@@ -590,7 +600,7 @@ mod tests {
     }
 
     #[test]
-    fn a_10_mb_body_of_small_values_gives_its_facts() {
+    fn a_10_mb_body_of_small_values_gives_its_facts_and_capped_content() {
         let zeros = ["0"].repeat(1_000_000).join(",");
         let messages = [r#"{"role":"user","content":"a"}"#]
             .repeat(250_000)
@@ -603,7 +613,7 @@ mod tests {
             Operation::Chat,
             "/v1/chat/completions",
             body.as_bytes(),
-            false,
+            None,
         )
         .expect("request");
         assert_eq!(r.messages, 1 + 250_000 + 1_000_000);
@@ -613,5 +623,14 @@ mod tests {
             (r.model.as_deref(), r.max_tokens),
             (Some("gpt-5"), Some(64))
         );
+        let max = 16 << 10;
+        let captured = parse_request(
+            Operation::Chat,
+            "/v1/chat/completions",
+            body.as_bytes(),
+            Some(max),
+        )
+        .expect("request");
+        crate::dialects::tests::assert_capped(&r, &captured, max);
     }
 }

@@ -11,8 +11,8 @@ use serde::de::{MapAccess, SeqAccess};
 use serde_json::Value;
 
 use super::lenient::{
-    self, Bool, F64, Field, OneOf, Shape, Text, TextChars, U64, captured, elements, next_key, skip,
-    value,
+    self, Bool, Chars, F64, Field, OneOf, Shape, Tail, Text, TextChars, U64, elements, next_key,
+    skip, value,
 };
 use super::{
     Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
@@ -40,14 +40,16 @@ fn detect(t: &Target<'_>) -> Option<(Operation, Framing)> {
 fn text_parts(content: Option<&Value>) -> Vec<Value> {
     match content {
         Some(Value::String(s)) => vec![serde_json::json!({"type": "text", "content": s})],
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .map(|p| match p.get("text").and_then(Value::as_str) {
-                Some(text) => serde_json::json!({"type": "text", "content": text}),
-                None => serde_json::json!({"type": p.get("type")}),
-            })
-            .collect(),
+        Some(Value::Array(parts)) => parts.iter().map(text_part).collect(),
         _ => Vec::new(),
+    }
+}
+
+/// One part of a content array.
+fn text_part(p: &Value) -> Value {
+    match p.get("text").and_then(Value::as_str) {
+        Some(text) => serde_json::json!({"type": "text", "content": text}),
+        None => serde_json::json!({"type": p.get("type")}),
     }
 }
 
@@ -85,7 +87,7 @@ fn parse_request(
     _op: Operation,
     _path: &str,
     body: &[u8],
-    capture: bool,
+    capture: Option<usize>,
 ) -> Result<RequestFacts, ParseError> {
     let r = lenient::parse(body, Body { capture })?;
     let Input {
@@ -97,17 +99,23 @@ fn parse_request(
         tool_definitions,
     } = r.input;
     // Tools of the request: top-level `tools`, then Codex's `additional_tools` input items.
-    let mut tools = r.tools;
-    tools.names.extend(tool_names);
-    tools.definitions.extend(tool_definitions);
-    let (instructions_chars, mut system_parts) = r.instructions;
-    system_parts.extend(system);
+    // Either may be absent (a default, uncapped tail): both are appended to a capped one.
+    let max = capture.unwrap_or(0);
+    let mut tools = r.tools.names;
+    tools.extend(tool_names);
+    let mut definitions = Tail::new(max);
+    definitions.append(r.tools.definitions);
+    definitions.append(tool_definitions);
+    let (instructions_chars, instructions) = r.instructions;
+    let mut system_parts = Tail::new(max);
+    system_parts.append(instructions);
+    system_parts.append(system);
     Ok(RequestFacts {
         model: r.model,
         stream: r.stream.unwrap_or(false),
         max_tokens: r.max_output_tokens,
         temperature: r.temperature,
-        tools_offered: tools.names,
+        tools_offered: tools,
         system_chars: instructions_chars + system_chars,
         messages: count,
         // Codex names its session in `client_metadata.session_id` and, as the same value, in
@@ -116,10 +124,10 @@ fn parse_request(
             .client_session
             .unwrap_or(r.prompt_cache_key)
             .filter(|k| !k.is_empty() && k.len() <= 128),
-        content: capture.then_some(RequestContent {
-            system: system_parts,
-            input,
-            tools: tools.definitions,
+        content: capture.map(|_| RequestContent {
+            system: system_parts.into_vec(),
+            input: input.into_vec(),
+            tools: definitions.into_vec(),
         }),
     })
 }
@@ -132,7 +140,7 @@ struct Request {
     max_output_tokens: Option<u64>,
     temperature: Option<f64>,
     /// Characters of `instructions`, and its parts with capture.
-    instructions: (u64, Vec<Value>),
+    instructions: (u64, Tail),
     input: Input,
     tools: Tools,
     /// `client_metadata.session_id` when present (of any type): it wins over the cache key.
@@ -140,10 +148,10 @@ struct Request {
     prompt_cache_key: Option<String>,
 }
 
-/// The request body: an object, else empty facts.
+/// The request body: an object, else empty facts. `capture`: the content cap.
 #[derive(Debug, Clone, Copy)]
 struct Body {
-    capture: bool,
+    capture: Option<usize>,
 }
 
 impl Shape for Body {
@@ -158,11 +166,9 @@ impl Shape for Body {
                 Some("stream") => r.stream = value(&mut map, Bool)?,
                 Some("max_output_tokens") => r.max_output_tokens = value(&mut map, U64)?,
                 Some("temperature") => r.temperature = value(&mut map, F64)?,
-                Some("instructions") if capture => {
-                    let (chars, v) = captured(&mut map, TextChars)?;
-                    r.instructions = (chars, text_parts(Some(&v)));
+                Some("instructions") => {
+                    r.instructions = value(&mut map, InstructionsShape { capture })?;
                 }
-                Some("instructions") => r.instructions = (value(&mut map, TextChars)?, Vec::new()),
                 Some("input") => r.input = value(&mut map, InputShape { capture })?,
                 Some("tools") => r.tools = value(&mut map, ToolsShape { capture })?,
                 Some("client_metadata") => {
@@ -176,41 +182,81 @@ impl Shape for Body {
     }
 }
 
+/// `instructions`: a string or parts, as message content ([`TextChars`], [`text_parts`]): its
+/// characters, and its parts with capture.
+#[derive(Debug, Clone, Copy)]
+struct InstructionsShape {
+    capture: Option<usize>,
+}
+
+impl Shape for InstructionsShape {
+    type Out = (u64, Tail);
+
+    fn string(self, s: &str) -> (u64, Tail) {
+        let mut parts = Tail::new(self.capture.unwrap_or(0));
+        if self.capture.is_some() {
+            parts.push(serde_json::json!({"type": "text", "content": s}));
+        }
+        (TextChars.string(s), parts)
+    }
+
+    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<(u64, Tail), A::Error> {
+        let (mut chars, mut parts) = (0, Tail::new(self.capture.unwrap_or(0)));
+        let capture = self.capture.is_some();
+        elements(seq, Field("text", Chars), capture, |n, p| {
+            chars += n.unwrap_or(0);
+            parts.extend(p.as_ref().map(text_part));
+        })?;
+        Ok((chars, parts))
+    }
+}
+
 /// `input`: a string (one user message) or items. Codex's `additional_tools` items carry tools
 /// and are not messages.
 #[derive(Debug, Default)]
 struct Input {
     count: u64,
     system_chars: u64,
-    system: Vec<Value>,
-    input: Vec<Value>,
+    system: Tail,
+    input: Tail,
     tool_names: Vec<String>,
-    tool_definitions: Vec<Value>,
+    tool_definitions: Tail,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct InputShape {
-    capture: bool,
+    capture: Option<usize>,
+}
+
+impl InputShape {
+    fn empty(self) -> Input {
+        let max = self.capture.unwrap_or(0);
+        Input {
+            system: Tail::new(max),
+            input: Tail::new(max),
+            tool_definitions: Tail::new(max),
+            ..Input::default()
+        }
+    }
 }
 
 impl Shape for InputShape {
     type Out = Input;
 
     fn string(self, s: &str) -> Input {
-        Input {
-            count: 1,
-            input: if self.capture {
-                vec![input_message(&Value::String(s.to_owned()))]
-            } else {
-                Vec::new()
-            },
-            ..Input::default()
+        let mut input = self.empty();
+        input.count = 1;
+        if self.capture.is_some() {
+            input
+                .input
+                .push(input_message(&Value::String(s.to_owned())));
         }
+        input
     }
 
     fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Input, A::Error> {
-        let mut input = Input::default();
-        elements(seq, ItemShape, self.capture, |item, v| {
+        let mut input = self.empty();
+        elements(seq, ItemShape, self.capture.is_some(), |item, v| {
             if item.additional_tools {
                 input.tool_names.extend(item.tools.unwrap_or_default());
                 if let Some(inner) = v.as_ref().and_then(|v| v.get("tools")?.as_array()) {
@@ -268,20 +314,24 @@ impl Shape for ItemShape {
 #[derive(Debug, Default)]
 struct Tools {
     names: Vec<String>,
-    definitions: Vec<Value>,
+    definitions: Tail,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct ToolsShape {
-    capture: bool,
+    capture: Option<usize>,
 }
 
 impl Shape for ToolsShape {
     type Out = Tools;
 
     fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Tools, A::Error> {
-        let mut tools = Tools::default();
-        elements(seq, ToolShape { depth: 0 }, self.capture, |names, t| {
+        let mut tools = Tools {
+            names: Vec::new(),
+            definitions: Tail::new(self.capture.unwrap_or(0)),
+        };
+        let capture = self.capture.is_some();
+        elements(seq, ToolShape { depth: 0 }, capture, |names, t| {
             tools.names.extend(names);
             if let Some(t) = t {
                 tools
@@ -689,7 +739,7 @@ mod tests {
     #[test]
     fn namespace_tools_stand_for_the_tools_they_contain() {
         let body = br#"{"model":"gpt-6.1-sol","input":[{"type":"additional_tools","tools":[{"type":"namespace","name":"functions","tools":[{"type":"custom","name":"exec"},{"type":"function","name":"update_plan"}]},{"type":"namespace","name":"clock","tools":[{"type":"function","name":"now"}]}]}],"tools":[{"type":"web_search"}]}"#;
-        let r = parse_request(Operation::Chat, "/v1/responses", body, false).expect("request");
+        let r = parse_request(Operation::Chat, "/v1/responses", body, None).expect("request");
         assert_eq!(
             r.tools_offered,
             ["web_search", "exec", "update_plan", "now"]
@@ -699,13 +749,13 @@ mod tests {
     #[test]
     fn codex_tools_come_from_additional_tools_items() {
         let body = br#"{"model":"gpt-6.1-sol","input":[{"type":"message","role":"developer","content":[{"type":"input_text","text":"be brief"}]},{"type":"additional_tools","tools":[{"type":"function","name":"shell"},{"type":"web_search"}]},{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"}]}],"stream":true}"#;
-        let r = parse_request(Operation::Chat, "/v1/responses", body, false).expect("request");
+        let r = parse_request(Operation::Chat, "/v1/responses", body, None).expect("request");
         assert_eq!(r.tools_offered, ["shell", "web_search"]);
         assert_eq!((r.system_chars, r.messages), (8, 2));
     }
 
     #[test]
-    fn a_10_mb_body_of_small_values_gives_its_facts() {
+    fn a_10_mb_body_of_small_values_gives_its_facts_and_capped_content() {
         let zeros = ["0"].repeat(1_000_000).join(",");
         let items = [r#"{"role":"user","content":"a"}"#]
             .repeat(250_000)
@@ -714,11 +764,15 @@ mod tests {
             r#"{{"input":[{items},{{"type":"additional_tools","tools":[{zeros},{{"type":"function","name":"shell"}}]}}],"tools":[{zeros}],"instructions":"be brief","model":"gpt-6.1-sol","prompt_cache_key":"s-1"}}"#
         );
         assert!(body.len() > 10 << 20);
-        let r = parse_request(Operation::Chat, "/v1/responses", body.as_bytes(), false)
+        let r = parse_request(Operation::Chat, "/v1/responses", body.as_bytes(), None)
             .expect("request");
         assert_eq!((r.messages, r.system_chars), (250_000, 8));
         assert_eq!(r.tools_offered, ["shell"]);
         assert_eq!(r.model.as_deref(), Some("gpt-6.1-sol"));
         assert_eq!(r.conversation_id.as_deref(), Some("s-1"));
+        let max = 16 << 10;
+        let captured = parse_request(Operation::Chat, "/v1/responses", body.as_bytes(), Some(max))
+            .expect("request");
+        crate::dialects::tests::assert_capped(&r, &captured, max);
     }
 }
