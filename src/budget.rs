@@ -208,6 +208,11 @@ impl ChargedBuf {
         Ok(())
     }
 
+    /// A new, empty buffer charged to the same budget.
+    pub fn sibling(&self) -> ChargedBuf {
+        ChargedBuf::new(&self.charge.budget)
+    }
+
     /// Drops the copy and gives its bytes back.
     pub fn clear(&mut self) {
         self.buf = Vec::new();
@@ -224,6 +229,14 @@ impl ChargedBuf {
 
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
+    }
+}
+
+/// A non-streamed body's decoded copy, charged like any other (the cap is the decoder's).
+impl crate::proxy::decode::Sink for ChargedBuf {
+    fn take(&mut self, bytes: &[u8]) -> Result<(), crate::dialects::ParseError> {
+        self.extend(bytes, usize::MAX)
+            .map_err(|_| crate::dialects::ParseError::BodyTooLarge)
     }
 }
 

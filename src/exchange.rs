@@ -813,24 +813,26 @@ impl Pending {
         let response = match (self.stream_facts, self.status) {
             (Some(facts), _) => facts,
             (None, Some(status)) if parse_error.is_none() => {
-                let decoded = self.encoding.map_or(Err(ParseError::Decode), |encoding| {
-                    if encoding == Encoding::Identity {
-                        return Ok(std::borrow::Cow::Borrowed(self.body.as_slice()));
+                // The decoded copy is charged to the budget like the body it comes from.
+                let decoder = match self.encoding {
+                    None => Err(ParseError::Decode),
+                    Some(Encoding::Identity) => Ok(None),
+                    Some(encoding) => {
+                        Decoder::new(encoding, self.limits.decoded_body, self.body.sibling())
+                            .and_then(|mut d| d.push(self.body.as_slice()).map(|()| Some(d)))
                     }
-                    let out = Vec::with_capacity(self.body.len());
-                    let mut decoder = Decoder::new(encoding, self.limits.decoded_body, out)?;
-                    decoder.push(self.body.as_slice())?;
-                    Ok(std::borrow::Cow::Owned(
-                        decoder.sink_mut().map(std::mem::take).unwrap_or_default(),
-                    ))
+                };
+                let decoded = decoder.as_ref().map(|d| match d {
+                    None => self.body.as_slice(),
+                    Some(d) => d.sink().map_or(&[][..], ChargedBuf::as_slice),
                 });
                 // An abandoned body is a partial body: not a parse failure, nothing to parse.
                 let parsed = match decoded {
                     Ok(body) if self.end == End::Complete && !body.is_empty() => guarded(|| {
-                        (dialect.parse_response)(operation, status, &body, self.capture.is_some())
+                        (dialect.parse_response)(operation, status, body, self.capture.is_some())
                     }),
                     Ok(_) => Ok(ResponseFacts::default()),
-                    Err(e) => Err(e),
+                    Err(e) => Err(*e),
                 };
                 parsed.unwrap_or_else(|e| {
                     parse_error = Some(e);

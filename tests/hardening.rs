@@ -635,3 +635,92 @@ async fn a_call_over_the_observation_budget_is_relayed_unchanged_and_recorded_fl
     );
     assert_eq!(metric(&m, "llmtap_observe_held_bytes", &[]), 0.0);
 }
+
+/// Findings of the attacker review, each a regression test named after what it broke.
+#[tokio::test]
+async fn websocket_upgrades_to_names_resolving_to_loopback_are_refused() {
+    let upstream = FakeUpstream::start().await;
+    let (origin, heads) = plain_origin().await;
+    let tap = harness::start(&upstream, &[]).await;
+    for host in [
+        format!("2130706433:{}", origin.port()),
+        format!("0177.0.0.1:{}", origin.port()),
+        format!("localhost:{}", origin.port()),
+    ] {
+        let request = format!(
+            "GET http://{host}/ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        );
+        let reply = raw(tap.proxy, request.as_bytes()).await;
+        assert!(reply.starts_with("HTTP/1.1 403"), "{host}: {reply}");
+    }
+    let reply = raw(
+        tap.proxy,
+        format!(
+            "CONNECT 2130706433:{0} HTTP/1.1\r\nHost: x:{0}\r\n\r\n",
+            origin.port()
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(
+        reply.starts_with("HTTP/1.1 403"),
+        "refused before the 200: {reply}"
+    );
+    assert!(
+        heads.lock().unwrap().is_empty(),
+        "the loopback origin was never reached"
+    );
+}
+
+#[tokio::test]
+async fn a_tunnel_silent_after_its_tls_handshake_is_closed_after_the_header_timeout() {
+    let upstream = FakeUpstream::start().await;
+    let tap = harness::start(&upstream, &["--client-header-timeout", "1s"]).await;
+    let tunnel = client::connect_tunnel(tap.proxy, &format!("{HOST}:443")).await;
+    let mut tls = client::tls_over(tunnel, HOST, client::tls(&tap.ca_pem, false))
+        .await
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut byte)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "still open: {closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn hop_by_hop_fields_named_in_a_non_ascii_connection_value_are_not_forwarded() {
+    let upstream = FakeUpstream::start().await;
+    let (origin, heads) = plain_origin().await;
+    let allow = format!("127.0.0.1:{}", origin.port());
+    let tap = harness::start(&upstream, &["--allow-destination", &allow]).await;
+    let mut request = format!("GET http://{origin}/ HTTP/1.1\r\nHost: {origin}\r\n").into_bytes();
+    request.extend_from_slice(b"Connection: close, X-Hop2, \xff\r\nX-Hop2: hop2\r\n\r\n");
+    let reply = raw(tap.proxy, &request).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let head = heads.lock().unwrap()[0].to_ascii_lowercase();
+    assert!(!head.contains("x-hop2"), "{head}");
+}
+
+#[tokio::test]
+async fn a_second_host_field_naming_another_destination_is_misdirected() {
+    let upstream = FakeUpstream::start().await;
+    let tap = harness::start(&upstream, &[]).await;
+    let tunnel = client::connect_tunnel(tap.proxy, &format!("{HOST}:443")).await;
+    let mut tls = client::tls_over(tunnel, HOST, client::tls(&tap.ca_pem, false))
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /v1/models HTTP/1.1\r\nHost: {HOST}\r\nHost: 127.0.0.1:{}\r\nconnection: close\r\n\r\n",
+        tap.admin.port()
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let reply = read_reply(&mut tls).await;
+    assert!(
+        reply.starts_with("HTTP/1.1 421") || reply.starts_with("HTTP/1.1 400"),
+        "{reply}"
+    );
+    assert!(upstream.seen().is_empty());
+}

@@ -160,11 +160,15 @@ impl Tap {
                 if let Some(suppressed) = self.shared.upstream_warning.allow() {
                     tracing::warn!(error = %err, suppressed, "websocket upstream failed; client gets 502");
                 }
-                let status = match err {
-                    websocket::WsError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-                    _ => StatusCode::BAD_GATEWAY,
-                };
-                status_only(status).into()
+                match err {
+                    websocket::WsError::Timeout(_) => status_only(StatusCode::GATEWAY_TIMEOUT),
+                    websocket::WsError::Refused(refusal) => {
+                        self.shared.telemetry.metrics.destination_refused(refusal);
+                        destination_forbidden(refusal)
+                    }
+                    _ => status_only(StatusCode::BAD_GATEWAY),
+                }
+                .into()
             }
         }
     }
@@ -392,6 +396,22 @@ impl HttpHandler for Tap {
                 return destination_forbidden(refusal).into();
             }
             if req.method() == Method::CONNECT {
+                // A blind tunnel's name is resolved and checked before the 200, so a name
+                // that resolves into a refused network gets a 403, not a 200 and a reset.
+                if let Some((host, port)) = target(&req)
+                    && !self.shared.intercepts(&host)
+                    && let Err(e) = upstream::resolve_checked(
+                        &self.shared.policy,
+                        &self.shared.resolve,
+                        &host,
+                        port,
+                    )
+                    .await
+                    && let Some(refused) = e.downcast_ref::<DestinationRefused>()
+                {
+                    self.shared.telemetry.metrics.destination_refused(refused.0);
+                    return destination_forbidden(refused.0).into();
+                }
                 self.identity = identity;
                 self.admitted = true;
                 return req.into();
@@ -401,6 +421,14 @@ impl HttpHandler for Tap {
         let Some((host, port)) = target(&req) else {
             return req.into();
         };
+        let websocket = is_websocket_upgrade(req.headers());
+        if websocket && !self.shared.intercepts(&host) {
+            // Every upgrade goes through llmtap's relay, which dials through the checked
+            // connector (destination policy at dial time, timeouts) and strips hop-by-hop
+            // fields; hudsucker's own WebSocket path does neither. Not recorded.
+            let head = self.head(&req, host, port);
+            return self.relay_websocket(req, None, head).await;
+        }
         if !self.shared.intercepts(&host) {
             return req.into();
         }
@@ -409,7 +437,7 @@ impl HttpHandler for Tap {
             method: req.method().as_str(),
             path: req.uri().path(),
             query: req.uri().query(),
-            websocket: is_websocket_upgrade(req.headers()),
+            websocket,
         };
         let route = dialects::detect(&target);
         if target.websocket {
@@ -431,8 +459,10 @@ impl HttpHandler for Tap {
     }
 
     async fn handle_response(&mut self, _ctx: &HttpContext, res: Response<Body>) -> Response<Body> {
+        let idle = self.shared.timeouts.stream_idle;
         let Some(exchange) = self.call.take() else {
-            return res;
+            // Not a recorded call, but a wait all the same: the idle limit applies.
+            return res.map(|body| idle_limit(body, idle));
         };
         let headers = res.headers();
         let observer = exchange.on_response(
@@ -440,7 +470,6 @@ impl HttpHandler for Tap {
             header_str(headers, "content-type"),
             header_str(headers, "content-encoding"),
         );
-        let idle = self.shared.timeouts.stream_idle;
         res.map(|body| tap(idle_limit(body, idle), observer))
     }
 

@@ -81,6 +81,8 @@ pub trait MessageObserver: Send + 'static {
 pub enum WsError {
     #[error("cannot reach upstream: {0}")]
     Connect(String),
+    #[error("destination refused by llmtap's policy ({})", .0.as_str())]
+    Refused(super::policy::Refusal),
     #[error("upstream handshake failed: {0}")]
     Handshake(hyper::Error),
     #[error("upstream sent no upgrade answer within {0:?}")]
@@ -108,17 +110,26 @@ pub async fn relay(
     let client_upgrade = hyper::upgrade::on(&mut req);
     let uri = req.uri().clone();
     let host = uri.host().unwrap_or_default().to_owned();
-    let port = uri.port_u16().unwrap_or(443);
-    let dial: Uri = format!("https://{host}:{port}/")
+    let scheme = if uri.scheme_str() == Some("http") {
+        "http"
+    } else {
+        "https"
+    };
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "http" { 80 } else { 443 });
+    let dial: Uri = format!("{scheme}://{host}:{port}/")
         .parse()
         .map_err(|e: hyper::http::uri::InvalidUri| WsError::Connect(e.to_string()))?;
     poll_fn(|cx| connector.poll_ready(cx))
         .await
         .map_err(|e| WsError::Connect(e.to_string()))?;
-    let io = connector
-        .call(dial)
-        .await
-        .map_err(|e| WsError::Connect(e.to_string()))?;
+    let io = connector.call(dial).await.map_err(|e| {
+        match e.downcast_ref::<super::upstream::DestinationRefused>() {
+            Some(refused) => WsError::Refused(refused.0),
+            None => WsError::Connect(e.to_string()),
+        }
+    })?;
     let (mut sender, conn) = http1::handshake(io).await.map_err(WsError::Handshake)?;
     tokio::spawn(async move {
         let _ = conn.with_upgrades().await;
@@ -134,12 +145,20 @@ pub async fn relay(
         .parse()
         .map_err(|e: hyper::http::uri::InvalidUri| WsError::Connect(e.to_string()))?;
     parts.version = hyper::Version::HTTP_11;
-    // The client's proxy credentials are for llmtap only (RFC 9110 §7.6.1); the upgrade's
-    // own `Connection` and `Upgrade` fields are the point of the request and stay.
-    parts.headers.remove(header::PROXY_AUTHORIZATION);
-    parts.headers.remove("proxy-connection");
+    // Hop-by-hop fields (RFC 9110 §7.6.1, proxy credentials included) stay here; the
+    // upgrade's own `Connection: Upgrade` and `Upgrade: websocket` are the point of the
+    // request and are sent as such.
+    hudsucker::strip_hop_by_hop(&mut parts.headers);
+    parts.headers.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("Upgrade"),
+    );
+    parts.headers.insert(
+        header::UPGRADE,
+        header::HeaderValue::from_static("websocket"),
+    );
     if !parts.headers.contains_key(header::HOST) {
-        let value = if port == 443 {
+        let value = if port == if scheme == "http" { 80 } else { 443 } {
             host.clone()
         } else {
             format!("{host}:{port}")

@@ -44,6 +44,10 @@ pub const CAPPED_TARGETS: &[&str] = &[
     "tower",
     "tower_http",
     "tonic",
+    // tungstenite traces whole handshake requests (headers and query included).
+    "tungstenite",
+    "tokio_tungstenite",
+    "hyper_tungstenite",
 ];
 
 /// Whether `target` is one of [`CAPPED_TARGETS`] or a module of one (`hyper_util::client`),

@@ -381,6 +381,20 @@ where
 
         // Serve the protocol ALPN chose: no sniffing of the first bytes.
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        // hyper-util reads the first bytes (its version check) with no timer: a tunnel that
+        // finished TLS and then says nothing would be held forever. Its first request must
+        // start within the handshake timeout.
+        let mut stream = stream;
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(handshake, stream.read(&mut first)).await {
+            Ok(Ok(1)) => {}
+            Ok(_) => return,
+            Err(_) => {
+                self.http_handler.on_refused(&ctx, crate::Refused::HeaderTimeout);
+                return;
+            }
+        }
+        let stream = Rewind::new(ArrayPrefix::new(first, 1), stream);
         let server = if h2 {
             self.server.clone().http2_only()
         } else {
@@ -578,26 +592,26 @@ fn same_destination<B>(req: &Request<B>, scheme: &Scheme, authority: &Authority)
     if req.uri().authority().is_some_and(|a| !same(a)) {
         return false;
     }
-    match req.headers().get(hyper::header::HOST) {
-        None => true,
-        Some(value) => value
+    // Every `Host` field must name the tunnel (a second one could disagree with the first).
+    req.headers().get_all(hyper::header::HOST).iter().all(|value| {
+        value
             .to_str()
             .ok()
             .and_then(|v| v.parse::<Authority>().ok())
-            .is_some_and(|a| same(&a)),
-    }
+            .is_some_and(|a| same(&a))
+    })
 }
 
 /// Hop-by-hop fields (RFC 9110 §7.6.1): `Connection` and every field it names, plus
 /// `Proxy-Connection`, `Keep-Alive`, `TE`, `Transfer-Encoding`, `Upgrade`,
 /// `Proxy-Authorization` and `Proxy-Authenticate`. Never forwarded (llmtap patch).
-pub(crate) fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
+pub fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
+    // By bytes, not `to_str`: a value with a non-ASCII byte still names its fields.
     let listed: Vec<hyper::header::HeaderName> = headers
         .get_all(hyper::header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| hyper::header::HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter_map(|name| hyper::header::HeaderName::from_bytes(name.trim_ascii()).ok())
         .collect();
     for name in listed {
         headers.remove(name);

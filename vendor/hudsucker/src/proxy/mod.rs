@@ -17,6 +17,7 @@ use hyper_util::{
     server::conn::auto::Builder as ServerBuilder,
 };
 use internal::InternalProxy;
+pub use internal::strip_hop_by_hop;
 use std::{error::Error as StdError, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 use tokio_graceful::Shutdown;
