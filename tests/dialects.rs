@@ -582,3 +582,32 @@ async fn a_websocket_call_whose_upstream_goes_silent_ends_upstream_timeout_and_t
     assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
     tap.assert_no_record(Duration::from_millis(300)).await;
 }
+
+#[tokio::test]
+async fn hop_by_hop_fields_of_a_websocket_upgrade_are_not_forwarded() {
+    let upstream = FakeUpstream::start().await;
+    let tap = harness::start(&upstream, &[]).await;
+    let (ws, _) = ws_via_llmtap(
+        &tap,
+        &[
+            ("connection", "Upgrade, X-Hop"),
+            ("x-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("x-end-to-end", "kept"),
+        ],
+    )
+    .await
+    .expect("upgrade");
+    drop(ws);
+    let seen = upstream.seen();
+    let upgrade = seen
+        .iter()
+        .find(|s| s.header("upgrade").is_some())
+        .expect("the upgrade reached the upstream");
+    for hop in ["x-hop", "keep-alive", "te"] {
+        assert_eq!(upgrade.header(hop), None, "{hop} forwarded");
+    }
+    assert_eq!(upgrade.header("x-end-to-end"), Some("kept"));
+    assert_eq!(upgrade.header("connection"), Some("Upgrade"));
+}
