@@ -724,3 +724,29 @@ async fn a_second_host_field_naming_another_destination_is_misdirected() {
     );
     assert!(upstream.seen().is_empty());
 }
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_idle_timeout_but_not_mid_call() {
+    let upstream = FakeUpstream::start().await;
+    let mut tap = harness::start(&upstream, &["--idle-timeout", "2s"]).await;
+    let mut conn = client::via_proxy(tap.proxy, HOST, &tap.ca_pem, true).await;
+    assert!(conn.is_h2());
+    // A call longer than the idle timeout is not cut: a request is open all along.
+    let req = client::messages_request(
+        HOST,
+        "/v1/messages",
+        &body("stream_text"),
+        &[("x-fake-first-delay-ms", "3000")],
+        true,
+    );
+    let res = collect(conn.send(req).await.unwrap()).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(tap.next_record().await.outcome, Outcome::Ok);
+    // Then idle: the connection is closed (GOAWAY), so a later request fails.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let req = client::messages_request(HOST, "/v1/messages", &body("json_message"), &[], true);
+    assert!(
+        conn.send(req).await.is_err(),
+        "the idle connection was closed"
+    );
+}

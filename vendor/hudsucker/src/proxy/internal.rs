@@ -526,7 +526,11 @@ where
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
+        // llmtap patch: an idle timer for the whole connection (hyper's HTTP/2 server has
+        // none): closed gracefully once no request has been open for `Timeouts::idle`.
+        let activity = Arc::new(Activity::new());
         let service = service_fn(|req: Request<Incoming>| {
+            let guard = OpenGuard::new(&activity);
             // llmtap patch: the tunnel's destination is its CONNECT target, for HTTP/1 and
             // HTTP/2 alike. A request naming another host, port or scheme (`Host`,
             // `:authority`, `:scheme`) is answered 421 and never forwarded.
@@ -552,13 +556,105 @@ where
                         .body(Body::from("request names another destination than its tunnel\n"))
                         .expect("Failed to build response"));
                 }
-                this.proxy(req).await
+                let res = this.proxy(req).await;
+                // The request stays open until its response body is done.
+                res.map(|res| {
+                    res.map(|inner| {
+                        Body::from(http_body_util::combinators::BoxBody::new(Guarded {
+                            inner,
+                            _guard: guard,
+                        }))
+                    })
+                })
             }
         });
 
-        self.server
-            .serve_connection_with_upgrades(stream, service)
-            .await
+        let idle = self.timeouts.idle;
+        let conn = self.server.serve_connection_with_upgrades(stream, service);
+        tokio::pin!(conn);
+        loop {
+            let wait = activity.idle_left(idle);
+            tokio::select! {
+                done = conn.as_mut() => return done,
+                _ = tokio::time::sleep(wait) => {
+                    if activity.idle_left(idle).is_zero() {
+                        conn.as_mut().graceful_shutdown();
+                        return conn.await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Requests open on one served connection, and when the last one ended.
+struct Activity {
+    open: std::sync::atomic::AtomicUsize,
+    last_end: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            open: std::sync::atomic::AtomicUsize::new(0),
+            last_end: std::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    /// How long the connection may still stay idle (`idle` while a request is open).
+    fn idle_left(&self, idle: std::time::Duration) -> std::time::Duration {
+        if self.open.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            return idle;
+        }
+        let last = *self.last_end.lock().unwrap_or_else(|e| e.into_inner());
+        idle.saturating_sub(last.elapsed())
+    }
+}
+
+/// One open request; its end is recorded when dropped (with its response body).
+struct OpenGuard(Arc<Activity>);
+
+impl OpenGuard {
+    fn new(activity: &Arc<Activity>) -> OpenGuard {
+        activity
+            .open
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        OpenGuard(Arc::clone(activity))
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        *self.0.last_end.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
+        self.0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request open until the body is dropped.
+struct Guarded {
+    inner: Body,
+    _guard: OpenGuard,
+}
+
+impl hyper::body::Body for Guarded {
+    type Data = hyper::body::Bytes;
+    type Error = crate::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
