@@ -138,6 +138,8 @@ async fn run(config: Config) -> ExitCode {
     for why in &config.ca.insecure {
         tracing::warn!(problem = %why, "loaded the CA anyway (--allow-insecure-key)");
     }
+    // Handlers first: a supervisor may send SIGTERM as soon as the banner is out.
+    let stop = signal();
     eprintln!("{}", llmtap::banner(&running, &config));
     tracing::info_span!(
         "llmtap.start",
@@ -147,7 +149,7 @@ async fn run(config: Config) -> ExitCode {
         intercepted_hosts = config.intercept.len(),
     )
     .in_scope(|| tracing::info!("llmtap is running"));
-    let cut = running.run_until(signal()).await;
+    let cut = running.run_until(stop).await;
     if cut > 0 {
         tracing::warn!(calls = cut, "exited with calls still in flight");
     }
@@ -247,17 +249,24 @@ fn healthcheck(admin: &str) -> ExitCode {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// Installs the SIGINT and SIGTERM handlers now and returns a future that resolves on the
+/// first of them. Installing is done before the future is polled, so a signal that arrives
+/// between the startup banner and the first poll is not lost to the default action.
+fn signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }
