@@ -52,8 +52,14 @@ Fields (USD per token)
   derived              the fields that are not litellm numbers but were filled in by the rules
                        above ("cache_write_1h", "above_200k.cache_read", ...). Omitted if none.
   alias_of             for alias entries: the model whose prices these are.
-Batch, flex, priority and "ultrafast" service tiers and OpenAI's 12-hour cache writes are not
-carried: llmtap prices the standard tier.
+  service_tiers        per processing tier litellm prices (`flex` from `*_flex`, `priority` from
+                       `*_priority`, `batch` from `*_batches`), present only where litellm has
+                       the tier's input price: the same five fields and `above_<N>k` tiers
+                       (`*_above_<N>k_tokens_<tier>`); a field litellm lacks for the tier takes
+                       the standard tier's rate (Anthropic cache fields: the multiple of the
+                       tier's input), marked derived as "flex.output", "priority.above_272k.input".
+                       llmtap prices a call at the tier its response reports.
+"Ultrafast" tiers and OpenAI's 12-hour cache writes are not carried.
 """
 
 from __future__ import annotations
@@ -230,9 +236,36 @@ def convert(entry: dict, provider: str) -> dict:
             warn(f"tier above_{n}k without an input price: ignored")
             continue
         model[f"above_{n}k"] = prices_at(entry, provider, suffix, base, f"above_{n}k.", derived)
+    tiers = service_tiers(entry, provider, model, derived)
+    if tiers:
+        model["service_tiers"] = tiers
     if derived:
         model["derived"] = derived
     return model
+
+
+# Processing tiers: the name llmtap uses (the responses' `service_tier` values) -> litellm's
+# key suffix.
+SERVICE_TIERS = {"flex": "_flex", "priority": "_priority", "batch": "_batches"}
+
+
+def service_tiers(entry: dict, provider: str, model: dict, derived: list[str]) -> dict:
+    """The `service_tiers` object of one model: its flex / priority / batch prices."""
+    out: dict = {}
+    base = {f: model[f] for f in FIELDS}
+    for tier, sfx in SERVICE_TIERS.items():
+        if price(entry, LITELLM_FIELDS["input"] + sfx) is None:
+            continue
+        level = prices_at(entry, provider, sfx, base, f"{tier}.", derived)
+        for n in tier_thresholds(entry):
+            key = f"above_{n}k"
+            long_sfx = f"_above_{n}k_tokens{sfx}"
+            if key not in model or price(entry, LITELLM_FIELDS["input"] + long_sfx) is None:
+                continue
+            level[key] = prices_at(entry, provider, long_sfx, model[key], f"{tier}.{key}.",
+                                   derived)
+        out[tier] = level
+    return out
 
 
 def bare_name(key: str, provider: str) -> str:
@@ -307,7 +340,7 @@ def build(data: dict, version: str | None, file: str) -> dict:
         ordered = {k: model[k] for k in ("provider",) + FIELDS}
         for k in sorted((k for k in model if k.startswith("above_")), key=lambda k: int(k[6:-1])):
             ordered[k] = model[k]
-        for k in ("alias_of", "derived"):
+        for k in ("service_tiers", "alias_of", "derived"):
             if k in model:
                 ordered[k] = model[k]
         models[name] = ordered

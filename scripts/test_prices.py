@@ -154,9 +154,34 @@ class PricesTest(unittest.TestCase):
     # --- derivations
 
     def test_anthropic_complete_is_not_derived(self):
-        self.assertEqual(self.models["claude-full-1"], {
+        m = dict(self.models["claude-full-1"])
+        tiers = m.pop("service_tiers")
+        m.pop("derived")  # only the batch tier's fields, below
+        self.assertEqual(m, {
             "provider": "anthropic", "input": 5e-06, "output": 2.5e-05, "cache_read": 5e-07,
             "cache_write_5m": 6.25e-06, "cache_write_1h": 1e-05})
+        self.assertEqual(list(tiers), ["batch"])
+
+    # --- service tiers
+
+    def test_service_tier_prices_and_fallbacks(self):
+        m = self.models["claude-full-1"]
+        # litellm has only the batch input price: output falls back to the standard rate,
+        # Anthropic cache prices are the documented multiples of the tier's input.
+        self.assertEqual(m["service_tiers"]["batch"], {
+            "input": 2.5e-06, "output": 2.5e-05, "cache_read": 2.5e-07,
+            "cache_write_5m": 3.125e-06, "cache_write_1h": 5e-06})
+        self.assertEqual(m["derived"], ["batch.output", "batch.cache_read",
+                                        "batch.cache_write_5m", "batch.cache_write_1h"])
+
+    def test_a_long_context_tier_price_alone_makes_no_service_tier(self):
+        # Only `*_above_Nk_tokens_<tier>` prices, no standard-length price for the tier.
+        self.assertNotIn("service_tiers", self.models["gemini-test-pro"])
+        self.assertNotIn("service_tiers", self.models["gpt-long"])
+
+    def test_no_service_tiers_without_tier_prices(self):
+        for name in ("gpt-test", "claude-no-1h", "claude-no-cache"):
+            self.assertNotIn("service_tiers", self.models[name], name)
 
     def test_anthropic_1h_write_derived_as_2x_input(self):
         m = self.models["claude-no-1h"]

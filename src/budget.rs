@@ -193,6 +193,32 @@ impl ChargedBuf {
         Ok(())
     }
 
+    /// Appends what `write` produces from an input of `most` bytes, when the output is at
+    /// most as long as its input (the [`Elider`](crate::dialects::elide::Elider)): room for
+    /// `most` is made first, growing as [`extend`](ChargedBuf::extend) does, and `write` gets
+    /// the buffer and how many bytes it may add under `cap`. `write` returns how many bytes
+    /// did not fit; any is a [`Full::Cap`] (what did fit stays).
+    pub fn append_with(
+        &mut self,
+        most: usize,
+        cap: usize,
+        write: impl FnOnce(&mut Vec<u8>, usize) -> usize,
+    ) -> Result<(), Full> {
+        let room = cap.saturating_sub(self.buf.len());
+        let needed = self.buf.len() + most.min(room);
+        if needed > self.buf.capacity() {
+            let target = needed.max(self.buf.capacity().saturating_mul(2).min(cap));
+            if !self.charge.set(target) {
+                return Err(Full::Budget);
+            }
+            self.buf.reserve_exact(target - self.buf.len());
+        }
+        match write(&mut self.buf, room) {
+            0 => Ok(()),
+            _ => Err(Full::Cap),
+        }
+    }
+
     /// Allocates (and charges) room for `total` bytes at once, when the size is known
     /// ahead (a `Content-Length`).
     pub fn reserve(&mut self, total: usize, cap: usize) -> Result<(), Full> {

@@ -10,6 +10,7 @@
 //! stamps the time.
 
 pub mod anthropic;
+pub mod elide;
 pub mod gemini;
 pub mod json_array;
 mod lenient;
@@ -119,6 +120,10 @@ pub struct RequestFacts {
     /// The agent session named in the body (Claude Code: `metadata.user_id`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversation_id: Option<String>,
+    /// The TTL (`"5m"`, `"1h"`) of the request's last prompt-cache breakpoint (Anthropic
+    /// `cache_control`, default 5m): where cache writes the response does not split go.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_ttl: Option<String>,
     /// Prompt content, only with `--capture-content`. Never serialized into call lines.
     #[serde(skip)]
     pub content: Option<RequestContent>,
@@ -153,9 +158,35 @@ pub struct ResponseFacts {
     pub error_type: Option<String>,
     /// The response reached its terminal event (or was a complete JSON body).
     pub complete: bool,
+    /// The processing tier the response reports (OpenAI `service_tier`: `default`, `flex`,
+    /// `priority`, `scale`; Anthropic `usage.service_tier`: `standard`, `priority`,
+    /// `batch`): it decides the price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<String>,
+    /// The HTTP status an in-band error stands for (a socket's error frame `status`, a
+    /// Gemini stream error's `error.code`): it decides the outcome before the error type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_status: Option<u16>,
+    /// Cache-write tokens counted in `usage.cache_write_5m` only because the response did
+    /// not say their TTL (Anthropic: `cache_creation_input_tokens` over its 5m/1h split).
+    /// The request's `cache_control` TTL moves them to 1h when it asked for that.
+    #[serde(skip)]
+    pub cache_write_unsplit: u64,
     /// `gen_ai.output.messages`, only with `--capture-content`. Never in call lines.
     #[serde(skip)]
     pub output: Option<Vec<serde_json::Value>>,
+}
+
+/// Applies the rules that need both sides of a call: cache writes whose TTL the response
+/// did not say (see [`ResponseFacts::cache_write_unsplit`]) go to the TTL the request's last
+/// breakpoint asked for ([`RequestFacts::cache_ttl`]), 5m when it asked for none.
+pub fn settle(request: Option<&RequestFacts>, response: &mut ResponseFacts) {
+    let moved = std::mem::take(&mut response.cache_write_unsplit);
+    if moved > 0 && request.and_then(|r| r.cache_ttl.as_deref()) == Some("1h") {
+        let usage = &mut response.usage;
+        usage.cache_write_5m = usage.cache_write_5m.map(|n| n.saturating_sub(moved));
+        usage.cache_write_1h = Some(usage.cache_write_1h.unwrap_or(0) + moved);
+    }
 }
 
 /// Why parsing stopped. A parse failure stops observing a call; traffic is never touched.
@@ -244,6 +275,7 @@ impl std::fmt::Debug for Dialect {
 pub static DIALECTS: &[Dialect] = &[
     anthropic::MESSAGES,
     openai_chat::CHAT_COMPLETIONS,
+    openai_chat::GEMINI_CHAT_COMPLETIONS,
     openai_responses::RESPONSES,
     gemini::GENERATE_CONTENT,
     gemini::CODE_ASSIST,
@@ -389,6 +421,16 @@ mod tests {
                 "/v1beta/models/x:embedContent"
             ))
             .is_none()
+        );
+        // Gemini's OpenAI compatibility layer: the Chat format, billed by Google.
+        let compat = detect(&post(
+            "generativelanguage.googleapis.com",
+            "/v1beta/openai/chat/completions",
+        ))
+        .expect("gemini openai-compatible chat");
+        assert_eq!(
+            (compat.dialect.provider, compat.operation),
+            (Provider::GcpGemini, Operation::Chat)
         );
     }
 

@@ -25,8 +25,9 @@ use crate::{
     dialects::{
         Framing as RouteFraming, ParseError, Progress, RequestFacts, ResponseFacts, Route,
         StreamParser,
+        elide::Elider,
         json_array::Splitter,
-        sse::{Event, Framer},
+        sse::{DEFAULT_KEEP, Event, Framer},
     },
     proxy::{
         decode::{Decoder, Encoding, Sink},
@@ -349,19 +350,66 @@ struct Pipeline {
     parser: Box<dyn StreamParser>,
     /// A content delta was parsed since the last look.
     saw_delta: bool,
+    /// The first event the parser could not read. Parsing goes on with the next event: one
+    /// bad event must not hide the usage that follows it.
+    error: Option<ParseError>,
 }
 
 impl Sink for Pipeline {
+    /// Fails only when the body cannot be framed at all (a JSON array stream that is not
+    /// an array); a bad or oversized event is counted and skipped.
     fn take(&mut self, bytes: &[u8]) -> Result<(), ParseError> {
         let parser = &mut self.parser;
         let mut saw_delta = false;
+        let mut error = None;
         let result = self.framer.push(bytes, &mut |event| {
-            let Progress { delta } = parser.on_event(&event)?;
-            saw_delta |= delta;
+            match parser.on_event(&event) {
+                Ok(Progress { delta }) => saw_delta |= delta,
+                Err(e) => {
+                    error.get_or_insert(e);
+                }
+            }
             Ok(())
         });
         self.saw_delta |= saw_delta;
+        if let Some(e) = error {
+            self.error.get_or_insert(e);
+        }
         result
+    }
+}
+
+impl Pipeline {
+    /// Why the stream's facts may be incomplete: an event that could not be read, or one
+    /// over the event cap even with long strings cut (skipped).
+    fn error(&self) -> Option<ParseError> {
+        self.error
+            .or((self.framer.skipped() > 0).then_some(ParseError::LineTooLong))
+    }
+}
+
+/// A non-streamed body, decoded as it arrives and copied with long strings cut (the
+/// [`Elider`]), so that a multi-MB image or document inside it does not count against the
+/// body cap and the parse on the worker reads a small tree. Parsed when complete.
+struct Document {
+    elider: Elider,
+    buf: ChargedBuf,
+    cap: usize,
+    /// Why the copy stopped, when it did.
+    full: Option<Full>,
+}
+
+impl Sink for Document {
+    fn take(&mut self, bytes: &[u8]) -> Result<(), ParseError> {
+        let elider = &mut self.elider;
+        self.buf
+            .append_with(bytes.len(), self.cap, |buf, room| {
+                elider.push(bytes, buf, room)
+            })
+            .map_err(|full| {
+                self.full = Some(full);
+                ParseError::BodyTooLarge
+            })
     }
 }
 
@@ -376,6 +424,7 @@ impl Stream {
             framer,
             parser,
             saw_delta: false,
+            error: None,
         };
         Ok(Stream {
             decoder: Decoder::new(encoding, cap, pipeline)?,
@@ -391,8 +440,8 @@ impl Stream {
 enum Framing {
     Sse(Framer),
     JsonArray(Splitter),
-    /// Each push is one whole event (a WebSocket message).
-    Message,
+    /// Each push is one whole event (a WebSocket message), read with long strings cut.
+    Message(Elider),
 }
 
 impl Framing {
@@ -401,7 +450,16 @@ impl Framing {
         match self {
             Framing::Sse(framer) => framer.held(),
             Framing::JsonArray(splitter) => splitter.held(),
-            Framing::Message => 0,
+            Framing::Message(_) => 0,
+        }
+    }
+
+    /// Events skipped because they were over the cap even with long strings cut.
+    fn skipped(&self) -> u64 {
+        match self {
+            Framing::Sse(framer) => framer.skipped(),
+            Framing::JsonArray(splitter) => splitter.skipped(),
+            Framing::Message(_) => 0,
         }
     }
 
@@ -418,10 +476,17 @@ impl Framing {
                     data: element,
                 })
             }),
-            Framing::Message => on_event(Event {
-                name: b"",
-                data: bytes,
-            }),
+            Framing::Message(elider) => {
+                // The message is already whole in memory; cutting its long strings keeps
+                // the parsed tree small (a `response.completed` repeats the whole output).
+                let mut data = Vec::with_capacity(bytes.len().min(64 << 10));
+                elider.reset();
+                elider.push(bytes, &mut data, usize::MAX);
+                on_event(Event {
+                    name: b"",
+                    data: &data,
+                })
+            }
         }
     }
 }
@@ -439,10 +504,9 @@ pub struct Exchange {
     capture: Option<usize>,
     request: Arc<Mutex<RequestCapture>>,
     status: Option<u16>,
-    encoding: Option<Encoding>,
     stream: Option<Stream>,
-    /// The non-streamed response body, copied for parsing.
-    body: ChargedBuf,
+    /// The non-streamed response body, decoded and copied for parsing.
+    document: Option<Decoder<Document>>,
     /// What the stream's partial event holds of the budget.
     charge: Charge,
     /// The first part of the call not observed because the budget was spent.
@@ -478,9 +542,8 @@ impl Exchange {
             telemetry,
             request: Arc::default(),
             status: None,
-            encoding: None,
             stream: None,
-            body: ChargedBuf::new(&budget),
+            document: None,
             charge: Charge::new(&budget),
             skipped: None,
             parse_error: None,
@@ -524,10 +587,11 @@ impl Exchange {
         // An event's cap is the dialect's own (a Responses `response.completed` carries the
         // whole output) or the configured line cap, whichever is larger.
         let max_event = self.limits.sse_line.max(self.route.dialect.max_event);
+        let keep = self.keep(max_event);
         let framer = if sse {
-            Some(Framing::Sse(Framer::new(max_event)))
+            Some(Framing::Sse(Framer::new(max_event).keep(keep)))
         } else if self.route.framing == RouteFraming::JsonArray && (200..300).contains(&status) {
-            Some(Framing::JsonArray(Splitter::new(max_event)))
+            Some(Framing::JsonArray(Splitter::new(max_event).keep(keep)))
         } else {
             None
         };
@@ -540,9 +604,30 @@ impl Exchange {
                     Err(e) => self.parse_error = Some(e),
                 }
             }
-            (Some(encoding), None) => self.encoding = Some(encoding),
+            (Some(encoding), None) => {
+                let document = Document {
+                    elider: Elider::new(self.keep(self.limits.response_body)),
+                    buf: ChargedBuf::new(self.telemetry.budget()),
+                    cap: self.limits.response_body,
+                    full: None,
+                };
+                match Decoder::new(encoding, self.limits.decoded_body, document) {
+                    Ok(document) => self.document = Some(document),
+                    Err(e) => self.parse_error = Some(e),
+                }
+            }
         }
         Box::new(ResponseObserver(self))
+    }
+
+    /// How much of each JSON string a response's copy keeps: enough for any fact (ids,
+    /// names, types), and with `--capture-content` as much as a content attribute can hold;
+    /// never more than a quarter of the event cap, so that a few strings cannot fill it.
+    fn keep(&self, max_event: usize) -> usize {
+        self.capture
+            .map_or(DEFAULT_KEEP, |cap| cap.max(DEFAULT_KEEP))
+            .min(max_event / 4)
+            .max(1)
     }
 
     /// One call on a WebSocket: the client's `response.create` message is its request, the
@@ -572,7 +657,7 @@ impl Exchange {
         match Stream::new(
             Encoding::Identity,
             exchange.limits.decoded_body,
-            Framing::Message,
+            Framing::Message(Elider::new(exchange.keep(exchange.route.dialect.max_event))),
             parser,
         ) {
             Ok(stream) => exchange.stream = Some(stream),
@@ -628,9 +713,12 @@ impl Exchange {
         self.skipped.get_or_insert(part);
         if let Some(pipeline) = self.stream.as_mut().and_then(|s| s.decoder.sink_mut()) {
             // Keep what the parser learned; let go of the partial event.
-            pipeline.framer = Framing::Message;
+            pipeline.framer = Framing::Message(Elider::new(DEFAULT_KEEP));
         }
-        self.body.clear();
+        if let Some(document) = self.document.as_mut().and_then(Decoder::sink_mut) {
+            document.buf.clear();
+        }
+        self.document = None;
         self.charge.set(0);
     }
 
@@ -656,14 +744,22 @@ impl Exchange {
                     self.skip(Skipped::Stream);
                 }
             }
-            None => match self.body.extend(data, self.limits.response_body) {
-                Ok(()) => {}
-                Err(Full::Cap) => {
-                    self.parse_error = Some(ParseError::BodyTooLarge);
-                    self.body.clear();
+            None => {
+                let Some(document) = self.document.as_mut() else {
+                    return;
+                };
+                let result = catch_unwind(AssertUnwindSafe(|| document.push(data)))
+                    .unwrap_or(Err(ParseError::Panic));
+                if let Err(e) = result {
+                    let full = document.sink_mut().and_then(|d| d.full);
+                    if full == Some(Full::Budget) {
+                        self.skip(Skipped::ResponseBody);
+                    } else {
+                        self.parse_error = Some(e);
+                        self.document = None;
+                    }
                 }
-                Err(Full::Budget) => self.skip(Skipped::ResponseBody),
-            },
+            }
         }
     }
 
@@ -674,12 +770,21 @@ impl Exchange {
         let now = Instant::now();
         let (stream_facts, terminal) = match self.stream.as_ref().and_then(Stream::pipeline) {
             Some(p) => {
+                if let Some(e) = p.error() {
+                    self.parse_error.get_or_insert(e);
+                }
                 let facts =
                     catch_unwind(AssertUnwindSafe(|| (p.parser.facts(), p.parser.terminal())));
                 facts.map_or((None, false), |(f, t)| (Some(f), t))
             }
             None => (None, false),
         };
+        let body = self.document.take().and_then(|mut d| {
+            d.sink_mut().map(|d| {
+                let empty = d.buf.sibling();
+                std::mem::replace(&mut d.buf, empty)
+            })
+        });
         let request = std::mem::take(&mut *lock(&self.request));
         let pending = Pending {
             id: self.id,
@@ -694,12 +799,10 @@ impl Exchange {
             terminal,
             sse: self.stream.is_some(),
             stream_facts,
-            encoding: self.encoding,
-            body: std::mem::replace(&mut self.body, ChargedBuf::new(self.telemetry.budget())),
+            body,
             skipped: self.skipped,
             request,
             parse_error: self.parse_error,
-            limits: self.limits,
             capture: self.capture,
         };
         self.telemetry.call_finished(pending);
@@ -774,13 +877,12 @@ pub struct Pending {
     terminal: bool,
     sse: bool,
     stream_facts: Option<ResponseFacts>,
-    encoding: Option<Encoding>,
-    /// Charged to the budget until the record is built.
-    body: ChargedBuf,
+    /// The non-streamed body, decoded, long strings cut; charged to the budget until the
+    /// record is built.
+    body: Option<ChargedBuf>,
     skipped: Option<Skipped>,
     request: RequestCapture,
     parse_error: Option<ParseError>,
-    limits: Limits,
     capture: Option<usize>,
 }
 
@@ -813,26 +915,14 @@ impl Pending {
         let response = match (self.stream_facts, self.status) {
             (Some(facts), _) => facts,
             (None, Some(status)) if parse_error.is_none() => {
-                // The decoded copy is charged to the budget like the body it comes from.
-                let decoder = match self.encoding {
-                    None => Err(ParseError::Decode),
-                    Some(Encoding::Identity) => Ok(None),
-                    Some(encoding) => {
-                        Decoder::new(encoding, self.limits.decoded_body, self.body.sibling())
-                            .and_then(|mut d| d.push(self.body.as_slice()).map(|()| Some(d)))
-                    }
-                };
-                let decoded = decoder.as_ref().map(|d| match d {
-                    None => self.body.as_slice(),
-                    Some(d) => d.sink().map_or(&[][..], ChargedBuf::as_slice),
-                });
+                let body = self.body.as_ref().map_or(&[][..], ChargedBuf::as_slice);
                 // An abandoned body is a partial body: not a parse failure, nothing to parse.
-                let parsed = match decoded {
-                    Ok(body) if self.end == End::Complete && !body.is_empty() => guarded(|| {
+                let parsed = if self.end == End::Complete && !body.is_empty() {
+                    guarded(|| {
                         (dialect.parse_response)(operation, status, body, self.capture.is_some())
-                    }),
-                    Ok(_) => Ok(ResponseFacts::default()),
-                    Err(e) => Err(*e),
+                    })
+                } else {
+                    Ok(ResponseFacts::default())
                 };
                 parsed.unwrap_or_else(|e| {
                     parse_error = Some(e);
@@ -844,6 +934,8 @@ impl Pending {
         let skipped = self
             .skipped
             .or(self.request.skipped.then_some(Skipped::RequestBody));
+        let mut response = response;
+        crate::dialects::settle(request.as_ref(), &mut response);
         let (outcome, error_type) = outcome(
             self.status,
             self.end,
@@ -892,14 +984,21 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, ParseError>) -> Result<T, ParseError
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(Err(ParseError::Panic))
 }
 
-/// Error types by which the APIs say "rate limited" inside a 200 response: Anthropic's
-/// `rate_limit_error`, OpenAI's `rate_limit_exceeded`, Google's `RESOURCE_EXHAUSTED`.
+/// Error types by which the APIs say "rate limited" when no status says it: Anthropic's
+/// `rate_limit_error`, OpenAI's `rate_limit_exceeded` and `insufficient_quota`, ChatGPT's
+/// `usage_limit_reached`, Google's `RESOURCE_EXHAUSTED`. Quota and plan usage limits are
+/// rate limits: the call was refused for volume, not for what it asked.
 fn is_rate_limit(error_type: &str) -> bool {
-    error_type.contains("rate_limit") || error_type == "RESOURCE_EXHAUSTED"
+    let t = error_type.to_ascii_lowercase();
+    t.contains("rate_limit")
+        || t.contains("usage_limit")
+        || t.contains("quota")
+        || t == "resource_exhausted"
 }
 
-/// Decides how a call ended. `stream_checked`: the response was a stream parsed without
-/// error, so a missing terminal event means it was cut short.
+/// Decides how a call ended: by the HTTP status, or the status an in-band error carries;
+/// then by the error type; then by how the body ended. `stream_checked`: the response was
+/// a stream parsed without error, so a missing terminal event means it was cut short.
 fn outcome(
     status: Option<u16>,
     end: End,
@@ -919,6 +1018,12 @@ fn outcome(
             End::UpstreamTimeout => (Outcome::UpstreamError, Some("upstream_timeout".to_owned())),
             _ => (Outcome::Cancelled, Some("cancelled".to_owned())),
         };
+    };
+    // An error inside a successful response (an SSE error event, a socket's error frame)
+    // decides by the status it carries first, by its type second.
+    let status = match facts.error_status {
+        Some(inband) if api_error.is_some() && !(400..600).contains(&status) => inband,
+        _ => status,
     };
     match status {
         429 => with(Outcome::RateLimited, status.to_string()),

@@ -249,6 +249,7 @@ impl Telemetry {
             record.provider,
             record.operation,
             record.model(),
+            record.response.service_tier.as_deref(),
             &record.response.usage,
         );
         self.metrics.record(&record);

@@ -174,7 +174,7 @@ fn check_dialect(dialect: &str) -> usize {
         let stream = ["sse", "jsonarray"]
             .into_iter()
             .find(|ext| dir.join(format!("{case}.{ext}")).exists());
-        let facts = if let Some(ext) = stream {
+        let mut facts = if let Some(ext) = stream {
             streamed += 1;
             let body = read(ext);
             let array = ext == "jsonarray";
@@ -198,6 +198,7 @@ fn check_dialect(dialect: &str) -> usize {
             (route.dialect.parse_response)(route.operation, status_of(case), &read("json"), false)
                 .expect(&name)
         };
+        dialects::settle(Some(&request), &mut facts);
         assert_subset(
             &name,
             &expected["response"],

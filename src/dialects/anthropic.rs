@@ -11,7 +11,8 @@ use serde::de::{MapAccess, SeqAccess};
 use serde_json::Value;
 
 use super::lenient::{
-    self, Bool, Chars, F64, Field, Shape, Skip, Tail, Text, U64, elements, next_key, skip, value,
+    self, Bool, CacheControl, Chars, F64, Field, LastCacheTtl, Shape, Tail, Text, U64, elements,
+    next_key, skip, value,
 };
 use super::{
     Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
@@ -55,6 +56,12 @@ fn parse_request(
         system_chars: r.system.chars,
         messages: r.messages.count,
         conversation_id: r.user_id.as_deref().and_then(session_from_user_id),
+        // Breakpoints apply in order tools → system → messages; the last one written wins.
+        cache_ttl: r
+            .cache_control
+            .or(r.messages.cache_ttl)
+            .or(r.system.cache_ttl)
+            .or(r.tools.cache_ttl),
         content: capture.map(|_| RequestContent {
             system: r.system.parts.into_vec(),
             input: r.messages.input.into_vec(),
@@ -75,6 +82,9 @@ struct Request {
     tools: Tools,
     /// `metadata.user_id`.
     user_id: Option<String>,
+    /// A top-level `cache_control` (automatic caching: the breakpoint goes on the last
+    /// cacheable block, so it is the request's last).
+    cache_control: Option<String>,
 }
 
 /// The request body: an object, else empty facts. `capture`: the content cap.
@@ -98,6 +108,7 @@ impl Shape for Body {
                 Some("system") => r.system = value(&mut map, SystemShape { capture })?,
                 Some("messages") => r.messages = value(&mut map, ConversationShape { capture })?,
                 Some("tools") => r.tools = value(&mut map, ToolsShape { capture })?,
+                Some("cache_control") => r.cache_control = value(&mut map, CacheControl)?,
                 Some("metadata") => {
                     r.user_id = value(&mut map, Field("user_id", Text))?.flatten();
                 }
@@ -113,6 +124,28 @@ impl Shape for Body {
 struct System {
     chars: u64,
     parts: Tail,
+    /// The TTL of its last `cache_control` breakpoint.
+    cache_ttl: Option<String>,
+}
+
+/// One system text block: its characters and its `cache_control` TTL.
+#[derive(Debug, Clone, Copy)]
+struct SystemBlock;
+
+impl Shape for SystemBlock {
+    type Out = (u64, Option<String>);
+
+    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
+        let mut out = (0, None);
+        while let Some(key) = next_key(&mut map)? {
+            match key.name() {
+                Some("text") => out.0 = value(&mut map, Chars)?,
+                Some("cache_control") => out.1 = value(&mut map, CacheControl)?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +164,7 @@ impl Shape for SystemShape {
         System {
             chars: chars(s),
             parts,
+            cache_ttl: None,
         }
     }
 
@@ -138,13 +172,15 @@ impl Shape for SystemShape {
         let mut system = System {
             chars: 0,
             parts: Tail::new(self.capture.unwrap_or(0)),
+            cache_ttl: None,
         };
         elements(
             seq,
-            Field("text", Chars),
+            SystemBlock,
             self.capture.is_some(),
-            |n, block| {
-                system.chars += n.unwrap_or(0);
+            |(n, ttl), block| {
+                system.chars += n;
+                system.cache_ttl = ttl.or(system.cache_ttl.take());
                 system.parts.extend(block.as_ref().map(part));
             },
         )?;
@@ -157,6 +193,8 @@ impl Shape for SystemShape {
 struct Conversation {
     count: u64,
     input: Tail,
+    /// The TTL of the last `cache_control` breakpoint in any message.
+    cache_ttl: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -169,10 +207,16 @@ impl Shape for ConversationShape {
 
     fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Conversation, A::Error> {
         let mut input = Tail::new(self.capture.unwrap_or(0));
-        let count = elements(seq, Skip, self.capture.is_some(), |(), m| {
+        let mut cache_ttl = None;
+        let count = elements(seq, LastCacheTtl, self.capture.is_some(), |ttl, m| {
+            cache_ttl = ttl.or(cache_ttl.take());
             input.extend(m.as_ref().map(input_message));
         })?;
-        Ok(Conversation { count, input })
+        Ok(Conversation {
+            count,
+            input,
+            cache_ttl,
+        })
     }
 }
 
@@ -181,6 +225,30 @@ impl Shape for ConversationShape {
 struct Tools {
     names: Vec<String>,
     definitions: Tail,
+    /// The TTL of the last tool's `cache_control` breakpoint.
+    cache_ttl: Option<String>,
+}
+
+/// One tool entry: its name (its type for server tools and toolsets, which have none) and
+/// its `cache_control` TTL.
+#[derive(Debug, Clone, Copy)]
+struct ToolEntry;
+
+impl Shape for ToolEntry {
+    type Out = (Option<String>, Option<String>);
+
+    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
+        let (mut name, mut kind, mut ttl) = (None, None, None);
+        while let Some(key) = next_key(&mut map)? {
+            match key.name() {
+                Some("name") => name = value(&mut map, Text)?,
+                Some("type") => kind = value(&mut map, Text)?,
+                Some("cache_control") => ttl = value(&mut map, CacheControl)?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok((name.or(kind), ttl))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -195,16 +263,13 @@ impl Shape for ToolsShape {
         let mut tools = Tools {
             names: Vec::new(),
             definitions: Tail::new(self.capture.unwrap_or(0)),
+            cache_ttl: None,
         };
-        elements(
-            seq,
-            Field("name", Text),
-            self.capture.is_some(),
-            |name, t| {
-                tools.names.extend(name.flatten());
-                tools.definitions.extend(t.as_ref().map(tool_definition));
-            },
-        )?;
+        elements(seq, ToolEntry, self.capture.is_some(), |(name, ttl), t| {
+            tools.names.extend(name);
+            tools.cache_ttl = ttl.or(tools.cache_ttl.take());
+            tools.definitions.extend(t.as_ref().map(tool_definition));
+        })?;
         Ok(tools)
     }
 }
@@ -228,8 +293,11 @@ fn tool_definition(t: &Value) -> Value {
             "description": t.get("description"),
             "parameters": schema,
         }),
-        // Server tools (web search, code execution) are named by their type.
-        None => serde_json::json!({"type": t.get("type"), "name": t.get("name")}),
+        // Server tools (web search, code execution) and MCP toolsets: named by their type.
+        None => serde_json::json!({
+            "type": t.get("type"),
+            "name": t.get("name").or_else(|| t.get("type")),
+        }),
     }
 }
 
@@ -239,7 +307,7 @@ fn part(block: &Value) -> Value {
     match block.get("type").and_then(Value::as_str) {
         Some("text") => serde_json::json!({"type": "text", "content": field("text")}),
         Some("thinking") => serde_json::json!({"type": "reasoning", "content": field("thinking")}),
-        Some("tool_use" | "server_tool_use") => serde_json::json!({
+        Some(kind) if is_tool_call(kind) => serde_json::json!({
             "type": "tool_call", "id": field("id"), "name": field("name"), "arguments": field("input"),
         }),
         Some("tool_result") => serde_json::json!({
@@ -258,6 +326,13 @@ fn session_from_user_id(user_id: &str) -> Option<String> {
         Err(_) => user_id.rsplit_once("_session_")?.1.to_owned(),
     };
     (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())).then_some(id)
+}
+
+/// A content block that is a tool call, by rule rather than by list: every block type the
+/// Messages API defines for one ends in `tool_use` (`tool_use`, `server_tool_use`,
+/// `mcp_tool_use`), and none that is not (results end in `_result`).
+fn is_tool_call(kind: &str) -> bool {
+    kind.ends_with("tool_use")
 }
 
 fn chars(s: &str) -> u64 {
@@ -320,6 +395,24 @@ fn output_message(parts: Vec<Value>, facts: &ResponseFacts) -> Value {
     serde_json::json!({"role": "assistant", "parts": parts, "finish_reason": facts.finish_reasons.first()})
 }
 
+/// The HTTP status an Anthropic error type stands for (the API's errors reference), for an
+/// error that arrives inside a 200 stream.
+fn error_status(error_type: &str) -> Option<u16> {
+    Some(match error_type {
+        "invalid_request_error" => 400,
+        "authentication_error" => 401,
+        "billing_error" => 402,
+        "permission_error" => 403,
+        "not_found_error" => 404,
+        "request_too_large" => 413,
+        "rate_limit_error" => 429,
+        "api_error" => 500,
+        "timeout_error" => 504,
+        "overloaded_error" => 529,
+        _ => return None,
+    })
+}
+
 fn error_type(v: &Value) -> Option<String> {
     (v.get("type")?.as_str()? == "error")
         .then(|| v.get("error")?.get("type")?.as_str().map(str::to_owned))
@@ -368,7 +461,7 @@ impl Output {
                 match block.get("type").and_then(Value::as_str) {
                     Some("text") => block["text"] = Value::String(acc.clone()),
                     Some("thinking") => block["thinking"] = Value::String(acc.clone()),
-                    Some("tool_use" | "server_tool_use") if !acc.is_empty() => {
+                    Some(kind) if is_tool_call(kind) && !acc.is_empty() => {
                         // Arguments arrive as JSON text in pieces; a truncated piece stays text.
                         block["input"] =
                             serde_json::from_str(acc).unwrap_or(Value::String(acc.clone()));
@@ -390,6 +483,10 @@ struct RawUsage {
     cache_creation: Option<u64>,
     cache_5m: Option<u64>,
     cache_1h: Option<u64>,
+    /// `usage.service_tier`: `standard`, `priority` or `batch`.
+    service_tier: Option<String>,
+    /// `usage.output_tokens_details.thinking_tokens` (part of `output_tokens`), when sent.
+    reasoning: Option<u64>,
 }
 
 impl RawUsage {
@@ -407,6 +504,34 @@ impl RawUsage {
             &mut self.cache_creation,
             field("cache_creation_input_tokens"),
         );
+        // With compaction the top-level counts are the `message` iteration's only; every
+        // iteration (the compaction's own sampling included) is billed, so the call's
+        // usage is their sum (Messages API, "Compaction": usage `iterations`).
+        if let Some(iterations) = u
+            .get("iterations")
+            .and_then(Value::as_array)
+            .filter(|i| !i.is_empty())
+        {
+            let sum = |name: &str| {
+                iterations
+                    .iter()
+                    .filter_map(|i| i.get(name).and_then(Value::as_u64))
+                    .fold(None, |acc: Option<u64>, n| Some(acc.unwrap_or(0) + n))
+            };
+            set(&mut self.input, sum("input_tokens"));
+            set(&mut self.output, sum("output_tokens"));
+            set(&mut self.cache_read, sum("cache_read_input_tokens"));
+            set(&mut self.cache_creation, sum("cache_creation_input_tokens"));
+        }
+        set(
+            &mut self.reasoning,
+            u.get("output_tokens_details")
+                .and_then(|d| d.get("thinking_tokens"))
+                .and_then(Value::as_u64),
+        );
+        if let Some(tier) = u.get("service_tier").and_then(Value::as_str) {
+            self.service_tier = Some(tier.to_owned());
+        }
         if let Some(split) = u.get("cache_creation").filter(|c| c.is_object()) {
             let tier = |name: &str| split.get(name).and_then(Value::as_u64);
             set(&mut self.cache_5m, tier("ephemeral_5m_input_tokens"));
@@ -414,20 +539,29 @@ impl RawUsage {
         }
     }
 
-    fn normalize(&self) -> Usage {
-        let split = self.cache_5m.is_some() || self.cache_1h.is_some();
-        let (cache_write_5m, cache_write_1h) = if split {
-            (
-                Some(self.cache_5m.unwrap_or(0)),
-                Some(self.cache_1h.unwrap_or(0)),
-            )
-        } else {
-            (self.cache_creation, self.cache_creation.map(|_| 0))
+    /// The normalized usage, and the cache writes whose TTL the response did not say.
+    ///
+    /// `cache_creation_input_tokens` is what is billed as cache writes; the `cache_creation`
+    /// object splits it by TTL. 5m + 1h must equal the total, so a split that is missing or
+    /// sums to less (0/0 has been seen next to a non-zero total) leaves a remainder, counted
+    /// as 5m here (the default TTL) and returned so that the request's TTL can claim it. A
+    /// split that sums to more than the total wins over it.
+    fn normalize(&self) -> (Usage, u64) {
+        let split = self.cache_5m.unwrap_or(0) + self.cache_1h.unwrap_or(0);
+        let has_split = self.cache_5m.is_some() || self.cache_1h.is_some();
+        let cache_created = match self.cache_creation {
+            Some(total) => Some(total.max(split)),
+            None => has_split.then_some(split),
         };
-        let cache_created = self
-            .cache_creation
-            .or_else(|| split.then(|| self.cache_5m.unwrap_or(0) + self.cache_1h.unwrap_or(0)));
-        Usage {
+        let unsplit = cache_created.map_or(0, |total| total - split);
+        let (cache_write_5m, cache_write_1h) = match cache_created {
+            Some(_) => (
+                Some(self.cache_5m.unwrap_or(0) + unsplit),
+                Some(self.cache_1h.unwrap_or(0)),
+            ),
+            None => (None, None),
+        };
+        let usage = Usage {
             input: self
                 .input
                 .map(|i| i + self.cache_read.unwrap_or(0) + cache_created.unwrap_or(0)),
@@ -435,8 +569,9 @@ impl RawUsage {
             cache_read: self.cache_read,
             cache_write_5m,
             cache_write_1h,
-            reasoning: None,
-        }
+            reasoning: self.reasoning,
+        };
+        (usage, unsplit)
     }
 }
 
@@ -470,10 +605,12 @@ impl Messages {
     }
 
     fn on_block(&mut self, block: &Value) {
-        let kind = block.get("type").and_then(Value::as_str);
-        if matches!(kind, Some("tool_use" | "server_tool_use"))
-            && let Some(name) = block.get("name").and_then(Value::as_str)
-        {
+        let kind = block
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if is_tool_call(kind) {
+            let name = block.get("name").and_then(Value::as_str).unwrap_or(kind);
             self.tools_called.push(name.to_owned());
         }
     }
@@ -534,14 +671,18 @@ impl StreamParser for Messages {
     }
 
     fn facts(&self) -> ResponseFacts {
+        let (usage, cache_write_unsplit) = self.usage.normalize();
         let mut facts = ResponseFacts {
             model: self.model.clone(),
             id: self.id.clone(),
             finish_reasons: self.stop_reason.iter().cloned().collect(),
-            usage: self.usage.normalize(),
+            usage,
             tools_called: self.tools_called.clone(),
             error_type: self.error_type.clone(),
+            error_status: self.error_type.as_deref().and_then(error_status),
             complete: self.complete,
+            service_tier: self.usage.service_tier.clone(),
+            cache_write_unsplit,
             output: None,
         };
         if let Some(output) = &self.capture {
@@ -620,7 +761,7 @@ mod tests {
     fn cache_creation_without_split_counts_as_5m() {
         let mut raw = RawUsage::default();
         raw.merge(&serde_json::json!({"input_tokens": 1, "cache_creation_input_tokens": 9}));
-        let usage = raw.normalize();
+        let usage = raw.normalize().0;
         assert_eq!(
             (usage.input, usage.cache_write_5m, usage.cache_write_1h),
             (Some(10), Some(9), Some(0))

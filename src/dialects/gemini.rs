@@ -122,6 +122,7 @@ fn parse_request(
         tools_offered: v.tools.names,
         system_chars,
         messages: v.contents.count,
+        cache_ttl: None,
         conversation_id: outer_session
             .or(v.session_id)
             .flatten()
@@ -304,16 +305,38 @@ impl Shape for DeclarationNames {
     type Out = Vec<String>;
 
     fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
-        let (mut camel, mut snake) = (None, None);
+        let (mut camel, mut snake, mut builtin) = (None, None, Vec::new());
         while let Some(key) = next_key(&mut map)? {
             match key.name() {
                 Some("functionDeclarations") => camel = Some(value(&mut map, Names)?),
                 Some("function_declarations") => snake = Some(value(&mut map, Names)?),
-                _ => skip(&mut map)?,
+                // A built-in tool (`googleSearch`, `codeExecution`, `urlContext`, …) is
+                // offered under its key, in snake case.
+                Some(other) => {
+                    builtin.push(snake_case(other));
+                    skip(&mut map)?;
+                }
+                None => skip(&mut map)?,
             }
         }
-        Ok(camel.or(snake).unwrap_or_default())
+        let mut names = camel.or(snake).unwrap_or_default();
+        names.extend(builtin);
+        Ok(names)
     }
+}
+
+/// `googleSearch` → `google_search` (the REST API's camelCase keys are the protos' snake case).
+fn snake_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The `name` of every object in an array.
@@ -397,6 +420,13 @@ fn message_parts(parts: Option<&Value>) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// The HTTP status of an error object (`error.code`, which Google's JSON errors set to the
+/// HTTP status).
+fn error_status(v: &Value) -> Option<u16> {
+    let code = v.get("error")?.get("code")?.as_u64()?;
+    u16::try_from(code).ok().filter(|c| (100..600).contains(c))
+}
+
 fn error_type(v: &Value) -> Option<String> {
     let e = v.get("error")?;
     e.get("status")
@@ -405,21 +435,18 @@ fn error_type(v: &Value) -> Option<String> {
         .or_else(|| e.get("code").map(|c| c.to_string()))
 }
 
+/// `usageMetadata` → usage. The API's JSON is proto3's, which leaves out a count that is
+/// zero: once `usageMetadata` is present, an omitted count is 0, not unknown.
 fn usage(u: &Value) -> Usage {
-    let n = |name: &str| u.get(name).and_then(Value::as_u64);
-    let (prompt, tool_prompt) = (n("promptTokenCount"), n("toolUsePromptTokenCount"));
-    let (candidates, thoughts) = (n("candidatesTokenCount"), n("thoughtsTokenCount"));
-    let sum = |a: Option<u64>, b: Option<u64>| match (a, b) {
-        (None, None) => None,
-        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-    };
+    let n = |name: &str| u.get(name).and_then(Value::as_u64).unwrap_or(0);
+    let thoughts = n("thoughtsTokenCount");
     Usage {
-        input: sum(prompt, tool_prompt),
-        output: sum(candidates, thoughts),
-        cache_read: n("cachedContentTokenCount"),
+        input: Some(n("promptTokenCount") + n("toolUsePromptTokenCount")),
+        output: Some(n("candidatesTokenCount") + thoughts),
+        cache_read: Some(n("cachedContentTokenCount")),
         cache_write_5m: None,
         cache_write_1h: None,
-        reasoning: thoughts,
+        reasoning: Some(thoughts),
     }
 }
 
@@ -470,6 +497,9 @@ struct Gemini {
     usage: Option<Usage>,
     tools_called: Vec<String>,
     error_type: Option<String>,
+    error_status: Option<u16>,
+    /// `promptFeedback.blockReason`: the prompt was refused; the answer is complete.
+    block_reason: Option<String>,
     /// Byte budget for captured output; `None` when content is not captured.
     capture: Option<usize>,
 }
@@ -481,7 +511,16 @@ impl Gemini {
         let v = unwrap(outer, "response");
         if let Some(e) = error_type(v) {
             self.error_type = Some(e);
+            self.error_status = error_status(v);
             return false;
+        }
+        // A blocked prompt is a whole answer: one chunk, no candidates, the reason why.
+        if let Some(reason) = v
+            .get("promptFeedback")
+            .and_then(|f| f.get("blockReason"))
+            .and_then(Value::as_str)
+        {
+            self.block_reason = Some(reason.to_owned());
         }
         if let Some(model) = v.get("modelVersion").and_then(Value::as_str) {
             self.model = Some(model.to_owned());
@@ -489,7 +528,12 @@ impl Gemini {
         if let Some(id) = v.get("responseId").and_then(Value::as_str) {
             self.id = Some(id.to_owned());
         }
-        if let Some(u) = v.get("usageMetadata").filter(|u| u.is_object()) {
+        // A `usageMetadata` with no count at all (Code Assist sends `{"trafficType":…}`
+        // alone on early chunks) says nothing: it must not read as zeros.
+        if let Some(u) = v.get("usageMetadata").filter(|u| {
+            u.as_object()
+                .is_some_and(|m| m.keys().any(|k| k.ends_with("TokenCount")))
+        }) {
             self.usage = Some(usage(u));
         }
         let mut generated = false;
@@ -519,6 +563,11 @@ impl Gemini {
                     .and_then(Value::as_str)
                 {
                     self.tools_called.push(name.to_owned());
+                    generated = true;
+                }
+                // Code the model runs with the built-in code execution tool.
+                if p.get("executableCode").is_some_and(Value::is_object) {
+                    self.tools_called.push("code_execution".to_owned());
                     generated = true;
                 }
                 if p.get("text")
@@ -554,14 +603,23 @@ impl StreamParser for Gemini {
     }
 
     fn facts(&self) -> ResponseFacts {
+        let mut finish_reasons: Vec<String> = self
+            .candidates
+            .iter()
+            .filter_map(|c| c.finish.clone())
+            .collect();
+        finish_reasons.extend(self.block_reason.clone());
         ResponseFacts {
             model: self.model.clone(),
             id: self.id.clone(),
-            finish_reasons: self.candidates.iter().filter_map(|c| c.finish.clone()).collect(),
+            finish_reasons,
             usage: self.usage.clone().unwrap_or_default(),
             tools_called: self.tools_called.clone(),
             error_type: self.error_type.clone(),
-            complete: self.candidates.iter().any(|c| c.finish.is_some()),
+            error_status: self.error_status,
+            complete: self.terminal() && self.error_type.is_none(),
+            service_tier: None,
+            cache_write_unsplit: 0,
             output: self.capture.map(|_| {
                 self.candidates
                     .iter()
@@ -572,7 +630,9 @@ impl StreamParser for Gemini {
     }
 
     fn terminal(&self) -> bool {
-        self.error_type.is_some() || self.candidates.iter().any(|c| c.finish.is_some())
+        self.error_type.is_some()
+            || self.block_reason.is_some()
+            || self.candidates.iter().any(|c| c.finish.is_some())
     }
 }
 

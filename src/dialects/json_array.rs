@@ -2,14 +2,21 @@
 //! `streamGenerateContent` without `alt=sse`: `[{…}\r\n,{…}\r\n]` arriving over time).
 //!
 //! Owns: finding where each top-level element ends, tracking strings and escapes so that
-//! brackets inside strings do not count, with an element size cap. It does not parse the
-//! elements: each complete one is handed on as bytes.
+//! brackets inside strings do not count. Each element is copied through the [`Elider`] (long
+//! strings cut) under a size cap; one still over the cap is skipped and counted, and
+//! splitting goes on. It does not parse the elements: each complete one is handed on as
+//! bytes.
 
-use super::ParseError;
+use super::{ParseError, elide::Elider};
 
 #[derive(Debug)]
 pub struct Splitter {
+    /// The element being split, with long strings cut (see [`Elider`]).
     element: Vec<u8>,
+    elider: Elider,
+    /// The element went over the cap even with long strings cut: it will be skipped.
+    oversized: bool,
+    skipped: u64,
     /// Nesting depth inside the top-level array (0 = between elements).
     depth: usize,
     started: bool,
@@ -25,9 +32,14 @@ impl Splitter {
         self.element.capacity()
     }
 
+    /// `max_element` caps one element after strings longer than
+    /// [`DEFAULT_KEEP`](super::sse::DEFAULT_KEEP) are cut.
     pub fn new(max_element: usize) -> Self {
         Splitter {
             element: Vec::new(),
+            elider: Elider::new(super::sse::DEFAULT_KEEP),
+            oversized: false,
+            skipped: 0,
             depth: 0,
             started: false,
             ended: false,
@@ -37,13 +49,41 @@ impl Splitter {
         }
     }
 
-    /// Feeds one chunk, calling `on_element` with each complete top-level element.
+    /// Keeps string bodies up to `keep` bytes.
+    pub fn keep(mut self, keep: usize) -> Self {
+        self.elider = Elider::new(keep);
+        self
+    }
+
+    /// Elements skipped so far because they were over the cap even with long strings cut.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Copies part of the current element.
+    fn take(&mut self, bytes: &[u8]) {
+        if self.oversized || bytes.is_empty() {
+            return;
+        }
+        let room = self.max.saturating_sub(self.element.len());
+        if self.elider.push(bytes, &mut self.element, room) > 0 {
+            self.oversized = true;
+            self.element = Vec::new();
+        }
+    }
+
+    /// Feeds one chunk, calling `on_element` with each complete top-level element. A chunk
+    /// that is not a JSON array fails the stream; an element over the cap is skipped and
+    /// counted; an error from `on_element` is returned once the chunk is split.
     pub fn push(
         &mut self,
         chunk: &[u8],
         on_element: &mut dyn FnMut(&[u8]) -> Result<(), ParseError>,
     ) -> Result<(), ParseError> {
-        for &b in chunk {
+        let mut first = Ok(());
+        // The start of the run of element bytes not yet copied.
+        let mut run: Option<usize> = None;
+        for (i, &b) in chunk.iter().enumerate() {
             if self.ended {
                 if !b.is_ascii_whitespace() {
                     return Err(ParseError::InvalidJson);
@@ -68,10 +108,7 @@ impl Splitter {
                     _ => {}
                 }
             }
-            if self.element.len() >= self.max {
-                return Err(ParseError::LineTooLong);
-            }
-            self.element.push(b);
+            run.get_or_insert(i);
             if self.in_string {
                 if self.escaped {
                     self.escaped = false;
@@ -91,14 +128,29 @@ impl Splitter {
                 _ => {}
             }
             if self.depth == 0 {
-                let element = std::mem::take(&mut self.element);
-                let result = on_element(&element);
-                self.element = element;
+                if let Some(start) = run.take() {
+                    self.take(&chunk[start..=i]);
+                }
+                let result = if std::mem::take(&mut self.oversized) {
+                    self.skipped += 1;
+                    Ok(())
+                } else {
+                    on_element(&self.element)
+                };
+                if first.is_ok() {
+                    first = result;
+                }
                 self.element.clear();
-                result?;
+                if self.element.capacity() > 4 * super::sse::DEFAULT_KEEP {
+                    self.element = Vec::new();
+                }
+                self.elider.reset();
             }
         }
-        Ok(())
+        if let Some(start) = run {
+            self.take(&chunk[start..]);
+        }
+        first
     }
 }
 
@@ -137,9 +189,13 @@ mod tests {
         );
         assert_eq!(split(&[b"[1]x"]), Err(ParseError::InvalidJson));
         let mut s = Splitter::new(4);
-        assert_eq!(
-            s.push(b"[{\"long\":1}]", &mut |_| Ok(())),
-            Err(ParseError::LineTooLong)
-        );
+        let mut seen = Vec::new();
+        s.push(b"[{\"long\":1},{}]", &mut |e| {
+            seen.push(e.to_vec());
+            Ok(())
+        })
+        .expect("an oversized element is skipped, not an error");
+        assert_eq!(seen, vec![b"{}".to_vec()]);
+        assert_eq!(s.skipped(), 1);
     }
 }

@@ -604,3 +604,53 @@ mod tests {
         assert_eq!(Tail::new(0).into_vec(), Vec::<Value>::new());
     }
 }
+
+/// The TTL of the last `cache_control` breakpoint anywhere inside a value (Anthropic prompt
+/// caching: `{"type":"ephemeral"}` is 5 minutes, `"ttl":"1h"` one hour). Walks the whole
+/// value, in document order; `None` when it holds no breakpoint.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LastCacheTtl;
+
+impl Shape for LastCacheTtl {
+    type Out = Option<String>;
+
+    fn array<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Out, A::Error> {
+        let mut last = None;
+        while let Some(ttl) = seq.next_element_seed(Read(LastCacheTtl))? {
+            last = ttl.or(last);
+        }
+        Ok(last)
+    }
+
+    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
+        let mut last = None;
+        while let Some(key) = next_key(&mut map)? {
+            let ttl = if key.name() == Some("cache_control") {
+                value(&mut map, CacheControl)?
+            } else {
+                value(&mut map, LastCacheTtl)?
+            };
+            last = ttl.or(last);
+        }
+        Ok(last)
+    }
+}
+
+/// One `cache_control` object: its `ttl`, `"5m"` when it names none (the default TTL).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CacheControl;
+
+impl Shape for CacheControl {
+    type Out = Option<String>;
+
+    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
+        let mut ttl = None;
+        while let Some(key) = next_key(&mut map)? {
+            match key.name() {
+                Some("ttl") => ttl = value(&mut map, Text)?,
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(Some(ttl.unwrap_or_else(|| "5m".to_owned())))
+    }
+}

@@ -29,9 +29,33 @@ pub const CHAT_COMPLETIONS: Dialect = Dialect {
     max_event: 512 << 10,
 };
 
+/// The Chat Completions API as the Gemini API serves it (its OpenAI compatibility layer,
+/// `POST /v1beta/openai/chat/completions` on `generativelanguage.googleapis.com`): the same
+/// wire format, billed by Google.
+pub const GEMINI_CHAT_COMPLETIONS: Dialect = Dialect {
+    name: "gemini_openai_chat",
+    provider: Provider::GcpGemini,
+    detect: detect_gemini,
+    parse_request,
+    parse_response,
+    stream_parser,
+    max_event: 512 << 10,
+};
+
 fn detect(t: &Target<'_>) -> Option<(Operation, Framing)> {
     (t.method == "POST" && !t.websocket && t.path.trim_end_matches('/') == "/v1/chat/completions")
         .then_some((Operation::Chat, Framing::Json))
+}
+
+fn detect_gemini(t: &Target<'_>) -> Option<(Operation, Framing)> {
+    let path = t.path.trim_end_matches('/');
+    (t.method == "POST"
+        && !t.websocket
+        && matches!(
+            path,
+            "/v1beta/openai/chat/completions" | "/v1/openai/chat/completions"
+        ))
+    .then_some((Operation::Chat, Framing::Json))
 }
 
 fn text_of(content: Option<&Value>) -> String {
@@ -62,6 +86,7 @@ fn parse_request(
         system_chars: r.messages.system_chars,
         messages: r.messages.count,
         conversation_id: None,
+        cache_ttl: None,
         content: capture.map(|_| RequestContent {
             system: r.messages.system.into_vec(),
             input: r.messages.input.into_vec(),
@@ -205,7 +230,8 @@ impl Shape for ToolsShape {
     }
 }
 
-/// A tool's name: `function.name` when `function` has a `name` (of any type), else `name`.
+/// A tool's name: `function.name` (or `custom.name`) when present (of any type), else
+/// `name`, else `type`.
 #[derive(Debug, Clone, Copy)]
 struct ToolName;
 
@@ -213,15 +239,20 @@ impl Shape for ToolName {
     type Out = Option<String>;
 
     fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
-        let (mut function_name, mut name) = (None, None);
+        let (mut function_name, mut name, mut kind) = (None, None, None);
         while let Some(key) = next_key(&mut map)? {
             match key.name() {
-                Some("function") => function_name = value(&mut map, Field("name", Text))?,
+                // `{"type":"function","function":{…}}`, `{"type":"custom","custom":{…}}`.
+                Some("function" | "custom") => {
+                    function_name = value(&mut map, Field("name", Text))?.or(function_name);
+                }
                 Some("name") => name = value(&mut map, Text)?,
+                Some("type") => kind = value(&mut map, Text)?,
                 _ => skip(&mut map)?,
             }
         }
-        Ok(function_name.unwrap_or(name))
+        // A tool without a name (a provider's built-in) is offered under its type.
+        Ok(function_name.unwrap_or(name).or(kind))
     }
 }
 
@@ -263,6 +294,29 @@ fn message(m: &Value) -> Value {
         }));
     }
     serde_json::json!({"role": role, "parts": parts})
+}
+
+/// A tool call's body and the key of its input: a function call's `function` and
+/// `arguments`, a custom tool call's `custom` and `input`.
+fn call_body(call: &Value) -> (Option<&Value>, &'static str) {
+    match call.get("function") {
+        Some(f) => (Some(f), "arguments"),
+        None => (call.get("custom"), "input"),
+    }
+}
+
+/// The HTTP status an in-stream error object stands for: its numeric `code` or `status`
+/// (OpenAI-compatible servers put the status there), when it is one.
+fn error_status(v: &Value) -> Option<u16> {
+    let e = v.get("error")?;
+    let n = |k: &str| {
+        e.get(k)
+            .and_then(|c| c.as_u64().or_else(|| c.as_str()?.parse().ok()))
+    };
+    let status = n("status").or_else(|| n("code"))?;
+    u16::try_from(status)
+        .ok()
+        .filter(|c| (100..600).contains(c))
 }
 
 fn error_type(v: &Value) -> Option<String> {
@@ -327,7 +381,7 @@ fn parse_response(
                 .map(Vec::as_slice)
                 .unwrap_or_default()
             {
-                let f = call.get("function");
+                let (f, arguments) = call_body(call);
                 slot.calls.push(ToolCall {
                     id: call.get("id").and_then(Value::as_str).map(str::to_owned),
                     name: f
@@ -336,7 +390,7 @@ fn parse_response(
                         .unwrap_or_default()
                         .to_owned(),
                     arguments: f
-                        .and_then(|f| f.get("arguments"))
+                        .and_then(|f| f.get(arguments))
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                         .to_owned(),
@@ -385,6 +439,8 @@ struct Chat {
     choices: Vec<Choice>,
     usage: Option<Usage>,
     error_type: Option<String>,
+    error_status: Option<u16>,
+    service_tier: Option<String>,
     complete: bool,
     /// Byte budget for captured content; `None` when content is not captured.
     capture: Option<usize>,
@@ -411,6 +467,9 @@ impl Chat {
         if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
             self.usage = Some(usage(u));
         }
+        if let Some(tier) = v.get("service_tier").and_then(Value::as_str) {
+            self.service_tier = Some(tier.to_owned());
+        }
     }
 
     fn append(budget: &mut Option<usize>, into: &mut String, text: &str) {
@@ -429,6 +488,7 @@ impl StreamParser for Chat {
         let v = json(event.data)?;
         if let Some(error_type) = error_type(&v) {
             self.error_type = Some(error_type);
+            self.error_status = error_status(&v);
             return Ok(Progress::default());
         }
         self.on_chunk_meta(&v);
@@ -452,6 +512,9 @@ impl StreamParser for Chat {
             let Some(delta) = choice.get("delta") else {
                 continue;
             };
+            if delta.get("audio").is_some_and(Value::is_object) {
+                progress.delta = true;
+            }
             for key in ["content", "reasoning_content", "refusal"] {
                 if let Some(text) = delta
                     .get(key)
@@ -483,11 +546,11 @@ impl StreamParser for Chat {
                 if let Some(id) = call.get("id").and_then(Value::as_str) {
                     entry.id = Some(id.to_owned());
                 }
-                let f = call.get("function");
+                let (f, arguments) = call_body(call);
                 if let Some(name) = f.and_then(|f| f.get("name")).and_then(Value::as_str) {
                     entry.name.push_str(name);
                 }
-                if let Some(args) = f.and_then(|f| f.get("arguments")).and_then(Value::as_str) {
+                if let Some(args) = f.and_then(|f| f.get(arguments)).and_then(Value::as_str) {
                     Chat::append(budget, &mut entry.arguments, args);
                 }
             }
@@ -531,7 +594,10 @@ impl StreamParser for Chat {
                 .filter(|n| !n.is_empty())
                 .collect(),
             error_type: self.error_type.clone(),
+            error_status: self.error_status,
             complete: self.complete,
+            service_tier: self.service_tier.clone(),
+            cache_write_unsplit: 0,
             output,
         }
     }

@@ -120,6 +120,7 @@ fn parse_request(
         messages: count,
         // Codex names its session in `client_metadata.session_id` and, as the same value, in
         // `prompt_cache_key` (the only place in WebSocket frames of older versions).
+        cache_ttl: None,
         conversation_id: r
             .client_session
             .unwrap_or(r.prompt_cache_key)
@@ -478,6 +479,8 @@ struct Responses {
     usage: Option<Usage>,
     tools_called: Vec<String>,
     error_type: Option<String>,
+    error_status: Option<u16>,
+    service_tier: Option<String>,
     complete: bool,
     capture: bool,
     output: Option<Vec<Value>>,
@@ -488,6 +491,9 @@ impl Responses {
     fn on_response(&mut self, r: &Value, terminal: bool) {
         if let Some(id) = r.get("id").and_then(Value::as_str) {
             self.id = Some(id.to_owned());
+        }
+        if let Some(tier) = r.get("service_tier").and_then(Value::as_str) {
+            self.service_tier = Some(tier.to_owned());
         }
         if let Some(model) = r.get("model").and_then(Value::as_str) {
             self.model = Some(model.to_owned());
@@ -536,13 +542,23 @@ impl Responses {
     }
 
     fn on_item(&mut self, item: &Value) {
-        let kind = item.get("type").and_then(Value::as_str);
-        if matches!(kind, Some("function_call" | "custom_tool_call"))
-            && let Some(name) = item.get("name").and_then(Value::as_str)
-        {
+        let kind = item.get("type").and_then(Value::as_str).unwrap_or_default();
+        if let Some(name) = tool_called(kind, item) {
             self.tools_called.push(name.to_owned());
         }
     }
+}
+
+/// The tool an output item calls, by rule rather than by list: every item type the
+/// Responses API defines for a tool call ends in `_call` (`function_call`,
+/// `custom_tool_call`, `mcp_call`, `web_search_call`, `file_search_call`,
+/// `code_interpreter_call`, `image_generation_call`, `computer_call`, `shell_call`,
+/// `local_shell_call`, `apply_patch_call`, …), and none that is not (outputs end in
+/// `_output`). Named calls go by their `name`; built-in tools, which have none, by their
+/// type without `_call` (`web_search`), the name under which they are offered.
+fn tool_called<'a>(kind: &'a str, item: &'a Value) -> Option<&'a str> {
+    let tool = kind.strip_suffix("_call")?;
+    Some(item.get("name").and_then(Value::as_str).unwrap_or(tool))
 }
 
 /// An output item as GenAI message parts.
@@ -598,6 +614,12 @@ impl StreamParser for Responses {
                 }
             }
             "error" => {
+                // A socket's error frame carries the HTTP status it stands for.
+                self.error_status = ["status", "status_code"]
+                    .iter()
+                    .find_map(|k| v.get(*k).and_then(Value::as_u64))
+                    .and_then(|s| u16::try_from(s).ok())
+                    .filter(|s| (100..600).contains(s));
                 self.error_type = Some(
                     v.get("code")
                         .or_else(|| {
@@ -609,16 +631,10 @@ impl StreamParser for Responses {
                         .to_owned(),
                 );
             }
-            k if k.ends_with(".delta") => {
-                progress.delta = matches!(
-                    k,
-                    "response.output_text.delta"
-                        | "response.function_call_arguments.delta"
-                        | "response.reasoning_summary_text.delta"
-                        | "response.reasoning_text.delta"
-                        | "response.custom_tool_call_input.delta"
-                        | "response.refusal.delta"
-                );
+            // Every `*.delta` event carries generated content (text, refusal, reasoning,
+            // tool arguments or input, code, audio), and so does a partial image.
+            k if k.ends_with(".delta") || k == "response.image_generation_call.partial_image" => {
+                progress.delta = true;
             }
             _ => {}
         }
@@ -633,7 +649,10 @@ impl StreamParser for Responses {
             usage: self.usage.clone().unwrap_or_default(),
             tools_called: self.tools_called.clone(),
             error_type: self.error_type.clone(),
+            error_status: self.error_status,
             complete: self.complete,
+            service_tier: self.service_tier.clone(),
+            cache_write_unsplit: 0,
             output: self.output.clone(),
         }
     }

@@ -2,10 +2,12 @@
 //!
 //! Owns: splitting a byte stream that arrives in arbitrary pieces into events: lines ended by
 //! `\n`, `\r\n` or `\r` (even when the pair is split across chunks), multi-line `data:`
-//! joined with `\n`, comments and unknown fields skipped, a blank line dispatching. Memory is
-//! bounded by the line cap. Does not own: what an event means (the dialects do).
+//! joined with `\n`, comments and unknown fields skipped, a blank line dispatching, one
+//! leading byte order mark dropped. Lines are never held whole: `data` is copied as it
+//! arrives through the [`Elider`], so an event of any size yields its facts and memory is
+//! bounded by the event cap. Does not own: what an event means (the dialects do).
 
-use super::ParseError;
+use super::{ParseError, elide::Elider};
 
 /// One dispatched event. Borrowed from the framer; copy what you keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,43 +18,131 @@ pub struct Event<'a> {
     pub data: &'a [u8],
 }
 
+/// The UTF-8 byte order mark, which the grammar allows once before the first event
+/// (`stream = [ bom ] *event`).
+const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
+/// Longest field name kept while a line is read (`data`, `event`, `id`, `retry`); a longer
+/// one names no field llmtap reads and the line is ignored.
+const MAX_FIELD: usize = 16;
+/// Longest `event:` value kept; the rest of a longer one is ignored.
+const MAX_NAME: usize = 256;
+/// String bodies longer than this are cut while framed (see [`Elider`]), unless the caller
+/// asks for more (content capture).
+pub const DEFAULT_KEEP: usize = 4 << 10;
+
+/// What the line being read is, once its field name is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// Reading the field name (up to the first `:`).
+    Field,
+    /// A `data` value; `space`: a leading space may still be dropped.
+    Data { space: bool },
+    /// An `event` value.
+    Event { space: bool },
+    /// A comment, an unknown field or an over-long name: skipped to its end.
+    Ignore,
+}
+
+/// Incremental event-stream framer. Memory is bounded by `max_event` (one event's joined
+/// data after long strings are cut) whatever arrives: lines are never held whole, an event
+/// whose data is still over the cap is skipped and counted, and framing goes on with the
+/// next event.
 #[derive(Debug)]
 pub struct Framer {
-    line: Vec<u8>,
+    line: Line,
+    field: Vec<u8>,
     name: Vec<u8>,
     data: Vec<u8>,
     has_data: bool,
+    /// The current event's data went over the cap: it will be skipped.
+    oversized: bool,
+    elider: Elider,
     /// The previous chunk ended in `\r`: a `\n` opening the next one ends nothing.
     after_cr: bool,
-    max_line: usize,
+    /// Bytes of a leading BOM matched so far; `None` once the stream is past its start.
+    bom: Option<usize>,
+    max_event: usize,
+    skipped: u64,
 }
 
 impl Framer {
-    /// Bytes held for the event being framed (its partial line, name and data), by
+    /// Bytes held for the event being framed (its field name, event name and data), by
     /// capacity: what the observation budget charges.
     pub fn held(&self) -> usize {
-        self.line.capacity() + self.name.capacity() + self.data.capacity()
+        self.field.capacity() + self.name.capacity() + self.data.capacity()
     }
 
-    /// `max_line` caps one line and also one event's joined data.
-    pub fn new(max_line: usize) -> Self {
+    /// `max_event` caps one event's joined data, after strings longer than
+    /// [`DEFAULT_KEEP`] are cut.
+    pub fn new(max_event: usize) -> Self {
         Framer {
-            line: Vec::new(),
+            line: Line::Field,
+            field: Vec::new(),
             name: Vec::new(),
             data: Vec::new(),
             has_data: false,
+            oversized: false,
+            elider: Elider::new(DEFAULT_KEEP),
             after_cr: false,
-            max_line,
+            bom: Some(0),
+            max_event,
+            skipped: 0,
         }
     }
 
-    /// Feeds one chunk, calling `on_event` for every event it completes. After an error the
-    /// framer must not be fed again.
+    /// Keeps string bodies up to `keep` bytes instead of [`DEFAULT_KEEP`].
+    pub fn keep(mut self, keep: usize) -> Self {
+        self.elider = Elider::new(keep);
+        self
+    }
+
+    /// Events skipped so far because their data was over the cap even with long strings cut.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Feeds one chunk, calling `on_event` for every event it completes. An error from
+    /// `on_event` is returned once the chunk is framed; framing itself never fails.
     pub fn push(
         &mut self,
         mut chunk: &[u8],
         on_event: &mut dyn FnMut(Event<'_>) -> Result<(), ParseError>,
     ) -> Result<(), ParseError> {
+        if let Some(matched) = self.bom {
+            // Strip one leading BOM, however it is split across chunks.
+            let want = &BOM[matched..];
+            let n = want.len().min(chunk.len());
+            if chunk[..n] == want[..n] {
+                chunk = &chunk[n..];
+                self.bom = (matched + n < BOM.len()).then_some(matched + n);
+                if self.bom.is_some() {
+                    return Ok(());
+                }
+            } else {
+                // Not a BOM: the bytes held back are the stream's first bytes.
+                self.bom = None;
+                let held = &BOM[..matched];
+                let mut first = Ok(());
+                self.frame(held, on_event, &mut first);
+                self.frame(chunk, on_event, &mut first);
+                return first;
+            }
+        }
+        let mut first = Ok(());
+        self.frame(chunk, on_event, &mut first);
+        first
+    }
+
+    fn frame(
+        &mut self,
+        mut chunk: &[u8],
+        on_event: &mut dyn FnMut(Event<'_>) -> Result<(), ParseError>,
+        first: &mut Result<(), ParseError>,
+    ) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.bom = None;
         if self.after_cr {
             self.after_cr = false;
             if let Some(rest) = chunk.strip_prefix(b"\n") {
@@ -60,13 +150,13 @@ impl Framer {
             }
         }
         while !chunk.is_empty() {
-            match chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
+            match memchr::memchr2(b'\n', b'\r', chunk) {
                 None => {
-                    self.extend_line(chunk)?;
-                    return Ok(());
+                    self.extend_line(chunk);
+                    return;
                 }
                 Some(end) => {
-                    self.extend_line(&chunk[..end])?;
+                    self.extend_line(&chunk[..end]);
                     let cr = chunk[end] == b'\r';
                     chunk = &chunk[end + 1..];
                     if cr {
@@ -76,68 +166,117 @@ impl Framer {
                             None => self.after_cr = true,
                         }
                     }
-                    let line = std::mem::take(&mut self.line);
-                    let result = self.on_line(&line, on_event);
-                    self.line = line;
-                    self.line.clear();
-                    result?;
+                    let result = self.end_line(on_event);
+                    if first.is_ok() {
+                        *first = result;
+                    }
                 }
             }
         }
-        Ok(())
     }
 
-    fn extend_line(&mut self, bytes: &[u8]) -> Result<(), ParseError> {
-        if self.line.len() + bytes.len() > self.max_line {
-            return Err(ParseError::LineTooLong);
+    /// Takes part of a line (no line ending in it).
+    fn extend_line(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            match self.line {
+                Line::Field => match memchr::memchr(b':', bytes) {
+                    Some(at) => {
+                        self.push_field(&bytes[..at]);
+                        bytes = &bytes[at + 1..];
+                        self.line = match self.field.as_slice() {
+                            b"data" => {
+                                self.start_data();
+                                Line::Data { space: true }
+                            }
+                            b"event" => {
+                                self.name.clear();
+                                Line::Event { space: true }
+                            }
+                            _ => Line::Ignore,
+                        };
+                    }
+                    None => {
+                        self.push_field(bytes);
+                        return;
+                    }
+                },
+                Line::Data { space } => {
+                    if space && bytes[0] == b' ' {
+                        bytes = &bytes[1..];
+                    }
+                    self.line = Line::Data { space: false };
+                    self.push_data(bytes);
+                    return;
+                }
+                Line::Event { space } => {
+                    if space && bytes[0] == b' ' {
+                        bytes = &bytes[1..];
+                    }
+                    self.line = Line::Event { space: false };
+                    let room = MAX_NAME.saturating_sub(self.name.len());
+                    self.name.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                    return;
+                }
+                Line::Ignore => return,
+            }
         }
-        self.line.extend_from_slice(bytes);
-        Ok(())
     }
 
-    fn on_line(
+    fn push_field(&mut self, bytes: &[u8]) {
+        if self.field.len() + bytes.len() > MAX_FIELD {
+            self.line = Line::Ignore;
+            self.field.clear();
+        } else {
+            self.field.extend_from_slice(bytes);
+        }
+    }
+
+    /// A `data` line begins: lines after the first are joined with `\n`.
+    fn start_data(&mut self) {
+        if self.has_data {
+            self.push_data(b"\n");
+        }
+        self.has_data = true;
+    }
+
+    fn push_data(&mut self, bytes: &[u8]) {
+        if self.oversized {
+            return;
+        }
+        let room = self.max_event.saturating_sub(self.data.len());
+        if self.elider.push(bytes, &mut self.data, room) > 0 {
+            self.oversized = true;
+            self.data = Vec::new();
+        }
+    }
+
+    fn end_line(
         &mut self,
-        line: &[u8],
         on_event: &mut dyn FnMut(Event<'_>) -> Result<(), ParseError>,
     ) -> Result<(), ParseError> {
-        if line.is_empty() {
-            return self.dispatch(on_event);
-        }
-        if line[0] == b':' {
-            return Ok(());
-        }
-        let (field, value) = match line.iter().position(|&b| b == b':') {
-            Some(i) => {
-                let value = &line[i + 1..];
-                (&line[..i], value.strip_prefix(b" ").unwrap_or(value))
+        let line = std::mem::replace(&mut self.line, Line::Field);
+        let mut result = Ok(());
+        if line == Line::Field {
+            // No colon: the whole line is the field name, its value empty.
+            match self.field.as_slice() {
+                b"" => result = self.dispatch(on_event),
+                b"data" => self.start_data(),
+                b"event" => self.name.clear(),
+                _ => {}
             }
-            None => (line, &[][..]),
-        };
-        match field {
-            b"data" => {
-                if self.data.len() + value.len() + 1 > self.max_line {
-                    return Err(ParseError::LineTooLong);
-                }
-                if self.has_data {
-                    self.data.push(b'\n');
-                }
-                self.data.extend_from_slice(value);
-                self.has_data = true;
-            }
-            b"event" => {
-                self.name.clear();
-                self.name.extend_from_slice(value);
-            }
-            _ => {}
         }
-        Ok(())
+        self.field.clear();
+        result
     }
 
     fn dispatch(
         &mut self,
         on_event: &mut dyn FnMut(Event<'_>) -> Result<(), ParseError>,
     ) -> Result<(), ParseError> {
-        let result = if self.has_data {
+        let result = if self.oversized {
+            self.skipped += 1;
+            Ok(())
+        } else if self.has_data {
             on_event(Event {
                 name: &self.name,
                 data: &self.data,
@@ -147,7 +286,13 @@ impl Framer {
         };
         self.name.clear();
         self.data.clear();
+        if self.data.capacity() > 4 * DEFAULT_KEEP {
+            // One large event should not hold its buffer for the rest of the stream.
+            self.data = Vec::new();
+        }
         self.has_data = false;
+        self.oversized = false;
+        self.elider.reset();
         result
     }
 }
@@ -208,12 +353,75 @@ mod tests {
     }
 
     #[test]
-    fn long_lines_fail_instead_of_growing() {
-        assert_eq!(
-            events(&[b"data: ", &[b'x'; 40], b"\n\n"], 16),
-            Err(ParseError::LineTooLong)
+    fn an_event_over_the_cap_is_skipped_and_framing_goes_on() {
+        // 40 bytes of structure (no string to cut) over a 16-byte cap: skipped, counted.
+        let mut framer = Framer::new(16);
+        let mut out = Vec::new();
+        for chunk in [&b"data: "[..], &[b'1'; 40], b"\n\ndata: 7\n\n"] {
+            framer
+                .push(chunk, &mut |e| {
+                    out.push(e.data.to_vec());
+                    Ok(())
+                })
+                .expect("framing never fails");
+        }
+        assert_eq!(out, vec![b"7".to_vec()]);
+        assert_eq!(framer.skipped(), 1);
+        let joined: &[&[u8]] = &[b"data: 0123456789\ndata: 0123456789\n\ndata: 8\n\n"];
+        assert_eq!(events(joined, 16), Ok(vec![(String::new(), "8".into())]));
+    }
+
+    #[test]
+    fn a_huge_string_is_cut_and_the_event_keeps_its_facts() {
+        // gemini_sse_4k_image_event: a multi-MB base64 part, with usage after it.
+        let image = "A".repeat(6_000_000);
+        let event = format!(
+            "data: {{\"parts\":[{{\"inlineData\":{{\"data\":\"{image}\"}}}}],\"usageMetadata\":{{\"promptTokenCount\":21}}}}\n\n"
         );
-        let joined: &[&[u8]] = &[b"data: 0123456789\ndata: 0123456789\n\n"];
-        assert_eq!(events(joined, 16), Err(ParseError::LineTooLong));
+        let mut framer = Framer::new(64 << 10);
+        let mut seen = Vec::new();
+        for piece in event.as_bytes().chunks(16 << 10) {
+            framer
+                .push(piece, &mut |e| {
+                    seen.push(serde_json::from_slice::<serde_json::Value>(e.data).expect("json"));
+                    Ok(())
+                })
+                .expect("framed");
+            assert!(framer.held() <= 64 << 10, "held {}", framer.held());
+        }
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0]["usageMetadata"]["promptTokenCount"], 21);
+        assert_eq!(framer.skipped(), 0);
+    }
+
+    #[test]
+    fn one_leading_bom_is_dropped_however_split() {
+        // gemini_sse_leading_bom.
+        let stream = b"\xEF\xBB\xBFdata: 1\n\n";
+        for at in 0..stream.len() {
+            let (a, b) = stream.split_at(at);
+            assert_eq!(
+                events(&[a, b], 64),
+                Ok(vec![(String::new(), "1".into())]),
+                "split at {at}"
+            );
+        }
+        // Only at the very start, and only one.
+        let got = events(&[b"\xEF\xBB\xBF\xEF\xBB\xBFdata: 1\n\n"], 64);
+        assert_eq!(got, Ok(vec![]));
+        let got = events(&[b"\xEF\xBBdata: 1\n\n"], 64);
+        assert_eq!(got, Ok(vec![]));
+    }
+
+    #[test]
+    fn an_error_from_the_consumer_is_returned_and_framing_goes_on() {
+        let mut framer = Framer::new(64);
+        let mut n = 0;
+        let result = framer.push(b"data: a\n\ndata: b\n\n", &mut |_| {
+            n += 1;
+            Err(ParseError::InvalidJson)
+        });
+        assert_eq!(result, Err(ParseError::InvalidJson));
+        assert_eq!(n, 2);
     }
 }

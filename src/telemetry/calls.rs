@@ -107,13 +107,16 @@ pub fn text(r: &CallRecord) -> String {
     if r.usage_missing || !u.is_empty() {
         line.push_str(&format!(" in={} out={}", count(u.input), count(u.output)));
     }
+    // Only what the provider can report: OpenAI and Gemini have no cache writes.
     if u.cache_read.is_some() || u.cache_write_5m.is_some() || u.cache_write_1h.is_some() {
-        line.push_str(&format!(
-            " cache r={} w5m={} w1h={}",
-            count(u.cache_read),
-            count(u.cache_write_5m),
-            count(u.cache_write_1h)
-        ));
+        line.push_str(&format!(" cache r={}", count(u.cache_read)));
+        if r.provider == crate::dialects::Provider::Anthropic {
+            line.push_str(&format!(
+                " w5m={} w1h={}",
+                count(u.cache_write_5m),
+                count(u.cache_write_1h)
+            ));
+        }
     }
     if let Some(reasoning) = u.reasoning {
         line.push_str(&format!(" reasoning={reasoning}"));

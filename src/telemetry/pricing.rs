@@ -34,9 +34,22 @@ pub struct ModelPrice {
     /// Long-context tiers: above this many input tokens, the whole call is billed at these
     /// rates (200k for Claude and Gemini Pro, 272k for recent OpenAI models, …).
     pub tiers: Vec<(u64, Rates)>,
+    /// Prices of the processing tiers litellm knows for the model (`flex`, `priority`,
+    /// `batch`), each with its own long-context tiers. The standard tier is `base`/`tiers`.
+    pub service_tiers: Vec<(String, ModelPrice)>,
 }
 
 impl ModelPrice {
+    /// The price at the processing tier a response reports (OpenAI `service_tier`:
+    /// `flex`, `priority`, `default`, `auto`, `scale`; Anthropic `usage.service_tier`:
+    /// `standard`, `priority`, `batch`). A tier without prices of its own, or none, is the
+    /// standard tier.
+    pub fn at_tier(&self, service_tier: Option<&str>) -> &ModelPrice {
+        service_tier
+            .and_then(|t| self.service_tiers.iter().find(|(name, _)| name == t))
+            .map_or(self, |(_, price)| price)
+    }
+
     /// The rates for a call with `input` prompt tokens.
     pub fn rates(&self, input: u64) -> Rates {
         self.tiers
@@ -110,9 +123,12 @@ impl PriceTable {
                 cache_write_1h: number(spec, "cache_write_1h")?.or(b.cache_write_1h),
             })
         };
-        let mut out = HashMap::new();
-        for (name, spec) in models {
-            let base = rates(spec, None).map_err(|e| format!("{name}: {e}"))?;
+        // One level: base rates and long-context tiers, falling back to `fallback`.
+        let level = |name: &str,
+                     spec: &serde_json::Value,
+                     fallback: Option<Rates>|
+         -> Result<ModelPrice, String> {
+            let base = rates(spec, fallback).map_err(|e| format!("{name}: {e}"))?;
             let mut tiers = Vec::new();
             for (key, tier) in spec.as_object().into_iter().flatten() {
                 if let Some(t) = threshold(key) {
@@ -122,7 +138,20 @@ impl PriceTable {
                     ));
                 }
             }
-            out.insert(name.to_ascii_lowercase(), ModelPrice { base, tiers });
+            Ok(ModelPrice {
+                base,
+                tiers,
+                service_tiers: Vec::new(),
+            })
+        };
+        let mut out = HashMap::new();
+        for (name, spec) in models {
+            let mut price = level(name, spec, None)?;
+            for (tier, tier_spec) in spec["service_tiers"].as_object().into_iter().flatten() {
+                let at = level(&format!("{name}.{tier}"), tier_spec, Some(price.base))?;
+                price.service_tiers.push((tier.clone(), at));
+            }
+            out.insert(name.to_ascii_lowercase(), price);
         }
         Ok(PriceTable {
             models: out,
@@ -213,19 +242,21 @@ impl PriceTable {
         None
     }
 
-    /// The cost of a call in USD, or `None` when the model has no price or the call has no
+    /// The cost of a call in USD at the processing tier its response reports (see
+    /// [`ModelPrice::at_tier`]), or `None` when the model has no price or the call has no
     /// usage. `count_tokens` is free.
     pub fn cost(
         &self,
         provider: Provider,
         operation: Operation,
         model: Option<&str>,
+        service_tier: Option<&str>,
         usage: &Usage,
     ) -> Option<f64> {
         if operation == Operation::CountTokens {
             return Some(0.0);
         }
-        let price = self.lookup(model?)?;
+        let price = self.lookup(model?)?.at_tier(service_tier);
         if usage.input.is_none() && usage.output.is_none() {
             return None;
         }
@@ -292,22 +323,56 @@ fn litellm_entry(spec: &serde_json::Value) -> Result<Option<ModelPrice>, String>
     ) else {
         return Ok(None);
     };
+    let mut price = litellm_level(spec, "", input, output, None)?;
+    for (tier, sfx) in [
+        ("flex", "_flex"),
+        ("priority", "_priority"),
+        ("batch", "_batches"),
+    ] {
+        if let Some(input) = number(spec, &format!("input_cost_per_token{sfx}"))? {
+            let output = number(spec, &format!("output_cost_per_token{sfx}"))?.unwrap_or(output);
+            let at = litellm_level(spec, sfx, input, output, Some(price.base))?;
+            price.service_tiers.push((tier.to_owned(), at));
+        }
+    }
+    Ok(Some(price))
+}
+
+/// One level of a litellm entry: the fields with `sfx` (`""`, `"_flex"`, …), falling back
+/// to `fallback` (the standard tier's rates) where the level lacks one.
+fn litellm_level(
+    spec: &serde_json::Value,
+    sfx: &str,
+    input: f64,
+    output: f64,
+    fallback: Option<Rates>,
+) -> Result<ModelPrice, String> {
+    let field = |name: &str| number(spec, &format!("{name}{sfx}"));
     let base = Rates {
         input,
         output,
-        cache_read: number(spec, "cache_read_input_token_cost")?,
-        cache_write_5m: number(spec, "cache_creation_input_token_cost")?,
-        cache_write_1h: number(spec, "cache_creation_input_token_cost_above_1hr")?,
+        cache_read: field("cache_read_input_token_cost")?.or(fallback.and_then(|f| f.cache_read)),
+        cache_write_5m: field("cache_creation_input_token_cost")?
+            .or(fallback.and_then(|f| f.cache_write_5m)),
+        cache_write_1h: field("cache_creation_input_token_cost_above_1hr")?
+            .or(fallback.and_then(|f| f.cache_write_1h)),
     };
     let mut tiers: Vec<(u64, Rates)> = Vec::new();
     for key in spec.as_object().into_iter().flatten().map(|(k, _)| k) {
         let Some(rest) = key.strip_prefix("input_cost_per_token_") else {
             continue;
         };
+        let Some(rest) = (if sfx.is_empty() {
+            Some(rest)
+        } else {
+            rest.strip_suffix(sfx)
+        }) else {
+            continue;
+        };
         let Some(t) = rest.strip_suffix("_tokens").and_then(threshold) else {
             continue;
         };
-        let tier_key = |field: &str| format!("{field}_{}", rest);
+        let tier_key = |field: &str| format!("{field}_{rest}{sfx}");
         tiers.push((
             t,
             Rates {
@@ -325,7 +390,11 @@ fn litellm_entry(spec: &serde_json::Value) -> Result<Option<ModelPrice>, String>
             },
         ));
     }
-    Ok(Some(ModelPrice { base, tiers }))
+    Ok(ModelPrice {
+        base,
+        tiers,
+        service_tiers: Vec::new(),
+    })
 }
 
 #[cfg(test)]
@@ -374,6 +443,7 @@ mod tests {
                 Provider::Anthropic,
                 Operation::Chat,
                 Some("claude-test-4"),
+                None,
                 &usage(10_000, 500, 6_000, 1_000, 2_000),
             )
             .expect("priced");
@@ -390,6 +460,7 @@ mod tests {
                 Provider::Anthropic,
                 Operation::Chat,
                 Some("claude-test-4"),
+                None,
                 &usage(input, 0, 0, 0, 0),
             )
         };
@@ -405,6 +476,7 @@ mod tests {
                 Provider::OpenAi,
                 Operation::Chat,
                 Some("gpt-test-2025-08-07"),
+                None,
                 &usage(1_000, 100, 800, 0, 0),
             )
             .expect("priced");
@@ -418,10 +490,47 @@ mod tests {
                 Provider::GcpGemini,
                 Operation::GenerateContent,
                 Some("models/gemini-test-2.5-001"),
+                None,
                 &usage(1_000, 10, 400, 0, 0),
             )
             .expect("priced");
         assert!(close(g, 1_000.0 * 3e-7 + 10.0 * 2.5e-6));
+    }
+
+    #[test]
+    fn a_reported_service_tier_is_priced_at_its_own_rates() {
+        // openai_responses_flex_tier: litellm's `*_flex` prices, half the standard ones.
+        let t = PriceTable::embedded()
+            .with_overrides(
+                "p.json",
+                r#"{"gpt-tier": {"input_cost_per_token": 1e-6, "output_cost_per_token": 8e-6,
+                    "cache_read_input_token_cost": 1e-7,
+                    "input_cost_per_token_flex": 5e-7, "output_cost_per_token_flex": 4e-6,
+                    "input_cost_per_token_priority": 2e-6}}"#,
+            )
+            .expect("prices");
+        let at = |tier| {
+            t.cost(
+                Provider::OpenAi,
+                Operation::Chat,
+                Some("gpt-tier"),
+                tier,
+                &usage(1_000, 100, 0, 0, 0),
+            )
+            .expect("priced")
+        };
+        assert!(close(at(None), 1_000.0 * 1e-6 + 100.0 * 8e-6));
+        assert!(close(at(Some("default")), at(None)), "the standard tier");
+        assert!(close(at(Some("flex")), 1_000.0 * 5e-7 + 100.0 * 4e-6));
+        // A tier with only an input price keeps the standard output price.
+        assert!(close(at(Some("priority")), 1_000.0 * 2e-6 + 100.0 * 8e-6));
+        // The embedded table carries litellm's tiers.
+        let nano = PriceTable::embedded();
+        let flex = nano
+            .lookup("gpt-5-nano")
+            .expect("priced")
+            .at_tier(Some("flex"));
+        assert!(close(flex.base.input, 2.5e-8));
     }
 
     #[test]
@@ -450,6 +559,7 @@ mod tests {
                 Provider::OpenAi,
                 Operation::Chat,
                 Some("nope"),
+                None,
                 &usage(1, 1, 0, 0, 0)
             ),
             None
@@ -459,6 +569,7 @@ mod tests {
                 Provider::OpenAi,
                 Operation::Chat,
                 Some("gpt-test"),
+                None,
                 &Usage::default()
             ),
             None
@@ -467,6 +578,7 @@ mod tests {
             t.cost(
                 Provider::OpenAi,
                 Operation::Chat,
+                None,
                 None,
                 &usage(1, 1, 0, 0, 0)
             ),
@@ -477,6 +589,7 @@ mod tests {
                 Provider::Anthropic,
                 Operation::CountTokens,
                 Some("claude-test-4"),
+                None,
                 &Usage::default()
             ),
             Some(0.0)

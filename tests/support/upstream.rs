@@ -32,6 +32,22 @@
 //! `error_429` also gets `retry-after: 7`. `malformed` (Anthropic routes only) is an SSE stream
 //! built in code (see [`FakeUpstream::malformed_sse`]). An unknown scenario gets a 500.
 //!
+//! The request header `x-fake-case: <name>` serves the real-traffic case
+//! `tests/cases/real-traffic/<name>/` instead, whatever the method, path and body (it wins over
+//! `x-fake-scenario`; see that folder's README):
+//!
+//! | file | how it is served |
+//! |---|---|
+//! | `response.headers` | the status (first line) and the `name: value` lines, exactly, and no provider headers of this server; framing fields (`content-length`, `transfer-encoding`, `connection`, `keep-alive`) are dropped, hyper frames the body chunked |
+//! | `response.sse` | the body, exact bytes (a leading BOM, CRLF or CR line ends kept), one HTTP chunk per SSE event as [`FakeUpstream::sse_events`] splits it |
+//! | `replay.json` (optional) | `expand`: `{"<placeholder>": N}` replaces every occurrence of the placeholder with N bytes of base64-alphabet text (see [`FakeUpstream::case_body`]); `split`: byte offsets into the expanded body at which to cut the pieces, instead of one per event; `pause_ms`: the pause between pieces (default 5 ms). Any other key is an error |
+//! | `response.frames.jsonl` | on the WebSocket route: the session script, played as the `.frames.jsonl` files are (below) |
+//!
+//! The modifier headers below apply to a case's body as well. An unknown case, a case without
+//! the file the request needs, or a malformed case file gets a 500 in the host's error shape.
+//! [`FakeUpstream::case_body`], [`FakeUpstream::case_pieces`] and [`FakeUpstream::case_turns`]
+//! give tests the exact bytes served.
+//!
 //! Modifier headers, for every streamed route (SSE and JSON array):
 //! - `x-fake-gzip: 1` (or `x-fake-encoding: gzip|deflate|br|zstd`) encodes the body (JSON bodies too). Every event is flushed as its own
 //!   chunk, so a client can decode progressively.
@@ -45,14 +61,17 @@
 //! server answers `101` with `Sec-WebSocket-Accept`, the first protocol the client offered in
 //! `Sec-WebSocket-Protocol` (none if it offered none), and `permessage-deflate` when the client
 //! offers it (RFC 7692, context takeover in both directions unless the offer asks otherwise;
-//! `x-fake-ws-deflate: 0` declines it). For the n-th `response.create` text message it receives,
+//! `x-fake-ws-deflate: 0` declines it). The session file is
+//! `tests/fixtures/openai_responses/<x-fake-scenario or ws_session>.frames.jsonl`, or the case's
+//! `response.frames.jsonl` when the upgrade carries `x-fake-case`. For the n-th
+//! `response.create` text message it receives,
 //! it sends the server frames that follow the n-th client frame of the session file, as text
 //! messages 5 ms apart (compressed when negotiated); past the end of the file it sends an
 //! `error` event. It answers pings and closes. `x-fake-ws-silent: 1` accepts the upgrade and never answers; `x-fake-ws-refuse: NNN` refuses the upgrade
 //! with status NNN and an OpenAI JSON error body.
 //!
 //! [`FakeUpstream::start_agent`] starts the same server with one difference: model requests
-//! that name no `x-fake-scenario` (`POST /v1/messages`, the Responses routes and their
+//! that name no `x-fake-scenario` nor `x-fake-case` (`POST /v1/messages`, the Responses routes and their
 //! WebSocket `response.create`s, the Gemini and Code Assist routes) are answered by a fake
 //! model that plays a two-turn agent task, chosen from the conversation in the request
 //! rather than from a header, since a real agent cannot send one: a call to the agent's shell
@@ -413,6 +432,35 @@ impl FakeUpstream {
         parse_ws_session(&raw).unwrap_or_else(|e| panic!("{case}.frames.jsonl: {e}"))
     }
 
+    /// The folder of real-traffic case `case`: `tests/cases/real-traffic/<case>/`.
+    pub fn case_dir(case: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/cases/real-traffic")
+            .join(case)
+    }
+
+    /// The body served for real-traffic case `case` (`x-fake-case`): `response.sse` with every
+    /// `replay.json` `expand` placeholder replaced by its length of base64-alphabet text. That
+    /// text is `iVBORw0KGgo` (the base64 of a PNG signature) followed by the 64 characters of
+    /// the base64 alphabet over and over, cut to the length asked for.
+    pub fn case_body(case: &str) -> Vec<u8> {
+        load_case(case)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .pieces
+            .concat()
+    }
+
+    /// The pieces (HTTP chunks) in which real-traffic case `case` is served: one per SSE event,
+    /// or cut at `replay.json`'s `split` offsets. They concatenate to [`Self::case_body`].
+    pub fn case_pieces(case: &str) -> Vec<Vec<u8>> {
+        load_case(case).unwrap_or_else(|e| panic!("{e}")).pieces
+    }
+
+    /// The turns of real-traffic case `case`'s `response.frames.jsonl` (see [`Self::ws_turns`]).
+    pub fn case_turns(case: &str) -> Vec<WsTurn> {
+        load_case_session(case).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// The events of the `malformed` scenario, in order:
     /// 0. a valid `message_start`: id `msg_01MaLf0rMeDsTrEaMtEsT01`, model `claude-sonnet-4-6`,
     ///    usage input 10, output 1, no cache fields;
@@ -443,6 +491,187 @@ fn fixture_path(dialect: &str, case: &str, ext: &str) -> PathBuf {
         .join("tests/fixtures")
         .join(dialect)
         .join(format!("{case}.{ext}"))
+}
+
+/// A real-traffic case's HTTP answer, ready to serve.
+struct CaseResponse {
+    status: StatusCode,
+    /// In file order; framing fields left out.
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// One HTTP chunk each.
+    pieces: Vec<Vec<u8>>,
+    /// Pause between two pieces.
+    gap: Duration,
+}
+
+/// The base64 of a PNG signature, the start of every expanded placeholder.
+const EXPAND_PREFIX: &[u8] = b"iVBORw0KGgo";
+const BASE64_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// `len` bytes of base64-alphabet text; see [`FakeUpstream::case_body`].
+fn expansion(len: usize) -> Vec<u8> {
+    EXPAND_PREFIX
+        .iter()
+        .chain(BASE64_ALPHABET.iter().cycle())
+        .take(len)
+        .copied()
+        .collect()
+}
+
+/// Replaces every occurrence of `placeholder` in `body` with `with`.
+fn replace_all(body: &[u8], placeholder: &[u8], with: &[u8]) -> (Vec<u8>, usize) {
+    let mut out = Vec::with_capacity(body.len() + with.len());
+    let (mut i, mut count) = (0, 0);
+    while i < body.len() {
+        if body[i..].starts_with(placeholder) {
+            out.extend_from_slice(with);
+            i += placeholder.len();
+            count += 1;
+        } else {
+            out.push(body[i]);
+            i += 1;
+        }
+    }
+    (out, count)
+}
+
+/// The case's `replay.json` (an empty object if there is none), checked for unknown keys.
+fn case_replay(case: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let path = FakeUpstream::case_dir(case).join("replay.json");
+    let replay = match std::fs::read(&path) {
+        Ok(raw) => serde_json::from_slice::<serde_json::Value>(&raw)
+            .map_err(|e| format!("{}: not JSON: {e}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let serde_json::Value::Object(replay) = replay else {
+        return Err(format!("{}: not an object", path.display()));
+    };
+    if let Some(key) = replay
+        .keys()
+        .find(|k| !matches!(k.as_str(), "expand" | "split" | "pause_ms"))
+    {
+        return Err(format!("{}: unknown key {key:?}", path.display()));
+    }
+    Ok(replay)
+}
+
+/// Loads real-traffic case `case` as served over HTTP; see the module doc.
+fn load_case(case: &str) -> Result<CaseResponse, String> {
+    // Case names come from a request header: never let one climb out of the cases folder.
+    if !is_case_name(case) {
+        return Err(format!("fake upstream: {case:?} is not a case name"));
+    }
+    let dir = FakeUpstream::case_dir(case);
+    let read = |name: &str| {
+        std::fs::read(dir.join(name))
+            .map_err(|e| format!("fake upstream: case {case:?}: {name}: {e}"))
+    };
+
+    let head = String::from_utf8(read("response.headers")?)
+        .map_err(|_| format!("fake upstream: case {case:?}: response.headers is not UTF-8"))?;
+    let mut lines = head.lines().map(|l| l.trim_end_matches('\r'));
+    let status = lines
+        .next()
+        .and_then(|l| l.trim().parse::<u16>().ok())
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or_else(|| {
+            format!("fake upstream: case {case:?}: response.headers does not start with a status")
+        })?;
+    let mut headers = Vec::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("fake upstream: case {case:?}: header line {line:?}"))?;
+        let name = HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|e| format!("fake upstream: case {case:?}: header name {name:?}: {e}"))?;
+        if matches!(
+            name.as_str(),
+            "content-length" | "transfer-encoding" | "connection" | "keep-alive"
+        ) {
+            continue;
+        }
+        let value = HeaderValue::from_str(value.trim())
+            .map_err(|e| format!("fake upstream: case {case:?}: header {name}: {e}"))?;
+        headers.push((name, value));
+    }
+
+    let replay = case_replay(case).map_err(|e| format!("fake upstream: case {case:?}: {e}"))?;
+    let mut body = read("response.sse")?;
+    if let Some(expand) = replay.get("expand") {
+        let expand = expand
+            .as_object()
+            .ok_or_else(|| format!("fake upstream: case {case:?}: expand is not an object"))?;
+        for (placeholder, len) in expand {
+            let len = len
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| format!("fake upstream: case {case:?}: expand {placeholder:?}"))?;
+            let (expanded, count) = replace_all(&body, placeholder.as_bytes(), &expansion(len));
+            if count == 0 {
+                return Err(format!(
+                    "fake upstream: case {case:?}: placeholder {placeholder:?} not in the body"
+                ));
+            }
+            body = expanded;
+        }
+    }
+    let pieces = match replay.get("split") {
+        None => FakeUpstream::sse_events(&body),
+        Some(split) => {
+            let offsets = split
+                .as_array()
+                .and_then(|offsets| {
+                    offsets
+                        .iter()
+                        .map(|o| o.as_u64().and_then(|o| usize::try_from(o).ok()))
+                        .collect::<Option<Vec<usize>>>()
+                })
+                .filter(|o| {
+                    o.windows(2).all(|w| w[0] < w[1]) && o.iter().all(|&o| o > 0 && o < body.len())
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "fake upstream: case {case:?}: split must be increasing offsets inside the body"
+                    )
+                })?;
+            let mut pieces = Vec::with_capacity(offsets.len() + 1);
+            let mut start = 0;
+            for end in offsets.into_iter().chain([body.len()]) {
+                pieces.push(body[start..end].to_vec());
+                start = end;
+            }
+            pieces
+        }
+    };
+    let gap = match replay.get("pause_ms") {
+        None => EVENT_GAP,
+        Some(ms) => Duration::from_millis(
+            ms.as_u64()
+                .ok_or_else(|| format!("fake upstream: case {case:?}: pause_ms {ms}"))?,
+        ),
+    };
+    Ok(CaseResponse {
+        status,
+        headers,
+        pieces,
+        gap,
+    })
+}
+
+/// The turns of real-traffic case `case`'s `response.frames.jsonl`.
+fn load_case_session(case: &str) -> Result<Vec<WsTurn>, String> {
+    if !is_case_name(case) {
+        return Err(format!("fake upstream: {case:?} is not a case name"));
+    }
+    read_ws_session(&FakeUpstream::case_dir(case).join("response.frames.jsonl"))
+        .map_err(|e| format!("fake upstream: case {case:?}: {e}"))
+}
+
+/// Reads and parses a session file (fixture or case).
+fn read_ws_session(path: &Path) -> Result<Vec<WsTurn>, String> {
+    let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_ws_session(&String::from_utf8_lossy(&raw)).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Parses a session file; see [`FakeUpstream::ws_turns`].
@@ -543,7 +772,9 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<St
             state.connections.fetch_add(1, Ordering::SeqCst);
             let service = service_fn(move |req| handle(state.clone(), req));
             // Errors here are the point of some scenarios (reset) or the client's doing.
+            // No `Date` of hyper's own: a test can then see that llmtap adds no header.
             let _ = http1::Builder::new()
+                .auto_date_header(false)
                 .serve_connection(TokioIo::new(tls), service)
                 .with_upgrades()
                 .await;
@@ -583,6 +814,8 @@ struct Modifiers {
     hold: bool,
     first_delay: Option<Duration>,
     reset_after: Option<usize>,
+    /// Pause between two pieces: [`EVENT_GAP`], or a case's `pause_ms`.
+    gap: Duration,
 }
 
 enum Payload {
@@ -730,11 +963,6 @@ async fn handle(
         return Ok(websocket_handshake(&state, &parts.headers, on_upgrade, n));
     }
 
-    let Some(route) = route(&parts.method, path, parts.uri.query(), &body_json) else {
-        return Ok(not_found(Provider::of_host(&host), &parts.method, path, n));
-    };
-    let provider = route.provider;
-    let scenario = header("x-fake-scenario").unwrap_or_else(|| route.default_case.to_owned());
     let modifiers = Modifiers {
         encoding: match (
             header("x-fake-gzip").as_deref(),
@@ -751,7 +979,25 @@ async fn handle(
             .and_then(|v| v.trim().parse().ok())
             .map(Duration::from_millis),
         reset_after: header("x-fake-reset-after").and_then(|v| v.trim().parse().ok()),
+        gap: EVENT_GAP,
     };
+
+    // `x-fake-case`: a real-traffic case, whatever the route.
+    if let Some(case) = header("x-fake-case") {
+        return Ok(serve_case(
+            &state,
+            &case,
+            Provider::of_host(&host),
+            modifiers,
+            n,
+        ));
+    }
+
+    let Some(route) = route(&parts.method, path, parts.uri.query(), &body_json) else {
+        return Ok(not_found(Provider::of_host(&host), &parts.method, path, n));
+    };
+    let provider = route.provider;
+    let scenario = header("x-fake-scenario").unwrap_or_else(|| route.default_case.to_owned());
 
     let encoding = modifiers.encoding;
     let agent_payload = (state.agent && header("x-fake-scenario").is_none())
@@ -832,6 +1078,35 @@ async fn handle(
         _ => {}
     }
     Ok(res)
+}
+
+/// Serves real-traffic case `case` over HTTP (`x-fake-case`; see the module doc).
+fn serve_case(
+    state: &Arc<State>,
+    case: &str,
+    provider: Provider,
+    mut modifiers: Modifiers,
+    n: u64,
+) -> Response<ResBody> {
+    let answer = match load_case(case) {
+        Ok(answer) => answer,
+        Err(message) => {
+            return provider_error(provider, StatusCode::INTERNAL_SERVER_ERROR, &message, n);
+        }
+    };
+    modifiers.gap = answer.gap;
+    let encoding = modifiers.encoding;
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(produce_stream(tx, answer.pieces, modifiers, state.clone()));
+    let mut res = Response::new(BoxBody::new(ChannelBody { rx }));
+    *res.status_mut() = answer.status;
+    for (name, value) in answer.headers {
+        res.headers_mut().append(name, value);
+    }
+    if let Some(name) = encoding {
+        set(&mut res, "content-encoding", name);
+    }
+    res
 }
 
 fn load_scenario(folder: &str, scenario: &str) -> Option<Payload> {
@@ -925,7 +1200,7 @@ async fn produce_stream(
     let mut encoder = modifiers.encoding.map(Encoder::new);
     for (i, event) in events.iter().enumerate() {
         if i > 0 {
-            tokio::time::sleep(EVENT_GAP).await;
+            tokio::time::sleep(modifiers.gap).await;
         }
         if modifiers.reset_after == Some(i) {
             let _ = tx.send(Err(reset_error())).await;
@@ -1285,24 +1560,31 @@ fn websocket_handshake(
         );
     };
     let scenario = header("x-fake-scenario");
-    let case = scenario.unwrap_or("ws_session");
-    let turns = if state.agent && scenario.is_none() {
-        Some(Session::Agent)
+    let real_case = header("x-fake-case");
+    let case = real_case.or(scenario).unwrap_or("ws_session");
+    let turns = if let Some(case) = real_case {
+        load_case_session(case).map(Session::Turns)
+    } else if state.agent && scenario.is_none() {
+        Ok(Session::Agent)
+    } else if is_case_name(case) {
+        read_ws_session(&fixture_path("openai_responses", case, "frames.jsonl")).map(Session::Turns)
     } else {
-        is_case_name(case)
-            .then(|| std::fs::read(fixture_path("openai_responses", case, "frames.jsonl")).ok())
-            .flatten()
-            .and_then(|raw| parse_ws_session(&String::from_utf8_lossy(&raw)).ok())
-            .map(Session::Turns)
+        Err(format!("{case:?} is not a case name"))
     };
-    let Some(turns) = turns else {
-        return openai_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            None,
-            &format!("fake upstream: no WebSocket session {case:?}"),
-            n,
-        );
+    let turns = match turns {
+        Ok(turns) => turns,
+        Err(why) => {
+            return openai_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                None,
+                &match real_case {
+                    Some(_) => format!("fake upstream: no WebSocket session {case:?}: {why}"),
+                    None => format!("fake upstream: no WebSocket session {case:?}"),
+                },
+                n,
+            );
+        }
     };
     // The server picks the first protocol the client offered, so the client gets its choice.
     let protocol = headers

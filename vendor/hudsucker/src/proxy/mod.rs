@@ -146,6 +146,11 @@ where
                 .preserve_header_case(true);
             builder
         });
+        // The proxy relays the upstream's head as sent: hyper must not add a `Date` the
+        // upstream did not send (llmtap patch).
+        let mut server = server;
+        server.http1().auto_date_header(false);
+        server.http2().auto_date_header(false);
 
         let timer = hyper_util::rt::TokioTimer::new();
         let timeouts = self.timeouts;
