@@ -624,10 +624,7 @@ impl Exchange {
     /// names, types), and with `--capture-content` as much as a content attribute can hold;
     /// never more than a quarter of the event cap, so that a few strings cannot fill it.
     fn keep(&self, max_event: usize) -> usize {
-        self.capture
-            .map_or(DEFAULT_KEEP, |cap| cap.max(DEFAULT_KEEP))
-            .min(max_event / 4)
-            .max(1)
+        keep_for(self.capture, max_event)
     }
 
     /// One call on a WebSocket: the client's `response.create` message is its request, the
@@ -813,6 +810,14 @@ impl Drop for Exchange {
     fn drop(&mut self) {
         self.finish(End::ClientGone);
     }
+}
+
+/// See [`Exchange::keep`]: `capture` is `--capture-max-bytes` when content is captured.
+fn keep_for(capture: Option<usize>, max_event: usize) -> usize {
+    capture
+        .map_or(DEFAULT_KEEP, |cap| cap.max(DEFAULT_KEEP))
+        .min(max_event / 4)
+        .max(1)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -1213,6 +1218,18 @@ struct Kind<'a> {
 }
 
 impl crate::proxy::websocket::MessageObserver for WsSession {
+    /// Every message of an understood socket is JSON: long strings are cut as the frames
+    /// are reassembled, as an HTTP stream's events are (see [`Exchange::keep`]).
+    fn text_keep(&self) -> Option<usize> {
+        let route = self.route?;
+        let max_event = self
+            .telemetry
+            .limits()
+            .sse_line
+            .max(route.dialect.max_event);
+        Some(keep_for(self.telemetry.capture(), max_event))
+    }
+
     fn on_message(&mut self, side: crate::proxy::websocket::Side, text: bool, payload: &[u8]) {
         use crate::proxy::websocket::Side;
         let Some(route) = self.route else { return };

@@ -17,11 +17,12 @@ use hudsucker::{
     futures::{SinkExt as _, StreamExt as _},
     hyper::Request,
     tokio_tungstenite::{
-        client_async,
+        client_async_with_config,
         tungstenite::{
             Message,
             client::IntoClientRequest as _,
             http::{HeaderName, HeaderValue},
+            protocol::WebSocketConfig,
         },
     },
 };
@@ -66,6 +67,28 @@ async fn gemini_sse_prompt_blocked() {
 #[tokio::test]
 async fn openai_responses_flex_tier() {
     run_case("openai_responses_flex_tier").await;
+}
+
+// llmtap's own cases, other members of the same kinds (see the folder's README).
+
+#[tokio::test]
+async fn anthropic_sse_web_fetch_large_result() {
+    run_case("anthropic_sse_web_fetch_large_result").await;
+}
+
+#[tokio::test]
+async fn gemini_json_image_over_body_cap() {
+    run_case("gemini_json_image_over_body_cap").await;
+}
+
+#[tokio::test]
+async fn gemini_array_4k_image() {
+    run_case("gemini_array_4k_image").await;
+}
+
+#[tokio::test]
+async fn codex_ws_large_completed() {
+    run_case("codex_ws_large_completed").await;
 }
 
 /// Longest wait for the call of an HTTP case (the 4K image case moves 6 MB through a debug
@@ -329,7 +352,11 @@ async fn websocket_exchange(
             HeaderValue::from_str(value).expect("header value"),
         );
     }
-    let (mut ws, response) = client_async(req, tls)
+    // Cases carry server messages larger than tungstenite's default 16 MiB.
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(64 << 20))
+        .max_frame_size(Some(64 << 20));
+    let (mut ws, response) = client_async_with_config(req, tls, Some(config))
         .await
         .unwrap_or_else(|e| panic!("{name}: upgrade through llmtap: {e:?}"));
     assert_eq!(response.status(), 101, "{name}: upgrade status");

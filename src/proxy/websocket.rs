@@ -29,11 +29,21 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tower_service::Service as _;
 
 use super::upstream::Upstream;
-use crate::budget::{Budget, Charge};
+use crate::{
+    budget::{Budget, Charge},
+    dialects::elide::Elider,
+};
 
 /// Largest message (reassembled, and again after decompression) decoded for observation;
-/// larger ones are still relayed, and skipped by the decoder.
+/// larger ones are still relayed, and skipped by the decoder. With text elision on
+/// ([`MessageObserver::text_keep`]) the cap applies to the text once its long strings are
+/// cut, so a text message of any size is observed.
 const MAX_MESSAGE: usize = 16 << 20;
+/// Most bytes one compressed message may inflate to while being observed (the same bound as
+/// a compressed HTTP body's decoded bytes): past it the message is skipped.
+const MAX_INFLATED: u64 = 64 << 20;
+/// Inflated bytes go through this much heap at a time when text is elided.
+const INFLATE_CHUNK: usize = 16 * 1024;
 
 /// Which side sent a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +84,12 @@ pub trait MessageObserver: Send + 'static {
     fn on_stream_timeout(&mut self) {}
     /// A frame could not be decoded; that direction is no longer observed.
     fn on_decode_error(&mut self, side: Side);
+    /// Text messages are JSON to the observer: cut string bodies longer than this many
+    /// bytes as they are reassembled ([`Elider`]), so that a message of any size gives its
+    /// facts in bounded memory. `None` (the default): text is kept as sent.
+    fn text_keep(&self) -> Option<usize> {
+        None
+    }
     fn on_close(&mut self, closed: Closed);
 }
 
@@ -237,6 +253,7 @@ async fn splice(
     deflate: Deflate,
     stream_idle: Duration,
 ) {
+    let keep = observer.text_keep();
     let observer = Arc::new(Mutex::new(observer));
     let (client_read, client_write) = tokio::io::split(TokioIo::new(client));
     let (upstream_read, upstream_write) = tokio::io::split(TokioIo::new(upstream));
@@ -247,7 +264,8 @@ async fn splice(
             Side::Client,
             deflate.enabled,
             !deflate.client_no_context_takeover,
-        ),
+        )
+        .text_keep(keep),
         observer.clone(),
         None,
     );
@@ -258,7 +276,8 @@ async fn splice(
             Side::Server,
             deflate.enabled,
             !deflate.server_no_context_takeover,
-        ),
+        )
+        .text_keep(keep),
         observer.clone(),
         Some(stream_idle),
     );
@@ -372,6 +391,12 @@ where
 /// payload is counted down without being kept, the observer hears `on_skipped` once, and
 /// decoding resumes at the next frame header.
 ///
+/// Text messages of an observer that asks for it ([`MessageObserver::text_keep`]) join the
+/// payload through an [`Elider`], a piece at a time (unmasked and inflated in 4 and 16 KiB
+/// steps): the cap is then on the text kept once its long strings are cut, so a text message
+/// of any size is observed; one still over the cap is read to its end and not kept (a
+/// compressed one is still inflated, up to 64 MiB, so the inflater stays in step).
+///
 /// Protocol violations and corrupt deflate data stop decoding that direction for good
 /// (`on_decode_error`), and so does a skipped compressed message under context takeover:
 /// its deflate stream is the dictionary of every later message, so once part of it went
@@ -391,6 +416,8 @@ pub struct Decoder {
     frame: Option<Payload>,
     message: Option<Message>,
     failed: bool,
+    /// Cut text messages' long strings to this many bytes ([`MessageObserver::text_keep`]).
+    keep: Option<usize>,
 }
 
 /// Longest frame header: 2 bytes, a 64-bit length, a 4-byte mask.
@@ -419,8 +446,16 @@ struct Message {
     compressed: bool,
     /// Payload bytes announced by its frame headers so far (compressed bytes if compressed).
     wire: u64,
-    /// The payload so far, unmasked and (if compressed) inflated. Empty once skipped.
+    /// The payload so far, unmasked and (if compressed) inflated, long strings cut when
+    /// `elider` is set. Empty once skipped.
     payload: Vec<u8>,
+    /// A text message with elision on: bytes join the payload through it.
+    elider: Option<Elider>,
+    /// Bytes inflated so far (compressed messages).
+    inflated: u64,
+    /// Elided text still went over the cap: read to its end, not kept (see
+    /// [`append_elided`]).
+    overflowed: bool,
     /// Over the cap: the rest of it is counted down, not kept.
     skipped: bool,
 }
@@ -445,7 +480,14 @@ impl Decoder {
             frame: None,
             message: None,
             failed: false,
+            keep: None,
         }
+    }
+
+    /// Cuts text messages' string bodies longer than `keep` bytes as they are reassembled.
+    pub fn text_keep(mut self, keep: Option<usize>) -> Decoder {
+        self.keep = keep;
+        self
     }
 
     /// Bytes held for the frame and message being received: the partial header and the
@@ -547,11 +589,15 @@ impl Decoder {
                 if self.message.is_some() {
                     return Err(Undecodable);
                 }
+                let text = opcode == 0x1;
                 self.message = Some(Message {
-                    text: opcode == 0x1,
+                    text,
                     compressed: rsv1 && self.deflate,
                     wire: 0,
                     payload: Vec::new(),
+                    elider: self.keep.filter(|_| text).map(Elider::new),
+                    inflated: 0,
+                    overflowed: false,
                     skipped: false,
                 });
                 true
@@ -562,7 +608,8 @@ impl Decoder {
         if data {
             let message = self.message.as_mut().ok_or(Undecodable)?;
             message.wire = message.wire.saturating_add(len);
-            if message.wire > MAX_MESSAGE as u64 {
+            // Elided text is measured once cut, as it joins the payload.
+            if message.wire > MAX_MESSAGE as u64 && message.elider.is_none() {
                 skip(message, self.takeover)?;
             }
         }
@@ -590,6 +637,9 @@ impl Decoder {
         let Some(message) = self.message.as_mut().filter(|m| !m.skipped) else {
             return Ok(());
         };
+        if message.elider.is_some() {
+            return self.take_elided(chunk, frame_mask(self.frame.as_ref()), phase);
+        }
         if !message.compressed {
             let start = message.payload.len();
             // `wire` already counts this whole frame, and is within the cap.
@@ -625,6 +675,45 @@ impl Decoder {
         }
     }
 
+    /// Payload bytes of a text message whose long strings are cut: unmasked and inflated a
+    /// piece at a time, each piece cut as it joins the payload, whose cap is then on what is
+    /// kept. A compressed message is skipped past [`MAX_INFLATED`] inflated bytes.
+    fn take_elided(
+        &mut self,
+        chunk: &[u8],
+        mask: Option<[u8; 4]>,
+        phase: u64,
+    ) -> Result<(), Undecodable> {
+        let takeover = self.takeover;
+        let Some(message) = self.message.as_mut().filter(|m| !m.skipped) else {
+            return Ok(());
+        };
+        let mut scratch = [0u8; UNMASK_CHUNK];
+        for (i, piece) in chunk.chunks(UNMASK_CHUNK).enumerate() {
+            let piece = match mask {
+                Some(mask) => {
+                    let scratch = &mut scratch[..piece.len()];
+                    scratch.copy_from_slice(piece);
+                    unmask(scratch, mask, phase + (i * UNMASK_CHUNK) as u64);
+                    &*scratch
+                }
+                None => piece,
+            };
+            let result = if message.compressed {
+                inflate_elided(&mut self.inflater, piece, message)
+            } else {
+                append_elided(message, piece);
+                Ok(())
+            };
+            match result {
+                Ok(()) => {}
+                Err(InflateError::TooLarge) => return skip(message, takeover),
+                Err(InflateError::Corrupt) => return Err(Undecodable),
+            }
+        }
+        Ok(())
+    }
+
     /// The current frame's payload is complete: a final data frame completes its message.
     fn end_frame(&mut self, observer: &mut dyn MessageObserver) -> Result<(), Undecodable> {
         let Some(frame) = self.frame.take() else {
@@ -639,11 +728,13 @@ impl Decoder {
         if message.compressed {
             if !message.skipped {
                 // The sync-flush tail the sender stripped (RFC 7692 §7.2.2).
-                match inflate(
-                    &mut self.inflater,
-                    &[0x00, 0x00, 0xff, 0xff],
-                    &mut message.payload,
-                ) {
+                const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+                let result = if message.elider.is_some() {
+                    inflate_elided(&mut self.inflater, &TAIL, &mut message)
+                } else {
+                    inflate(&mut self.inflater, &TAIL, &mut message.payload)
+                };
+                match result {
                     Ok(()) => {}
                     Err(InflateError::TooLarge) => skip(&mut message, self.takeover)?,
                     Err(InflateError::Corrupt) => return Err(Undecodable),
@@ -653,7 +744,7 @@ impl Decoder {
                 self.inflater.reset(false);
             }
         }
-        if message.skipped {
+        if message.skipped || message.overflowed {
             observer.on_skipped(self.side);
         } else {
             observer.on_message(self.side, message.text, &message.payload);
@@ -674,6 +765,54 @@ fn header_len(head: &[u8]) -> usize {
     };
     let mask = if head[1] & 0x80 != 0 { 4 } else { 0 };
     2 + extended + mask
+}
+
+/// The mask of the frame being received.
+fn frame_mask(frame: Option<&Payload>) -> Option<[u8; 4]> {
+    frame.and_then(|f| f.mask)
+}
+
+/// Cuts `piece` into the message's payload under the cap. Once the kept text went over the
+/// cap the message is `overflowed`: its payload is freed and the rest is read (a compressed
+/// message must still be inflated, to keep the inflater in step) but not kept.
+fn append_elided(message: &mut Message, piece: &[u8]) {
+    let Some(elider) = message.elider.as_mut().filter(|_| !message.overflowed) else {
+        return;
+    };
+    let room = MAX_MESSAGE.saturating_sub(message.payload.len());
+    grow(&mut message.payload, piece.len().min(room), MAX_MESSAGE);
+    if elider.push(piece, &mut message.payload, room) > 0 {
+        message.overflowed = true;
+        message.payload = Vec::new();
+    }
+}
+
+/// Inflates `input` [`INFLATE_CHUNK`] bytes at a time, each piece cut into the payload;
+/// too large past [`MAX_INFLATED`] inflated bytes.
+fn inflate_elided(
+    inflater: &mut flate2::Decompress,
+    mut input: &[u8],
+    message: &mut Message,
+) -> Result<(), InflateError> {
+    let mut out = vec![0u8; INFLATE_CHUNK];
+    loop {
+        let (before_in, before_out) = (inflater.total_in(), inflater.total_out());
+        inflater
+            .decompress(input, &mut out, flate2::FlushDecompress::Sync)
+            .map_err(|_| InflateError::Corrupt)?;
+        let used = (inflater.total_in() - before_in) as usize;
+        let produced = (inflater.total_out() - before_out) as usize;
+        input = &input[used..];
+        message.inflated += produced as u64;
+        if message.inflated > MAX_INFLATED {
+            return Err(InflateError::TooLarge);
+        }
+        append_elided(message, &out[..produced]);
+        // All input taken and room left over: the inflater has nothing more to give.
+        if (input.is_empty() && produced < out.len()) || (used == 0 && produced == 0) {
+            return Ok(());
+        }
+    }
 }
 
 /// Marks a message over the cap as skipped and frees what it held. Under context takeover
@@ -847,6 +986,92 @@ mod tests {
                 b"{\"type\":\"response.created\"}"
             ]
         );
+    }
+
+    /// A Responses `response.completed` whose output holds a string of `big` bytes.
+    fn completed(big: usize, id: u32) -> Vec<u8> {
+        format!(
+            "{{\"type\":\"response.completed\",\"response\":{{\"id\":\"r{id}\",\"output\":[{{\"type\":\"function_call\",\"name\":\"apply_patch\",\"arguments\":\"{}\"}}],\"usage\":{{\"input_tokens\":{id}}}}}}}",
+            "a".repeat(big)
+        )
+        .into_bytes()
+    }
+
+    /// Raw-deflate messages with context takeover, tails stripped (RFC 7692 §7.2.1).
+    fn deflated_session(messages: &[Vec<u8>]) -> Vec<u8> {
+        let mut enc =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut wire = Vec::new();
+        for msg in messages {
+            enc.write_all(msg).expect("deflate");
+            enc.flush().expect("flush");
+            let mut chunk = std::mem::take(enc.get_mut());
+            chunk.truncate(chunk.len() - 4);
+            wire.extend(frame(true, true, 0x1, &chunk, None));
+        }
+        wire
+    }
+
+    #[test]
+    fn text_over_the_cap_is_observed_with_long_strings_cut_compressed_or_not() {
+        // A 20 MiB message (over MAX_MESSAGE) whose size is one string: kept cut, whole
+        // otherwise, and the next message still decodes (the inflater stays in step).
+        let messages = vec![completed(20 << 20, 1), completed(10, 2)];
+        let plain: Vec<u8> = messages
+            .iter()
+            .flat_map(|m| frame(true, false, 0x1, m, Some([7, 1, 3, 9])))
+            .collect();
+        for (wire, deflate) in [(plain, false), (deflated_session(&messages), true)] {
+            for pieces in [1, 7, 1000] {
+                let mut seen = Seen::default();
+                let mut d = Decoder::new(Side::Server, deflate, true).text_keep(Some(4096));
+                for piece in wire.chunks(wire.len().div_ceil(pieces)) {
+                    d.push(piece, &mut seen);
+                    assert!(d.held() <= MAX_MESSAGE + MIN_GROWTH, "held {}", d.held());
+                }
+                assert_eq!((seen.1, seen.2), (0, 0), "deflate {deflate}");
+                let got: Vec<serde_json::Value> = seen
+                    .0
+                    .iter()
+                    .map(|m| serde_json::from_slice(&m.2).expect("valid JSON"))
+                    .collect();
+                assert_eq!(got.len(), 2);
+                assert_eq!(got[0]["response"]["usage"]["input_tokens"], 1);
+                let args = got[0]["response"]["output"][0]["arguments"].as_str();
+                assert_eq!(args.map(str::len), Some(4096));
+                assert_eq!(
+                    got[1],
+                    serde_json::from_slice::<serde_json::Value>(&messages[1]).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn elided_text_still_over_the_cap_is_skipped_and_decoding_goes_on() {
+        // Structure, not strings: cutting cannot shrink it. Under context takeover the
+        // compressed message is still inflated (not kept), so the next one decodes.
+        let numbers = format!("[{}1]", "1,".repeat(9 << 20)).into_bytes();
+        let messages = vec![numbers, completed(10, 3)];
+        for deflate in [false, true] {
+            let wire = if deflate {
+                deflated_session(&messages)
+            } else {
+                messages
+                    .iter()
+                    .flat_map(|m| frame(true, false, 0x1, m, None))
+                    .collect()
+            };
+            let mut seen = Seen::default();
+            let mut d = Decoder::new(Side::Server, deflate, true).text_keep(Some(4096));
+            d.push(&wire, &mut seen);
+            assert_eq!(
+                (seen.1, seen.2, seen.0.len()),
+                (0, 1, 1),
+                "deflate {deflate}"
+            );
+            assert_eq!(seen.0[0].2, messages[1]);
+        }
     }
 
     #[test]

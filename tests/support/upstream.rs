@@ -41,7 +41,7 @@
 //! | `response.headers` | the status (first line) and the `name: value` lines, exactly, and no provider headers of this server; framing fields (`content-length`, `transfer-encoding`, `connection`, `keep-alive`) are dropped, hyper frames the body chunked |
 //! | `response.sse` | the body, exact bytes (a leading BOM, CRLF or CR line ends kept), one HTTP chunk per SSE event as [`FakeUpstream::sse_events`] splits it |
 //! | `replay.json` (optional) | `expand`: `{"<placeholder>": N}` replaces every occurrence of the placeholder with N bytes of base64-alphabet text (see [`FakeUpstream::case_body`]); `split`: byte offsets into the expanded body at which to cut the pieces, instead of one per event; `pause_ms`: the pause between pieces (default 5 ms). Any other key is an error |
-//! | `response.frames.jsonl` | on the WebSocket route: the session script, played as the `.frames.jsonl` files are (below) |
+//! | `response.frames.jsonl` | on the WebSocket route: the session script, played as the `.frames.jsonl` files are (below); `replay.json`'s `expand` applies to it too |
 //!
 //! The modifier headers below apply to a case's body as well. An unknown case, a case without
 //! the file the request needs, or a malformed case file gets a 500 in the host's error shape.
@@ -556,6 +556,34 @@ fn case_replay(case: &str) -> Result<serde_json::Map<String, serde_json::Value>,
     Ok(replay)
 }
 
+/// Applies `replay.json`'s `expand` to a case file's bytes (the body, or the WebSocket
+/// script).
+fn expand_placeholders(
+    case: &str,
+    replay: &serde_json::Map<String, serde_json::Value>,
+    mut body: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    if let Some(expand) = replay.get("expand") {
+        let expand = expand
+            .as_object()
+            .ok_or_else(|| format!("fake upstream: case {case:?}: expand is not an object"))?;
+        for (placeholder, len) in expand {
+            let len = len
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| format!("fake upstream: case {case:?}: expand {placeholder:?}"))?;
+            let (expanded, count) = replace_all(&body, placeholder.as_bytes(), &expansion(len));
+            if count == 0 {
+                return Err(format!(
+                    "fake upstream: case {case:?}: placeholder {placeholder:?} not in the body"
+                ));
+            }
+            body = expanded;
+        }
+    }
+    Ok(body)
+}
+
 /// Loads real-traffic case `case` as served over HTTP; see the module doc.
 fn load_case(case: &str) -> Result<CaseResponse, String> {
     // Case names come from a request header: never let one climb out of the cases folder.
@@ -597,25 +625,7 @@ fn load_case(case: &str) -> Result<CaseResponse, String> {
     }
 
     let replay = case_replay(case).map_err(|e| format!("fake upstream: case {case:?}: {e}"))?;
-    let mut body = read("response.sse")?;
-    if let Some(expand) = replay.get("expand") {
-        let expand = expand
-            .as_object()
-            .ok_or_else(|| format!("fake upstream: case {case:?}: expand is not an object"))?;
-        for (placeholder, len) in expand {
-            let len = len
-                .as_u64()
-                .and_then(|n| usize::try_from(n).ok())
-                .ok_or_else(|| format!("fake upstream: case {case:?}: expand {placeholder:?}"))?;
-            let (expanded, count) = replace_all(&body, placeholder.as_bytes(), &expansion(len));
-            if count == 0 {
-                return Err(format!(
-                    "fake upstream: case {case:?}: placeholder {placeholder:?} not in the body"
-                ));
-            }
-            body = expanded;
-        }
-    }
+    let body = expand_placeholders(case, &replay, read("response.sse")?)?;
     let pieces = match replay.get("split") {
         None => FakeUpstream::sse_events(&body),
         Some(split) => {
@@ -664,8 +674,12 @@ fn load_case_session(case: &str) -> Result<Vec<WsTurn>, String> {
     if !is_case_name(case) {
         return Err(format!("fake upstream: {case:?} is not a case name"));
     }
-    read_ws_session(&FakeUpstream::case_dir(case).join("response.frames.jsonl"))
-        .map_err(|e| format!("fake upstream: case {case:?}: {e}"))
+    let path = FakeUpstream::case_dir(case).join("response.frames.jsonl");
+    let raw = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let replay = case_replay(case).map_err(|e| format!("fake upstream: case {case:?}: {e}"))?;
+    let raw = expand_placeholders(case, &replay, raw)?;
+    parse_ws_session(&String::from_utf8_lossy(&raw))
+        .map_err(|e| format!("fake upstream: case {case:?}: {}: {e}", path.display()))
 }
 
 /// Reads and parses a session file (fixture or case).
