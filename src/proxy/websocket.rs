@@ -1041,7 +1041,7 @@ mod tests {
                 assert_eq!(args.map(str::len), Some(4096));
                 assert_eq!(
                     got[1],
-                    serde_json::from_slice::<serde_json::Value>(&messages[1]).unwrap()
+                    serde_json::from_slice::<serde_json::Value>(&messages[1]).expect("json")
                 );
             }
         }
