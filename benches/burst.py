@@ -7,6 +7,11 @@ Mode `bombs` (BURST_MODE=bombs): each client instead asks for a streamed answer 
 upstream sends as a gzip decompression bomb (one SSE event whose data line decodes to
 256 MiB, about 250 KB on the wire), read to the end by the client.
 
+Mode `images` (BURST_MODE=images): each client asks for a streamed answer whose one event
+carries a 30 MB string (a fetched document or an image, over the 512 KiB event cap), then
+the cumulative `message_delta` usage (output 420). Reports how many call lines carry that
+usage: the event's facts must survive its size (issue 12).
+
 Burst: CLIENTS clients (default 4) send 30 MB `/v1/messages` request bodies made of many
 small JSON values (`{"messages":[{"role":"user","content":"a"},...]}`) through llmtap for
 SECONDS (default 20), then stop. Prints llmtap's peak VmRSS during the burst, its VmRSS
@@ -75,6 +80,34 @@ def bomb():
     return BOMB
 
 
+IMAGES = None
+
+
+def image_stream():
+    """An Anthropic stream whose second event holds a 30 MB string (built once)."""
+    global IMAGES
+    if IMAGES is None:
+        ev = lambda name, data: b"event: %s\ndata: %s\n\n" % (name, json.dumps(data).encode())
+        big = ev(b"content_block_start", {"type": "content_block_start", "index": 0,
+                 "content_block": {"type": "web_fetch_tool_result", "tool_use_id": "srvtoolu_1",
+                                   "content": {"type": "web_fetch_result", "content": {
+                                       "type": "document", "source": {
+                                           "type": "text", "data": "@"}}}}})
+        big = big.replace(b'"@"', b'"' + b"A" * (30 << 20) + b'"')
+        IMAGES = b"".join([
+            ev(b"message_start", {"type": "message_start", "message": {
+                "id": "msg_1", "type": "message", "role": "assistant",
+                "model": "claude-sonnet-4-5", "content": [],
+                "usage": {"input_tokens": 10, "output_tokens": 1}}}),
+            big,
+            ev(b"content_block_stop", {"type": "content_block_stop", "index": 0}),
+            ev(b"message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                                  "usage": {"input_tokens": 175000, "output_tokens": 420}}),
+            ev(b"message_stop", {"type": "message_stop"}),
+        ])
+    return IMAGES
+
+
 def upstream(key, crt):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(crt, key)
@@ -97,6 +130,11 @@ def upstream(key, crt):
                     line = f.readline()
                 while length:
                     length -= len(f.read(min(length, 1 << 20)))
+                if os.environ.get("BURST_MODE") == "images":
+                    body = image_stream()
+                    tls.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                                b"content-length: %d\r\n\r\n" % len(body) + body)
+                    continue
                 if os.environ.get("BURST_MODE") == "bombs":
                     body = bomb()
                     tls.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
@@ -136,7 +174,7 @@ def client(proxy, ca, body, stop, ends, failures):
         tls.sendall(f"POST /v1/messages HTTP/1.1\r\nHost: {HOST}\r\ncontent-type: "
                     f"application/json\r\nx-api-key: sk-ant-bench\r\ncontent-length: "
                     f"{len(body)}\r\nconnection: close\r\n\r\n".encode() + body)
-        data = b""
+        data = bytearray()
         while True:
             try:
                 chunk = tls.recv(65536)
@@ -148,7 +186,7 @@ def client(proxy, ca, body, stop, ends, failures):
         if data.startswith(b"HTTP/1.1 200"):
             ends.append(time.time())
         else:
-            failures.append(data[:80])
+            failures.append(bytes(data[:80]))
         tls.close()
 
 
@@ -174,11 +212,21 @@ def main():
             admin = m.group(1)
             break
     threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    lines = []
-    threading.Thread(
-        target=lambda: [lines.append(time.time()) for _ in proc.stdout], daemon=True).start()
+    lines, with_usage = [], []
+
+    def read_lines():
+        for line in proc.stdout:
+            lines.append(time.time())
+            if '"output":420' in line:
+                with_usage.append(1)
+
+    threading.Thread(target=read_lines, daemon=True).start()
     bombs = os.environ.get("BURST_MODE") == "bombs"
-    if bombs:
+    images = os.environ.get("BURST_MODE") == "images"
+    if images:
+        image_stream()
+        body = b'{"model":"claude-sonnet-4-5","max_tokens":1,"stream":true,"messages":[]}'
+    elif bombs:
         bomb()
         body = b'{"model":"claude-sonnet-4-5","max_tokens":1,"stream":true,"messages":[]}'
     else:
@@ -209,12 +257,14 @@ def main():
     proc.terminate()
     proc.wait()
     print(f"clients={clients} seconds={seconds:.0f} "
-          f"{'gzip bombs (256 MiB decoded each)' if bombs else 'body=30MB'}")
+          f"{'gzip bombs (256 MiB decoded each)' if bombs else '30 MB event then usage' if images else 'body=30MB'}")
     print(f"rss start {base / 1024:.0f} MB, peak {peak / 1024:.0f} MB, "
           f"30 s after {after / 1024:.0f} MB")
     print("\n".join(held))
     print(f"calls answered 200 {sent} (other answers {len(failures)}), recorded {recorded}, "
           f"worst record lag {lag:.2f} s")
+    if images:
+        print(f"call lines with the usage that follows the 30 MB event: {len(with_usage)}")
 
 
 if __name__ == "__main__":

@@ -234,6 +234,11 @@ impl ChargedBuf {
         Ok(())
     }
 
+    /// The budget this buffer is charged to.
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.charge.budget
+    }
+
     /// A new, empty buffer charged to the same budget.
     pub fn sibling(&self) -> ChargedBuf {
         ChargedBuf::new(&self.charge.budget)

@@ -185,7 +185,7 @@ pub fn settle(request: Option<&RequestFacts>, response: &mut ResponseFacts) {
     if moved > 0 && request.and_then(|r| r.cache_ttl.as_deref()) == Some("1h") {
         let usage = &mut response.usage;
         usage.cache_write_5m = usage.cache_write_5m.map(|n| n.saturating_sub(moved));
-        usage.cache_write_1h = Some(usage.cache_write_1h.unwrap_or(0) + moved);
+        usage.cache_write_1h = Some(usage.cache_write_1h.unwrap_or(0).saturating_add(moved));
     }
 }
 

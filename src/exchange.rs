@@ -353,7 +353,15 @@ struct Pipeline {
     /// The first event the parser could not read. Parsing goes on with the next event: one
     /// bad event must not hide the usage that follows it.
     error: Option<ParseError>,
+    /// The last event could not be read.
+    last_bad: bool,
+    /// What parsing one event into a JSON tree holds, charged while it runs.
+    tree: Charge,
 }
+
+/// Bytes of `serde_json::Value` tree per byte of JSON text, at worst (`[0,0,…]`: 32-byte
+/// values for 2-byte elements). Long strings are already cut, so structure is what counts.
+const TREE_PER_BYTE: usize = 16;
 
 impl Sink for Pipeline {
     /// Fails only when the body cannot be framed at all (a JSON array stream that is not
@@ -362,11 +370,26 @@ impl Sink for Pipeline {
         let parser = &mut self.parser;
         let mut saw_delta = false;
         let mut error = None;
+        let last_bad = &mut self.last_bad;
+        let tree = &mut self.tree;
         let result = self.framer.push(bytes, &mut |event| {
-            match parser.on_event(&event) {
-                Ok(Progress { delta }) => saw_delta |= delta,
+            // The tree an event parses into is charged while it exists; past the budget the
+            // event is not parsed (counted like one over its cap).
+            if !tree.set(event.data.len().saturating_mul(TREE_PER_BYTE)) {
+                error.get_or_insert(ParseError::BodyTooLarge);
+                *last_bad = true;
+                return Ok(());
+            }
+            let parsed = parser.on_event(&event);
+            tree.set(0);
+            match parsed {
+                Ok(Progress { delta }) => {
+                    saw_delta |= delta;
+                    *last_bad = false;
+                }
                 Err(e) => {
                     error.get_or_insert(e);
+                    *last_bad = true;
                 }
             }
             Ok(())
@@ -385,6 +408,12 @@ impl Pipeline {
     fn error(&self) -> Option<ParseError> {
         self.error
             .or((self.framer.skipped() > 0).then_some(ParseError::LineTooLong))
+    }
+
+    /// The last event was bad or skipped: it may have been the terminal one, so a missing
+    /// terminal event does not prove the stream was cut.
+    fn end_unknown(&self) -> bool {
+        self.last_bad || self.framer.last_skipped()
     }
 }
 
@@ -419,12 +448,15 @@ impl Stream {
         cap: usize,
         framer: Framing,
         parser: Box<dyn StreamParser>,
+        budget: &Arc<crate::budget::Budget>,
     ) -> Result<Stream, ParseError> {
         let pipeline = Pipeline {
             framer,
             parser,
             saw_delta: false,
             error: None,
+            last_bad: false,
+            tree: Charge::new(budget),
         };
         Ok(Stream {
             decoder: Decoder::new(encoding, cap, pipeline)?,
@@ -440,8 +472,11 @@ impl Stream {
 enum Framing {
     Sse(Framer),
     JsonArray(Splitter),
-    /// Each push is one whole event (a WebSocket message), read with long strings cut.
-    Message(Elider),
+    /// Each push is one whole event: a WebSocket message, its long strings already cut by
+    /// the socket's decoder ([`MessageObserver::text_keep`]).
+    ///
+    /// [`MessageObserver::text_keep`]: crate::proxy::websocket::MessageObserver::text_keep
+    Message,
 }
 
 impl Framing {
@@ -450,7 +485,7 @@ impl Framing {
         match self {
             Framing::Sse(framer) => framer.held(),
             Framing::JsonArray(splitter) => splitter.held(),
-            Framing::Message(_) => 0,
+            Framing::Message => 0,
         }
     }
 
@@ -459,7 +494,16 @@ impl Framing {
         match self {
             Framing::Sse(framer) => framer.skipped(),
             Framing::JsonArray(splitter) => splitter.skipped(),
-            Framing::Message(_) => 0,
+            Framing::Message => 0,
+        }
+    }
+
+    /// The last event was skipped.
+    fn last_skipped(&self) -> bool {
+        match self {
+            Framing::Sse(framer) => framer.last_skipped(),
+            Framing::JsonArray(splitter) => splitter.last_skipped(),
+            Framing::Message => false,
         }
     }
 
@@ -476,17 +520,10 @@ impl Framing {
                     data: element,
                 })
             }),
-            Framing::Message(elider) => {
-                // The message is already whole in memory; cutting its long strings keeps
-                // the parsed tree small (a `response.completed` repeats the whole output).
-                let mut data = Vec::with_capacity(bytes.len().min(64 << 10));
-                elider.reset();
-                elider.push(bytes, &mut data, usize::MAX);
-                on_event(Event {
-                    name: b"",
-                    data: &data,
-                })
-            }
+            Framing::Message => on_event(Event {
+                name: b"",
+                data: bytes,
+            }),
         }
     }
 }
@@ -599,7 +636,8 @@ impl Exchange {
             (None, _) => self.parse_error = Some(ParseError::Decode),
             (Some(encoding), Some(framer)) => {
                 let parser = (self.route.dialect.stream_parser)(self.route.operation, self.capture);
-                match Stream::new(encoding, self.limits.decoded_body, framer, parser) {
+                let cap = decoded_cap(encoding, self.limits);
+                match Stream::new(encoding, cap, framer, parser, self.telemetry.budget()) {
                     Ok(stream) => self.stream = Some(stream),
                     Err(e) => self.parse_error = Some(e),
                 }
@@ -611,7 +649,7 @@ impl Exchange {
                     cap: self.limits.response_body,
                     full: None,
                 };
-                match Decoder::new(encoding, self.limits.decoded_body, document) {
+                match Decoder::new(encoding, decoded_cap(encoding, self.limits), document) {
                     Ok(document) => self.document = Some(document),
                     Err(e) => self.parse_error = Some(e),
                 }
@@ -653,9 +691,10 @@ impl Exchange {
         let parser = (route.dialect.stream_parser)(route.operation, exchange.capture);
         match Stream::new(
             Encoding::Identity,
-            exchange.limits.decoded_body,
-            Framing::Message(Elider::new(exchange.keep(exchange.route.dialect.max_event))),
+            decoded_cap(Encoding::Identity, exchange.limits),
+            Framing::Message,
             parser,
+            &exchange.telemetry.budget().clone(),
         ) {
             Ok(stream) => exchange.stream = Some(stream),
             Err(e) => exchange.parse_error = Some(e),
@@ -665,7 +704,7 @@ impl Exchange {
 
     /// A server message of a WebSocket call; returns whether it ended the call.
     pub fn on_ws_message(&mut self, payload: &[u8]) -> bool {
-        self.on_response_data(&Bytes::copy_from_slice(payload));
+        self.on_response_data(payload);
         self.stream
             .as_ref()
             .and_then(Stream::pipeline)
@@ -710,7 +749,7 @@ impl Exchange {
         self.skipped.get_or_insert(part);
         if let Some(pipeline) = self.stream.as_mut().and_then(|s| s.decoder.sink_mut()) {
             // Keep what the parser learned; let go of the partial event.
-            pipeline.framer = Framing::Message(Elider::new(DEFAULT_KEEP));
+            pipeline.framer = Framing::Message;
         }
         if let Some(document) = self.document.as_mut().and_then(Decoder::sink_mut) {
             document.buf.clear();
@@ -719,7 +758,7 @@ impl Exchange {
         self.charge.set(0);
     }
 
-    fn on_response_data(&mut self, data: &Bytes) {
+    fn on_response_data(&mut self, data: &[u8]) {
         let now = Instant::now();
         self.first_byte.get_or_insert(now);
         if self.parse_error.is_some() || self.skipped.is_some() {
@@ -765,8 +804,12 @@ impl Exchange {
             return;
         }
         let now = Instant::now();
+        // A stream's end can be judged (a missing terminal event means it was cut) when it
+        // was observed to its end: not stopped by a fatal error, its last event read.
+        let mut judged = self.stream.is_some() && self.parse_error.is_none();
         let (stream_facts, terminal) = match self.stream.as_ref().and_then(Stream::pipeline) {
             Some(p) => {
+                judged &= !p.end_unknown();
                 if let Some(e) = p.error() {
                     self.parse_error.get_or_insert(e);
                 }
@@ -795,6 +838,7 @@ impl Exchange {
             end,
             terminal,
             sse: self.stream.is_some(),
+            judged,
             stream_facts,
             body,
             skipped: self.skipped,
@@ -809,6 +853,17 @@ impl Exchange {
 impl Drop for Exchange {
     fn drop(&mut self) {
         self.finish(End::ClientGone);
+    }
+}
+
+/// The most decoded bytes a body is observed for. A compressed body's decoding is work on
+/// the data path that a small bomb can make huge, so it stops at the cap; an identity body
+/// costs what was relayed anyway, and the framer bounds its memory, so it has none (a long
+/// stream's final usage must not be lost to a total size).
+fn decoded_cap(encoding: Encoding, limits: Limits) -> usize {
+    match encoding {
+        Encoding::Identity => usize::MAX,
+        _ => limits.decoded_body,
     }
 }
 
@@ -881,6 +936,8 @@ pub struct Pending {
     end: End,
     terminal: bool,
     sse: bool,
+    /// The stream was observed to its end: a missing terminal event means it was cut.
+    judged: bool,
     stream_facts: Option<ResponseFacts>,
     /// The non-streamed body, decoded, long strings cut; charged to the budget until the
     /// record is built.
@@ -921,8 +978,16 @@ impl Pending {
             (Some(facts), _) => facts,
             (None, Some(status)) if parse_error.is_none() => {
                 let body = self.body.as_ref().map_or(&[][..], ChargedBuf::as_slice);
+                // The tree the body parses into is charged while it exists, as a stream's
+                // events are (TREE_PER_BYTE); past the budget the body is not parsed.
+                let mut tree = self.body.as_ref().map(|b| Charge::new(b.budget()));
+                let room = tree
+                    .as_mut()
+                    .is_none_or(|t| t.set(body.len().saturating_mul(TREE_PER_BYTE)));
                 // An abandoned body is a partial body: not a parse failure, nothing to parse.
-                let parsed = if self.end == End::Complete && !body.is_empty() {
+                let parsed = if !room {
+                    Err(ParseError::BodyTooLarge)
+                } else if self.end == End::Complete && !body.is_empty() {
                     guarded(|| {
                         (dialect.parse_response)(operation, status, body, self.capture.is_some())
                     })
@@ -945,7 +1010,7 @@ impl Pending {
             self.status,
             self.end,
             self.terminal,
-            self.sse && parse_error.is_none() && self.skipped.is_none(),
+            self.judged && self.skipped.is_none(),
             &response,
         );
         // Errors carry no usage by nature; only a successful call without usage is "missing".
@@ -1003,7 +1068,8 @@ fn is_rate_limit(error_type: &str) -> bool {
 
 /// Decides how a call ended: by the HTTP status, or the status an in-band error carries;
 /// then by the error type; then by how the body ended. `stream_checked`: the response was
-/// a stream parsed without error, so a missing terminal event means it was cut short.
+/// a stream observed to its end (no fatal error, its last event read), so a missing
+/// terminal event means it was cut short.
 fn outcome(
     status: Option<u16>,
     end: End,
@@ -1161,6 +1227,90 @@ mod tests {
             Outcome::UpstreamError
         );
         assert_eq!(o(None, End::ClientGone, false, &ok).0, Outcome::Cancelled);
+        // codex_ws_usage_limit: an in-band error's status decides before its type.
+        let in_band = |status, kind: &str| ResponseFacts {
+            error_type: Some(kind.into()),
+            error_status: Some(status),
+            ..Default::default()
+        };
+        assert_eq!(
+            o(
+                Some(101),
+                End::Complete,
+                true,
+                &in_band(429, "usage_limit_reached")
+            ),
+            (Outcome::RateLimited, Some("usage_limit_reached".into()))
+        );
+        assert_eq!(
+            o(
+                Some(200),
+                End::Complete,
+                true,
+                &in_band(400, "invalid_request_error")
+            )
+            .0,
+            Outcome::ClientError
+        );
+        // A status that is no error status does not turn the error into a success.
+        assert_eq!(
+            o(
+                Some(200),
+                End::Complete,
+                true,
+                &in_band(200, "server_error")
+            )
+            .0,
+            Outcome::UpstreamError
+        );
+    }
+
+    /// A chunk of Chat stream bytes through a pipeline; what it concluded.
+    fn pipeline_after(chunks: &[&[u8]]) -> (Option<ParseError>, bool, bool) {
+        let budget = crate::budget::Budget::new(1 << 30, None);
+        let route = crate::dialects::detect(&crate::dialects::Target {
+            host: "api.openai.com",
+            method: "POST",
+            path: "/v1/chat/completions",
+            query: None,
+            websocket: false,
+        })
+        .expect("chat");
+        let mut p = Pipeline {
+            framer: Framing::Sse(Framer::new(64)),
+            parser: (route.dialect.stream_parser)(route.operation, None),
+            saw_delta: false,
+            error: None,
+            last_bad: false,
+            tree: Charge::new(&budget),
+        };
+        for chunk in chunks {
+            p.take(chunk).expect("framing never fails on SSE");
+        }
+        (p.error(), p.end_unknown(), p.parser.terminal())
+    }
+
+    #[test]
+    fn a_bad_event_does_not_stop_parsing_nor_hide_a_cut_stream() {
+        let good = br#"data: {"choices":[{"index":0,"delta":{"content":"a"}}]}
+
+"#;
+        // Bad, then good, then no [DONE]: parsing went on, and the end is judged (cut).
+        let (error, unknown, terminal) = pipeline_after(&[b"data: {bad\n\n", good]);
+        assert_eq!(error, Some(ParseError::InvalidJson));
+        assert!(!unknown && !terminal);
+        // The last event bad: it may have been the terminal one; the end is not judged.
+        let (_, unknown, _) = pipeline_after(&[good, b"data: {bad\n\n"]);
+        assert!(unknown);
+        // The last event over the cap: the same.
+        let big = format!("data: [{}1]\n\n", "1,".repeat(100));
+        let (error, unknown, _) = pipeline_after(&[good, big.as_bytes()]);
+        assert_eq!(error, Some(ParseError::LineTooLong));
+        assert!(unknown);
+        // Usage after a bad event still counts, and [DONE] still ends the stream.
+        let (_, unknown, terminal) =
+            pipeline_after(&[b"data: {bad\n\n", good, b"data: [DONE]\n\n"]);
+        assert!(!unknown && terminal);
     }
 }
 

@@ -114,7 +114,14 @@ fn real_traffic_cases(host: &str) -> Vec<(String, Value)> {
             }
             let request: Value =
                 serde_json::from_slice(&std::fs::read(dir.join("request.json")).ok()?).unwrap();
-            (request["host"] == host && request["websocket"] != true).then_some((name, request))
+            // Streamed only: the body asks for a stream, or the path is Gemini's streaming
+            // method (a non-streamed body is not what these oracles accumulate).
+            let streamed = request["body"]["stream"] == true
+                || request["path"]
+                    .as_str()
+                    .is_some_and(|p| p.contains(":streamGenerateContent"));
+            (request["host"] == host && request["websocket"] != true && streamed)
+                .then_some((name, request))
         })
         .collect();
     cases.sort_by(|a, b| a.0.cmp(&b.0));

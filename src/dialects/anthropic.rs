@@ -487,6 +487,9 @@ struct RawUsage {
     service_tier: Option<String>,
     /// `usage.output_tokens_details.thinking_tokens` (part of `output_tokens`), when sent.
     reasoning: Option<u64>,
+    /// Sums over `usage.iterations` (input, output, cache read, cache creation), which win
+    /// over the top-level counts.
+    iterations: Option<[Option<u64>; 4]>,
 }
 
 impl RawUsage {
@@ -516,12 +519,17 @@ impl RawUsage {
                 iterations
                     .iter()
                     .filter_map(|i| i.get(name).and_then(Value::as_u64))
-                    .fold(None, |acc: Option<u64>, n| Some(acc.unwrap_or(0) + n))
+                    .fold(None, |acc: Option<u64>, n| {
+                        Some(acc.unwrap_or(0).saturating_add(n))
+                    })
             };
-            set(&mut self.input, sum("input_tokens"));
-            set(&mut self.output, sum("output_tokens"));
-            set(&mut self.cache_read, sum("cache_read_input_tokens"));
-            set(&mut self.cache_creation, sum("cache_creation_input_tokens"));
+            // Kept apart: a later usage object without `iterations` must not replace them.
+            self.iterations = Some([
+                sum("input_tokens"),
+                sum("output_tokens"),
+                sum("cache_read_input_tokens"),
+                sum("cache_creation_input_tokens"),
+            ]);
         }
         set(
             &mut self.reasoning,
@@ -547,26 +555,36 @@ impl RawUsage {
     /// as 5m here (the default TTL) and returned so that the request's TTL can claim it. A
     /// split that sums to more than the total wins over it.
     fn normalize(&self) -> (Usage, u64) {
-        let split = self.cache_5m.unwrap_or(0) + self.cache_1h.unwrap_or(0);
+        let [it_input, it_output, it_read, it_creation] = self.iterations.unwrap_or_default();
+        let (input, output) = (it_input.or(self.input), it_output.or(self.output));
+        let (cache_read, cache_creation) = (
+            it_read.or(self.cache_read),
+            it_creation.or(self.cache_creation),
+        );
+        let split = self
+            .cache_5m
+            .unwrap_or(0)
+            .saturating_add(self.cache_1h.unwrap_or(0));
         let has_split = self.cache_5m.is_some() || self.cache_1h.is_some();
-        let cache_created = match self.cache_creation {
+        let cache_created = match cache_creation {
             Some(total) => Some(total.max(split)),
             None => has_split.then_some(split),
         };
         let unsplit = cache_created.map_or(0, |total| total - split);
         let (cache_write_5m, cache_write_1h) = match cache_created {
             Some(_) => (
-                Some(self.cache_5m.unwrap_or(0) + unsplit),
+                Some(self.cache_5m.unwrap_or(0).saturating_add(unsplit)),
                 Some(self.cache_1h.unwrap_or(0)),
             ),
             None => (None, None),
         };
         let usage = Usage {
-            input: self
-                .input
-                .map(|i| i + self.cache_read.unwrap_or(0) + cache_created.unwrap_or(0)),
-            output: self.output,
-            cache_read: self.cache_read,
+            input: input.map(|i| {
+                i.saturating_add(cache_read.unwrap_or(0))
+                    .saturating_add(cache_created.unwrap_or(0))
+            }),
+            output,
+            cache_read,
             cache_write_5m,
             cache_write_1h,
             reasoning: self.reasoning,

@@ -441,8 +441,8 @@ fn usage(u: &Value) -> Usage {
     let n = |name: &str| u.get(name).and_then(Value::as_u64).unwrap_or(0);
     let thoughts = n("thoughtsTokenCount");
     Usage {
-        input: Some(n("promptTokenCount") + n("toolUsePromptTokenCount")),
-        output: Some(n("candidatesTokenCount") + thoughts),
+        input: Some(n("promptTokenCount").saturating_add(n("toolUsePromptTokenCount"))),
+        output: Some(n("candidatesTokenCount").saturating_add(thoughts)),
         cache_read: Some(n("cachedContentTokenCount")),
         cache_write_5m: None,
         cache_write_1h: None,

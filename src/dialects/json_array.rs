@@ -17,6 +17,8 @@ pub struct Splitter {
     /// The element went over the cap even with long strings cut: it will be skipped.
     oversized: bool,
     skipped: u64,
+    /// The last element was skipped (it may have been the terminal one).
+    last_skipped: bool,
     /// Nesting depth inside the top-level array (0 = between elements).
     depth: usize,
     started: bool,
@@ -40,6 +42,7 @@ impl Splitter {
             elider: Elider::new(super::sse::DEFAULT_KEEP),
             oversized: false,
             skipped: 0,
+            last_skipped: false,
             depth: 0,
             started: false,
             ended: false,
@@ -58,6 +61,13 @@ impl Splitter {
     /// Elements skipped so far because they were over the cap even with long strings cut.
     pub fn skipped(&self) -> u64 {
         self.skipped
+    }
+
+    /// Whether the last element was skipped (see [`Framer::last_skipped`]).
+    ///
+    /// [`Framer::last_skipped`]: super::sse::Framer::last_skipped
+    pub fn last_skipped(&self) -> bool {
+        self.last_skipped
     }
 
     /// Copies part of the current element.
@@ -131,7 +141,9 @@ impl Splitter {
                 if let Some(start) = run.take() {
                     self.take(&chunk[start..=i]);
                 }
-                let result = if std::mem::take(&mut self.oversized) {
+                let oversized = std::mem::take(&mut self.oversized);
+                self.last_skipped = oversized;
+                let result = if oversized {
                     self.skipped += 1;
                     Ok(())
                 } else {

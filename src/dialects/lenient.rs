@@ -625,10 +625,14 @@ impl Shape for LastCacheTtl {
     fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
         let mut last = None;
         while let Some(key) = next_key(&mut map)? {
-            let ttl = if key.name() == Some("cache_control") {
-                value(&mut map, CacheControl)?
-            } else {
-                value(&mut map, LastCacheTtl)?
+            let ttl = match key.name() {
+                Some("cache_control") => value(&mut map, CacheControl)?,
+                // A tool call's `input` is the model's data, not a breakpoint.
+                Some("input") => {
+                    skip(&mut map)?;
+                    None
+                }
+                _ => value(&mut map, LastCacheTtl)?,
             };
             last = ttl.or(last);
         }

@@ -320,7 +320,8 @@ fn error_status(v: &Value) -> Option<u16> {
 }
 
 fn error_type(v: &Value) -> Option<String> {
-    let e = v.get("error")?;
+    // `"error": null` (some compatible servers send it on every chunk) is no error.
+    let e = v.get("error").filter(|e| !e.is_null())?;
     e.get("code")
         .and_then(Value::as_str)
         .or_else(|| e.get("type").and_then(Value::as_str))
@@ -361,6 +362,7 @@ fn parse_response(
     if let Some(error_type) = error_type(&v) {
         return Ok(ResponseFacts {
             error_type: Some(error_type),
+            error_status: error_status(&v),
             ..ResponseFacts::default()
         });
     }

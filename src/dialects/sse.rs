@@ -63,6 +63,8 @@ pub struct Framer {
     bom: Option<usize>,
     max_event: usize,
     skipped: u64,
+    /// The last event dispatched was skipped (it may have been the terminal one).
+    last_skipped: bool,
 }
 
 impl Framer {
@@ -87,6 +89,7 @@ impl Framer {
             bom: Some(0),
             max_event,
             skipped: 0,
+            last_skipped: false,
         }
     }
 
@@ -99,6 +102,12 @@ impl Framer {
     /// Events skipped so far because their data was over the cap even with long strings cut.
     pub fn skipped(&self) -> u64 {
         self.skipped
+    }
+
+    /// Whether the last event was skipped: then the stream's end cannot be judged (the
+    /// skipped event may have been its terminal one).
+    pub fn last_skipped(&self) -> bool {
+        self.last_skipped
     }
 
     /// Feeds one chunk, calling `on_event` for every event it completes. An error from
@@ -275,8 +284,10 @@ impl Framer {
     ) -> Result<(), ParseError> {
         let result = if self.oversized {
             self.skipped += 1;
+            self.last_skipped = true;
             Ok(())
         } else if self.has_data {
+            self.last_skipped = false;
             on_event(Event {
                 name: &self.name,
                 data: &self.data,

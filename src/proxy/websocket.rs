@@ -84,9 +84,10 @@ pub trait MessageObserver: Send + 'static {
     fn on_stream_timeout(&mut self) {}
     /// A frame could not be decoded; that direction is no longer observed.
     fn on_decode_error(&mut self, side: Side);
-    /// Text messages are JSON to the observer: cut string bodies longer than this many
-    /// bytes as they are reassembled ([`Elider`]), so that a message of any size gives its
-    /// facts in bounded memory. `None` (the default): text is kept as sent.
+    /// The server's text messages are JSON to the observer: cut string bodies longer than
+    /// this many bytes as they are reassembled ([`Elider`]), so that a message of any size
+    /// gives its facts in bounded memory. `None` (the default): text is kept as sent. The
+    /// client's messages (requests) are never cut.
     fn text_keep(&self) -> Option<usize> {
         None
     }
@@ -260,12 +261,13 @@ async fn splice(
     let up = pump(
         client_read,
         upstream_write,
+        // The client's messages are requests, read whole for their facts (the size of the
+        // instructions); only the server's are cut.
         Decoder::new(
             Side::Client,
             deflate.enabled,
             !deflate.client_no_context_takeover,
-        )
-        .text_keep(keep),
+        ),
         observer.clone(),
         None,
     );
@@ -456,6 +458,9 @@ struct Message {
     /// Elided text still went over the cap: read to its end, not kept (see
     /// [`append_elided`]).
     overflowed: bool,
+    /// Where compressed elided text is inflated, [`INFLATE_CHUNK`] bytes at a time
+    /// (allocated on first use, once per message).
+    inflate_buf: Vec<u8>,
     /// Over the cap: the rest of it is counted down, not kept.
     skipped: bool,
 }
@@ -495,7 +500,11 @@ impl Decoder {
     /// 40 KiB with `permessage-deflate`) and the inflated copy of a message that is built
     /// and dropped within one `push`.
     pub fn held(&self) -> usize {
-        self.head_len + self.message.as_ref().map_or(0, |m| m.payload.capacity())
+        self.head_len
+            + self
+                .message
+                .as_ref()
+                .map_or(0, |m| m.payload.capacity() + m.inflate_buf.capacity())
     }
 
     /// Skips the message being received (the observation budget is spent): its buffer is
@@ -598,6 +607,7 @@ impl Decoder {
                     elider: self.keep.filter(|_| text).map(Elider::new),
                     inflated: 0,
                     overflowed: false,
+                    inflate_buf: Vec::new(),
                     skipped: false,
                 });
                 true
@@ -794,15 +804,30 @@ fn inflate_elided(
     mut input: &[u8],
     message: &mut Message,
 ) -> Result<(), InflateError> {
-    let mut out = vec![0u8; INFLATE_CHUNK];
+    let out = &mut message.inflate_buf;
+    if out.is_empty() {
+        out.resize(INFLATE_CHUNK, 0);
+    }
+    let mut out = std::mem::take(out);
+    let result = inflate_pieces(inflater, &mut input, message, &mut out);
+    message.inflate_buf = out;
+    result
+}
+
+fn inflate_pieces(
+    inflater: &mut flate2::Decompress,
+    input: &mut &[u8],
+    message: &mut Message,
+    out: &mut [u8],
+) -> Result<(), InflateError> {
     loop {
         let (before_in, before_out) = (inflater.total_in(), inflater.total_out());
         inflater
-            .decompress(input, &mut out, flate2::FlushDecompress::Sync)
+            .decompress(input, out, flate2::FlushDecompress::Sync)
             .map_err(|_| InflateError::Corrupt)?;
         let used = (inflater.total_in() - before_in) as usize;
         let produced = (inflater.total_out() - before_out) as usize;
-        input = &input[used..];
+        *input = &input[used..];
         message.inflated += produced as u64;
         if message.inflated > MAX_INFLATED {
             return Err(InflateError::TooLarge);

@@ -148,7 +148,8 @@ impl PriceTable {
         for (name, spec) in models {
             let mut price = level(name, spec, None)?;
             for (tier, tier_spec) in spec["service_tiers"].as_object().into_iter().flatten() {
-                let at = level(&format!("{name}.{tier}"), tier_spec, Some(price.base))?;
+                let mut at = level(&format!("{name}.{tier}"), tier_spec, Some(price.base))?;
+                derive_long_context(&price, &mut at);
                 price.service_tiers.push((tier.clone(), at));
             }
             out.insert(name.to_ascii_lowercase(), price);
@@ -287,6 +288,43 @@ impl PriceTable {
     }
 }
 
+/// Gives a processing tier the long-context levels the standard tier has and litellm does
+/// not price for it: each field is the standard long-context rate scaled by the tier's own
+/// ratio to the standard base rate (priority at 2× standard stays 2× above 272k), never
+/// below the tier's base rate. Without this a priority call with a long prompt would be
+/// billed below the standard long-context price.
+fn derive_long_context(standard: &ModelPrice, tier: &mut ModelPrice) {
+    let scale = |long: f64, std_base: f64, tier_base: f64| {
+        if std_base > 0.0 {
+            (long * tier_base / std_base).max(tier_base)
+        } else {
+            tier_base.max(long)
+        }
+    };
+    let opt = |long: Option<f64>, std_base: Option<f64>, tier_base: Option<f64>| match (
+        long, std_base, tier_base,
+    ) {
+        (Some(l), Some(s), Some(t)) => Some(scale(l, s, t)),
+        (l, _, t) => t.or(l),
+    };
+    for &(threshold, long) in &standard.tiers {
+        if tier.tiers.iter().any(|(t, _)| *t == threshold) {
+            continue;
+        }
+        let (s, t) = (standard.base, tier.base);
+        tier.tiers.push((
+            threshold,
+            Rates {
+                input: scale(long.input, s.input, t.input),
+                output: scale(long.output, s.output, t.output),
+                cache_read: opt(long.cache_read, s.cache_read, t.cache_read),
+                cache_write_5m: opt(long.cache_write_5m, s.cache_write_5m, t.cache_write_5m),
+                cache_write_1h: opt(long.cache_write_1h, s.cache_write_1h, t.cache_write_1h),
+            },
+        ));
+    }
+}
+
 /// `claude-haiku-4-5-20251001` → `claude-haiku-4-5`; `gpt-4o-2024-08-06` → `gpt-4o`.
 fn strip_date(name: &str) -> Option<String> {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
@@ -331,7 +369,8 @@ fn litellm_entry(spec: &serde_json::Value) -> Result<Option<ModelPrice>, String>
     ] {
         if let Some(input) = number(spec, &format!("input_cost_per_token{sfx}"))? {
             let output = number(spec, &format!("output_cost_per_token{sfx}"))?.unwrap_or(output);
-            let at = litellm_level(spec, sfx, input, output, Some(price.base))?;
+            let mut at = litellm_level(spec, sfx, input, output, Some(price.base))?;
+            derive_long_context(&price, &mut at);
             price.service_tiers.push((tier.to_owned(), at));
         }
     }
@@ -524,6 +563,35 @@ mod tests {
         assert!(close(at(Some("flex")), 1_000.0 * 5e-7 + 100.0 * 4e-6));
         // A tier with only an input price keeps the standard output price.
         assert!(close(at(Some("priority")), 1_000.0 * 2e-6 + 100.0 * 8e-6));
+        // A tier without its own long-context price scales the standard one by its ratio.
+        let long = PriceTable::embedded()
+            .with_overrides(
+                "p.json",
+                r#"{"gpt-long-tier": {"input_cost_per_token": 1e-6, "output_cost_per_token": 8e-6,
+                    "input_cost_per_token_above_272k_tokens": 2e-6,
+                    "output_cost_per_token_above_272k_tokens": 1.2e-5,
+                    "input_cost_per_token_priority": 2e-6, "output_cost_per_token_priority": 1.6e-5}}"#,
+            )
+            .expect("prices");
+        let at = |tier, input| {
+            long.cost(
+                Provider::OpenAi,
+                Operation::Chat,
+                Some("gpt-long-tier"),
+                tier,
+                &usage(input, 100, 0, 0, 0),
+            )
+            .expect("priced")
+        };
+        assert!(close(
+            at(Some("priority"), 300_000),
+            300_000.0 * 4e-6 + 100.0 * 2.4e-5
+        ));
+        assert!(at(Some("priority"), 300_000) > at(None, 300_000));
+        assert!(close(
+            at(Some("priority"), 1_000),
+            1_000.0 * 2e-6 + 100.0 * 1.6e-5
+        ));
         // The embedded table carries litellm's tiers.
         let nano = PriceTable::embedded();
         let flex = nano
