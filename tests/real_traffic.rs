@@ -87,6 +87,11 @@ async fn gemini_array_4k_image() {
 }
 
 #[tokio::test]
+async fn gemini_openai_compat_chat() {
+    run_case("gemini_openai_compat_chat").await;
+}
+
+#[tokio::test]
 async fn codex_ws_large_completed() {
     run_case("codex_ws_large_completed").await;
 }
