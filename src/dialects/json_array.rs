@@ -127,17 +127,21 @@ impl Splitter {
                 } else if b == b'"' {
                     self.in_string = false;
                 }
-                continue;
-            }
-            match b {
-                b'"' => self.in_string = true,
-                b'{' | b'[' => self.depth += 1,
-                b'}' | b']' => {
-                    self.depth = self.depth.checked_sub(1).ok_or(ParseError::InvalidJson)?;
+                // A top-level string element ends with its closing quote.
+                if self.in_string || self.depth > 0 {
+                    continue;
                 }
-                _ => {}
+            } else {
+                match b {
+                    b'"' => self.in_string = true,
+                    b'{' | b'[' => self.depth += 1,
+                    b'}' | b']' => {
+                        self.depth = self.depth.checked_sub(1).ok_or(ParseError::InvalidJson)?;
+                    }
+                    _ => {}
+                }
             }
-            if self.depth == 0 {
+            if self.depth == 0 && !self.in_string {
                 if let Some(start) = run.take() {
                     self.take(&chunk[start..=i]);
                 }
@@ -190,6 +194,22 @@ mod tests {
         for at in 0..text.len() {
             let (a, b) = text.split_at(at);
             assert_eq!(split(&[a, b]).expect("split"), whole, "split at {at}");
+        }
+    }
+
+    #[test]
+    fn top_level_scalars_come_out_whole_however_split() {
+        // Found by the json_array fuzzer: a top-level string element.
+        let text = b"[\"a,]\",{\"b\":1},7]";
+        let whole = split(&[text]).expect("whole");
+        assert_eq!(whole, vec![r#""a,]""#, r#"{"b":1}"#, "7"]);
+        // The fuzzer's own input (fuzz/artifacts/json_array, 2026-11-30), not even JSON.
+        for text in [&text[..], b"[\"\"\"\"\"\"\r\"\""] {
+            let whole = split(&[text]);
+            for at in 0..text.len() {
+                let (a, b) = text.split_at(at);
+                assert_eq!(split(&[a, b]), whole, "split at {at}");
+            }
         }
     }
 
