@@ -15,7 +15,7 @@ use crate::config::{CallsFormat, LogFormat};
     name = "llmtap",
     version,
     about = "See what your AI coding agents send to LLM APIs: a transparent HTTPS proxy that \
-             turns every call into a call line, Prometheus metrics and (soon) OpenTelemetry spans",
+             turns every call into a call line, Prometheus metrics and OpenTelemetry spans",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {

@@ -1,5 +1,5 @@
 //! llmtap: a transparent MITM HTTPS proxy that turns every LLM API call an AI coding agent
-//! makes into a call line, Prometheus metrics and (next) an OpenTelemetry span, without
+//! makes into a call line, Prometheus metrics and an OpenTelemetry span, without
 //! changing a byte of the traffic.
 //!
 //! The flow (ARCHITECTURE.md): `proxy` accepts CONNECTs and decrypts only intercepted hosts;

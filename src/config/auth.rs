@@ -67,7 +67,9 @@ impl AuthFile {
             let hex = hash
                 .strip_prefix("sha256:")
                 .ok_or_else(|| bad("the secret must be given as sha256:HEX"))?;
-            if name.is_empty() || hex.len() != 64 {
+            // Checked as ASCII first: a multi-byte character must not reach the byte slicing
+            // below (it would panic on a char boundary instead of naming the line).
+            if name.is_empty() || hex.len() != 64 || !hex.is_ascii() {
                 return Err(bad("expected a name and 64 hex digits of sha256"));
             }
             let mut digest = [0u8; 32];
@@ -209,6 +211,11 @@ mod tests {
                 1,
             ),
             ("", 0),
+            // Regression: a multi-byte character in the hash panicked at start.
+            (
+                "a:sha256:aé628df8dc20afee7b08e9538d45d457870dd7c1952964f4e7d0ed07ba4ef3a team=t",
+                1,
+            ),
         ] {
             let (n, why) = AuthFile::parse(text).expect_err(text);
             assert_eq!(n, line, "{text}");
