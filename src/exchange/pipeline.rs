@@ -1,0 +1,279 @@
+//! The observation pipeline of a response body: decode → frame (long strings cut) → parse,
+//! on copies of the data, with its memory charged to the observation budget.
+
+use std::sync::Arc;
+
+use crate::{
+    budget::{Charge, ChargedBuf, Full},
+    config::Limits,
+    dialects::{
+        ParseError, Progress, StreamParser,
+        elide::Elider,
+        json_array::Splitter,
+        sse::{DEFAULT_KEEP, Event, Framer},
+    },
+    proxy::decode::{Decoder, Encoding, Sink},
+};
+
+/// The streamed-response pipeline: decode → frame → parse, on copies of the data. The
+/// decoder hands its output to the framer as it produces it, so memory is the framer's
+/// partial event, never a decoded chunk (a decompression bomb included).
+pub(super) struct Stream {
+    pub(super) decoder: Decoder<Pipeline>,
+}
+
+/// Frame → parse: the decoder's sink.
+pub(super) struct Pipeline {
+    pub(super) framer: Framing,
+    pub(super) parser: Box<dyn StreamParser>,
+    /// A content delta was parsed since the last look.
+    pub(super) saw_delta: bool,
+    /// The first event the parser could not read. Parsing goes on with the next event: one
+    /// bad event must not hide the usage that follows it.
+    pub(super) error: Option<ParseError>,
+    /// The last event could not be read.
+    pub(super) last_bad: bool,
+    /// What parsing one event into a JSON tree holds, charged while it runs.
+    pub(super) tree: Charge,
+}
+
+/// Bytes of `serde_json::Value` tree per byte of JSON text, at worst (`[0,0,…]`: 32-byte
+/// values for 2-byte elements). Long strings are already cut, so structure is what counts.
+pub(super) const TREE_PER_BYTE: usize = 16;
+
+impl Sink for Pipeline {
+    /// Fails only when the body cannot be framed at all (a JSON array stream that is not
+    /// an array); a bad or oversized event is counted and skipped.
+    fn take(&mut self, bytes: &[u8]) -> Result<(), ParseError> {
+        let parser = &mut self.parser;
+        let mut saw_delta = false;
+        let mut error = None;
+        let last_bad = &mut self.last_bad;
+        let tree = &mut self.tree;
+        let result = self.framer.push(bytes, &mut |event| {
+            // The tree an event parses into is charged while it exists; past the budget the
+            // event is not parsed (counted like one over its cap).
+            if !tree.set(event.data.len().saturating_mul(TREE_PER_BYTE)) {
+                error.get_or_insert(ParseError::BodyTooLarge);
+                *last_bad = true;
+                return Ok(());
+            }
+            let parsed = parser.on_event(&event);
+            tree.set(0);
+            match parsed {
+                Ok(Progress { delta }) => {
+                    saw_delta |= delta;
+                    *last_bad = false;
+                }
+                Err(e) => {
+                    error.get_or_insert(e);
+                    *last_bad = true;
+                }
+            }
+            Ok(())
+        });
+        self.saw_delta |= saw_delta;
+        if let Some(e) = error {
+            self.error.get_or_insert(e);
+        }
+        result
+    }
+}
+
+impl Pipeline {
+    /// Why the stream's facts may be incomplete: an event that could not be read, or one
+    /// over the event cap even with long strings cut (skipped).
+    pub(super) fn error(&self) -> Option<ParseError> {
+        self.error
+            .or((self.framer.skipped() > 0).then_some(ParseError::LineTooLong))
+    }
+
+    /// The last event was bad or skipped: it may have been the terminal one, so a missing
+    /// terminal event does not prove the stream was cut.
+    pub(super) fn end_unknown(&self) -> bool {
+        self.last_bad || self.framer.last_skipped()
+    }
+}
+
+/// A non-streamed body, decoded as it arrives and copied with long strings cut (the
+/// [`Elider`]), so that a multi-MB image or document inside it does not count against the
+/// body cap and the parse on the worker reads a small tree. Parsed when complete.
+pub(super) struct Document {
+    pub(super) elider: Elider,
+    pub(super) buf: ChargedBuf,
+    pub(super) cap: usize,
+    /// Why the copy stopped, when it did.
+    pub(super) full: Option<Full>,
+}
+
+impl Sink for Document {
+    fn take(&mut self, bytes: &[u8]) -> Result<(), ParseError> {
+        let elider = &mut self.elider;
+        self.buf
+            .append_with(bytes.len(), self.cap, |buf, room| {
+                elider.push(bytes, buf, room)
+            })
+            .map_err(|full| {
+                self.full = Some(full);
+                ParseError::BodyTooLarge
+            })
+    }
+}
+
+impl Stream {
+    pub(super) fn new(
+        encoding: Encoding,
+        cap: usize,
+        framer: Framing,
+        parser: Box<dyn StreamParser>,
+        budget: &Arc<crate::budget::Budget>,
+    ) -> Result<Stream, ParseError> {
+        let pipeline = Pipeline {
+            framer,
+            parser,
+            saw_delta: false,
+            error: None,
+            last_bad: false,
+            tree: Charge::new(budget),
+        };
+        Ok(Stream {
+            decoder: Decoder::new(encoding, cap, pipeline)?,
+        })
+    }
+
+    pub(super) fn pipeline(&self) -> Option<&Pipeline> {
+        self.decoder.sink()
+    }
+}
+
+/// How a streamed body is cut into events.
+pub(super) enum Framing {
+    Sse(Framer),
+    JsonArray(Splitter),
+    /// Each push is one whole event: a WebSocket message, its long strings already cut by
+    /// the socket's decoder ([`MessageObserver::text_keep`]).
+    ///
+    /// [`MessageObserver::text_keep`]: crate::proxy::websocket::MessageObserver::text_keep
+    Message,
+}
+
+impl Framing {
+    /// Bytes the framer holds for its partial event.
+    pub(super) fn held(&self) -> usize {
+        match self {
+            Framing::Sse(framer) => framer.held(),
+            Framing::JsonArray(splitter) => splitter.held(),
+            Framing::Message => 0,
+        }
+    }
+
+    /// Events skipped because they were over the cap even with long strings cut.
+    pub(super) fn skipped(&self) -> u64 {
+        match self {
+            Framing::Sse(framer) => framer.skipped(),
+            Framing::JsonArray(splitter) => splitter.skipped(),
+            Framing::Message => 0,
+        }
+    }
+
+    /// The last event was skipped.
+    pub(super) fn last_skipped(&self) -> bool {
+        match self {
+            Framing::Sse(framer) => framer.last_skipped(),
+            Framing::JsonArray(splitter) => splitter.last_skipped(),
+            Framing::Message => false,
+        }
+    }
+
+    pub(super) fn push(
+        &mut self,
+        bytes: &[u8],
+        on_event: &mut dyn FnMut(Event<'_>) -> Result<(), ParseError>,
+    ) -> Result<(), ParseError> {
+        match self {
+            Framing::Sse(framer) => framer.push(bytes, on_event),
+            Framing::JsonArray(splitter) => splitter.push(bytes, &mut |element| {
+                on_event(Event {
+                    name: b"",
+                    data: element,
+                })
+            }),
+            Framing::Message => on_event(Event {
+                name: b"",
+                data: bytes,
+            }),
+        }
+    }
+}
+
+/// The most decoded bytes a body is observed for. A compressed body's decoding is work on
+/// the data path that a small bomb can make huge, so it stops at the cap; an identity body
+/// costs what was relayed anyway, and the framer bounds its memory, so it has none (a long
+/// stream's final usage must not be lost to a total size).
+pub(super) fn decoded_cap(encoding: Encoding, limits: Limits) -> usize {
+    match encoding {
+        Encoding::Identity => usize::MAX,
+        _ => limits.decoded_body,
+    }
+}
+
+/// See [`Exchange::keep`]: `capture` is `--capture-max-bytes` when content is captured.
+pub(super) fn keep_for(capture: Option<usize>, max_event: usize) -> usize {
+    capture
+        .map_or(DEFAULT_KEEP, |cap| cap.max(DEFAULT_KEEP))
+        .min(max_event / 4)
+        .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chunk of Chat stream bytes through a pipeline; what it concluded.
+    fn pipeline_after(chunks: &[&[u8]]) -> (Option<ParseError>, bool, bool) {
+        let budget = crate::budget::Budget::new(1 << 30, None);
+        let route = crate::dialects::detect(&crate::dialects::Target {
+            host: "api.openai.com",
+            method: "POST",
+            path: "/v1/chat/completions",
+            query: None,
+            websocket: false,
+        })
+        .expect("chat");
+        let mut p = Pipeline {
+            framer: Framing::Sse(Framer::new(64)),
+            parser: (route.dialect.stream_parser)(route.operation, None),
+            saw_delta: false,
+            error: None,
+            last_bad: false,
+            tree: Charge::new(&budget),
+        };
+        for chunk in chunks {
+            p.take(chunk).expect("framing never fails on SSE");
+        }
+        (p.error(), p.end_unknown(), p.parser.terminal())
+    }
+
+    #[test]
+    fn a_bad_event_does_not_stop_parsing_nor_hide_a_cut_stream() {
+        let good = br#"data: {"choices":[{"index":0,"delta":{"content":"a"}}]}
+
+"#;
+        // Bad, then good, then no [DONE]: parsing went on, and the end is judged (cut).
+        let (error, unknown, terminal) = pipeline_after(&[b"data: {bad\n\n", good]);
+        assert_eq!(error, Some(ParseError::InvalidJson));
+        assert!(!unknown && !terminal);
+        // The last event bad: it may have been the terminal one; the end is not judged.
+        let (_, unknown, _) = pipeline_after(&[good, b"data: {bad\n\n"]);
+        assert!(unknown);
+        // The last event over the cap: the same.
+        let big = format!("data: [{}1]\n\n", "1,".repeat(100));
+        let (error, unknown, _) = pipeline_after(&[good, big.as_bytes()]);
+        assert_eq!(error, Some(ParseError::LineTooLong));
+        assert!(unknown);
+        // Usage after a bad event still counts, and [DONE] still ends the stream.
+        let (_, unknown, terminal) =
+            pipeline_after(&[b"data: {bad\n\n", good, b"data: [DONE]\n\n"]);
+        assert!(!unknown && terminal);
+    }
+}

@@ -1,0 +1,399 @@
+//! The finished call: [`CallRecord`], and the stage that builds it off the data path
+//! ([`Pending::into_record`]: deferred parsing, cross-side rules, the outcome rules).
+
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    time::{Duration, SystemTime},
+};
+
+use serde::Serialize;
+
+use super::{
+    End, RequestCapture,
+    head::{Billing, Client, Outcome, RequestHead, TraceParent},
+    pipeline::TREE_PER_BYTE,
+};
+use crate::{
+    budget::{Charge, ChargedBuf, Skipped},
+    dialects::{ParseError, RequestFacts, ResponseFacts, Route},
+};
+
+/// Everything known about a finished call. Built once; the call line, metrics (and later
+/// the span) are all views of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRecord {
+    pub id: u64,
+    /// Wall clock when the request head arrived (`t0`).
+    #[serde(serialize_with = "serialize_time")]
+    pub start: SystemTime,
+    #[serde(serialize_with = "serialize_duration_ms")]
+    pub duration: Duration,
+    /// First generated-content delta − `t0`; only for streamed responses that produced one.
+    #[serde(serialize_with = "serialize_opt_duration_ms")]
+    pub ttft: Option<Duration>,
+    #[serde(serialize_with = "serialize_opt_duration_ms")]
+    pub first_byte: Option<Duration>,
+    pub provider: crate::dialects::Provider,
+    pub operation: crate::dialects::Operation,
+    pub host: String,
+    pub port: u16,
+    pub method: String,
+    pub path: String,
+    pub status: Option<u16>,
+    /// The response was an event stream.
+    pub stream: bool,
+    pub client: Client,
+    /// The agent session (header, else request body): one trace per session.
+    pub conversation_id: Option<String>,
+    #[serde(skip)]
+    pub traceparent: Option<TraceParent>,
+    pub team: Option<String>,
+    pub user: Option<String>,
+    pub billing: Billing,
+    /// USD at the price table's rates; `None` when the model has no price or the call no
+    /// usage. Set once, by `telemetry::pricing`, before the call reaches any output.
+    pub cost_usd: Option<f64>,
+    /// `None` when the request body could not be read or parsed.
+    pub request: Option<RequestFacts>,
+    pub response: ResponseFacts,
+    pub outcome: Outcome,
+    pub error_type: Option<String>,
+    pub parse_error: Option<ParseError>,
+    /// The response carried no usage (never recorded as zero).
+    pub usage_missing: bool,
+    /// A part of the call relayed but not observed: the observation budget was spent.
+    pub observe_skipped: Option<Skipped>,
+}
+
+impl CallRecord {
+    /// Response model, else request model.
+    pub fn model(&self) -> Option<&str> {
+        self.response
+            .model
+            .as_deref()
+            .or(self.request.as_ref()?.model.as_deref())
+    }
+}
+
+pub(super) fn serialize_time<S: serde::Serializer>(
+    t: &SystemTime,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let ms = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    s.serialize_u128(ms)
+}
+
+pub(super) fn serialize_duration_ms<S: serde::Serializer>(
+    d: &Duration,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+pub(super) fn serialize_opt_duration_ms<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => serialize_duration_ms(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// A finished exchange's raw material, on its way to the telemetry worker.
+pub struct Pending {
+    pub(super) id: u64,
+    pub(super) wall0: SystemTime,
+    pub(super) duration: Duration,
+    pub(super) ttft: Option<Duration>,
+    pub(super) first_byte: Option<Duration>,
+    pub(super) route: Route,
+    pub(super) head: RequestHead,
+    pub(super) status: Option<u16>,
+    pub(super) end: End,
+    pub(super) terminal: bool,
+    pub(super) sse: bool,
+    /// The stream was observed to its end: a missing terminal event means it was cut.
+    pub(super) judged: bool,
+    pub(super) stream_facts: Option<ResponseFacts>,
+    /// The non-streamed body, decoded, long strings cut; charged to the budget until the
+    /// record is built.
+    pub(super) body: Option<ChargedBuf>,
+    pub(super) skipped: Option<Skipped>,
+    pub(super) request: RequestCapture,
+    pub(super) parse_error: Option<ParseError>,
+    pub(super) capture: Option<usize>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pending {
+    /// Parses what was deferred and decides the outcome. Runs on the telemetry worker.
+    pub fn into_record(self) -> CallRecord {
+        let dialect = self.route.dialect;
+        let operation = self.route.operation;
+        let mut parse_error = self.parse_error;
+        let request = if self.request.complete && !self.request.too_large {
+            let body = self
+                .request
+                .body
+                .as_ref()
+                .map_or(&[][..], ChargedBuf::as_slice);
+            guarded(|| (dialect.parse_request)(operation, &self.head.path, body, self.capture))
+                .map_err(|e| parse_error = parse_error.or(Some(e)))
+                .ok()
+        } else {
+            None
+        };
+        let response = match (self.stream_facts, self.status) {
+            (Some(facts), _) => facts,
+            (None, Some(status)) if parse_error.is_none() => {
+                let body = self.body.as_ref().map_or(&[][..], ChargedBuf::as_slice);
+                // The tree the body parses into is charged while it exists, as a stream's
+                // events are (TREE_PER_BYTE); past the budget the body is not parsed.
+                let mut tree = self.body.as_ref().map(|b| Charge::new(b.budget()));
+                let room = tree
+                    .as_mut()
+                    .is_none_or(|t| t.set(body.len().saturating_mul(TREE_PER_BYTE)));
+                // An abandoned body is a partial body: not a parse failure, nothing to parse.
+                let parsed = if !room {
+                    Err(ParseError::BodyTooLarge)
+                } else if self.end == End::Complete && !body.is_empty() {
+                    guarded(|| {
+                        (dialect.parse_response)(operation, status, body, self.capture.is_some())
+                    })
+                } else {
+                    Ok(ResponseFacts::default())
+                };
+                parsed.unwrap_or_else(|e| {
+                    parse_error = Some(e);
+                    ResponseFacts::default()
+                })
+            }
+            (None, _) => ResponseFacts::default(),
+        };
+        let skipped = self
+            .skipped
+            .or(self.request.skipped.then_some(Skipped::RequestBody));
+        let mut response = response;
+        crate::dialects::settle(request.as_ref(), &mut response);
+        let (outcome, error_type) = outcome(
+            self.status,
+            self.end,
+            self.terminal,
+            self.judged && self.skipped.is_none(),
+            &response,
+        );
+        // Errors carry no usage by nature; only a successful call without usage is "missing".
+        let usage_missing = outcome == Outcome::Ok && response.usage.is_empty();
+        CallRecord {
+            id: self.id,
+            start: self.wall0,
+            duration: self.duration,
+            ttft: self.ttft,
+            first_byte: self.first_byte,
+            provider: dialect.provider,
+            operation,
+            host: self.head.host,
+            port: self.head.port,
+            method: self.head.method,
+            path: self.head.path,
+            status: self.status,
+            stream: self.sse,
+            client: self.head.client,
+            conversation_id: self
+                .head
+                .conversation_id
+                .or_else(|| request.as_ref().and_then(|r| r.conversation_id.clone())),
+            traceparent: self.head.traceparent,
+            team: self.head.attribution.team,
+            user: self.head.attribution.user,
+            billing: self.head.billing,
+            cost_usd: None,
+            request,
+            response,
+            outcome,
+            error_type,
+            parse_error,
+            usage_missing,
+            observe_skipped: skipped,
+        }
+    }
+}
+
+pub(super) fn guarded<T>(f: impl FnOnce() -> Result<T, ParseError>) -> Result<T, ParseError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(Err(ParseError::Panic))
+}
+
+/// Error types by which the APIs say "rate limited" when no status says it: Anthropic's
+/// `rate_limit_error`, OpenAI's `rate_limit_exceeded` and `insufficient_quota`, ChatGPT's
+/// `usage_limit_reached`, Google's `RESOURCE_EXHAUSTED`. Quota and plan usage limits are
+/// rate limits: the call was refused for volume, not for what it asked.
+pub(super) fn is_rate_limit(error_type: &str) -> bool {
+    let t = error_type.to_ascii_lowercase();
+    t.contains("rate_limit")
+        || t.contains("usage_limit")
+        || t.contains("quota")
+        || t == "resource_exhausted"
+}
+
+/// Decides how a call ended: by the HTTP status, or the status an in-band error carries;
+/// then by the error type; then by how the body ended. `stream_checked`: the response was
+/// a stream observed to its end (no fatal error, its last event read), so a missing
+/// terminal event means it was cut short.
+pub(super) fn outcome(
+    status: Option<u16>,
+    end: End,
+    terminal: bool,
+    stream_checked: bool,
+    facts: &ResponseFacts,
+) -> (Outcome, Option<String>) {
+    let api_error = facts.error_type.clone();
+    let with = |outcome, fallback: String| (outcome, Some(api_error.clone().unwrap_or(fallback)));
+    let Some(status) = status else {
+        return match end {
+            // Refused by llmtap's own destination policy, not by the upstream.
+            End::UpstreamFailed(kind @ "destination_refused") => {
+                (Outcome::ProxyError, Some(kind.to_owned()))
+            }
+            End::UpstreamFailed(kind) => (Outcome::UpstreamError, Some(kind.to_owned())),
+            End::UpstreamTimeout => (Outcome::UpstreamError, Some("upstream_timeout".to_owned())),
+            _ => (Outcome::Cancelled, Some("cancelled".to_owned())),
+        };
+    };
+    // An error inside a successful response (an SSE error event, a socket's error frame)
+    // decides by the status it carries first, by its type second.
+    let status = match facts.error_status {
+        Some(inband) if api_error.is_some() && !(400..600).contains(&status) => inband,
+        _ => status,
+    };
+    match status {
+        429 => with(Outcome::RateLimited, status.to_string()),
+        400..=499 => with(Outcome::ClientError, status.to_string()),
+        500..=599 => with(Outcome::UpstreamError, status.to_string()),
+        _ if api_error.as_deref().is_some_and(is_rate_limit) => (Outcome::RateLimited, api_error),
+        _ if api_error.is_some() => (Outcome::UpstreamError, api_error),
+        _ => match end {
+            End::ClientGone if terminal => (Outcome::Ok, None),
+            End::ClientGone => (Outcome::Cancelled, Some("cancelled".to_owned())),
+            End::UpstreamBroken => (Outcome::UpstreamError, Some("upstream_reset".to_owned())),
+            End::UpstreamTimeout => (Outcome::UpstreamError, Some("upstream_timeout".to_owned())),
+            End::UpstreamFailed(kind) => (Outcome::UpstreamError, Some(kind.to_owned())),
+            End::Complete if stream_checked && !terminal => {
+                (Outcome::UpstreamError, Some("stream_truncated".to_owned()))
+            }
+            End::Complete => (Outcome::Ok, None),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_follow_status_then_stream_state() {
+        let ok = ResponseFacts::default();
+        let overloaded = ResponseFacts {
+            error_type: Some("overloaded_error".into()),
+            ..Default::default()
+        };
+        let o = |status, end, terminal, facts: &ResponseFacts| {
+            outcome(status, end, terminal, true, facts)
+        };
+        assert_eq!(o(Some(200), End::Complete, true, &ok), (Outcome::Ok, None));
+        for limited in [
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            "RESOURCE_EXHAUSTED",
+        ] {
+            let facts = ResponseFacts {
+                error_type: Some(limited.into()),
+                ..Default::default()
+            };
+            assert_eq!(
+                o(Some(101), End::Complete, true, &facts).0,
+                Outcome::RateLimited,
+                "{limited}"
+            );
+        }
+        assert_eq!(
+            o(Some(429), End::Complete, false, &ok).0,
+            Outcome::RateLimited
+        );
+        assert_eq!(
+            o(Some(529), End::Complete, false, &overloaded),
+            (Outcome::UpstreamError, Some("overloaded_error".into()))
+        );
+        assert_eq!(
+            o(Some(400), End::Complete, false, &ok),
+            (Outcome::ClientError, Some("400".into()))
+        );
+        assert_eq!(
+            o(Some(200), End::Complete, true, &overloaded).0,
+            Outcome::UpstreamError
+        );
+        assert_eq!(
+            o(Some(200), End::ClientGone, false, &ok).0,
+            Outcome::Cancelled
+        );
+        assert_eq!(o(Some(200), End::ClientGone, true, &ok).0, Outcome::Ok);
+        assert_eq!(
+            o(Some(200), End::UpstreamBroken, false, &ok).0,
+            Outcome::UpstreamError
+        );
+        assert_eq!(
+            o(Some(200), End::Complete, false, &ok).1.as_deref(),
+            Some("stream_truncated")
+        );
+        assert_eq!(
+            o(None, End::UpstreamFailed("upstream_connect"), false, &ok).0,
+            Outcome::UpstreamError
+        );
+        assert_eq!(o(None, End::ClientGone, false, &ok).0, Outcome::Cancelled);
+        // codex_ws_usage_limit: an in-band error's status decides before its type.
+        let in_band = |status, kind: &str| ResponseFacts {
+            error_type: Some(kind.into()),
+            error_status: Some(status),
+            ..Default::default()
+        };
+        assert_eq!(
+            o(
+                Some(101),
+                End::Complete,
+                true,
+                &in_band(429, "usage_limit_reached")
+            ),
+            (Outcome::RateLimited, Some("usage_limit_reached".into()))
+        );
+        assert_eq!(
+            o(
+                Some(200),
+                End::Complete,
+                true,
+                &in_band(400, "invalid_request_error")
+            )
+            .0,
+            Outcome::ClientError
+        );
+        // A status that is no error status does not turn the error into a success.
+        assert_eq!(
+            o(
+                Some(200),
+                End::Complete,
+                true,
+                &in_band(200, "server_error")
+            )
+            .0,
+            Outcome::UpstreamError
+        );
+    }
+}
