@@ -14,7 +14,6 @@ use std::{
     time::Duration,
 };
 
-use clap::ValueEnum;
 use hudsucker::rustls::pki_types::{CertificateDer, pem::PemObject as _};
 
 use crate::{
@@ -33,18 +32,9 @@ pub const DEFAULT_INTERCEPT: &[&str] = &[
     "cloudcode-pa.googleapis.com",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CallsFormat {
-    Text,
-    Json,
-    Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+// The output formats are the CLI's vocabulary; configuration carries them on. (Declared in
+// `cli`, so that `cli` needs nothing from `config` and the two do not import each other.)
+pub use crate::cli::{CallsFormat, LogFormat};
 
 /// Per-call memory bounds (DESIGN invariant 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
