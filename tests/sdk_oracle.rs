@@ -32,7 +32,7 @@ use std::{path::Path, process::Command};
 
 use serde_json::{Value, json};
 use support::{
-    process::{BIN, Llmtap},
+    process::{BIN, Llmtap, python},
     upstream::{FakeUpstream, HOSTS},
 };
 
@@ -43,29 +43,6 @@ const REAL_CASE: &str = "x-fake-case";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The interpreter that has `module`, as an absolute path (the tests clear the env, and
-/// pyenv shims need theirs): `LLMTAP_PYTHON`, else the local e2e venv, else `python3`.
-fn python(module: &str) -> Option<String> {
-    let venv = root().join("target/e2e-venv/bin/python");
-    let python = std::env::var("LLMTAP_PYTHON").unwrap_or_else(|_| {
-        if venv.exists() {
-            venv.to_string_lossy().into_owned()
-        } else {
-            "python3".to_owned()
-        }
-    });
-    let out = Command::new(python)
-        .args([
-            "-c",
-            &format!("import {module}, sys; print(sys.executable)"),
-        ])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// The streamed cases of a fixture folder, sorted: `(case, extension)` for every `<case>.sse`

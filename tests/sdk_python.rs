@@ -19,25 +19,9 @@ use std::process::Command;
 
 use serde_json::Value;
 use support::{
-    process::{BIN, Llmtap},
+    process::{BIN, Llmtap, python},
     upstream::{FakeUpstream, HOSTS},
 };
-
-/// The interpreter that has `module`, as an absolute path (the tests clear the env, and
-/// pyenv shims need theirs). `LLMTAP_PYTHON` names it (`.ci/run` points it at its venv).
-fn python(module: &str) -> Option<String> {
-    let python = std::env::var("LLMTAP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let out = Command::new(python)
-        .args([
-            "-c",
-            &format!("import {module}, sys; print(sys.executable)"),
-        ])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
 
 fn expected(dialect: &str, case: &str) -> Value {
     serde_json::from_slice(&FakeUpstream::fixture_in(dialect, case, "expected.json")).unwrap()

@@ -143,3 +143,27 @@ impl Drop for Llmtap {
         let _ = self.child.wait();
     }
 }
+
+/// The interpreter that has `module`, as an absolute path (the tests clear the env, and
+/// pyenv shims need theirs): `LLMTAP_PYTHON`, else the local e2e venv, else `python3`.
+#[allow(clippy::disallowed_methods, reason = "LLMTAP_PYTHON names CI's venv")]
+pub fn python(module: &str) -> Option<String> {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-venv/bin/python");
+    let python = std::env::var("LLMTAP_PYTHON").unwrap_or_else(|_| {
+        if venv.exists() {
+            venv.to_string_lossy().into_owned()
+        } else {
+            "python3".to_owned()
+        }
+    });
+    let out = Command::new(python)
+        .args([
+            "-c",
+            &format!("import {module}, sys; print(sys.executable)"),
+        ])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
