@@ -2,8 +2,8 @@
 """Generate llmtap's embedded price table from the price data in the `litellm` PyPI package.
 
 Usage:
-    python3 scripts/prices.py [--litellm-version X.Y.Z] [--from-json PATH] > src/telemetry/prices.json
-    python3 scripts/prices.py -o src/telemetry/prices.json        # same, written atomically
+    python3 scripts/prices.py [--litellm-version X.Y.Z] [--from-json PATH] > src/pricing/prices.json
+    python3 scripts/prices.py -o src/pricing/prices.json        # same, written atomically
 
 Source: `litellm/model_prices_and_context_window_backup.json` inside the litellm wheel. Without
 --from-json the wheel is fetched with `pip download litellm[==X.Y.Z] --no-deps` (newest release

@@ -22,8 +22,8 @@ use prometheus::IntGauge;
 
 /// What was not observed because the budget was spent. Label values of
 /// `llmtap_observe_skipped_total{reason}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum Skipped {
     /// The request body copy (the call has no request facts).
     RequestBody,
@@ -35,23 +35,7 @@ pub enum Skipped {
     WebsocketMessage,
 }
 
-impl Skipped {
-    pub const ALL: [Skipped; 4] = [
-        Skipped::RequestBody,
-        Skipped::ResponseBody,
-        Skipped::Stream,
-        Skipped::WebsocketMessage,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Skipped::RequestBody => "request_body",
-            Skipped::ResponseBody => "response_body",
-            Skipped::Stream => "stream",
-            Skipped::WebsocketMessage => "websocket_message",
-        }
-    }
-}
+crate::vocab::label!(Skipped);
 
 /// The shared budget. Reservations are lock-free; a failed one changes nothing.
 #[derive(Debug)]
@@ -260,14 +244,6 @@ impl ChargedBuf {
 
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
-    }
-}
-
-/// A non-streamed body's decoded copy, charged like any other (the cap is the decoder's).
-impl crate::proxy::decode::Sink for ChargedBuf {
-    fn take(&mut self, bytes: &[u8]) -> Result<(), crate::dialects::ParseError> {
-        self.extend(bytes, usize::MAX)
-            .map_err(|_| crate::dialects::ParseError::BodyTooLarge)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Command-line flags and environment variables, as the user typed them (DESIGN §4).
+//! Command-line flags and environment variables, as the user typed them.
 //!
 //! Owns: the raw, unvalidated shape of every command and flag, and the text llmtap prints
 //! for users to paste (the export lines). Validation into typed values is `config`'s job;

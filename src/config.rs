@@ -8,22 +8,31 @@ pub mod auth;
 pub mod otlp;
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeSet, HashMap},
     net::{IpAddr, SocketAddr},
     path::Path,
+    sync::Arc,
     time::Duration,
 };
 
-use hudsucker::rustls::pki_types::{CertificateDer, pem::PemObject as _};
-
-use crate::{
-    cli::{self, Exports, RunArgs},
-    exchange::Attribution,
-    proxy::{ca::CaFiles, upstream::ResolveMap},
-    telemetry::pricing::PriceTable,
+use rustls::{
+    ClientConfig, RootCertStore,
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, pem::PemObject as _},
 };
 
-/// Hosts intercepted by default (DESIGN §4); `--intercept` adds to them.
+use crate::{
+    ca::CaFiles,
+    caller::Attribution,
+    cli::{self, Exports, RunArgs},
+    pricing::PriceTable,
+};
+
+/// `(host, port)` → address to dial instead, like curl's `--resolve`. Hosts as
+/// [`normalize_host`](crate::wire::normalize_host) spells them.
+pub type ResolveMap = HashMap<(String, u16), SocketAddr>;
+
+/// Hosts intercepted by default (README, "Supported APIs"); `--intercept` adds to them.
 pub const DEFAULT_INTERCEPT: &[&str] = &[
     "api.anthropic.com",
     "api.openai.com",
@@ -36,7 +45,7 @@ pub const DEFAULT_INTERCEPT: &[&str] = &[
 // `cli`, so that `cli` needs nothing from `config` and the two do not import each other.)
 pub use crate::cli::{CallsFormat, LogFormat};
 
-/// Per-call memory bounds (DESIGN invariant 5).
+/// Per-call memory bounds (ARCHITECTURE.md, invariant 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Request body kept for parsing; larger requests are forwarded and recorded without
@@ -131,12 +140,19 @@ pub struct Config {
     /// Clients admitted to the proxy; `None`: everyone who can reach it.
     pub auth: Option<auth::AuthFile>,
     /// `--calls-file`: also append every call as a JSON line here.
-    pub calls_file: Option<std::path::PathBuf>,
+    pub calls_file: Option<CallsFile>,
     pub timeouts: Timeouts,
     /// `--allow-destination`: exceptions to the destination policy.
-    pub allow_destinations: Vec<crate::proxy::policy::Allow>,
+    pub allow_destinations: Vec<crate::policy::Allow>,
     /// `--observe-budget`: bytes all calls together may hold for observation.
     pub observe_budget: usize,
+}
+
+/// `--calls-file`, opened for appending when the configuration is read.
+#[derive(Debug, Clone)]
+pub struct CallsFile {
+    pub path: std::path::PathBuf,
+    pub file: Arc<std::fs::File>,
 }
 
 /// Opt-in capture of prompt and completion content into spans.
@@ -170,16 +186,22 @@ impl Config {
         let timeouts = timeouts(&args)?;
         let ca_dir = args.ca_dir.unwrap_or_else(cli::default_ca_dir);
         let ca = load_ca(&ca_dir, args.allow_insecure_key)?;
-        let system_roots = system_roots();
-        ca.write_bundle(&system_roots)
+        let platform = system_roots();
+        ca.write_bundle(&platform)
             .map_err(|e| ConfigError::new("--ca-dir", e.to_string()))?;
+        // Our own CA must never vouch for an upstream or a collector, even if the user's
+        // SSL_CERT_FILE already points at our bundle.
+        let system_roots: Vec<_> = platform
+            .into_iter()
+            .filter(|der| der.as_ref() != ca.cert_der.as_ref())
+            .collect();
         let mut intercept: BTreeSet<String> =
             DEFAULT_INTERCEPT.iter().map(|h| (*h).to_owned()).collect();
         for host in &args.intercept {
             intercept.insert(parse_host(host)?);
         }
         let upstream_roots = match &args.upstream_ca {
-            Some(path) => read_roots(path)?,
+            Some(path) => read_roots("--upstream-ca", path)?,
             None => Vec::new(),
         };
         let mut resolve = ResolveMap::new();
@@ -187,6 +209,12 @@ impl Config {
             let (host, port, addr) = parse_resolve(entry)?;
             resolve.insert((host, port), addr);
         }
+        let otlp = otlp::from_env(args.otlp_endpoint.as_deref(), &args.otel)?.map(|otlp| {
+            otlp::OtlpConfig {
+                system_roots: system_roots.clone(),
+                ..otlp
+            }
+        });
         let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
         Ok(Config {
             listen,
@@ -194,8 +222,6 @@ impl Config {
             ca,
             intercept,
             upstream_roots,
-            // Our own CA must never vouch for an upstream, even if the user's SSL_CERT_FILE
-            // already points at our bundle.
             system_roots,
             resolve,
             attribution: Attribution {
@@ -207,16 +233,16 @@ impl Config {
             log_filter: args.log_filter,
             drain: Duration::from_secs(args.drain_seconds),
             limits: Limits::default(),
-            otlp: otlp::from_env(args.otlp_endpoint.as_deref(), &args.otel)?,
+            otlp,
             capture: Capture {
                 enabled: args.capture_content,
                 max_bytes: args.capture_max_bytes,
             },
             auth,
             calls_file: match &args.calls_file {
-                // Checked here so that a bad path exits 2 naming the flag.
+                // Opened here, once, so that a bad path exits 2 naming the flag.
                 Some(path) => {
-                    std::fs::OpenOptions::new()
+                    let file = std::fs::OpenOptions::new()
                         .create(true)
                         .append(true)
                         .open(path)
@@ -226,7 +252,10 @@ impl Config {
                                 format!("cannot append to {}: {e}", path.display()),
                             )
                         })?;
-                    Some(path.clone())
+                    Some(CallsFile {
+                        path: path.clone(),
+                        file: Arc::new(file),
+                    })
                 }
                 None => None,
             },
@@ -237,7 +266,7 @@ impl Config {
                 .allow_destination
                 .iter()
                 .map(|rule| {
-                    crate::proxy::policy::Allow::parse(rule)
+                    crate::policy::Allow::parse(rule)
                         .map_err(|e| ConfigError::new("--allow-destination", e))
                 })
                 .collect::<Result<_, _>>()?,
@@ -263,25 +292,6 @@ fn timeouts(args: &RunArgs) -> Result<Timeouts, ConfigError> {
         response: check("--response-timeout", args.response_timeout)?,
         stream_idle: check("--stream-idle-timeout", args.stream_idle_timeout)?,
     })
-}
-
-/// Decodes `%XX` escapes (URL userinfo, OTEL header and resource values); `None` when an
-/// escape is malformed or the result is not UTF-8.
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// `http://HOST:PORT` for clients of a proxy listening on `listen` (a wildcard address is
@@ -335,8 +345,30 @@ pub fn load_ca(dir: &Path, allow_insecure_key: bool) -> Result<CaFiles, ConfigEr
 }
 
 /// The platform's trusted roots (honours SSL_CERT_FILE / SSL_CERT_DIR like OpenSSL does).
+/// Read once per command: [`Config::from_args`] keeps them for every TLS client.
 pub fn system_roots() -> Vec<CertificateDer<'static>> {
     rustls_native_certs::load_native_certs().certs
+}
+
+/// The TLS client config of every connection llmtap makes (upstreams, the collector): the
+/// webpki roots, the platform's (`system_roots`; odd ones, such as expired or unsupported
+/// certificates, are skipped rather than refusing to start) and `extra_roots`
+/// (`--upstream-ca`, the collector's certificate), which must all be valid.
+pub fn tls_client_config(
+    provider: Arc<CryptoProvider>,
+    system_roots: &[CertificateDer<'static>],
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<ClientConfig, rustls::Error> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let _ = roots.add_parsable_certificates(system_roots.iter().cloned());
+    for der in extra_roots {
+        roots.add(der.clone())?;
+    }
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 fn parse_addr(flag: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
@@ -349,11 +381,7 @@ fn parse_addr(flag: &'static str, value: &str) -> Result<SocketAddr, ConfigError
 }
 
 fn parse_host(value: &str) -> Result<String, ConfigError> {
-    let host = value
-        .trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase();
+    let host = crate::wire::normalize_host(value.trim());
     let valid = !host.is_empty()
         && (host.parse::<IpAddr>().is_ok()
             || host.split('.').all(|label| {
@@ -398,8 +426,12 @@ fn parse_resolve(entry: &str) -> Result<(String, u16, SocketAddr), ConfigError> 
     Ok((host, port, addr))
 }
 
-fn read_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    let flag = "--upstream-ca";
+/// Reads a PEM file of roots (`--upstream-ca`, `OTEL_EXPORTER_OTLP_CERTIFICATE`), naming
+/// `flag` when it cannot be read, is not PEM or holds no certificate.
+fn read_roots(
+    flag: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let bytes = std::fs::read(path)
         .map_err(|e| ConfigError::new(flag, format!("cannot read {}: {e}", path.display())))?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
@@ -448,11 +480,15 @@ mod tests {
     #[test]
     fn upstream_ca_must_be_readable_pem() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let missing = read_roots(&dir.path().join("nope.pem")).expect_err("missing");
+        let missing =
+            read_roots("--upstream-ca", &dir.path().join("nope.pem")).expect_err("missing");
         assert_eq!(missing.flag, "--upstream-ca");
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").expect("write");
-        assert_eq!(read_roots(&empty).expect_err("empty").flag, "--upstream-ca");
+        assert_eq!(
+            read_roots("--upstream-ca", &empty).expect_err("empty").flag,
+            "--upstream-ca"
+        );
     }
 
     #[test]
@@ -466,7 +502,7 @@ mod tests {
             cli::Cli::try_parse_from(argv).expect("args").run
         };
         Config::from_args(args(&[])).expect("first run creates the CA");
-        let key = dir.join(crate::proxy::ca::CA_KEY_FILE);
+        let key = dir.join(crate::ca::CA_KEY_FILE);
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .expect("chmod");
         let err = Config::from_args(args(&[])).expect_err("insecure key refused");

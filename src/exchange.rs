@@ -15,13 +15,17 @@
 //! Does not own: what a metric or a call line looks like (`telemetry`), wire formats
 //! (`dialects`), HTTP plumbing (`proxy`).
 
+pub mod decode;
 mod head;
+pub mod observe;
 mod pipeline;
 mod record;
 mod ws;
 
-pub use head::{Attribution, Billing, Client, Outcome, RequestHead, TraceParent};
-use pipeline::{Document, Framing, Stream, decoded_cap, keep_for};
+use decode::{Decoder, Encoding};
+pub use head::{RequestHead, TraceParent};
+pub use observe::{BodyEnd, BodyObserver, MessageObserver, Observing, Recorder, Side};
+use pipeline::{Document, Stream, StreamFraming, decoded_cap, keep_for};
 pub use record::{CallRecord, Pending};
 pub use ws::WsSession;
 
@@ -36,31 +40,22 @@ use bytes::Bytes;
 use crate::{
     budget::{Charge, ChargedBuf, Full, Skipped},
     config::Limits,
-    dialects::{
-        Framing as RouteFraming, ParseError, Route, elide::Elider, json_array::Splitter,
-        sse::Framer,
-    },
-    proxy::{
-        decode::{Decoder, Encoding},
-        tap_body::{BodyEnd, BodyObserver},
-    },
-    telemetry::Telemetry,
+    dialects::{Framing, ParseError, Route, elide::Elider, json_array::Splitter, sse::Framer},
+    vocab::ErrorType,
 };
 
-/// How the exchange ended, as the proxy saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a call ended, as the proxy saw it (the body-level [`BodyEnd`] of the response, or a
+/// failure before any response).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum End {
     /// The response body reached its end.
     Complete,
-    /// The response body failed mid-way: the upstream broke the connection.
-    UpstreamBroken,
     /// The client went away (response body dropped, or the request abandoned before a
     /// response head).
     ClientGone,
-    /// No response: connecting or talking to the upstream failed.
-    UpstreamFailed(&'static str),
-    /// The upstream sent no byte for `--stream-idle-timeout` mid-body: llmtap cut it.
-    UpstreamTimeout,
+    /// The upstream failed: before a response head (connect, TLS, request, timeout, the
+    /// destination policy) or mid-body (reset, stream-idle timeout).
+    Failed(ErrorType),
 }
 
 /// The request body as observed: shared between the request observer and the exchange.
@@ -83,7 +78,7 @@ pub struct Exchange {
     wall0: SystemTime,
     route: Route,
     head: RequestHead,
-    telemetry: Arc<Telemetry>,
+    observing: Arc<Observing>,
     limits: Limits,
     /// `--capture-content`: the byte cap of each content attribute.
     capture: Option<usize>,
@@ -113,23 +108,22 @@ impl std::fmt::Debug for Exchange {
 
 impl Exchange {
     /// Starts a call at `t0` = now (the request head has arrived).
-    pub fn start(telemetry: Arc<Telemetry>, route: Route, head: RequestHead) -> Exchange {
-        let id = telemetry.call_started();
-        let budget = telemetry.budget().clone();
+    pub fn start(observing: Arc<Observing>, route: Route, head: RequestHead) -> Exchange {
+        let id = observing.recorder.call_started();
         Exchange {
             id,
             t0: Instant::now(),
             wall0: SystemTime::now(),
             route,
             head,
-            limits: telemetry.limits(),
-            capture: telemetry.capture(),
-            telemetry,
+            limits: observing.limits,
+            capture: observing.capture,
             request: Arc::default(),
             status: None,
             stream: None,
             document: None,
-            charge: Charge::new(&budget),
+            charge: Charge::new(&observing.budget),
+            observing,
             skipped: None,
             parse_error: None,
             first_byte: None,
@@ -142,7 +136,7 @@ impl Exchange {
     /// `content_length`: the request's declared length, if any; the copy is sized for it
     /// once (no growth by doubling, whose reallocations would hold two copies at a time).
     pub fn request_observer(&self, content_length: Option<u64>) -> Box<dyn BodyObserver> {
-        let mut body = ChargedBuf::new(self.telemetry.budget());
+        let mut body = ChargedBuf::new(&self.observing.budget);
         let mut capture = lock(&self.request);
         let expected = content_length.and_then(|n| usize::try_from(n).ok());
         match expected.map(|n| body.reserve(n, self.limits.request_body)) {
@@ -174,9 +168,11 @@ impl Exchange {
         let max_event = self.limits.sse_line.max(self.route.dialect.max_event);
         let keep = self.keep(max_event);
         let framer = if sse {
-            Some(Framing::Sse(Framer::new(max_event).keep(keep)))
-        } else if self.route.framing == RouteFraming::JsonArray && (200..300).contains(&status) {
-            Some(Framing::JsonArray(Splitter::new(max_event).keep(keep)))
+            Some(StreamFraming::Sse(Framer::new(max_event).keep(keep)))
+        } else if self.route.framing == Framing::JsonArray && (200..300).contains(&status) {
+            Some(StreamFraming::JsonArray(
+                Splitter::new(max_event).keep(keep),
+            ))
         } else {
             None
         };
@@ -185,7 +181,7 @@ impl Exchange {
             (Some(encoding), Some(framer)) => {
                 let parser = (self.route.dialect.stream_parser)(self.route.operation, self.capture);
                 let cap = decoded_cap(encoding, self.limits);
-                match Stream::new(encoding, cap, framer, parser, self.telemetry.budget()) {
+                match Stream::new(encoding, cap, framer, parser, &self.observing.budget) {
                     Ok(stream) => self.stream = Some(stream),
                     Err(e) => self.parse_error = Some(e),
                 }
@@ -193,7 +189,7 @@ impl Exchange {
             (Some(encoding), None) => {
                 let document = Document {
                     elider: Elider::new(self.keep(self.limits.response_body)),
-                    buf: ChargedBuf::new(self.telemetry.budget()),
+                    buf: ChargedBuf::new(&self.observing.budget),
                     cap: self.limits.response_body,
                     full: None,
                 };
@@ -216,17 +212,17 @@ impl Exchange {
     /// One call on a WebSocket: the client's `response.create` message is its request, the
     /// socket's `101` its status, and the server's messages its events.
     pub fn start_ws(
-        telemetry: Arc<Telemetry>,
+        observing: Arc<Observing>,
         route: Route,
         head: RequestHead,
         request: &[u8],
     ) -> Exchange {
-        let mut exchange = Exchange::start(telemetry, route, head);
+        let mut exchange = Exchange::start(observing, route, head);
         exchange.status = Some(101);
         {
             let mut capture = lock(&exchange.request);
             capture.complete = true;
-            let mut body = ChargedBuf::new(exchange.telemetry.budget());
+            let mut body = ChargedBuf::new(&exchange.observing.budget);
             match body.extend(request, exchange.limits.request_body) {
                 Ok(()) => capture.body = Some(body),
                 Err(Full::Cap) => capture.too_large = true,
@@ -240,9 +236,9 @@ impl Exchange {
         match Stream::new(
             Encoding::Identity,
             decoded_cap(Encoding::Identity, exchange.limits),
-            Framing::Message,
+            StreamFraming::Message,
             parser,
-            &exchange.telemetry.budget().clone(),
+            &exchange.observing.budget.clone(),
         ) {
             Ok(stream) => exchange.stream = Some(stream),
             Err(e) => exchange.parse_error = Some(e),
@@ -278,11 +274,11 @@ impl Exchange {
 
     /// The upstream could not be reached or failed before a response head. A client that
     /// aborted its own request body caused the failure: that call is `cancelled`.
-    pub fn upstream_failed(mut self, error_type: &'static str) {
+    pub fn upstream_failed(mut self, error_type: ErrorType) {
         let end = if self.request_aborted() {
             End::ClientGone
         } else {
-            End::UpstreamFailed(error_type)
+            End::Failed(error_type)
         };
         self.finish(end);
     }
@@ -297,7 +293,7 @@ impl Exchange {
         self.skipped.get_or_insert(part);
         if let Some(pipeline) = self.stream.as_mut().and_then(|s| s.decoder.sink_mut()) {
             // Keep what the parser learned; let go of the partial event.
-            pipeline.framer = Framing::Message;
+            pipeline.framer = StreamFraming::Message;
         }
         if let Some(document) = self.document.as_mut().and_then(Decoder::sink_mut) {
             document.buf.clear();
@@ -394,7 +390,7 @@ impl Exchange {
             parse_error: self.parse_error,
             capture: self.capture,
         };
-        self.telemetry.call_finished(pending);
+        self.observing.recorder.call_finished(pending);
     }
 }
 
@@ -430,7 +426,7 @@ impl BodyObserver for RequestObserver {
     fn on_end(self: Box<Self>, end: BodyEnd) {
         let mut capture = lock(&self.capture);
         capture.complete = end == BodyEnd::Complete;
-        capture.aborted = end == BodyEnd::Error;
+        capture.aborted = matches!(end, BodyEnd::Failed(_));
     }
 }
 
@@ -444,9 +440,8 @@ impl BodyObserver for ResponseObserver {
     fn on_end(mut self: Box<Self>, end: BodyEnd) {
         let end = match end {
             BodyEnd::Complete => End::Complete,
-            BodyEnd::Error => End::UpstreamBroken,
+            BodyEnd::Failed(error) => End::Failed(error),
             BodyEnd::Dropped => End::ClientGone,
-            BodyEnd::IdleTimeout => End::UpstreamTimeout,
         };
         self.0.finish(end);
     }

@@ -8,13 +8,20 @@
 //! `cli` and `config` are the only readers of flags and environment.
 
 pub mod budget;
+pub mod ca;
+pub mod caller;
 pub mod cli;
 pub mod config;
 pub mod dialects;
 pub mod exchange;
+pub mod policy;
+pub mod pricing;
 pub mod proxy;
 pub mod report;
+pub mod summary;
 pub mod telemetry;
+pub mod vocab;
+pub mod wire;
 pub mod wrap;
 
 use std::{

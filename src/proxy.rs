@@ -4,20 +4,18 @@
 //! minting leaves, reaching upstream, wrapping bodies. It knows nothing about LLM APIs
 //! beyond asking `dialects::detect` whether a request is one.
 
-pub mod ca;
-pub mod decode;
 pub mod handler;
-pub mod policy;
 pub mod tap_body;
 pub mod upstream;
 pub mod websocket;
 
 use std::sync::Arc;
 
-use hudsucker::{Proxy, rustls::crypto::CryptoProvider};
+use hudsucker::Proxy;
+use rustls::crypto::CryptoProvider;
 use tokio::{net::TcpListener, sync::watch};
 
-use crate::{config::Config, telemetry::Telemetry};
+use crate::{config::Config, exchange::Observing, policy::DestinationPolicy, telemetry::Telemetry};
 
 /// Leaf certificates kept in memory (one per intercepted host name).
 const LEAF_CACHE: usize = 1024;
@@ -27,14 +25,14 @@ pub enum ProxyError {
     #[error("cannot set up the CA: {0}")]
     Ca(#[from] rcgen::Error),
     #[error("cannot set up upstream TLS: {0}")]
-    Tls(#[from] hudsucker::rustls::Error),
+    Tls(#[from] rustls::Error),
     #[error("proxy failed: {0}")]
     Proxy(#[from] hudsucker::Error),
 }
 
 /// The crypto provider every TLS config of llmtap uses.
 pub fn crypto() -> Arc<CryptoProvider> {
-    Arc::new(hudsucker::rustls::crypto::aws_lc_rs::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// Runs the proxy on `listener` (llmtap's own addresses: `own_addrs`, which clients may
@@ -49,19 +47,13 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), ProxyError> {
     let provider = crypto();
-    let authority = ca::LeafAuthority::new(&config.ca, provider.clone(), LEAF_CACHE)?;
-    let own_ca = config.ca.cert_der.as_ref();
-    let system: Vec<_> = config
-        .system_roots
-        .iter()
-        .filter(|der| der.as_ref() != own_ca)
-        .cloned()
-        .collect();
-    let tls = upstream::tls_config(provider, &system, &config.upstream_roots)?;
-    let policy = Arc::new(policy::DestinationPolicy::new(
+    let authority = crate::ca::LeafAuthority::new(&config.ca, provider.clone(), LEAF_CACHE)?;
+    let tls =
+        crate::config::tls_client_config(provider, &config.system_roots, &config.upstream_roots)?;
+    let policy = Arc::new(DestinationPolicy::new(
         config.allow_destinations.clone(),
         &own_addrs,
-        &policy::local_ips(),
+        &crate::policy::local_ips(),
     ));
     let resolve = Arc::new(config.resolve.clone());
     let connector = upstream::connector(
@@ -70,7 +62,15 @@ pub async fn serve(
         policy.clone(),
         config.timeouts.connect,
     );
-    let shared = handler::Shared::new(config, telemetry, connector.clone(), policy, resolve);
+    let observing = Observing::new(config, telemetry.budget().clone(), telemetry.clone());
+    let shared = handler::Shared::new(
+        config,
+        telemetry,
+        observing,
+        connector.clone(),
+        policy,
+        resolve,
+    );
     let tap = handler::Tap::new(Arc::new(shared));
     let proxy = Proxy::builder()
         .with_listener(listener)

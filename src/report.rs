@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::{
     dialects::Usage,
-    wrap::{Totals, plural},
+    summary::{Totals, plural},
 };
 
 #[derive(Deserialize)]

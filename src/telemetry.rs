@@ -11,7 +11,6 @@ pub mod export;
 pub mod logging;
 pub mod metrics;
 pub mod names;
-pub mod pricing;
 pub mod spans;
 
 use std::{
@@ -25,14 +24,14 @@ use std::{
 
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 
+use crate::pricing::PriceTable;
 use crate::{
-    config::{Capture, Config, Limits},
-    exchange::{CallRecord, Pending},
+    config::Config,
+    exchange::{CallRecord, Pending, Recorder},
 };
 use calls::CallWriter;
 use export::{ExportError, Health};
 use metrics::Metrics;
-use pricing::PriceTable;
 use spans::Spans;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +48,7 @@ pub enum TelemetryError {
 }
 
 /// Calls waiting for the worker before new ones are dropped (and counted).
-const QUEUE: usize = 16 * 1024;
+pub const QUEUE: usize = 16 * 1024;
 
 enum Msg {
     Call(Box<Pending>),
@@ -58,7 +57,6 @@ enum Msg {
 
 /// Shared by every exchange. Cheap, non-blocking entry points only.
 pub struct Telemetry {
-    limits: Limits,
     next_id: AtomicU64,
     in_flight: AtomicUsize,
     idle: Notify,
@@ -68,7 +66,6 @@ pub struct Telemetry {
     parse_warning: RateLimit,
     /// `None`: no OTLP endpoint configured, no exporter at all.
     pub spans: Option<Spans>,
-    capture: Capture,
     prices: PriceTable,
     budget: Arc<crate::budget::Budget>,
 }
@@ -88,7 +85,7 @@ impl Telemetry {
         config: &Config,
         calls: Box<dyn std::io::Write + Send>,
     ) -> Result<Arc<Telemetry>, TelemetryError> {
-        let (limits, format, capture) = (config.limits, config.calls, config.capture);
+        let (format, capture) = (config.calls, config.capture);
         let (tx, mut rx) = mpsc::channel(QUEUE);
         let metrics = Metrics::new(metrics::Caps::all(config.label_cap))?;
         let health = Health {
@@ -101,7 +98,6 @@ impl Telemetry {
             .map(|otlp| Spans::start(otlp, health, capture))
             .transpose()?;
         let telemetry = Arc::new(Telemetry {
-            limits,
             next_id: AtomicU64::new(1),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
@@ -109,7 +105,6 @@ impl Telemetry {
             records: broadcast::channel(1024).0,
             parse_warning: RateLimit::new(Duration::from_secs(10)),
             spans,
-            capture,
             prices: config.prices.clone(),
             budget: crate::budget::Budget::new(
                 config.observe_budget,
@@ -118,17 +113,19 @@ impl Telemetry {
             metrics,
         });
         let worker = Arc::downgrade(&telemetry);
+        // The file `config` opened (and so checked) at start: one more handle to it.
         let file = match &config.calls_file {
-            Some(path) => Some(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|source| TelemetryError::CallsFile {
-                        path: path.display().to_string(),
-                        source,
-                    })?,
-            ),
+            Some(calls) => {
+                Some(
+                    calls
+                        .file
+                        .try_clone()
+                        .map_err(|source| TelemetryError::CallsFile {
+                            path: calls.path.display().to_string(),
+                            source,
+                        })?,
+                )
+            }
             None => None,
         };
         let mut writer = CallWriter::new(format, calls, file);
@@ -165,34 +162,6 @@ impl Telemetry {
     /// The observation budget every call charges (`--observe-budget`).
     pub fn budget(&self) -> &Arc<crate::budget::Budget> {
         &self.budget
-    }
-
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
-    /// The content cap when content is captured: only when spans are exported, since spans
-    /// are the only place content may go.
-    pub fn capture(&self) -> Option<usize> {
-        (self.capture.enabled && self.spans.is_some()).then_some(self.capture.max_bytes)
-    }
-
-    /// A call started: returns its id.
-    pub fn call_started(&self) -> u64 {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        self.metrics.in_flight.inc();
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// A call finished. Never blocks: a full queue drops the record and counts it.
-    pub fn call_finished(&self, pending: Pending) {
-        if self.tx.try_send(Msg::Call(Box::new(pending))).is_err() {
-            self.metrics.records_dropped.inc();
-        }
-        self.metrics.in_flight.dec();
-        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.idle.notify_waiters();
-        }
     }
 
     pub fn in_flight(&self) -> usize {
@@ -274,6 +243,26 @@ impl Telemetry {
         }
         writer.write(&record);
         let _ = self.records.send(Arc::new(record));
+    }
+}
+
+impl Recorder for Telemetry {
+    /// Counts the call in flight and gives it the next id.
+    fn call_started(&self) -> u64 {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.metrics.in_flight.inc();
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Never blocks: a full queue drops the record and counts it.
+    fn call_finished(&self, pending: Pending) {
+        if self.tx.try_send(Msg::Call(Box::new(pending))).is_err() {
+            self.metrics.records_dropped.inc();
+        }
+        self.metrics.in_flight.dec();
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
     }
 }
 

@@ -16,7 +16,12 @@ use std::{
 use serde::Serialize;
 use tokio::process::Command;
 
-use crate::{cli::Exports, exchange::CallRecord};
+use crate::{
+    cli::Exports,
+    exchange::CallRecord,
+    summary::{Totals, line, plural},
+    vocab::Outcome,
+};
 
 /// Runs `cmd` with `exports` applied; forwards SIGTERM and SIGHUP to it (SIGINT from a
 /// terminal already reaches the whole foreground group, so it is not sent twice).
@@ -29,15 +34,18 @@ pub async fn run_child(cmd: &[String], exports: &Exports) -> std::io::Result<Exi
     for (name, value) in exports.vars() {
         command.env(name, value);
     }
+    // The handlers exist before the child does: a signal sent as soon as the child is up
+    // (a supervisor reacting to its first output) is forwarded, never the default action
+    // that would kill llmtap and orphan the child.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let mut child = command.spawn()?;
     let pid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .map(nix::unistd::Pid::from_raw);
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut int = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
             status = child.wait() => return status,
@@ -87,36 +95,6 @@ impl Collector {
 
     pub fn records(&self) -> Vec<Arc<CallRecord>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-/// Totals of a set of calls.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Totals {
-    pub calls: u64,
-    pub errors: u64,
-    pub input: u64,
-    pub output: u64,
-    pub cache_read: u64,
-    pub cache_write_5m: u64,
-    pub cache_write_1h: u64,
-    pub reasoning: u64,
-    /// USD of the calls that have a price.
-    pub cost_usd: f64,
-    /// Calls that used tokens but have no price.
-    pub unpriced: u64,
-    #[serde(serialize_with = "ms")]
-    pub ttft_p50: Option<Duration>,
-    #[serde(serialize_with = "ms")]
-    pub ttft_max: Option<Duration>,
-    /// Tool name → times called.
-    pub tools: BTreeMap<String, u64>,
-}
-
-fn ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3),
-        None => s.serialize_none(),
     }
 }
 
@@ -180,76 +158,7 @@ impl Summary {
     }
 }
 
-pub fn plural(n: u64, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
-}
-
-fn line(t: &Totals) -> String {
-    let mut s = format!(
-        "in {} (cache read {}, write 5m {}, 1h {}), out {} (reasoning {})",
-        t.input, t.cache_read, t.cache_write_5m, t.cache_write_1h, t.output, t.reasoning
-    );
-    s.push_str(&format!(", ${:.4}", t.cost_usd));
-    if t.unpriced > 0 {
-        s.push_str(&format!(" + {} unpriced", plural(t.unpriced, "call")));
-    }
-    if let (Some(p50), Some(max)) = (t.ttft_p50, t.ttft_max) {
-        s.push_str(&format!(
-            ", TTFT p50 {}ms max {}ms",
-            p50.as_millis(),
-            max.as_millis()
-        ));
-    }
-    if t.errors > 0 {
-        s.push_str(&format!(", {} failed", t.errors));
-    }
-    if !t.tools.is_empty() {
-        let tools: Vec<String> = t.tools.iter().map(|(k, v)| format!("{k}×{v}")).collect();
-        s.push_str(&format!(", tools {}", tools.join(" ")));
-    }
-    s
-}
-
 fn add(t: &mut Totals, r: &CallRecord) {
-    let ok = r.outcome == crate::exchange::Outcome::Ok;
+    let ok = r.outcome == Outcome::Ok;
     t.add(ok, &r.response.usage, r.cost_usd, &r.response.tools_called);
-}
-
-impl Totals {
-    /// Adds one call.
-    pub fn add(
-        &mut self,
-        ok: bool,
-        u: &crate::dialects::Usage,
-        cost: Option<f64>,
-        tools: &[String],
-    ) {
-        self.calls += 1;
-        if !ok {
-            self.errors += 1;
-        }
-        self.input += u.input.unwrap_or(0);
-        self.output += u.output.unwrap_or(0);
-        self.cache_read += u.cache_read.unwrap_or(0);
-        self.cache_write_5m += u.cache_write_5m.unwrap_or(0);
-        self.cache_write_1h += u.cache_write_1h.unwrap_or(0);
-        self.reasoning += u.reasoning.unwrap_or(0);
-        match cost {
-            Some(c) => self.cost_usd += c,
-            None if !u.is_empty() => self.unpriced += 1,
-            None => {}
-        }
-        for tool in tools {
-            *self.tools.entry(tool.clone()).or_default() += 1;
-        }
-    }
-
-    /// One line of totals, for `wrap`'s summary and `report`.
-    pub fn line(&self) -> String {
-        line(self)
-    }
 }

@@ -7,7 +7,7 @@
 mod support;
 
 use base64::Engine as _;
-use llmtap::exchange::Billing;
+use llmtap::caller::Billing;
 use support::{
     client::{self, collect},
     harness::{self, metric},

@@ -13,7 +13,7 @@ use hudsucker::tokio_tungstenite::{
     client_async,
     tungstenite::{Message, client::IntoClientRequest as _, http::HeaderValue},
 };
-use llmtap::exchange::Outcome;
+use llmtap::vocab::Outcome;
 use serde_json::Value;
 use support::{
     client::{self, collect},
@@ -571,7 +571,14 @@ async fn a_websocket_call_whose_upstream_goes_silent_ends_upstream_timeout_and_t
     let started = std::time::Instant::now();
     let record = tap.next_record().await;
     assert_eq!(
-        (record.outcome, record.error_type.as_deref()),
+        (
+            record.outcome,
+            record
+                .error_type
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref()
+        ),
         (Outcome::UpstreamError, Some("upstream_timeout"))
     );
     assert!(started.elapsed() < Duration::from_secs(5));

@@ -16,7 +16,7 @@ use std::{
 use bytes::Bytes;
 use http_body_util::Full;
 use hudsucker::hyper::Request;
-use llmtap::exchange::Outcome;
+use llmtap::vocab::Outcome;
 use support::{
     client::{self, collect},
     harness::{self, metric},
@@ -482,7 +482,14 @@ async fn an_upstream_that_never_answers_gets_504_and_one_upstream_timeout_record
         .unwrap()
         .unwrap();
     assert_eq!(
-        (record.outcome, record.error_type.as_deref()),
+        (
+            record.outcome,
+            record
+                .error_type
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref()
+        ),
         (Outcome::UpstreamError, Some("upstream_timeout"))
     );
     assert!(
@@ -511,7 +518,14 @@ async fn an_upstream_that_never_finishes_tls_hits_the_connect_timeout() {
     assert_eq!(res.status, 504);
     assert!(started.elapsed() < Duration::from_secs(5));
     let record = tap.next_record().await;
-    assert_eq!(record.error_type.as_deref(), Some("upstream_timeout"));
+    assert_eq!(
+        record
+            .error_type
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("upstream_timeout")
+    );
 }
 
 #[tokio::test]
@@ -538,7 +552,14 @@ async fn a_stream_that_goes_silent_is_cut_and_recorded_upstream_timeout() {
     assert!(started.elapsed() < Duration::from_secs(5));
     let record = tap.next_record().await;
     assert_eq!(
-        (record.outcome, record.error_type.as_deref()),
+        (
+            record.outcome,
+            record
+                .error_type
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref()
+        ),
         (Outcome::UpstreamError, Some("upstream_timeout"))
     );
     upstream.release();
@@ -561,7 +582,14 @@ async fn untrusted_upstream_certificates_are_upstream_tls() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (record.outcome, record.error_type.as_deref()),
+        (
+            record.outcome,
+            record
+                .error_type
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref()
+        ),
         (Outcome::UpstreamError, Some("upstream_tls"))
     );
     running.shutdown().await;
@@ -585,7 +613,14 @@ async fn a_client_aborting_its_request_body_is_cancelled_not_an_upstream_failure
     drop(tls);
     let record = tap.next_record().await;
     assert_eq!(
-        (record.outcome, record.error_type.as_deref()),
+        (
+            record.outcome,
+            record
+                .error_type
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref()
+        ),
         (Outcome::Cancelled, Some("cancelled"))
     );
 }

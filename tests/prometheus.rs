@@ -221,7 +221,7 @@ async fn a_real_prometheus_sees_what_llmtap_recorded() {
     };
     let subscription: f64 = records
         .iter()
-        .filter(|r| r.billing == llmtap::exchange::Billing::Subscription)
+        .filter(|r| r.billing == llmtap::caller::Billing::Subscription)
         .filter_map(|r| r.cost_usd)
         .sum();
     assert!((billed("subscription") - subscription).abs() < 1e-9 && subscription > 0.0);

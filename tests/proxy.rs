@@ -1,13 +1,13 @@
 //! End to end, in-process: llmtap on 127.0.0.1:0 in front of the fake Anthropic upstream
 //! (real TLS both sides, `--upstream-ca` + `--resolve`), driven by a client that CONNECTs
-//! like an agent. Checks the invariants of DESIGN §2 on real sockets.
+//! like an agent. Checks the invariants of ARCHITECTURE.md on real sockets.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use std::time::Duration;
 
-use llmtap::exchange::Outcome;
+use llmtap::vocab::Outcome;
 use support::{
     client::{self, collect},
     harness::{self, metric},
@@ -221,7 +221,11 @@ async fn upstream_reset_and_error_statuses_get_their_outcomes() {
         let record = tap.next_record().await;
         assert_eq!(record.outcome, outcome, "{headers:?}: {record:?}");
         assert_eq!(
-            record.error_type.as_deref(),
+            record
+                .error_type
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
             Some(error_type),
             "{headers:?}"
         );
@@ -257,7 +261,14 @@ async fn unreachable_upstream_gets_502_and_one_record() {
     assert_eq!(res.status, 502);
     let record = tap.next_record().await;
     assert_eq!(
-        (record.outcome, record.error_type.as_deref()),
+        (
+            record.outcome,
+            record
+                .error_type
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref()
+        ),
         (Outcome::UpstreamError, Some("upstream_connect"))
     );
 }

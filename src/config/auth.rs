@@ -8,10 +8,8 @@
 
 use std::{collections::HashMap, path::Path};
 
-use base64::Engine as _;
-
 use super::ConfigError;
-use crate::exchange::Attribution;
+use crate::caller::{Attribution, basic_credentials};
 
 #[derive(Clone)]
 struct Entry {
@@ -110,18 +108,9 @@ impl AuthFile {
     /// token to identify the authentication scheme"), so `basic` and `BASIC` are `Basic`;
     /// any run of spaces or tabs may separate it from the credentials.
     pub fn admit(&self, proxy_authorization: Option<&str>) -> Option<Attribution> {
-        let value = proxy_authorization?.trim();
-        let (scheme, encoded) = value.split_once([' ', '\t'])?;
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return None;
-        }
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim_start_matches([' ', '\t']))
-            .ok()?;
-        let text = std::str::from_utf8(&decoded).ok()?;
-        let (name, secret) = text.split_once(':')?;
-        let entry = self.entries.get(name)?;
-        aws_lc_rs::constant_time::verify_slices_are_equal(&sha256(secret.as_bytes()), &entry.hash)
+        let (name, secret) = basic_credentials(proxy_authorization?)?;
+        let entry = self.entries.get(&name)?;
+        aws_lc_rs::constant_time::verify_slices_are_equal(&sha256(secret?.as_bytes()), &entry.hash)
             .ok()
             .map(|()| entry.attribution.clone())
     }
@@ -129,6 +118,8 @@ impl AuthFile {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+
     use super::*;
 
     const FILE: &str = "# clients\n\nagent-a:sha256:2e628df8dc20afee7b08e9538d45d457870dd7c1952964f4e7d0ed07ba4ef3ad team=team-a user=alice\n";

@@ -5,10 +5,13 @@
 //! Errors name the variable (or `--otlp-endpoint`). Header values are secrets: they are
 //! held in [`Secret`] and never printed.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
-use super::{ConfigError, percent_decode};
+use rustls::pki_types::CertificateDer;
+
+use super::ConfigError;
 use crate::cli::OtelEnv;
+use crate::wire::percent_decode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -33,8 +36,12 @@ pub struct OtlpConfig {
     pub endpoint: String,
     pub headers: Vec<(String, Secret)>,
     pub timeout: Duration,
-    /// Extra root (PEM) for an `https://` collector.
-    pub certificate: Option<PathBuf>,
+    /// Extra roots for an `https://` collector (`OTEL_EXPORTER_OTLP_CERTIFICATE`, read and
+    /// parsed when the configuration is).
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    /// The platform's roots, read once by [`Config::from_args`](super::Config::from_args)
+    /// for every TLS client llmtap has.
+    pub system_roots: Vec<CertificateDer<'static>>,
     pub service_name: String,
     /// `OTEL_RESOURCE_ATTRIBUTES` pairs, `service.name` excluded.
     pub resource: Vec<(String, String)>,
@@ -120,14 +127,10 @@ pub fn from_env(flag: Option<&str>, env: &OtelEnv) -> Result<Option<OtlpConfig>,
         .otel_exporter_otlp_traces_certificate
         .clone()
         .or_else(|| env.otel_exporter_otlp_certificate.clone());
-    if let Some(path) = &certificate
-        && let Err(e) = std::fs::metadata(path)
-    {
-        return Err(ConfigError::new(
-            "OTEL_EXPORTER_OTLP_CERTIFICATE",
-            format!("cannot read {}: {e}", path.display()),
-        ));
-    }
+    let extra_roots = match &certificate {
+        Some(path) => super::read_roots("OTEL_EXPORTER_OTLP_CERTIFICATE", path)?,
+        None => Vec::new(),
+    };
     let mut resource = match nonempty(&env.otel_resource_attributes) {
         Some(attrs) => parse_pairs("OTEL_RESOURCE_ATTRIBUTES", attrs)?
             .into_iter()
@@ -152,7 +155,8 @@ pub fn from_env(flag: Option<&str>, env: &OtelEnv) -> Result<Option<OtlpConfig>,
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect(),
         timeout,
-        certificate,
+        extra_roots,
+        system_roots: Vec::new(),
         service_name,
         resource,
     }))

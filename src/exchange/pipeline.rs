@@ -12,7 +12,7 @@ use crate::{
         json_array::Splitter,
         sse::{DEFAULT_KEEP, Event, Framer},
     },
-    proxy::decode::{Decoder, Encoding, Sink},
+    exchange::decode::{Decoder, Encoding, Sink},
 };
 
 /// The streamed-response pipeline: decode → frame → parse, on copies of the data. The
@@ -24,7 +24,7 @@ pub(super) struct Stream {
 
 /// Frame → parse: the decoder's sink.
 pub(super) struct Pipeline {
-    pub(super) framer: Framing,
+    pub(super) framer: StreamFraming,
     pub(super) parser: Box<dyn StreamParser>,
     /// A content delta was parsed since the last look.
     pub(super) saw_delta: bool,
@@ -124,7 +124,7 @@ impl Stream {
     pub(super) fn new(
         encoding: Encoding,
         cap: usize,
-        framer: Framing,
+        framer: StreamFraming,
         parser: Box<dyn StreamParser>,
         budget: &Arc<crate::budget::Budget>,
     ) -> Result<Stream, ParseError> {
@@ -147,41 +147,41 @@ impl Stream {
 }
 
 /// How a streamed body is cut into events.
-pub(super) enum Framing {
+pub(super) enum StreamFraming {
     Sse(Framer),
     JsonArray(Splitter),
     /// Each push is one whole event: a WebSocket message, its long strings already cut by
     /// the socket's decoder ([`MessageObserver::text_keep`]).
     ///
-    /// [`MessageObserver::text_keep`]: crate::proxy::websocket::MessageObserver::text_keep
+    /// [`MessageObserver::text_keep`]: crate::exchange::MessageObserver::text_keep
     Message,
 }
 
-impl Framing {
+impl StreamFraming {
     /// Bytes the framer holds for its partial event.
     pub(super) fn held(&self) -> usize {
         match self {
-            Framing::Sse(framer) => framer.held(),
-            Framing::JsonArray(splitter) => splitter.held(),
-            Framing::Message => 0,
+            StreamFraming::Sse(framer) => framer.held(),
+            StreamFraming::JsonArray(splitter) => splitter.held(),
+            StreamFraming::Message => 0,
         }
     }
 
     /// Events skipped because they were over the cap even with long strings cut.
     pub(super) fn skipped(&self) -> u64 {
         match self {
-            Framing::Sse(framer) => framer.skipped(),
-            Framing::JsonArray(splitter) => splitter.skipped(),
-            Framing::Message => 0,
+            StreamFraming::Sse(framer) => framer.skipped(),
+            StreamFraming::JsonArray(splitter) => splitter.skipped(),
+            StreamFraming::Message => 0,
         }
     }
 
     /// The last event was skipped.
     pub(super) fn last_skipped(&self) -> bool {
         match self {
-            Framing::Sse(framer) => framer.last_skipped(),
-            Framing::JsonArray(splitter) => splitter.last_skipped(),
-            Framing::Message => false,
+            StreamFraming::Sse(framer) => framer.last_skipped(),
+            StreamFraming::JsonArray(splitter) => splitter.last_skipped(),
+            StreamFraming::Message => false,
         }
     }
 
@@ -191,14 +191,14 @@ impl Framing {
         on_event: &mut dyn FnMut(Event<'_>) -> Result<(), ParseError>,
     ) -> Result<(), ParseError> {
         match self {
-            Framing::Sse(framer) => framer.push(bytes, on_event),
-            Framing::JsonArray(splitter) => splitter.push(bytes, &mut |element| {
+            StreamFraming::Sse(framer) => framer.push(bytes, on_event),
+            StreamFraming::JsonArray(splitter) => splitter.push(bytes, &mut |element| {
                 on_event(Event {
                     name: b"",
                     data: element,
                 })
             }),
-            Framing::Message => on_event(Event {
+            StreamFraming::Message => on_event(Event {
                 name: b"",
                 data: bytes,
             }),
@@ -241,7 +241,7 @@ mod tests {
         })
         .expect("chat");
         let mut p = Pipeline {
-            framer: Framing::Sse(Framer::new(64)),
+            framer: StreamFraming::Sse(Framer::new(64)),
             parser: (route.dialect.stream_parser)(route.operation, None),
             saw_delta: false,
             error: None,

@@ -10,12 +10,14 @@ use serde::Serialize;
 
 use super::{
     End, RequestCapture,
-    head::{Billing, Client, Outcome, RequestHead, TraceParent},
+    head::{RequestHead, TraceParent},
     pipeline::TREE_PER_BYTE,
 };
 use crate::{
     budget::{Charge, ChargedBuf, Skipped},
+    caller::{Billing, Client},
     dialects::{ParseError, RequestFacts, ResponseFacts, Route},
+    vocab::{ErrorType, Outcome},
 };
 
 /// Everything known about a finished call. Built once; the call line, metrics (and later
@@ -51,13 +53,13 @@ pub struct CallRecord {
     pub user: Option<String>,
     pub billing: Billing,
     /// USD at the price table's rates; `None` when the model has no price or the call no
-    /// usage. Set once, by `telemetry::pricing`, before the call reaches any output.
+    /// usage. Set once, by `pricing`, before the call reaches any output.
     pub cost_usd: Option<f64>,
     /// `None` when the request body could not be read or parsed.
     pub request: Option<RequestFacts>,
     pub response: ResponseFacts,
     pub outcome: Outcome,
-    pub error_type: Option<String>,
+    pub error_type: Option<ErrorType>,
     pub parse_error: Option<ParseError>,
     /// The response carried no usage (never recorded as zero).
     pub usage_missing: bool,
@@ -66,6 +68,15 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
+    /// The call cost something llmtap cannot price ([`crate::vocab::cost_unknown`]).
+    pub fn cost_unknown(&self) -> bool {
+        crate::vocab::cost_unknown(
+            self.cost_usd,
+            self.outcome == Outcome::Ok,
+            &self.response.usage,
+        )
+    }
+
     /// Response model, else request model.
     pub fn model(&self) -> Option<&str> {
         self.response
@@ -187,7 +198,7 @@ impl Pending {
         crate::dialects::settle(request.as_ref(), &mut response);
         let (outcome, error_type) = outcome(
             self.status,
-            self.end,
+            &self.end,
             self.terminal,
             self.judged && self.skipped.is_none(),
             &response,
@@ -208,15 +219,16 @@ impl Pending {
             path: self.head.path,
             status: self.status,
             stream: self.sse,
-            client: self.head.client,
+            client: self.head.caller.client,
             conversation_id: self
                 .head
+                .caller
                 .conversation_id
                 .or_else(|| request.as_ref().and_then(|r| r.conversation_id.clone())),
             traceparent: self.head.traceparent,
-            team: self.head.attribution.team,
-            user: self.head.attribution.user,
-            billing: self.head.billing,
+            team: self.head.caller.attribution.team,
+            user: self.head.caller.attribution.user,
+            billing: self.head.caller.billing,
             cost_usd: None,
             request,
             response,
@@ -251,22 +263,26 @@ pub(super) fn is_rate_limit(error_type: &str) -> bool {
 /// terminal event means it was cut short.
 pub(super) fn outcome(
     status: Option<u16>,
-    end: End,
+    end: &End,
     terminal: bool,
     stream_checked: bool,
     facts: &ResponseFacts,
-) -> (Outcome, Option<String>) {
-    let api_error = facts.error_type.clone();
-    let with = |outcome, fallback: String| (outcome, Some(api_error.clone().unwrap_or(fallback)));
+) -> (Outcome, Option<ErrorType>) {
+    let api_error = facts.error_type.as_deref().map(ErrorType::api);
+    let with = |outcome, status: u16| {
+        (
+            outcome,
+            Some(api_error.clone().unwrap_or(ErrorType::Status(status))),
+        )
+    };
     let Some(status) = status else {
         return match end {
             // Refused by llmtap's own destination policy, not by the upstream.
-            End::UpstreamFailed(kind @ "destination_refused") => {
-                (Outcome::ProxyError, Some(kind.to_owned()))
+            End::Failed(ErrorType::DestinationRefused) => {
+                (Outcome::ProxyError, Some(ErrorType::DestinationRefused))
             }
-            End::UpstreamFailed(kind) => (Outcome::UpstreamError, Some(kind.to_owned())),
-            End::UpstreamTimeout => (Outcome::UpstreamError, Some("upstream_timeout".to_owned())),
-            _ => (Outcome::Cancelled, Some("cancelled".to_owned())),
+            End::Failed(kind) => (Outcome::UpstreamError, Some(kind.clone())),
+            End::Complete | End::ClientGone => (Outcome::Cancelled, Some(ErrorType::Cancelled)),
         };
     };
     // An error inside a successful response (an SSE error event, a socket's error frame)
@@ -275,20 +291,19 @@ pub(super) fn outcome(
         Some(inband) if api_error.is_some() && !(400..600).contains(&status) => inband,
         _ => status,
     };
+    let rate_limit = facts.error_type.as_deref().is_some_and(is_rate_limit);
     match status {
-        429 => with(Outcome::RateLimited, status.to_string()),
-        400..=499 => with(Outcome::ClientError, status.to_string()),
-        500..=599 => with(Outcome::UpstreamError, status.to_string()),
-        _ if api_error.as_deref().is_some_and(is_rate_limit) => (Outcome::RateLimited, api_error),
+        429 => with(Outcome::RateLimited, status),
+        400..=499 => with(Outcome::ClientError, status),
+        500..=599 => with(Outcome::UpstreamError, status),
+        _ if rate_limit => (Outcome::RateLimited, api_error),
         _ if api_error.is_some() => (Outcome::UpstreamError, api_error),
         _ => match end {
             End::ClientGone if terminal => (Outcome::Ok, None),
-            End::ClientGone => (Outcome::Cancelled, Some("cancelled".to_owned())),
-            End::UpstreamBroken => (Outcome::UpstreamError, Some("upstream_reset".to_owned())),
-            End::UpstreamTimeout => (Outcome::UpstreamError, Some("upstream_timeout".to_owned())),
-            End::UpstreamFailed(kind) => (Outcome::UpstreamError, Some(kind.to_owned())),
+            End::ClientGone => (Outcome::Cancelled, Some(ErrorType::Cancelled)),
+            End::Failed(kind) => (Outcome::UpstreamError, Some(kind.clone())),
             End::Complete if stream_checked && !terminal => {
-                (Outcome::UpstreamError, Some("stream_truncated".to_owned()))
+                (Outcome::UpstreamError, Some(ErrorType::StreamTruncated))
             }
             End::Complete => (Outcome::Ok, None),
         },
@@ -306,8 +321,10 @@ mod tests {
             error_type: Some("overloaded_error".into()),
             ..Default::default()
         };
+        // Error types compared as they are spelled in every output.
         let o = |status, end, terminal, facts: &ResponseFacts| {
-            outcome(status, end, terminal, true, facts)
+            let (outcome, error) = outcome(status, &end, terminal, true, facts);
+            (outcome, error.map(|e| e.to_string()))
         };
         assert_eq!(o(Some(200), End::Complete, true, &ok), (Outcome::Ok, None));
         for limited in [
@@ -347,7 +364,7 @@ mod tests {
         );
         assert_eq!(o(Some(200), End::ClientGone, true, &ok).0, Outcome::Ok);
         assert_eq!(
-            o(Some(200), End::UpstreamBroken, false, &ok).0,
+            o(Some(200), End::Failed(ErrorType::UpstreamReset), false, &ok).0,
             Outcome::UpstreamError
         );
         assert_eq!(
@@ -355,7 +372,7 @@ mod tests {
             Some("stream_truncated")
         );
         assert_eq!(
-            o(None, End::UpstreamFailed("upstream_connect"), false, &ok).0,
+            o(None, End::Failed(ErrorType::UpstreamConnect), false, &ok).0,
             Outcome::UpstreamError
         );
         assert_eq!(o(None, End::ClientGone, false, &ok).0, Outcome::Cancelled);

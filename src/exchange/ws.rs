@@ -2,14 +2,18 @@
 
 use std::{sync::Arc, time::Instant};
 
-use super::{End, Exchange, RequestHead, pipeline::keep_for};
-use crate::{budget::Skipped, dialects::Route, telemetry::Telemetry};
+use super::{
+    End, Exchange, RequestHead,
+    observe::{MessageObserver, Observing, Side},
+    pipeline::keep_for,
+};
+use crate::{budget::Skipped, dialects::Route, vocab::ErrorType};
 
 /// The calls on one intercepted WebSocket (Codex's Responses socket): each client
 /// `response.create` starts a call, the server's events until the terminal one are its
 /// response; several calls per socket, one after another.
 pub struct WsSession {
-    telemetry: Arc<Telemetry>,
+    observing: Arc<Observing>,
     /// `None` for a socket to an intercepted host that no dialect understands: relayed,
     /// not recorded.
     route: Option<Route>,
@@ -24,9 +28,9 @@ pub struct WsSession {
 }
 
 impl WsSession {
-    pub fn new(telemetry: Arc<Telemetry>, route: Option<Route>, head: RequestHead) -> WsSession {
+    pub fn new(observing: Arc<Observing>, route: Option<Route>, head: RequestHead) -> WsSession {
         WsSession {
-            telemetry,
+            observing,
             route,
             head,
             current: None,
@@ -58,21 +62,16 @@ struct Kind<'a> {
     kind: std::borrow::Cow<'a, str>,
 }
 
-impl crate::proxy::websocket::MessageObserver for WsSession {
+impl MessageObserver for WsSession {
     /// Every message of an understood socket is JSON: long strings are cut as the frames
     /// are reassembled, as an HTTP stream's events are (see [`Exchange::keep`]).
     fn text_keep(&self) -> Option<usize> {
         let route = self.route?;
-        let max_event = self
-            .telemetry
-            .limits()
-            .sse_line
-            .max(route.dialect.max_event);
-        Some(keep_for(self.telemetry.capture(), max_event))
+        let max_event = self.observing.limits.sse_line.max(route.dialect.max_event);
+        Some(keep_for(self.observing.capture, max_event))
     }
 
-    fn on_message(&mut self, side: crate::proxy::websocket::Side, text: bool, payload: &[u8]) {
-        use crate::proxy::websocket::Side;
+    fn on_message(&mut self, side: Side, text: bool, payload: &[u8]) {
         let Some(route) = self.route else { return };
         match side {
             Side::Client => {
@@ -84,7 +83,7 @@ impl crate::proxy::websocket::MessageObserver for WsSession {
                     self.end_current(End::ClientGone);
                     self.opened = Some(Instant::now());
                     self.current = Some(Exchange::start_ws(
-                        self.telemetry.clone(),
+                        self.observing.clone(),
                         route,
                         self.head.clone(),
                         payload,
@@ -105,20 +104,20 @@ impl crate::proxy::websocket::MessageObserver for WsSession {
     /// A client message over the cap is ignored: had it been a `response.create`, that
     /// call goes unrecorded (its type cannot be known without reading it). A server one
     /// flags the open call; its later events, terminal one included, are still parsed.
-    fn on_skipped(&mut self, side: crate::proxy::websocket::Side) {
-        if side == crate::proxy::websocket::Side::Server && self.current.is_some() {
+    fn on_skipped(&mut self, side: Side) {
+        if side == Side::Server && self.current.is_some() {
             self.skipped = true;
         }
     }
 
-    fn on_over_budget(&mut self, side: crate::proxy::websocket::Side) {
-        if side == crate::proxy::websocket::Side::Server && self.current.is_some() {
+    fn on_over_budget(&mut self, side: Side) {
+        if side == Side::Server && self.current.is_some() {
             self.over_budget = true;
         }
     }
 
     fn budget(&self) -> Option<Arc<crate::budget::Budget>> {
-        Some(self.telemetry.budget().clone())
+        Some(self.observing.budget.clone())
     }
 
     fn waiting_since(&self) -> Option<Instant> {
@@ -127,19 +126,19 @@ impl crate::proxy::websocket::MessageObserver for WsSession {
 
     /// The upstream went silent mid-call: the call ends `upstream_timeout`, the socket closes.
     fn on_stream_timeout(&mut self) {
-        self.end_current(End::UpstreamTimeout);
+        self.end_current(End::Failed(ErrorType::UpstreamTimeout));
     }
 
-    fn on_decode_error(&mut self, _side: crate::proxy::websocket::Side) {
+    fn on_decode_error(&mut self, _side: Side) {
         if let Some(call) = &mut self.current {
             call.ws_undecodable();
         }
     }
 
-    fn on_close(&mut self, closed: crate::proxy::websocket::Closed) {
-        self.end_current(match closed {
-            crate::proxy::websocket::Closed::ByClient => End::ClientGone,
-            crate::proxy::websocket::Closed::ByServer => End::UpstreamBroken,
+    fn on_close(&mut self, first: Side) {
+        self.end_current(match first {
+            Side::Client => End::ClientGone,
+            Side::Server => End::Failed(ErrorType::UpstreamReset),
         });
     }
 }

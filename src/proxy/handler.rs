@@ -8,26 +8,31 @@
 use std::sync::Arc;
 
 use super::{
-    policy::{DestinationPolicy, Refusal},
     tap_body::{idle_limit, tap},
     upstream::{self, ConnectTimeout, DestinationRefused, ResolveMap, Upstream},
     websocket,
 };
 use crate::{
+    caller::{self, Attribution, Caller, header_str},
     config::Config,
     dialects::{self, Target},
-    exchange::{Attribution, Billing, Client, Exchange, RequestHead, TraceParent, WsSession},
+    exchange::{Exchange, Observing, RequestHead, TraceParent, WsSession},
+    policy::{DestinationPolicy, Refusal},
     telemetry::{RateLimit, Telemetry},
+    vocab::ErrorType,
+    wire::normalize_host,
 };
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use hudsucker::{
     Body, HttpContext, HttpHandler, RequestOrResponse,
-    hyper::{HeaderMap, Method, Request, Response, StatusCode, header},
     hyper_util::client::legacy::Error as ClientError,
 };
 
 /// What every clone shares.
 pub struct Shared {
     pub telemetry: Arc<Telemetry>,
+    /// What every call's exchange shares (limits, capture, budget, where calls go).
+    observing: Arc<Observing>,
     pub intercept: std::collections::BTreeSet<String>,
     pub attribution: Attribution,
     /// `--auth-file`: who may use the proxy.
@@ -54,12 +59,14 @@ impl Shared {
     pub fn new(
         config: &Config,
         telemetry: Arc<Telemetry>,
+        observing: Arc<Observing>,
         connector: Upstream,
         policy: Arc<DestinationPolicy>,
         resolve: Arc<ResolveMap>,
     ) -> Shared {
         Shared {
             telemetry,
+            observing,
             intercept: config.intercept.clone(),
             attribution: config.attribution.clone(),
             auth: config.auth.clone(),
@@ -72,8 +79,7 @@ impl Shared {
     }
 
     fn intercepts(&self, host: &str) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        self.intercept.contains(&host.to_ascii_lowercase())
+        self.intercept.contains(&normalize_host(host))
     }
 
     /// The destination policy for a CONNECT or absolute-form target; `--resolve` targets
@@ -112,31 +118,12 @@ impl Tap {
     fn head(&self, req: &Request<Body>, host: String, port: u16) -> RequestHead {
         let headers = req.headers();
         RequestHead {
-            billing: billing(&host, headers),
+            caller: Caller::identify(&host, headers, &self.identity, &self.shared.attribution),
             host,
             port,
             method: req.method().as_str().to_owned(),
             path: req.uri().path().to_owned(),
-            client: Client::from_user_agent(header_str(headers, "user-agent").unwrap_or_default()),
-            conversation_id: session_id(headers),
-            attribution: self.attribution(headers),
             traceparent: header_str(headers, "traceparent").and_then(TraceParent::parse),
-        }
-    }
-
-    /// Most specific wins, field by field: the tunnel's proxy credentials, then the
-    /// `x-llmtap-team` / `x-llmtap-user` headers (observed, not removed), then the flags.
-    fn attribution(&self, headers: &HeaderMap) -> Attribution {
-        let pick = |tunnel: &Option<String>, header: &str, flag: &Option<String>| {
-            tunnel
-                .clone()
-                .or_else(|| header_str(headers, header).and_then(label_value))
-                .or_else(|| flag.clone())
-        };
-        let flags = &self.shared.attribution;
-        Attribution {
-            team: pick(&self.identity.team, "x-llmtap-team", &flags.team),
-            user: pick(&self.identity.user, "x-llmtap-user", &flags.user),
         }
     }
 
@@ -146,9 +133,9 @@ impl Tap {
         route: Option<dialects::Route>,
         head: RequestHead,
     ) -> RequestOrResponse {
-        let telemetry = self.shared.telemetry.clone();
+        let observing = self.shared.observing.clone();
         let on_open = move |_extensions: Option<&str>| -> Box<dyn websocket::MessageObserver> {
-            Box::new(WsSession::new(telemetry, route, head))
+            Box::new(WsSession::new(observing, route, head))
         };
         let timeouts = websocket::WsTimeouts {
             response: self.shared.timeouts.response,
@@ -202,12 +189,7 @@ fn target(req: &Request<Body>) -> Option<(String, u16)> {
         } else {
             443
         });
-    Some((
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase(),
-        port,
-    ))
+    Some((normalize_host(&host), port))
 }
 
 /// `Connection: upgrade` + `Upgrade: websocket` (RFC 6455 §4.1), case-insensitively.
@@ -249,97 +231,8 @@ fn proxy_auth_required() -> Response<Body> {
     res
 }
 
-/// A team or user name fit to be a label: trimmed, at most 64 characters of
-/// `[A-Za-z0-9._@+-]`; anything else is refused rather than mangled.
-fn label_value(value: &str) -> Option<String> {
-    let value = value.trim();
-    let ok = !value.is_empty()
-        && value.len() <= 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b));
-    ok.then(|| value.to_owned())
-}
-
-/// `Proxy-Authorization: Basic base64(TEAM:USER)` (from `HTTPS_PROXY=http://TEAM:USER@…`):
-/// the tunnel's team and user. The header itself is never stored or logged.
-fn proxy_identity(headers: &HeaderMap) -> Attribution {
-    use base64::Engine as _;
-    let Some(value) = header_str(headers, "proxy-authorization") else {
-        return Attribution::default();
-    };
-    // The scheme is case-insensitive (RFC 9110 §11.1).
-    let Some((scheme, encoded)) = value.trim().split_once(char::is_whitespace) else {
-        return Attribution::default();
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Attribution::default();
-    }
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-        return Attribution::default();
-    };
-    let text = String::from_utf8_lossy(&decoded);
-    let (team, user) = text.split_once(':').unwrap_or((&text, ""));
-    // URL userinfo is percent-encoded by clients that build the header from `HTTPS_PROXY`.
-    let decode = |s: &str| crate::config::percent_decode(s).and_then(|s| label_value(&s));
-    Attribution {
-        team: decode(team),
-        user: decode(user),
-    }
-}
-
-/// How the call is paid for, from the kind of credential only: Claude OAuth tokens
-/// (`sk-ant-oat…`), ChatGPT sign-in (chatgpt.com, or a JWT bearer to OpenAI), Google
-/// sign-in (Code Assist, or an OAuth `ya29.` bearer) are subscriptions; keys are API billing.
-fn billing(host: &str, headers: &HeaderMap) -> Billing {
-    let bearer = header_str(headers, "authorization")
-        .and_then(|v| {
-            v.trim()
-                .strip_prefix("Bearer ")
-                .or_else(|| v.trim().strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .unwrap_or_default();
-    let host = host.to_ascii_lowercase();
-    let subscription = bearer.starts_with("sk-ant-oat")
-        || host == "chatgpt.com"
-        || host == "cloudcode-pa.googleapis.com"
-        || (host == "api.openai.com" && bearer.starts_with("eyJ"))
-        || bearer.starts_with("ya29.");
-    if subscription {
-        Billing::Subscription
-    } else {
-        Billing::Api
-    }
-}
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name)?.to_str().ok()
-}
-
-/// Headers in which agents name their session: Claude Code's `X-Claude-Code-Session-Id`, the
-/// Codex CLI's `session-id` (before May 2026 `session_id`, before Jan 2026 also
-/// `conversation_id`), sent with every Responses call and WebSocket upgrade.
-const SESSION_HEADERS: &[&str] = &[
-    "x-claude-code-session-id",
-    "session-id",
-    "session_id",
-    "conversation_id",
-];
-
-/// A client-sent session id, if it looks like one (bounded, printable, no spaces).
-fn session_id(headers: &HeaderMap) -> Option<String> {
-    SESSION_HEADERS
-        .iter()
-        .filter_map(|name| header_str(headers, name))
-        .find_map(|id| {
-            (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
-                .then(|| id.to_owned())
-        })
-}
-
 /// The `error_type` of a failed upstream request, from its cause chain.
-fn classify(err: &ClientError) -> &'static str {
+fn classify(err: &ClientError) -> ErrorType {
     // io::Error hides its payload from `source()` (it reports the payload's source), and
     // connectors nest them: step into each io::Error's payload instead.
     let causes = std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |e| {
@@ -351,20 +244,20 @@ fn classify(err: &ClientError) -> &'static str {
         }
     });
     for e in causes {
-        if e.downcast_ref::<hudsucker::rustls::Error>().is_some() {
-            return "upstream_tls";
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return ErrorType::UpstreamTls;
         }
         if e.downcast_ref::<ConnectTimeout>().is_some() {
-            return "upstream_timeout";
+            return ErrorType::UpstreamTimeout;
         }
         if e.downcast_ref::<DestinationRefused>().is_some() {
-            return "destination_refused";
+            return ErrorType::DestinationRefused;
         }
     }
     if err.is_connect() {
-        "upstream_connect"
+        ErrorType::UpstreamConnect
     } else {
-        "upstream_request"
+        ErrorType::UpstreamRequest
     }
 }
 
@@ -385,7 +278,7 @@ impl HttpHandler for Tap {
                         return proxy_auth_required().into();
                     }
                 },
-                None => proxy_identity(req.headers()),
+                None => caller::proxy_identity(req.headers()),
             };
             // The destination policy: CONNECT targets and absolute-form requests (those
             // inside a tunnel are pinned to its CONNECT target by the proxy).
@@ -450,7 +343,7 @@ impl HttpHandler for Tap {
             return req.into();
         };
         let head = self.head(&req, host, port);
-        let exchange = Exchange::start(self.shared.telemetry.clone(), route, head);
+        let exchange = Exchange::start(self.shared.observing.clone(), route, head);
         let content_length =
             header_str(req.headers(), "content-length").and_then(|v| v.parse().ok());
         let observer = exchange.request_observer(content_length);
@@ -484,16 +377,14 @@ impl HttpHandler for Tap {
         }
         if let Some(suppressed) = self.shared.upstream_warning.allow() {
             // Debug of hyper-util's error holds the cause chain, never the URI or headers.
-            tracing::warn_span!("llmtap.upstream_failure", kind).in_scope(|| {
-                tracing::warn!(kind, error = ?err, suppressed, "upstream request failed; client gets 502");
+            let kind = kind.as_str();
+            tracing::warn_span!("llmtap.upstream_failure", %kind).in_scope(|| {
+                tracing::warn!(%kind, error = ?err, suppressed, "upstream request failed; client gets 502");
             });
         }
-        if let Some(exchange) = self.call.take() {
-            exchange.upstream_failed(kind);
-        }
-        match kind {
-            "upstream_timeout" => status_only(StatusCode::GATEWAY_TIMEOUT),
-            "destination_refused" => {
+        let status = match &kind {
+            ErrorType::UpstreamTimeout => status_only(StatusCode::GATEWAY_TIMEOUT),
+            ErrorType::DestinationRefused => {
                 self.shared
                     .telemetry
                     .metrics
@@ -501,7 +392,11 @@ impl HttpHandler for Tap {
                 status_only(StatusCode::FORBIDDEN)
             }
             _ => status_only(StatusCode::BAD_GATEWAY),
+        };
+        if let Some(exchange) = self.call.take() {
+            exchange.upstream_failed(kind);
         }
+        status
     }
 
     async fn handle_timeout(&mut self, _ctx: &HttpContext) -> Response<Body> {
@@ -513,7 +408,7 @@ impl HttpHandler for Tap {
             );
         }
         if let Some(exchange) = self.call.take() {
-            exchange.upstream_failed("upstream_timeout");
+            exchange.upstream_failed(ErrorType::UpstreamTimeout);
         }
         status_only(StatusCode::GATEWAY_TIMEOUT)
     }
@@ -521,13 +416,9 @@ impl HttpHandler for Tap {
     async fn connect_tunnel(
         &mut self,
         _ctx: &HttpContext,
-        authority: &hudsucker::hyper::http::uri::Authority,
+        authority: &http::uri::Authority,
     ) -> std::io::Result<tokio::net::TcpStream> {
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
+        let host = normalize_host(authority.host());
         let port = authority.port_u16().unwrap_or(443);
         let shared = &self.shared;
         let addrs = upstream::resolve_checked(&shared.policy, &shared.resolve, &host, port)
@@ -572,7 +463,7 @@ impl HttpHandler for Tap {
 
 #[cfg(test)]
 mod tests {
-    use hudsucker::hyper::header::HeaderValue;
+    use http::header::HeaderValue;
 
     use super::*;
 
@@ -582,98 +473,6 @@ mod tests {
             h.insert(*k, HeaderValue::from_str(v).expect("value"));
         }
         h
-    }
-
-    #[test]
-    fn billing_follows_the_kind_of_credential() {
-        let sub = Billing::Subscription;
-        let cases = [
-            (
-                "api.anthropic.com",
-                vec![("x-api-key", "sk-ant-api03-x")],
-                Billing::Api,
-            ),
-            (
-                "api.anthropic.com",
-                vec![("authorization", "Bearer sk-ant-api03-x")],
-                Billing::Api,
-            ),
-            (
-                "api.anthropic.com",
-                vec![("authorization", "Bearer sk-ant-oat01-x")],
-                sub,
-            ),
-            (
-                "api.openai.com",
-                vec![("authorization", "Bearer sk-proj-x")],
-                Billing::Api,
-            ),
-            (
-                "api.openai.com",
-                vec![("authorization", "Bearer eyJhbGciOi.x.y")],
-                sub,
-            ),
-            (
-                "chatgpt.com",
-                vec![("authorization", "Bearer eyJ.x.y")],
-                sub,
-            ),
-            (
-                "generativelanguage.googleapis.com",
-                vec![("x-goog-api-key", "AIza")],
-                Billing::Api,
-            ),
-            (
-                "cloudcode-pa.googleapis.com",
-                vec![("authorization", "Bearer ya29.x")],
-                sub,
-            ),
-        ];
-        for (host, pairs, want) in cases {
-            assert_eq!(billing(host, &headers(&pairs)), want, "{host} {pairs:?}");
-        }
-    }
-
-    #[test]
-    fn proxy_credentials_name_team_and_user() {
-        let id = proxy_identity(&headers(&[(
-            "proxy-authorization",
-            "Basic dGVhbS1hOmFsaWNl",
-        )]));
-        assert_eq!(
-            (id.team.as_deref(), id.user.as_deref()),
-            (Some("team-a"), Some("alice"))
-        );
-        let only_team = proxy_identity(&headers(&[("proxy-authorization", "Basic dGVhbS1h")]));
-        assert_eq!(
-            (only_team.team.as_deref(), only_team.user),
-            (Some("team-a"), None)
-        );
-        for bad in ["Bearer x", "Basic !!!"] {
-            assert_eq!(
-                proxy_identity(&headers(&[("proxy-authorization", bad)])),
-                Attribution::default(),
-                "{bad}"
-            );
-        }
-        // `<script>:x`: the bad field is dropped (the next source applies), the good one kept.
-        let mixed = proxy_identity(&headers(&[(
-            "proxy-authorization",
-            "Basic PHNjcmlwdD46eA==",
-        )]));
-        assert_eq!((mixed.team, mixed.user.as_deref()), (None, Some("x")));
-    }
-
-    #[test]
-    fn label_values_are_checked_not_mangled() {
-        assert_eq!(label_value(" team-a ").as_deref(), Some("team-a"));
-        assert_eq!(
-            label_value("bob@corp.example").as_deref(),
-            Some("bob@corp.example")
-        );
-        for bad in ["", "two words", "<script>", &"x".repeat(65)] {
-            assert_eq!(label_value(bad), None, "{bad}");
-        }
     }
 
     #[test]

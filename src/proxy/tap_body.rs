@@ -13,29 +13,13 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
-use hudsucker::{
-    Body,
-    hyper::body::{Body as HttpBody, Frame, SizeHint},
+use hudsucker::Body;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+
+use crate::{
+    exchange::{BodyEnd, BodyObserver},
+    vocab::ErrorType,
 };
-
-/// How a body ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyEnd {
-    /// The inner body reported its end.
-    Complete,
-    /// The inner body failed (for a response: the upstream connection broke).
-    Error,
-    /// The body was dropped before its end (for a response: the client went away).
-    Dropped,
-    /// No frame within `--stream-idle-timeout` ([`IdleBody`]): the body was cut.
-    IdleTimeout,
-}
-
-/// Watches one body. Runs inside hyper's poll: must do bounded work and never block.
-pub trait BodyObserver: Send + Sync + 'static {
-    fn on_data(&mut self, data: &Bytes);
-    fn on_end(self: Box<Self>, end: BodyEnd);
-}
 
 pub struct TapBody {
     inner: Body,
@@ -66,14 +50,7 @@ impl HttpBody for TapBody {
                     observer.on_data(data);
                 }
             }
-            Poll::Ready(Some(Err(e))) => {
-                let timed_out = matches!(e, hudsucker::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut);
-                this.end(if timed_out {
-                    BodyEnd::IdleTimeout
-                } else {
-                    BodyEnd::Error
-                });
-            }
+            Poll::Ready(Some(Err(e))) => this.end(BodyEnd::Failed(body_error(e))),
             Poll::Ready(None) => this.end(BodyEnd::Complete),
             Poll::Pending => {}
         }
@@ -140,6 +117,23 @@ impl HttpBody for IdleBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// What a body's error means for the call: the stream-idle limit ([`IdleBody`]'s
+/// `TimedOut`) or a timeout hyper reports is [`ErrorType::UpstreamTimeout`]; anything else
+/// (a reset, an incomplete message, a protocol error) broke the body off:
+/// [`ErrorType::UpstreamReset`].
+fn body_error(e: &hudsucker::Error) -> ErrorType {
+    let timed_out = match e {
+        hudsucker::Error::Io(io) => io.kind() == std::io::ErrorKind::TimedOut,
+        hudsucker::Error::Network(err) => err.is_timeout(),
+        _ => false,
+    };
+    if timed_out {
+        ErrorType::UpstreamTimeout
+    } else {
+        ErrorType::UpstreamReset
     }
 }
 
@@ -236,9 +230,31 @@ mod tests {
             .expect("send");
         assert!(body.frame().await.expect("frame").is_ok());
         assert!(body.frame().await.expect("frame").is_err());
-        assert_eq!(seen.lock().expect("lock").ends, [BodyEnd::IdleTimeout]);
+        assert_eq!(
+            seen.lock().expect("lock").ends,
+            [BodyEnd::Failed(ErrorType::UpstreamTimeout)]
+        );
         assert_eq!(seen.lock().expect("lock").data, b"ab");
         drop(tx);
+    }
+
+    #[tokio::test]
+    async fn a_broken_body_reports_why_it_failed() {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, hudsucker::Error>>(4);
+        let mut body = tap(
+            Body::from_stream(tokio_stream_from(rx)),
+            Box::new(Recorder(seen.clone())),
+        );
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        tx.send(Err(hudsucker::Error::Io(reset)))
+            .await
+            .expect("send");
+        assert!(body.frame().await.expect("frame").is_err());
+        assert_eq!(
+            seen.lock().expect("lock").ends,
+            [BodyEnd::Failed(ErrorType::UpstreamReset)]
+        );
     }
 
     fn tokio_stream_from(

@@ -5,10 +5,9 @@
 //! the name to verify from the original URI, then the inner service dials the overridden
 //! address, so certificate checks stay on the real host name. Upstream speaks HTTP/1.1 only:
 //! hyper's shared HTTP/2 connection would queue new calls behind long streams once the
-//! server's stream limit is reached, which would delay traffic (DESIGN invariant 2).
+//! server's stream limit is reached, which would delay traffic (ARCHITECTURE.md, invariant 2).
 
 use std::{
-    collections::HashMap,
     future::Future,
     net::SocketAddr,
     pin::Pin,
@@ -17,40 +16,17 @@ use std::{
     time::Duration,
 };
 
-use hudsucker::{
-    hyper::Uri,
-    hyper_util::{client::legacy::connect::HttpConnector, rt::TokioIo},
-    rustls::{ClientConfig, RootCertStore, crypto::CryptoProvider, pki_types::CertificateDer},
-};
+use http::Uri;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::{client::legacy::connect::HttpConnector, rt::TokioIo};
+use rustls::ClientConfig;
 use tokio::net::TcpStream;
 
-use super::policy::{DestinationPolicy, Refusal};
+use crate::policy::{DestinationPolicy, Refusal};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// `(host, port)` → address to dial instead, like curl's `--resolve`.
-pub type ResolveMap = HashMap<(String, u16), SocketAddr>;
-
-/// The TLS client config for upstream connections.
-pub fn tls_config(
-    provider: Arc<CryptoProvider>,
-    system_roots: &[CertificateDer<'static>],
-    extra_roots: &[CertificateDer<'static>],
-) -> Result<ClientConfig, hudsucker::rustls::Error> {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    // System stores contain odd certificates (expired, unsupported algorithms); skip those
-    // instead of refusing to start.
-    let _ = roots.add_parsable_certificates(system_roots.iter().cloned());
-    for der in extra_roots {
-        roots.add(der.clone())?;
-    }
-    Ok(ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
+pub use crate::config::ResolveMap;
 
 /// Builds the HTTPS connector handed to hudsucker: TCP and TLS together bounded by
 /// `connect_timeout`, every dial checked against the destination policy.
@@ -136,12 +112,12 @@ impl Dialer {
 
 /// Lowercase host without brackets, and the port (the scheme's default when absent).
 fn host_port(dst: &Uri) -> Option<(String, u16)> {
-    let host = dst.host()?.trim_start_matches('[').trim_end_matches(']');
+    let host = crate::wire::normalize_host(dst.host()?);
     let port = dst.port_u16().unwrap_or(match dst.scheme_str() {
         Some("http") => 80,
         _ => 443,
     });
-    Some((host.to_ascii_lowercase(), port))
+    Some((host, port))
 }
 
 /// Resolves `host:port` and checks every address against the policy: one refused address
@@ -207,7 +183,7 @@ mod tests {
     #[test]
     fn overrides_match_host_and_port_only() {
         let addr: SocketAddr = "127.0.0.1:9999".parse().expect("addr");
-        let map = HashMap::from([(("api.anthropic.com".to_owned(), 443), addr)]);
+        let map = std::collections::HashMap::from([(("api.anthropic.com".to_owned(), 443), addr)]);
         let dialer = Dialer {
             inner: HttpConnector::new(),
             resolve: Arc::new(map),

@@ -29,10 +29,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tower_service::Service as _;
 
 use super::upstream::Upstream;
-use crate::{
-    budget::{Budget, Charge},
-    dialects::elide::Elider,
-};
+use crate::{budget::Charge, dialects::elide::Elider};
 
 /// Largest message (reassembled, and again after decompression) decoded for observation;
 /// larger ones are still relayed, and skipped by the decoder. With text elision on
@@ -45,61 +42,14 @@ const MAX_INFLATED: u64 = 64 << 20;
 /// Inflated bytes go through this much heap at a time when text is elided.
 const INFLATE_CHUNK: usize = 16 * 1024;
 
-/// Which side sent a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Client,
-    Server,
-}
-
-/// How the spliced connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Closed {
-    /// The client closed (or broke) its side first.
-    ByClient,
-    /// The upstream closed (or broke) its side first.
-    ByServer,
-}
-
-/// Receives decoded messages. Runs on the relay task after the bytes were forwarded:
-/// bounded work only.
-pub trait MessageObserver: Send + 'static {
-    fn on_message(&mut self, side: Side, text: bool, payload: &[u8]);
-    /// A message over the size cap went by unobserved; later messages are still observed.
-    /// No-op by default: a skipped message is simply not seen.
-    fn on_skipped(&mut self, _side: Side) {}
-    /// A message of `side` was skipped because the observation budget was spent.
-    fn on_over_budget(&mut self, _side: Side) {}
-    /// The budget the decoders' buffers are charged to (`None`: not charged).
-    fn budget(&self) -> Option<Arc<Budget>> {
-        None
-    }
-    /// Since when a call has been open, waiting for the upstream (`None`: no call open):
-    /// `--stream-idle-timeout` runs from this or the upstream's last byte, the later.
-    fn waiting_since(&self) -> Option<std::time::Instant> {
-        None
-    }
-    /// The upstream sent nothing for the stream-idle timeout while a call was open; the
-    /// socket is closed after this.
-    fn on_stream_timeout(&mut self) {}
-    /// A frame could not be decoded; that direction is no longer observed.
-    fn on_decode_error(&mut self, side: Side);
-    /// The server's text messages are JSON to the observer: cut string bodies longer than
-    /// this many bytes as they are reassembled ([`Elider`]), so that a message of any size
-    /// gives its facts in bounded memory. `None` (the default): text is kept as sent. The
-    /// client's messages (requests) are never cut.
-    fn text_keep(&self) -> Option<usize> {
-        None
-    }
-    fn on_close(&mut self, closed: Closed);
-}
+pub use crate::exchange::{MessageObserver, Side};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WsError {
     #[error("cannot reach upstream: {0}")]
     Connect(String),
     #[error("destination refused by llmtap's policy ({})", .0.as_str())]
-    Refused(super::policy::Refusal),
+    Refused(crate::policy::Refusal),
     #[error("upstream handshake failed: {0}")]
     Handshake(hyper::Error),
     #[error("upstream sent no upgrade answer within {0:?}")]
@@ -209,7 +159,7 @@ pub async fn relay(
             Err(err) => {
                 tracing::warn!(error = %err, "websocket upgrade did not complete");
                 let mut observer = observer;
-                observer.on_close(Closed::ByClient);
+                observer.on_close(Side::Client);
             }
         }
     });
@@ -288,12 +238,12 @@ async fn splice(
     // direction drain so that a close handshake still goes through. A silent upstream
     // (stream-idle timeout) closes both at once.
     let closed = tokio::select! {
-        _ = &mut up => { let _ = down.await; Closed::ByClient }
+        _ = &mut up => { let _ = down.await; Side::Client }
         ended = &mut down => {
             if ended == Pumped::Ended {
                 let _ = up.await;
             }
-            Closed::ByServer
+            Side::Server
         }
     };
     observer
@@ -923,7 +873,7 @@ mod tests {
         fn on_decode_error(&mut self, _side: Side) {
             self.1 += 1;
         }
-        fn on_close(&mut self, _closed: Closed) {}
+        fn on_close(&mut self, _first: Side) {}
     }
 
     fn frame(fin: bool, rsv1: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
@@ -1288,11 +1238,13 @@ mod tests {
     #[tokio::test]
     async fn oversized_websocket_frame_does_not_stop_observation_of_later_calls() {
         use crate::{
+            caller::{Attribution, Billing, Caller, Client},
             cli::Cli,
             config::Config,
             dialects::{self, ParseError, Target},
-            exchange::{Attribution, Billing, Client, Outcome, RequestHead, WsSession},
+            exchange::{Observing, RequestHead, WsSession},
             telemetry::Telemetry,
+            vocab::Outcome,
         };
         use clap::Parser as _;
 
@@ -1316,13 +1268,16 @@ mod tests {
             port: 443,
             method: "GET".into(),
             path: "/v1/responses".into(),
-            client: Client::from_user_agent("codex_exec/0.169.0"),
-            conversation_id: None,
-            attribution: Attribution::default(),
+            caller: Caller {
+                client: Client::from_user_agent("codex_exec/0.169.0"),
+                conversation_id: None,
+                attribution: Attribution::default(),
+                billing: Billing::Api,
+            },
             traceparent: None,
-            billing: Billing::Api,
         };
-        let mut session = WsSession::new(telemetry.clone(), route, head);
+        let observing = Observing::new(&config, telemetry.budget().clone(), telemetry.clone());
+        let mut session = WsSession::new(observing, route, head);
         let mut client = Decoder::new(Side::Client, false, true);
         let mut server = Decoder::new(Side::Server, false, true);
 
@@ -1355,7 +1310,7 @@ mod tests {
                 server.push(piece, &mut session);
             }
         }
-        session.on_close(Closed::ByClient);
+        session.on_close(Side::Client);
 
         let mut next = async || {
             tokio::time::timeout(std::time::Duration::from_secs(10), records.recv())

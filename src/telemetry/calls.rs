@@ -127,10 +127,10 @@ pub fn text(r: &CallRecord) -> String {
     line.push_str(&format!(" dur={}", ms(r.duration)));
     match r.cost_usd {
         Some(cost) => line.push_str(&format!(" cost=${cost:.4}")),
-        None if !u.is_empty() => line.push_str(" cost=?"),
+        None if r.cost_unknown() => line.push_str(" cost=?"),
         None => {}
     }
-    if r.billing == crate::exchange::Billing::Subscription {
+    if r.billing == crate::caller::Billing::Subscription {
         line.push_str(" (subscription)");
     }
     if !r.response.tools_called.is_empty() {
@@ -154,8 +154,9 @@ mod tests {
 
     use super::*;
     use crate::{
+        caller::Client,
         dialects::{Operation, Provider, RequestFacts, ResponseFacts, Usage},
-        exchange::{Client, Outcome},
+        vocab::Outcome,
     };
 
     fn record() -> CallRecord {
@@ -178,7 +179,7 @@ mod tests {
             traceparent: None,
             team: Some("platform".into()),
             user: None,
-            billing: crate::exchange::Billing::Api,
+            billing: crate::caller::Billing::Api,
             cost_usd: Some(0.123456),
             request: Some(RequestFacts {
                 model: Some("claude-opus-4-8".into()),

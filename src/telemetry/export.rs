@@ -34,10 +34,11 @@ use super::RateLimit;
 use crate::config::otlp::{OtlpConfig, Protocol};
 
 /// Spans waiting for export before new ones are dropped.
-const QUEUE: usize = 8192;
-const BATCH: usize = 512;
+pub const QUEUE: usize = 8192;
+/// Spans per export request.
+pub const BATCH: usize = 512;
 /// Longest a span waits in a partial batch.
-const DELAY: Duration = Duration::from_millis(500);
+pub const DELAY: Duration = Duration::from_millis(500);
 
 /// Counters the export path moves.
 #[derive(Clone, Debug)]
@@ -236,19 +237,8 @@ impl Driver {
     }
 }
 
-fn roots_pem(config: &OtlpConfig) -> Result<Option<Vec<u8>>, ExportError> {
-    config
-        .certificate
-        .as_ref()
-        .map(|path| {
-            std::fs::read(path)
-                .map_err(|e| ExportError::Build(format!("cannot read {}: {e}", path.display())))
-        })
-        .transpose()
-}
-
 fn grpc(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
-    use hudsucker::hyper::http::{HeaderMap, HeaderName, HeaderValue};
+    use http::{HeaderMap, HeaderName, HeaderValue};
     use opentelemetry_otlp::tonic_types::{
         metadata::MetadataMap,
         transport::{Certificate, ClientTlsConfig},
@@ -268,10 +258,16 @@ fn grpc(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
         .with_timeout(config.timeout)
         .with_metadata(metadata);
     if config.endpoint.starts_with("https://") {
-        let mut tls = ClientTlsConfig::new()
-            .with_webpki_roots()
-            .with_native_roots();
-        if let Some(pem) = roots_pem(config)? {
+        // The roots `config` read, not tonic's own read of the platform's: the system roots
+        // that rustls accepts (as the upstream connector skips odd ones), then the
+        // collector's certificate, which must be valid.
+        let usable = config
+            .system_roots
+            .iter()
+            .filter(|der| rustls::RootCertStore::empty().add((*der).clone()).is_ok());
+        let mut tls = ClientTlsConfig::new().with_webpki_roots();
+        for der in usable.chain(&config.extra_roots) {
+            let pem = pem::encode(&pem::Pem::new("CERTIFICATE", der.as_ref().to_vec()));
             tls = tls.ca_certificate(Certificate::from_pem(pem));
         }
         builder = builder.with_tls_config(tls);
@@ -282,15 +278,8 @@ fn grpc(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
 }
 
 fn http(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
-    let provider = Arc::new(hudsucker::rustls::crypto::aws_lc_rs::default_provider());
-    let mut extra = Vec::new();
-    if let Some(pem) = roots_pem(config)? {
-        use hudsucker::rustls::pki_types::{CertificateDer, pem::PemObject as _};
-        for der in CertificateDer::pem_slice_iter(&pem) {
-            extra.push(der.map_err(|e| ExportError::Build(format!("collector CA: {e:?}")))?);
-        }
-    }
-    let tls = crate::proxy::upstream::tls_config(provider, &crate::config::system_roots(), &extra)
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = crate::config::tls_client_config(provider, &config.system_roots, &config.extra_roots)
         .map_err(|e| ExportError::Build(e.to_string()))?;
     let client = reqwest::blocking::Client::builder()
         .tls_backend_preconfigured(tls)

@@ -15,7 +15,7 @@ use prometheus::{
 };
 
 use super::names as n;
-use crate::exchange::{CallRecord, Outcome};
+use crate::{exchange::CallRecord, vocab::TokenType};
 
 /// Distinct values kept per capped label before overflowing to `other`.
 #[derive(Debug, Clone, Copy)]
@@ -210,7 +210,7 @@ impl Metrics {
             "CONNECT and absolute-form requests refused by the destination policy (403).",
             &[n::REASON],
         )?;
-        for refusal in crate::proxy::policy::Refusal::ALL {
+        for refusal in crate::policy::Refusal::ALL {
             destinations_refused.get_metric_with_label_values(&[refusal.as_str()])?;
         }
         let connections_refused = counter(
@@ -298,7 +298,7 @@ impl Metrics {
         self.auth_failures.inc();
     }
 
-    pub fn destination_refused(&self, refusal: crate::proxy::policy::Refusal) {
+    pub fn destination_refused(&self, refusal: crate::policy::Refusal) {
         if let Ok(c) = self
             .destinations_refused
             .get_metric_with_label_values(&[refusal.as_str()])
@@ -360,14 +360,7 @@ impl Metrics {
             c.inc();
         }
         let u = &r.response.usage;
-        for (kind, value) in [
-            (n::TOKEN_INPUT, u.input),
-            (n::TOKEN_OUTPUT, u.output),
-            (n::TOKEN_CACHE_READ, u.cache_read),
-            (n::TOKEN_CACHE_WRITE_5M, u.cache_write_5m),
-            (n::TOKEN_CACHE_WRITE_1H, u.cache_write_1h),
-            (n::TOKEN_REASONING, u.reasoning),
-        ] {
+        for (kind, value) in TokenType::ALL.iter().map(|t| (t.as_str(), t.count(u))) {
             if let Some(v) = value
                 && let Ok(c) = self.tokens.get_metric_with_label_values(&labels(kind))
             {
@@ -383,9 +376,7 @@ impl Metrics {
                     c.inc_by(cost);
                 }
             }
-            // A failed call without usage cost nothing; only calls that used tokens (or
-            // succeeded) and still have no price are unknown.
-            None if r.outcome == Outcome::Ok || !r.response.usage.is_empty() => {
+            None if r.cost_unknown() => {
                 if let Ok(c) = self
                     .cost_unknown
                     .get_metric_with_label_values(&[provider, model])
@@ -418,7 +409,8 @@ impl Metrics {
             }
         }
         if let Some(error_type) = &r.error_type {
-            let error_type = self.error_type.get(error_type, &self.overflow);
+            let spelled = error_type.as_str();
+            let error_type = self.error_type.get(&spelled, &self.overflow);
             if let Ok(c) = self
                 .errors
                 .get_metric_with_label_values(&[provider, error_type])

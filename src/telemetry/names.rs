@@ -1,5 +1,5 @@
 //! Every metric name, label name and fixed label value llmtap exports, spelled once
-//! (DESIGN §5). Dashboards, alerts and tests depend on these strings.
+//! (ARCHITECTURE.md, "Names"). Dashboards, alerts and tests depend on these strings.
 
 pub const REQUESTS_TOTAL: &str = "llmtap_requests_total";
 pub const TOKENS_TOTAL: &str = "llmtap_tokens_total";
@@ -63,13 +63,7 @@ pub const OTHER: &str = "other";
 /// Value of a label whose source is absent (no model in the call, no team configured).
 pub const UNKNOWN: &str = "unknown";
 
-/// `type` values of [`TOKENS_TOTAL`].
-pub const TOKEN_INPUT: &str = "input";
-pub const TOKEN_OUTPUT: &str = "output";
-pub const TOKEN_CACHE_READ: &str = "cache_read";
-pub const TOKEN_CACHE_WRITE_5M: &str = "cache_write_5m";
-pub const TOKEN_CACHE_WRITE_1H: &str = "cache_write_1h";
-pub const TOKEN_REASONING: &str = "reasoning";
+// `type` values of [`TOKENS_TOTAL`]: `vocab::TokenType`.
 
 /// Histogram buckets in seconds: 5 ms to 300 s.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -79,7 +73,7 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 pub const SPANS_DROPPED_TOTAL: &str = "llmtap_spans_dropped_total";
 pub const OTLP_EXPORT_FAILURES_TOTAL: &str = "llmtap_otlp_export_failures_total";
 
-/// Span attribute keys (DESIGN §5): the GenAI semantic conventions, then llmtap's own.
+/// Span attribute keys (ARCHITECTURE.md, "Names"): the GenAI semantic conventions, then llmtap's own.
 pub mod attr {
     pub const OPERATION_NAME: &str = "gen_ai.operation.name";
     pub const PROVIDER_NAME: &str = "gen_ai.provider.name";

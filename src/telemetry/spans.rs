@@ -1,4 +1,4 @@
-//! One OpenTelemetry span per call, following the GenAI semantic conventions (DESIGN §5).
+//! One OpenTelemetry span per call, following the GenAI semantic conventions (ARCHITECTURE.md, "Names").
 //!
 //! Owns: the tracer provider (resource from `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`,
 //! the export [`Queue`]), the span built from a finished [`CallRecord`] with the call's real
@@ -152,7 +152,7 @@ impl Spans {
             span.add_event_with_timestamp(attr::FIRST_TOKEN_EVENT, r.start + ttft, vec![]);
         }
         if let Some(error) = &r.error_type {
-            span.set_status(Status::error(error.clone()));
+            span.set_status(Status::error(error.to_string()));
         }
         span.end_with_timestamp(end.max(r.start));
     }
@@ -341,7 +341,10 @@ pub fn attributes(r: &CallRecord) -> Vec<KeyValue> {
         attr::HTTP_STATUS,
         r.status.map(|s| Value::I64(i64::from(s))),
     );
-    push(attr::ERROR_TYPE, r.error_type.clone().map(Value::from));
+    push(
+        attr::ERROR_TYPE,
+        r.error_type.as_ref().map(|e| Value::from(e.to_string())),
+    );
     push(
         attr::TTFT_MS,
         r.ttft.map(|t| Value::F64(t.as_secs_f64() * 1000.0)),

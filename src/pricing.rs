@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use crate::dialects::{Operation, Provider, Usage};
 
-static EMBEDDED: &str = include_str!("prices.json");
+static EMBEDDED: &str = include_str!("pricing/prices.json");
 
 /// USD per token.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -268,7 +268,7 @@ impl PriceTable {
             usage.cache_write_5m.unwrap_or(0),
             usage.cache_write_1h.unwrap_or(0),
         );
-        // Normalized input includes every cache part (DESIGN §3); bill each part at its own
+        // Normalized input includes every cache part (ARCHITECTURE.md, "Usage"); bill each part at its own
         // rate and the rest at the input rate. Providers that do not bill cache writes
         // (OpenAI, Gemini) report none.
         let writes = match provider {

@@ -16,7 +16,8 @@ use std::net::{IpAddr, SocketAddr};
 use ipnet::IpNet;
 
 /// Why a destination is refused. Label values of `llmtap_destinations_refused_total{reason}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum Refusal {
     /// 127.0.0.0/8, ::1, or a name such as `localhost`.
     Loopback,
@@ -28,23 +29,7 @@ pub enum Refusal {
     OwnAddress,
 }
 
-impl Refusal {
-    pub const ALL: [Refusal; 4] = [
-        Refusal::Loopback,
-        Refusal::LinkLocal,
-        Refusal::Unspecified,
-        Refusal::OwnAddress,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Refusal::Loopback => "loopback",
-            Refusal::LinkLocal => "link_local",
-            Refusal::Unspecified => "unspecified",
-            Refusal::OwnAddress => "own_address",
-        }
-    }
-}
+crate::vocab::label!(Refusal);
 
 /// One `--allow-destination` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,16 +129,14 @@ impl DestinationPolicy {
     /// (`localhost`, `*.localhost` are loopback by RFC 6761 §6.3). Resolved addresses of
     /// other names are checked at dial time with [`DestinationPolicy::check_resolved`].
     pub fn check(&self, host: &str, port: u16) -> Result<(), Refusal> {
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
+        let host = crate::wire::normalize_host(host);
+        // A fully qualified name (`localhost.`) is the same name.
+        let host = host.trim_end_matches('.');
         if let Ok(ip) = host.parse::<IpAddr>() {
             return self.check_addr(None, SocketAddr::new(ip, port));
         }
         if host == "localhost" || host.ends_with(".localhost") {
-            return match self.allowed_name(&host, port) {
+            return match self.allowed_name(host, port) {
                 true => Ok(()),
                 false => Err(Refusal::Loopback),
             };

@@ -330,10 +330,7 @@ impl LeafAuthority {
 
     /// The TLS server config for `host`, from the cache or freshly signed.
     pub fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>, LeafError> {
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
+        let host = crate::wire::normalize_host(host);
         if let Some(cfg) = self.lock().map.get(&host) {
             return Ok(cfg.clone());
         }

@@ -49,6 +49,15 @@ impl Sink for Vec<u8> {
     }
 }
 
+/// A non-streamed body's decoded copy, charged like any other copy (the cap is the
+/// decoder's).
+impl Sink for crate::budget::ChargedBuf {
+    fn take(&mut self, bytes: &[u8]) -> Result<(), ParseError> {
+        self.extend(bytes, usize::MAX)
+            .map_err(|_| ParseError::BodyTooLarge)
+    }
+}
+
 /// Hands decoded output to the sink piece by piece as the decompressor writes it (at most
 /// its output buffer, 8 to 128 KiB, at a time), refusing more than the cap in total. So a
 /// decompression bomb costs the sink's own bound, never its decoded size.
