@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use llmtap::proxy::websocket::{Closed, Decoder, MessageObserver, Side};
+use llmtap::proxy::websocket::{Decoder, MessageObserver, Side};
 
 #[derive(Default, PartialEq, Debug)]
 struct Seen(Vec<(bool, Vec<u8>)>, usize);
@@ -15,7 +15,7 @@ impl MessageObserver for Seen {
     fn on_decode_error(&mut self, _side: Side) {
         self.1 += 1;
     }
-    fn on_close(&mut self, _closed: Closed) {}
+    fn on_close(&mut self, _first: Side) {}
 }
 
 fuzz_target!(|data: &[u8]| {
