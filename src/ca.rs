@@ -22,18 +22,16 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use hudsucker::{
-    certificate_authority::CertificateAuthority,
-    hyper::http::uri::Authority,
-    rustls::{
-        ServerConfig,
-        crypto::CryptoProvider,
-        pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
-    },
-};
+use http::uri::Authority;
+use hudsucker::certificate_authority::CertificateAuthority;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
+};
+use rustls::{
+    ServerConfig,
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
 };
 use time::{Duration, OffsetDateTime};
 
@@ -267,7 +265,7 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
 fn random_serial() -> SerialNumber {
     let mut bytes = [0u8; 16];
     // aws-lc's RNG; a failure here would mean the OS has no entropy, which rustls also needs.
-    let _ = hudsucker::rustls::crypto::aws_lc_rs::default_provider()
+    let _ = rustls::crypto::aws_lc_rs::default_provider()
         .secure_random
         .fill(&mut bytes);
     bytes[0] &= 0x7f; // positive, as RFC 5280 requires
@@ -393,7 +391,7 @@ pub enum LeafError {
     #[error("cannot sign a leaf certificate: {0}")]
     Sign(rcgen::Error),
     #[error("cannot build a TLS config: {0}")]
-    Tls(hudsucker::rustls::Error),
+    Tls(rustls::Error),
 }
 
 impl CertificateAuthority for LeafAuthority {
@@ -421,11 +419,11 @@ impl CertificateAuthority for LeafAuthority {
 #[derive(Debug)]
 struct NoCert;
 
-impl hudsucker::rustls::server::ResolvesServerCert for NoCert {
+impl rustls::server::ResolvesServerCert for NoCert {
     fn resolve(
         &self,
-        _hello: hudsucker::rustls::server::ClientHello<'_>,
-    ) -> Option<Arc<hudsucker::rustls::sign::CertifiedKey>> {
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
         None
     }
 }
@@ -435,7 +433,7 @@ mod tests {
     use super::*;
 
     fn provider() -> Arc<CryptoProvider> {
-        Arc::new(hudsucker::rustls::crypto::aws_lc_rs::default_provider())
+        Arc::new(rustls::crypto::aws_lc_rs::default_provider())
     }
 
     #[test]

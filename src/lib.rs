@@ -105,7 +105,7 @@ pub async fn start(
     calls_out: Box<dyn std::io::Write + Send>,
 ) -> Result<Running, StartError> {
     // Only aws-lc is compiled in; installing it makes every rustls builder agree.
-    let _ = hudsucker::rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     if let Some(limit) = raise_fd_limit() {
         tracing::debug!(limit, "open file limit");
     }

@@ -13,12 +13,10 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hudsucker::{
-    hyper::{Method, Request, Response, StatusCode, body::Incoming, header, service::service_fn},
-    hyper_util::{
-        rt::{TokioExecutor, TokioIo},
-        server::conn::auto,
-    },
+use hyper::{Method, Request, Response, StatusCode, body::Incoming, header, service::service_fn};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
 };
 use tokio::net::TcpListener;
 
@@ -42,7 +40,7 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
     // A scrape sends its head at once; a client that does not is closed (slowloris).
     server
         .http1()
-        .timer(hudsucker::hyper_util::rt::TokioTimer::new())
+        .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(std::time::Duration::from_secs(30));
     loop {
         let tcp = match listener.accept().await {
