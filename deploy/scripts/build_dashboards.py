@@ -6,7 +6,7 @@ The JSON files are committed; this script is their source. Edit it, then run
     python3 deploy/scripts/build_dashboards.py            # rewrite dashboards/*.json
     python3 deploy/scripts/build_dashboards.py --check    # exit 1 if a file is stale
 
-Standard library only. Metric names and labels are those of DESIGN §5 / telemetry/names.rs;
+Standard library only. Metric names and labels are those of src/telemetry/names.rs (ARCHITECTURE.md, "Names");
 deploy/scripts/check_dashboards.py verifies them.
 """
 

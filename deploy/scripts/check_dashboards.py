@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMMON = {"provider", "model", "team", "user", "client"}
 TARGET_LABELS = {"instance", "job"}
 
-# Metric -> labels it carries (DESIGN §5, telemetry/names.rs).
+# Metric -> labels it carries (ARCHITECTURE.md "Names", src/telemetry/names.rs).
 METRICS: dict[str, set[str]] = {
     "llmtap_requests_total": COMMON | {"outcome"},
     "llmtap_tokens_total": COMMON | {"type"},

@@ -5,7 +5,7 @@
     python3 deploy/scripts/check_promql_live.py --url http://127.0.0.1:9090
 
 Writes two hours of synthetic llmtap series (every metric, three teams, three providers,
-five clients, every outcome and token type; the label sets of DESIGN §5), backfills them
+five clients, every outcome and token type; the label sets of src/telemetry/names.rs), backfills them
 with `promtool tsdb create-blocks-from openmetrics`, starts Debian's `prometheus` on a
 free loopback port, then evaluates each panel query and each variable query of
 dashboards/*.json (Grafana variables substituted) at the end of the data. Fails when a
