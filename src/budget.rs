@@ -89,6 +89,7 @@ pub struct Charge {
 }
 
 impl Charge {
+    /// A charge of 0 bytes against `budget`.
     pub fn new(budget: &Arc<Budget>) -> Charge {
         Charge {
             budget: budget.clone(),
@@ -119,6 +120,7 @@ impl Charge {
         }
     }
 
+    /// The bytes this charge holds now.
     pub fn bytes(&self) -> usize {
         self.bytes
     }
@@ -152,6 +154,7 @@ pub struct ChargedBuf {
 }
 
 impl ChargedBuf {
+    /// An empty buffer (no allocation, 0 bytes charged) against `budget`.
     pub fn new(budget: &Arc<Budget>) -> ChargedBuf {
         ChargedBuf {
             buf: Vec::new(),
@@ -234,14 +237,17 @@ impl ChargedBuf {
         self.charge.set(0);
     }
 
+    /// The bytes appended so far.
     pub fn as_slice(&self) -> &[u8] {
         &self.buf
     }
 
+    /// How many bytes were appended (the charge is on the capacity, which may be more).
     pub fn len(&self) -> usize {
         self.buf.len()
     }
 
+    /// Whether nothing was appended.
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }

@@ -35,7 +35,12 @@ use rustls::{
 };
 use time::{Duration, OffsetDateTime};
 
+/// File name of the CA certificate (PEM, mode 0644) in the CA directory: what clients
+/// trust (`NODE_EXTRA_CA_CERTS`, `llmtap ca path`, `/ca.pem` on the admin listener).
 pub const CA_CERT_FILE: &str = "ca.pem";
+/// File name of the CA's private key (PKCS#8 PEM, ECDSA P-256, mode 0600) in the CA
+/// directory. Whoever can read it can impersonate every host to every client that trusts
+/// the CA.
 pub const CA_KEY_FILE: &str = "ca-key.pem";
 /// System roots plus llmtap's CA, for SSL_CERT_FILE / REQUESTS_CA_BUNDLE / CODEX_CA_CERTIFICATE.
 pub const BUNDLE_FILE: &str = "bundle.pem";
@@ -44,44 +49,81 @@ const DIR_MODE: u32 = 0o700;
 /// Mode of `ca-key.pem`: its owner only.
 const KEY_MODE: u32 = 0o600;
 
+/// Why the CA directory could not be loaded, created or written. Each variant names the
+/// path it concerns; `config` reports it against `--ca-dir` (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
+    /// The CA directory, or a missing parent of it, could not be created.
     #[error("cannot create {path}: {source}")]
     Create {
+        /// The directory that could not be created.
         path: PathBuf,
+        /// The OS error.
         source: std::io::Error,
     },
+    /// A file (key, certificate, bundle) could not be written, synced, chmodded or renamed
+    /// into place.
     #[error("cannot write {path}: {source}")]
     Write {
+        /// The file being written (its temporary `*.tmp` sibling may be left behind).
         path: PathBuf,
+        /// The OS error.
         source: std::io::Error,
     },
+    /// A file or directory could not be read or its mode could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file or directory.
         path: PathBuf,
+        /// The OS error.
         source: std::io::Error,
     },
+    /// The key or certificate does not parse, or the certificate cannot issue with the key
+    /// (not a CA certificate, or not this key's).
     #[error("{path} is not a usable CA: {source}")]
-    Invalid { path: PathBuf, source: rcgen::Error },
+    Invalid {
+        /// The key or certificate file at fault.
+        path: PathBuf,
+        /// What rcgen found wrong.
+        source: rcgen::Error,
+    },
+    /// A new CA's key or self-signed certificate could not be generated (first run).
     #[error("cannot generate a key: {0}")]
     Generate(rcgen::Error),
+    /// `ca-key.pem` is readable or writable by group or others (`mode & 0o077`), and
+    /// `--allow-insecure-key` was not given.
     #[error(
         "{path} has mode {mode:04o}: the CA key must not be readable or writable by other \
          users; run `chmod 600 {path}` (or pass --allow-insecure-key to use it anyway)"
     )]
-    InsecureKey { path: PathBuf, mode: u32 },
+    InsecureKey {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits (`mode & 0o7777`).
+        mode: u32,
+    },
+    /// The CA directory is writable by group or others (`mode & 0o022`), who could swap
+    /// the key, and `--allow-insecure-key` was not given.
     #[error(
         "{path} has mode {mode:04o}: other users could replace the CA in it; run \
          `chmod 700 {path}` (or pass --allow-insecure-key to use it anyway)"
     )]
-    InsecureDir { path: PathBuf, mode: u32 },
+    InsecureDir {
+        /// The CA directory.
+        path: PathBuf,
+        /// Its permission bits (`mode & 0o7777`).
+        mode: u32,
+    },
 }
 
 /// The CA as loaded from (or created in) the CA directory.
 #[derive(Clone)]
 pub struct CaFiles {
+    /// The CA directory (`--ca-dir`, default `~/.llmtap`), mode 0700 when llmtap made it.
     pub dir: PathBuf,
+    /// `ca.pem` as read: the PEM served on `/ca.pem` and appended to the bundle.
     pub cert_pem: String,
+    /// The same certificate in DER (to find it among system roots, and for tests).
     pub cert_der: CertificateDer<'static>,
     key_pem: Arc<String>,
     /// Why the files are insecure, when `--allow-insecure-key` loaded them anyway: to be
@@ -99,10 +141,13 @@ impl std::fmt::Debug for CaFiles {
 }
 
 impl CaFiles {
+    /// `DIR/ca.pem`: the value of `NODE_EXTRA_CA_CERTS` and of `llmtap ca path`.
     pub fn cert_path(&self) -> PathBuf {
         self.dir.join(CA_CERT_FILE)
     }
 
+    /// `DIR/bundle.pem` (written by [`CaFiles::write_bundle`]): the value of
+    /// `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE` and `CODEX_CA_CERTIFICATE`.
     pub fn bundle_path(&self) -> PathBuf {
         self.dir.join(BUNDLE_FILE)
     }
@@ -294,6 +339,13 @@ fn generate_ca() -> Result<(String, String), CaError> {
 }
 
 /// Mints and caches leaf certificates; hudsucker asks it for a TLS config per host.
+///
+/// Every leaf shares one ECDSA P-256 key generated at startup (a new host costs one
+/// signature), names its host as CN and as its one SAN (IP or DNS), is valid from a day
+/// ago for 397 days (under the 398 days the CA/Browser Forum and browsers allow a TLS
+/// server certificate), and carries an authority key identifier (Python 3.13's strict
+/// verification requires it). Its TLS config offers ALPN `h2` then `http/1.1`. The cache
+/// is first-in first-out, bounded by the capacity given to [`LeafAuthority::new`].
 pub struct LeafAuthority {
     issuer: Issuer<'static, KeyPair>,
     /// One key for every leaf: each new host costs a signature, not a key generation.
@@ -309,6 +361,9 @@ struct LeafCache {
 }
 
 impl LeafAuthority {
+    /// An authority issuing from `ca`, with TLS configs built on `provider`, keeping at most
+    /// `capacity` hosts' configs (at least 1). Fails when the CA's key or certificate cannot
+    /// issue, or the leaf key cannot be generated.
     pub fn new(
         ca: &CaFiles,
         provider: Arc<CryptoProvider>,
@@ -345,6 +400,7 @@ impl LeafAuthority {
         Ok(cfg)
     }
 
+    /// How many hosts' configs the cache holds now (at most its capacity).
     pub fn cached(&self) -> usize {
         self.lock().map.len()
     }
@@ -386,10 +442,14 @@ impl LeafAuthority {
     }
 }
 
+/// Why a leaf for a host could not be made. hudsucker's trait cannot fail, so
+/// [`LeafAuthority`] logs it and hands out a config whose handshake fails on the client.
 #[derive(Debug, thiserror::Error)]
 pub enum LeafError {
+    /// The host is no valid DNS name for a SAN, or signing failed.
     #[error("cannot sign a leaf certificate: {0}")]
     Sign(rcgen::Error),
+    /// rustls refused the protocol versions or the certificate and key.
     #[error("cannot build a TLS config: {0}")]
     Tls(rustls::Error),
 }

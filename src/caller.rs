@@ -36,17 +36,21 @@ crate::vocab::label!(Billing);
 /// Who a call is attributed to: the `team` and `user` labels and fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Attribution {
+    /// The team; `None` when no source names one (exported as `unknown`).
     pub team: Option<String>,
+    /// The user; `None` when no source names one (exported as `unknown`).
     pub user: Option<String>,
 }
 
 /// What the request head says about who is calling.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// The agent or SDK, from `user-agent` ([`Client::from_user_agent`]).
     pub client: Client,
     /// The agent session named in a header (see [`agents`]); the request body may name one
     /// too (`dialects`), and the header wins.
     pub conversation_id: Option<String>,
+    /// Team and user, most specific source first ([`attribution`]).
     pub attribution: Attribution,
     /// Decided from the kind of credential (never the credential itself).
     pub billing: Billing,

@@ -8,7 +8,15 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// What `--calls` writes on stdout for every call.
+/// What `--calls` writes on stdout for every call (default `text`): `text`, one line for
+/// people watching a terminal; `json`, one JSON object per line with every field of the
+/// call's record (`telemetry::calls::json`); `off`, nothing (metrics, spans and
+/// `--calls-file` are unaffected). `config` re-exports it.
+#[allow(
+    missing_docs,
+    reason = "clap shows a ValueEnum variant's doc comment as the value's help, which would \
+              change `--help`; the values are documented here on the enum"
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CallsFormat {
     Text,
@@ -16,13 +24,22 @@ pub enum CallsFormat {
     Off,
 }
 
-/// How llmtap's own diagnostics are written on stderr (`--log-format`).
+/// How llmtap's own diagnostics are written on stderr (`--log-format`, default `text`):
+/// `text`, human-readable lines; `json`, one JSON object per event (for log shippers).
+/// The filter is `LLMTAP_LOG` (tracing `EnvFilter` syntax). `config` re-exports it.
+#[allow(
+    missing_docs,
+    reason = "clap shows a ValueEnum variant's doc comment as the value's help, which would \
+              change `--help`; the values are documented here on the enum"
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
 }
 
+/// The whole command line: a subcommand, or the `run` flags given directly (`llmtap
+/// [OPTIONS]` runs the proxy). Parse with `Cli::parse()`; `config` validates what it holds.
 #[derive(Debug, Parser)]
 #[command(
     name = "llmtap",
@@ -32,6 +49,8 @@ pub enum LogFormat {
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    /// The subcommand; `None` when only `run` flags (or nothing) were given, which means
+    /// `run` with [`Cli::run`].
     #[command(subcommand)]
     pub command: Option<Command>,
     /// `llmtap [OPTIONS]` is `llmtap run [OPTIONS]`.
@@ -39,6 +58,7 @@ pub struct Cli {
     pub run: RunArgs,
 }
 
+/// llmtap's subcommands; each variant's doc comment is its `--help` text.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the proxy in the foreground (the default command); Ctrl-C or SIGTERM drains and exits.
@@ -56,6 +76,7 @@ pub enum Command {
     Report(ReportArgs),
 }
 
+/// Flags of `llmtap report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// JSON call lines (`--calls-file`, or `--calls json` output); standard input if absent.
@@ -63,6 +84,7 @@ pub struct ReportArgs {
     pub file: Option<PathBuf>,
 }
 
+/// Flags of `llmtap healthcheck`.
 #[derive(Debug, Args)]
 pub struct HealthcheckArgs {
     /// The admin address to ask (0.0.0.0 means this host).
@@ -70,6 +92,8 @@ pub struct HealthcheckArgs {
     pub admin: String,
 }
 
+/// Flags of `llmtap wrap`: the proxy's own flags plus where to send CMD and how to
+/// summarise its calls.
 #[derive(Debug, Args)]
 pub struct WrapArgs {
     /// Use this running llmtap (e.g. http://127.0.0.1:8080) instead of starting one; its CA
@@ -88,6 +112,14 @@ pub struct WrapArgs {
     pub cmd: Vec<String>,
 }
 
+/// What `llmtap wrap --summary` prints on stderr when CMD ends (default `text`): `text`,
+/// the totals and one line per model (`wrap::Summary::text`); `json`, the same
+/// `wrap::Summary` as one JSON object; `off`, nothing.
+#[allow(
+    missing_docs,
+    reason = "clap shows a ValueEnum variant's doc comment as the value's help, which would \
+              change `--help`; the values are documented here on the enum"
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SummaryFormat {
     Text,
@@ -95,6 +127,10 @@ pub enum SummaryFormat {
     Off,
 }
 
+/// Flags of the proxy (`llmtap run`, bare `llmtap`, and the in-process proxy of `llmtap
+/// wrap`), as typed: each field's doc comment is its `--help` line, and README.md's flags
+/// table lists them with their environment variables and defaults. `config::Config`
+/// validates them (addresses, files, durations, sizes).
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Proxy address (HTTP CONNECT).
@@ -226,6 +262,7 @@ pub struct RunArgs {
     /// Load a CA key that other users can read (refused by default).
     #[arg(long, env = "LLMTAP_ALLOW_INSECURE_KEY")]
     pub allow_insecure_key: bool,
+    /// The standard `OTEL_*` variables, resolved by `config::otlp`.
     #[command(flatten)]
     pub otel: OtelEnv,
 }
@@ -234,14 +271,23 @@ pub struct RunArgs {
 /// so tests configure them from argument lists).
 #[derive(Debug, Clone, Default, Args)]
 pub struct OtelEnv {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: the collector's base URL (`http://` or `https://`); for
+    /// HTTP/protobuf `/v1/traces` is appended. `--otlp-endpoint` wins over it.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", hide = true)]
     pub otel_exporter_otlp_endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: the full traces URL, used as it is; wins over
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", hide = true)]
     pub otel_exporter_otlp_traces_endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`: `http/protobuf` (the default) or `grpc`.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", hide = true)]
     pub otel_exporter_otlp_protocol: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`: as `OTEL_EXPORTER_OTLP_PROTOCOL`, which it wins
+    /// over.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", hide = true)]
     pub otel_exporter_otlp_traces_protocol: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_HEADERS`: `key=value,…` with percent-encoded values, sent with every
+    /// export request. Secret: its values are never shown (`hide_env_values`) nor logged.
     #[arg(
         long,
         env = "OTEL_EXPORTER_OTLP_HEADERS",
@@ -249,6 +295,7 @@ pub struct OtelEnv {
         hide_env_values = true
     )]
     pub otel_exporter_otlp_headers: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS`: as `OTEL_EXPORTER_OTLP_HEADERS`, which it wins over.
     #[arg(
         long,
         env = "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
@@ -256,24 +303,45 @@ pub struct OtelEnv {
         hide_env_values = true
     )]
     pub otel_exporter_otlp_traces_headers: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT`: the export timeout in milliseconds (default 10000).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_TIMEOUT", hide = true)]
     pub otel_exporter_otlp_timeout: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`: as `OTEL_EXPORTER_OTLP_TIMEOUT`, which it wins over.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", hide = true)]
     pub otel_exporter_otlp_traces_timeout: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`: a PEM file of extra roots for an `https://` collector
+    /// (the system and webpki roots are always trusted).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_CERTIFICATE", hide = true)]
     pub otel_exporter_otlp_certificate: Option<PathBuf>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`: as `OTEL_EXPORTER_OTLP_CERTIFICATE`, which it
+    /// wins over.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", hide = true)]
     pub otel_exporter_otlp_traces_certificate: Option<PathBuf>,
+    /// `OTEL_SERVICE_NAME`: the resource's `service.name`; wins over a `service.name` in
+    /// `OTEL_RESOURCE_ATTRIBUTES`; default `llmtap`.
     #[arg(long, env = "OTEL_SERVICE_NAME", hide = true)]
     pub otel_service_name: Option<String>,
+    /// `OTEL_RESOURCE_ATTRIBUTES`: `key=value,…` (percent-encoded) resource attributes of every
+    /// span.
     #[arg(long, env = "OTEL_RESOURCE_ATTRIBUTES", hide = true)]
     pub otel_resource_attributes: Option<String>,
+    /// `OTEL_SDK_DISABLED`: `true` (any case) turns span export off.
     #[arg(long, env = "OTEL_SDK_DISABLED", hide = true)]
     pub otel_sdk_disabled: Option<String>,
+    /// `OTEL_TRACES_EXPORTER`: `otlp` (the default) or `none` (no export); anything else is a
+    /// configuration error.
     #[arg(long, env = "OTEL_TRACES_EXPORTER", hide = true)]
     pub otel_traces_exporter: Option<String>,
 }
 
+/// The syntax of the export lines (`llmtap env --shell`, default `sh`): `sh` (`export
+/// NAME=value`, also bash and zsh), `fish` (`set -gx NAME value`), `powershell`
+/// (`$env:NAME = 'value'`).
+#[allow(
+    missing_docs,
+    reason = "clap shows a ValueEnum variant's doc comment as the value's help, which would \
+              change `--help`; the values are documented here on the enum"
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Shell {
     Sh,
@@ -281,6 +349,7 @@ pub enum Shell {
     Powershell,
 }
 
+/// Flags of `llmtap env`.
 #[derive(Debug, Args)]
 pub struct EnvArgs {
     /// Syntax of the lines.
@@ -299,8 +368,10 @@ pub struct EnvArgs {
     pub ca_dir: Option<PathBuf>,
 }
 
+/// Flags of `llmtap ca`.
 #[derive(Debug, Args)]
 pub struct CaArgs {
+    /// What to print: the path or the PEM.
     #[command(subcommand)]
     pub action: CaAction,
     /// CA directory [default: ~/.llmtap].
@@ -308,6 +379,7 @@ pub struct CaArgs {
     pub ca_dir: Option<PathBuf>,
 }
 
+/// The subcommands of `llmtap ca`.
 #[derive(Debug, Clone, Copy, Subcommand)]
 pub enum CaAction {
     /// Print the path of ca.pem.
@@ -331,6 +403,8 @@ pub fn default_ca_dir() -> PathBuf {
 /// What a client's environment needs to go through llmtap.
 #[derive(Debug, Clone)]
 pub struct Exports {
+    /// `http://HOST:PORT` of the proxy listener (`HTTPS_PROXY`); a wildcard listen address
+    /// is given as loopback (`config::proxy_url`).
     pub proxy_url: String,
     /// llmtap's CA alone: for runtimes that add it to their roots (Node).
     pub ca_cert: PathBuf,

@@ -101,11 +101,15 @@ impl Default for Timeouts {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{flag}: {message}")]
 pub struct ConfigError {
+    /// The flag or variable at fault as the user spells it (`--listen`,
+    /// `OTEL_EXPORTER_OTLP_HEADERS`).
     pub flag: &'static str,
+    /// What is wrong, lowercase and without a trailing period (never a secret's value).
     pub message: String,
 }
 
 impl ConfigError {
+    /// The error for `flag`, displayed as `{flag}: {message}`.
     pub fn new(flag: &'static str, message: impl Into<String>) -> Self {
         ConfigError {
             flag,
@@ -114,52 +118,79 @@ impl ConfigError {
     }
 }
 
+/// Everything llmtap runs with, validated ([`Config::from_args`]). Cloned once per
+/// listener task; the data path reaches it through `exchange::Observing`.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `--listen`: the proxy's address (port 0: any free port). Beyond loopback only with
+    /// `--auth-file` or `--allow-open-proxy`.
     pub listen: SocketAddr,
+    /// `--admin`: the address of `/metrics`, `/healthz`, `/readyz` and `/ca.pem`.
     pub admin: SocketAddr,
+    /// The CA loaded from (or created in) `--ca-dir`.
     pub ca: CaFiles,
     /// Lowercase host names (or IP literals) whose CONNECTs are decrypted.
     pub intercept: BTreeSet<String>,
+    /// `--upstream-ca`: extra roots trusted for upstream TLS (DER); empty when not given.
     pub upstream_roots: Vec<CertificateDer<'static>>,
+    /// The platform's roots, read once ([`system_roots`]), llmtap's own CA left out so that
+    /// it never vouches for an upstream or a collector.
     pub system_roots: Vec<CertificateDer<'static>>,
+    /// `--resolve`: where to dial instead, per `(host, port)`.
     pub resolve: ResolveMap,
+    /// `--team` / `--user`: the attribution of every call that names no other (blank values
+    /// are none).
     pub attribution: Attribution,
+    /// `--calls`: what is written on stdout per call.
     pub calls: CallsFormat,
+    /// `--log-format`: how diagnostics are written on stderr.
     pub log_format: LogFormat,
+    /// `LLMTAP_LOG`: the diagnostics filter (tracing `EnvFilter` syntax); `None`: the
+    /// default filter of `telemetry::logging`.
     pub log_filter: Option<String>,
+    /// `--drain-seconds`: how long shutdown waits for in-flight calls.
     pub drain: Duration,
+    /// Per-call memory bounds; always [`Limits::default`] (no flag sets them).
     pub limits: Limits,
     /// `None`: no exporter at all (the embedded default: call lines + `/metrics`).
     pub otlp: Option<otlp::OtlpConfig>,
+    /// `--capture-content` and `--capture-max-bytes`.
     pub capture: Capture,
     /// The embedded price table plus `--prices` overrides.
     pub prices: PriceTable,
-    /// Distinct values kept per traffic-derived label (model, tool, team, user).
+    /// `--label-cap`: distinct values kept per traffic-derived label (model, tool, team,
+    /// user); at least 1 (a 0 given is raised to 1).
     pub label_cap: usize,
     /// Clients admitted to the proxy; `None`: everyone who can reach it.
     pub auth: Option<auth::AuthFile>,
     /// `--calls-file`: also append every call as a JSON line here.
     pub calls_file: Option<CallsFile>,
+    /// The five `--*-timeout` flags, each longer than zero.
     pub timeouts: Timeouts,
     /// `--allow-destination`: exceptions to the destination policy.
     pub allow_destinations: Vec<crate::policy::Allow>,
-    /// `--observe-budget`: bytes all calls together may hold for observation.
+    /// `--observe-budget`: bytes all calls together may hold for observation; at least
+    /// 1 MiB (a smaller value is raised to it).
     pub observe_budget: usize,
 }
 
 /// `--calls-file`, opened for appending when the configuration is read.
 #[derive(Debug, Clone)]
 pub struct CallsFile {
+    /// The path as given, for messages.
     pub path: std::path::PathBuf,
+    /// The file, opened with `O_APPEND` (created if missing): each call line is one write,
+    /// so lines from one process never interleave.
     pub file: Arc<std::fs::File>,
 }
 
 /// Opt-in capture of prompt and completion content into spans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Capture {
+    /// `--capture-content`: prompts, completions and tool definitions go into spans (only
+    /// spans: never call lines or metrics). Off by default.
     pub enabled: bool,
-    /// Cap of each content attribute, in bytes.
+    /// `--capture-max-bytes`: cap of each content attribute, in bytes (default 16 KiB).
     pub max_bytes: usize,
 }
 

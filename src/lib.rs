@@ -12,6 +12,7 @@ pub mod ca;
 pub mod caller;
 pub mod cli;
 pub mod config;
+#[allow(missing_docs)] // The dialects are documented by their own rewrite (issue 13).
 pub mod dialects;
 pub mod exchange;
 pub mod policy;
@@ -43,13 +44,18 @@ use crate::{
     telemetry::{Telemetry, admin::Admin},
 };
 
+/// Why [`start`] failed. `main` exits 2 for [`StartError::Config`], 1 for the others.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// Bad configuration found while starting (an address in use): exit code 2.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The metrics registry or the span exporter could not be built (exit code 1).
     #[error("cannot start telemetry: {0}")]
     Telemetry(#[from] telemetry::TelemetryError),
+    /// The proxy could not be set up: the CA cannot issue, or upstream TLS cannot be
+    /// configured (exit code 1). Not returned by [`start`] today: the proxy sets itself up
+    /// inside its spawned task, whose error is only logged by [`Running::shutdown`].
     #[error(transparent)]
     Proxy(#[from] ProxyError),
 }
@@ -57,9 +63,13 @@ pub enum StartError {
 /// A running llmtap: its bound addresses and a handle to stop it.
 #[derive(Debug)]
 pub struct Running {
+    /// The address the proxy listens on (the real port when `--listen` asked for port 0).
     pub proxy_addr: SocketAddr,
+    /// The address of the admin listener (`/metrics`, `/healthz`, `/readyz`, `/ca.pem`).
     pub admin_addr: SocketAddr,
+    /// The telemetry pipeline: metrics, the record subscription (`subscribe`), the drain.
     pub telemetry: Arc<Telemetry>,
+    /// The environment a client needs to use this proxy (what the banner prints).
     pub exports: Exports,
     admin: Arc<Admin>,
     stop: watch::Sender<bool>,

@@ -18,18 +18,29 @@ use crate::dialects::{Operation, Provider, Usage};
 
 static EMBEDDED: &str = include_str!("pricing/prices.json");
 
-/// USD per token.
+/// Prices of one model at one level (standard, a long-context tier, a processing tier), in
+/// USD per token, as litellm's `*_cost_per_token` fields give them.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Rates {
+    /// Uncached input tokens (litellm `input_cost_per_token`).
     pub input: f64,
+    /// Output tokens, reasoning included (`output_cost_per_token`).
     pub output: f64,
+    /// Input tokens read from cache (`cache_read_input_token_cost`); `None`: billed at
+    /// `input`.
     pub cache_read: Option<f64>,
+    /// Input tokens written to a 5-minute cache (`cache_creation_input_token_cost`); `None`:
+    /// billed at 1.25 × `input`, Anthropic's multiplier. Only Anthropic bills writes.
     pub cache_write_5m: Option<f64>,
+    /// Input tokens written to a 1-hour cache (`cache_creation_input_token_cost_above_1hr`);
+    /// `None`: billed at 2 × `input`, Anthropic's multiplier.
     pub cache_write_1h: Option<f64>,
 }
 
+/// The price of one model: standard rates, long-context tiers, processing tiers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelPrice {
+    /// The standard rates, for calls at or under every tier's threshold.
     pub base: Rates,
     /// Long-context tiers: above this many input tokens, the whole call is billed at these
     /// rates (200k for Claude and Gemini Pro, 272k for recent OpenAI models, …).
@@ -64,10 +75,14 @@ impl ModelPrice {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{entry}: {message}")]
 pub struct PriceError {
+    /// `FILE: MODEL`, or the file alone when the file itself is at fault.
     pub entry: String,
+    /// What is wrong (`not JSON: …`, `input_cost_per_token must be a non-negative number,
+    /// got …`).
     pub message: String,
 }
 
+/// Prices by model name (lowercase): the embedded table, plus `--prices` overrides.
 #[derive(Debug, Clone)]
 pub struct PriceTable {
     models: HashMap<String, ModelPrice>,
@@ -160,10 +175,12 @@ impl PriceTable {
         })
     }
 
+    /// How many model names the table prices.
     pub fn len(&self) -> usize {
         self.models.len()
     }
 
+    /// Whether the table prices no model (the embedded table did not parse).
     pub fn is_empty(&self) -> bool {
         self.models.is_empty()
     }

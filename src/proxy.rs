@@ -20,12 +20,16 @@ use crate::{config::Config, exchange::Observing, policy::DestinationPolicy, tele
 /// Leaf certificates kept in memory (one per intercepted host name).
 const LEAF_CACHE: usize = 1024;
 
+/// Why [`serve`] stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
+    /// The CA's key or certificate cannot issue leaves, or the leaf key cannot be made.
     #[error("cannot set up the CA: {0}")]
     Ca(#[from] rcgen::Error),
+    /// The upstream TLS client config was refused (an `--upstream-ca` root rustls rejects).
     #[error("cannot set up upstream TLS: {0}")]
     Tls(#[from] rustls::Error),
+    /// hudsucker could not be built or its accept loop failed.
     #[error("proxy failed: {0}")]
     Proxy(#[from] hudsucker::Error),
 }

@@ -35,6 +35,7 @@ struct Response {
 /// The report's tables.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// Every call read, together.
     pub total: Totals,
     /// Dimension (`day`, `team`, …) → value → totals.
     pub by: BTreeMap<&'static str, BTreeMap<String, Totals>>,
@@ -43,6 +44,10 @@ pub struct Report {
 }
 
 impl Report {
+    /// Reads JSON call lines from `input` to its end. Blank lines are ignored; a line that
+    /// is not a call record is counted in [`Report::skipped`]. A call missing `team`, `user`
+    /// or `model` is counted under `unknown`; its day is the first 10 characters of `time`
+    /// (RFC 3339, UTC). Fails only when reading fails (I/O, or a line that is not UTF-8).
     pub fn read(input: impl BufRead) -> std::io::Result<Report> {
         let mut report = Report::default();
         for line in input.lines() {
@@ -79,6 +84,8 @@ impl Report {
         Ok(report)
     }
 
+    /// The report as printed: the totals, the skipped-line count, then one table per
+    /// dimension (days in order, the others by cost, highest first), one line per value.
     pub fn text(&self) -> String {
         let t = &self.total;
         let mut out = format!("{} — {}\n", plural(t.calls, "call"), t.line());

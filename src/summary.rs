@@ -11,20 +11,32 @@ use serde::Serialize;
 /// Totals of a set of calls.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Totals {
+    /// Calls counted.
     pub calls: u64,
+    /// Calls whose outcome was not `ok`.
     pub errors: u64,
+    /// Input tokens, cached ones included (a call without a count adds 0).
     pub input: u64,
+    /// Output tokens, reasoning included.
     pub output: u64,
+    /// Input tokens read from the provider's cache (part of `input`).
     pub cache_read: u64,
+    /// Input tokens written to a 5-minute cache (part of `input`).
     pub cache_write_5m: u64,
+    /// Input tokens written to a 1-hour cache (part of `input`).
     pub cache_write_1h: u64,
+    /// Output tokens spent reasoning (part of `output`).
     pub reasoning: u64,
     /// USD of the calls that have a price.
     pub cost_usd: f64,
     /// Calls whose cost is unknown ([`crate::vocab::cost_unknown`]).
     pub unpriced: u64,
+    /// Median time to first token (the lower middle value), serialized in milliseconds;
+    /// `None` when no call had one (and always for `report`: call lines are not read for
+    /// it).
     #[serde(serialize_with = "ms")]
     pub ttft_p50: Option<Duration>,
+    /// Longest time to first token, serialized in milliseconds; `None` as for `ttft_p50`.
     #[serde(serialize_with = "ms")]
     pub ttft_max: Option<Duration>,
     /// Tool name → times called.

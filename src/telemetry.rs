@@ -34,15 +34,22 @@ use export::{ExportError, Health};
 use metrics::Metrics;
 use spans::Spans;
 
+/// Why [`Telemetry::start`] failed (`llmtap::start` reports it, exit code 1).
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
+    /// A metric family could not be built or registered (a duplicate or invalid name: a
+    /// bug, never the user's input).
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The span exporter could not be built or its thread started.
     #[error(transparent)]
     Export(#[from] ExportError),
+    /// The `--calls-file` handle `config` opened could not be duplicated for the worker.
     #[error("--calls-file: cannot append to {path}: {source}")]
     CallsFile {
+        /// The file, as given.
         path: String,
+        /// The OS error.
         source: std::io::Error,
     },
 }
@@ -60,6 +67,7 @@ pub struct Telemetry {
     next_id: AtomicU64,
     in_flight: AtomicUsize,
     idle: Notify,
+    /// The Prometheus registry `/metrics` serves; the proxy moves its connection counters.
     pub metrics: Metrics,
     tx: mpsc::Sender<Msg>,
     records: broadcast::Sender<Arc<CallRecord>>,
@@ -164,6 +172,7 @@ impl Telemetry {
         &self.budget
     }
 
+    /// Calls started and not yet finished (what the drain waits for).
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
     }
@@ -276,6 +285,7 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
+    /// Lets the first event through, then one per `interval` (millisecond resolution).
     pub fn new(interval: Duration) -> RateLimit {
         RateLimit {
             interval_ms: interval.as_millis() as u64,

@@ -137,13 +137,21 @@ impl serde::Serialize for ErrorType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
 #[strum(serialize_all = "snake_case")]
 pub enum TokenType {
+    /// `input`: every prompt token, the cache parts below included.
     Input,
+    /// `output`: every generated token, reasoning included.
     Output,
+    /// `cache_read`: prompt tokens served from the provider's cache (part of input).
     CacheRead,
+    /// `cache_write_5m`: prompt tokens written to a 5-minute cache (part of input;
+    /// Anthropic only).
     #[strum(serialize = "cache_write_5m")]
     CacheWrite5m,
+    /// `cache_write_1h`: prompt tokens written to a 1-hour cache (part of input; Anthropic
+    /// only).
     #[strum(serialize = "cache_write_1h")]
     CacheWrite1h,
+    /// `reasoning`: generated tokens spent thinking (part of output).
     Reasoning,
 }
 

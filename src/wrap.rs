@@ -78,6 +78,9 @@ pub fn exit_code(status: ExitStatus) -> u8 {
 pub struct Collector(Arc<Mutex<Vec<Arc<CallRecord>>>>);
 
 impl Collector {
+    /// Starts collecting from `records` (`Telemetry::subscribe`) on a task, until the
+    /// channel closes. Records missed because the collector lagged behind the channel's
+    /// capacity are skipped without notice.
     pub fn start(mut records: tokio::sync::broadcast::Receiver<Arc<CallRecord>>) -> Collector {
         let collector = Collector::default();
         let sink = collector.0.clone();
@@ -93,19 +96,25 @@ impl Collector {
         collector
     }
 
+    /// The records collected so far, in the order they finished.
     pub fn records(&self) -> Vec<Arc<CallRecord>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
+/// What `llmtap wrap` reports when the command ends: totals of every call, and per model.
+/// `--summary json` prints it serialized.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Summary {
+    /// Every call together.
     pub total: Totals,
     /// Model → totals.
     pub models: BTreeMap<String, Totals>,
 }
 
 impl Summary {
+    /// Totals of `records`, overall and by model (response model, else request model, else
+    /// `unknown`); TTFT p50 (the lower median) and max over the calls that have one.
     pub fn of(records: &[Arc<CallRecord>]) -> Summary {
         let mut summary = Summary::default();
         let mut ttfts: BTreeMap<String, Vec<Duration>> = BTreeMap::new();

@@ -12,22 +12,35 @@
 /// label and the call line's `client` field, spelled once in [`Client::as_str`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
 pub enum Client {
+    /// `claude-code`: Anthropic's Claude Code (`claude-cli/<v>`, or `claude-code` in the
+    /// user-agent); session in `X-Claude-Code-Session-Id`.
     #[strum(serialize = "claude-code")]
     ClaudeCode,
+    /// `codex`: OpenAI's Codex CLI (`codex_exec/<v>`, `codex_cli_rs/<v>`: any user-agent
+    /// with `codex`); session in `session-id` (older: `session_id`, `conversation_id`).
     #[strum(serialize = "codex")]
     Codex,
+    /// `gemini-cli`: Google's Gemini CLI (`GeminiCLI/<v>`, or `gemini-cli`).
     #[strum(serialize = "gemini-cli")]
     GeminiCli,
+    /// `anthropic-sdk-python`: Anthropic's Python SDK (`Anthropic/Python <v>`).
     #[strum(serialize = "anthropic-sdk-python")]
     AnthropicPython,
+    /// `anthropic-sdk-js`: Anthropic's TypeScript SDK (`Anthropic/JS <v>`).
     #[strum(serialize = "anthropic-sdk-js")]
     AnthropicJs,
+    /// `openai-python`: OpenAI's Python SDK (`OpenAI/Python <v>`).
     #[strum(serialize = "openai-python")]
     OpenaiPython,
+    /// `openai-node`: OpenAI's Node/TypeScript SDK (`OpenAI/JS <v>`).
     #[strum(serialize = "openai-node")]
     OpenaiNode,
+    /// `google-genai-python`: Google's Gen AI Python SDK (`google-genai-sdk/<v>` with
+    /// `gl-python/<v>`).
     #[strum(serialize = "google-genai-python")]
     GoogleGenaiPython,
+    /// `google-genai-js`: Google's Gen AI JavaScript SDK (`google-genai-sdk/<v>` without
+    /// `gl-python`).
     #[strum(serialize = "google-genai-js")]
     GoogleGenaiJs,
     /// Anything not in [`AGENTS`].

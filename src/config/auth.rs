@@ -39,6 +39,8 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 impl AuthFile {
+    /// Reads and parses the file at `path`. Errors name `--auth-file` and the path, with
+    /// the line number of a bad line (never its content, which holds a hash).
     pub fn load(path: &Path) -> Result<AuthFile, ConfigError> {
         let flag = "--auth-file";
         let text = std::fs::read_to_string(path)

@@ -13,9 +13,12 @@ use super::ConfigError;
 use crate::cli::OtelEnv;
 use crate::wire::percent_decode;
 
+/// The OTLP transport (`OTEL_EXPORTER_OTLP_PROTOCOL`, OTLP exporter specification).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
+    /// `grpc`: OTLP over gRPC (tonic), to the endpoint as given.
     Grpc,
+    /// `http/protobuf` (the default): protobuf bodies POSTed to `…/v1/traces`.
     HttpProtobuf,
 }
 
@@ -29,12 +32,19 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Where and how spans are exported, resolved from the `OTEL_*` variables and
+/// `--otlp-endpoint` ([`from_env`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtlpConfig {
+    /// gRPC or HTTP/protobuf; the traces-specific variable wins over the general one.
     pub protocol: Protocol,
     /// Full URL the exporter sends to (`…/v1/traces` for HTTP; the server for gRPC).
     pub endpoint: String,
+    /// Headers sent with every export request (`OTEL_EXPORTER_OTLP_[TRACES_]HEADERS`): names
+    /// lowercase, values percent-decoded and kept secret.
     pub headers: Vec<(String, Secret)>,
+    /// Export timeout per request (`OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT`, given in
+    /// milliseconds; default 10 s).
     pub timeout: Duration,
     /// Extra roots for an `https://` collector (`OTEL_EXPORTER_OTLP_CERTIFICATE`, read and
     /// parsed when the configuration is).
@@ -42,6 +52,8 @@ pub struct OtlpConfig {
     /// The platform's roots, read once by [`Config::from_args`](super::Config::from_args)
     /// for every TLS client llmtap has.
     pub system_roots: Vec<CertificateDer<'static>>,
+    /// The resource's `service.name`: `OTEL_SERVICE_NAME`, else `service.name` in
+    /// `OTEL_RESOURCE_ATTRIBUTES`, else `llmtap`.
     pub service_name: String,
     /// `OTEL_RESOURCE_ATTRIBUTES` pairs, `service.name` excluded.
     pub resource: Vec<(String, String)>,

@@ -11,10 +11,16 @@ use crate::dialects::ParseError;
 /// A `content-encoding` llmtap can decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
+    /// No header, an empty one, or `identity`: the bytes as they are.
     Identity,
+    /// `gzip` or `x-gzip` (RFC 1952).
     Gzip,
+    /// `deflate`: zlib (RFC 1950) as RFC 9110 §8.4.1.2 says, or raw deflate (RFC 1951) as
+    /// some servers send it, told apart by the first byte.
     Deflate,
+    /// `br` (RFC 7932).
     Brotli,
+    /// `zstd` (RFC 8878).
     Zstd,
 }
 
@@ -39,6 +45,8 @@ impl Encoding {
 /// Where decoded bytes go as they are produced: a parser pipeline (streams) or a buffer
 /// (non-streamed bodies). A sink that fails stops decoding with its own error.
 pub trait Sink {
+    /// Takes the next decoded bytes, in order, in pieces of any size; an error stops
+    /// decoding and is the body's parse error.
     fn take(&mut self, bytes: &[u8]) -> Result<(), ParseError>;
 }
 
@@ -178,6 +186,10 @@ impl<S: Sink> Decoder<S> {
         Some(&self.capped()?.sink)
     }
 
+    /// The sink, mutably (to read or reset what it holds). `None` only inside [`push`]
+    /// while a `deflate` body's decoder is chosen, so never to a caller.
+    ///
+    /// [`push`]: Decoder::push
     pub fn sink_mut(&mut self) -> Option<&mut S> {
         Some(&mut self.capped_mut()?.sink)
     }

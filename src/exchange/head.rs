@@ -6,8 +6,11 @@ use crate::caller::Caller;
 /// What llmtap knows about the request before any body byte.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
+    /// The upstream host, as [`normalize_host`](crate::wire::normalize_host) spells it.
     pub host: String,
+    /// The upstream port (443 unless the request named another).
     pub port: u16,
+    /// The request method, as sent.
     pub method: String,
     /// Path without the query string: queries can carry API keys (`?key=`).
     pub path: String,
@@ -17,11 +20,14 @@ pub struct RequestHead {
     pub traceparent: Option<TraceParent>,
 }
 
-/// A parsed W3C `traceparent` header.
+/// A parsed W3C `traceparent` header (W3C Trace Context, §3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceParent {
+    /// `trace-id`: 16 bytes, never all zero.
     pub trace_id: [u8; 16],
+    /// `parent-id`: the client's span, 8 bytes, never all zero.
     pub span_id: [u8; 8],
+    /// The `sampled` bit of `trace-flags`: when off, the call's span is not exported.
     pub sampled: bool,
 }
 

@@ -40,7 +40,9 @@ pub trait BodyObserver: Send + Sync + 'static {
 /// Which side of a WebSocket sent a message, or closed first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
+    /// The agent's side: its messages are requests (`response.create`), masked on the wire.
     Client,
+    /// The upstream API's side: its messages are events of the calls.
     Server,
 }
 
@@ -92,11 +94,13 @@ pub trait Recorder: Send + Sync + 'static {
 /// observation budget, and where finished calls go.
 #[derive(Clone)]
 pub struct Observing {
+    /// Per-call memory bounds (`Config::limits`).
     pub limits: Limits,
     /// `--capture-content`'s cap of each content attribute, when content is captured.
     pub capture: Option<usize>,
     /// `--observe-budget`: charged by every copy, partial event and queued call.
     pub budget: Arc<Budget>,
+    /// Where calls start (their id) and finish (their [`Pending`]): the telemetry pipeline.
     pub recorder: Arc<dyn Recorder>,
 }
 

@@ -22,44 +22,72 @@ use crate::{
 
 /// Everything known about a finished call. Built once; the call line, metrics (and later
 /// the span) are all views of it.
+///
+/// Serialized as the JSON call line (`--calls json`, `--calls-file`): times in milliseconds
+/// (`start` since the Unix epoch, durations with microsecond precision); an absent fact is
+/// `null` or left out, never zero. Holds no header, query string or prompt text.
 #[derive(Debug, Clone, Serialize)]
 pub struct CallRecord {
+    /// The call's number in this process, from 1, in the order calls started.
     pub id: u64,
     /// Wall clock when the request head arrived (`t0`).
     #[serde(serialize_with = "serialize_time")]
     pub start: SystemTime,
+    /// `t0` to the end of the response (its last byte, the client leaving, or the failure).
     #[serde(serialize_with = "serialize_duration_ms")]
     pub duration: Duration,
     /// First generated-content delta − `t0`; only for streamed responses that produced one.
     #[serde(serialize_with = "serialize_opt_duration_ms")]
     pub ttft: Option<Duration>,
+    /// `t0` to the first response body byte; `None` when no body byte arrived.
     #[serde(serialize_with = "serialize_opt_duration_ms")]
     pub first_byte: Option<Duration>,
+    /// The API's provider, from the route the dialect table matched.
     pub provider: crate::dialects::Provider,
+    /// What the call did (chat, generate content, count tokens, …), from the route.
     pub operation: crate::dialects::Operation,
+    /// The upstream host, as [`normalize_host`](crate::wire::normalize_host) spells it.
     pub host: String,
+    /// The upstream port (443 unless the request named another).
     pub port: u16,
+    /// The request method (`POST`; `GET` for a WebSocket upgrade).
     pub method: String,
+    /// The request path without its query string (queries can carry API keys).
     pub path: String,
+    /// The upstream's HTTP status (`101` for every call on a WebSocket); `None` when no
+    /// response head arrived (connect failure, timeout, the client leaving first).
     pub status: Option<u16>,
     /// The response was an event stream.
     pub stream: bool,
+    /// The agent or SDK that made the call, from its `user-agent`.
     pub client: Client,
     /// The agent session (header, else request body): one trace per session.
     pub conversation_id: Option<String>,
+    /// The client's W3C `traceparent`, when valid: the span becomes its child. Not in call
+    /// lines.
     #[serde(skip)]
     pub traceparent: Option<TraceParent>,
+    /// The team the call is attributed to (proxy credentials, `x-llmtap-team`, `--team`);
+    /// `None` when no source names one.
     pub team: Option<String>,
+    /// The user the call is attributed to (proxy credentials, `x-llmtap-user`, `--user`);
+    /// `None` when no source names one.
     pub user: Option<String>,
+    /// How the call is paid for, from the kind of credential it carried.
     pub billing: Billing,
     /// USD at the price table's rates; `None` when the model has no price or the call no
     /// usage. Set once, by `pricing`, before the call reaches any output.
     pub cost_usd: Option<f64>,
     /// `None` when the request body could not be read or parsed.
     pub request: Option<RequestFacts>,
+    /// What the response said (model, id, usage, tools called, …); empty when nothing was
+    /// observed.
     pub response: ResponseFacts,
+    /// How the call ended, by the rules in this module (status, in-band error, end of body).
     pub outcome: Outcome,
+    /// Why the call failed; `None` for `ok`.
     pub error_type: Option<ErrorType>,
+    /// What could not be parsed (the first failure); `None` when everything was.
     pub parse_error: Option<ParseError>,
     /// The response carried no usage (never recorded as zero).
     pub usage_missing: bool,

@@ -28,6 +28,8 @@ pub struct WsSession {
 }
 
 impl WsSession {
+    /// A session on a socket whose upgrade request was `head`; `route`: the dialect that
+    /// understands it, `None` to relay without recording.
     pub fn new(observing: Arc<Observing>, route: Option<Route>, head: RequestHead) -> WsSession {
         WsSession {
             observing,

@@ -30,10 +30,13 @@ use hudsucker::{
 
 /// What every clone shares.
 pub struct Shared {
+    /// Metrics the handler moves itself (refusals, tunnels, auth failures).
     pub telemetry: Arc<Telemetry>,
     /// What every call's exchange shares (limits, capture, budget, where calls go).
     observing: Arc<Observing>,
+    /// Hosts whose CONNECTs are decrypted (`Config::intercept`, normalized names).
     pub intercept: std::collections::BTreeSet<String>,
+    /// `--team` / `--user`: the attribution of last resort.
     pub attribution: Attribution,
     /// `--auth-file`: who may use the proxy.
     auth: Option<crate::config::auth::AuthFile>,
@@ -56,6 +59,9 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// What the handlers of one proxy share: `config`'s intercept list, attribution, auth
+    /// file and timeouts, with the connector, policy and `--resolve` map [`super::serve`]
+    /// built from it.
     pub fn new(
         config: &Config,
         telemetry: Arc<Telemetry>,
@@ -92,6 +98,8 @@ impl Shared {
     }
 }
 
+/// llmtap's hudsucker handler: one clone per connection and per request (see the module
+/// docs), holding at most one call's [`Exchange`].
 pub struct Tap {
     shared: Arc<Shared>,
     /// Who the tunnel's proxy credentials name: set on CONNECT, inherited by every request
@@ -103,6 +111,8 @@ pub struct Tap {
 }
 
 impl Tap {
+    /// The handler hudsucker clones for every connection: no identity, not admitted, no
+    /// call.
     pub fn new(shared: Arc<Shared>) -> Tap {
         Tap {
             shared,

@@ -21,6 +21,8 @@ use crate::{
     vocab::ErrorType,
 };
 
+/// A body that shows each data frame to its observer and yields the frame unchanged; the
+/// observer hears the end exactly once (end of stream, error, or drop). Made by [`tap`].
 pub struct TapBody {
     inner: Body,
     observer: Option<Box<dyn BodyObserver>>,

@@ -24,6 +24,8 @@ use tokio::net::TcpStream;
 
 use crate::policy::{DestinationPolicy, Refusal};
 
+/// The connector's error type, as hyper-util's legacy client expects it; a refusal by the
+/// destination policy is a [`DestinationRefused`] inside it, a timeout a [`ConnectTimeout`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub use crate::config::ResolveMap;

@@ -44,14 +44,21 @@ const INFLATE_CHUNK: usize = 16 * 1024;
 
 pub use crate::exchange::{MessageObserver, Side};
 
+/// Why an upgrade could not be relayed; the handler answers the client 502, or 403 for
+/// [`WsError::Refused`] and 504 for [`WsError::Timeout`].
 #[derive(Debug, thiserror::Error)]
 pub enum WsError {
+    /// The upstream could not be dialled (TCP, TLS, connect timeout), or the request's URI
+    /// could not be rebuilt.
     #[error("cannot reach upstream: {0}")]
     Connect(String),
+    /// The destination policy refused an address the upstream's name resolved to.
     #[error("destination refused by llmtap's policy ({})", .0.as_str())]
     Refused(crate::policy::Refusal),
+    /// The HTTP/1.1 handshake with the upstream, or sending the upgrade request, failed.
     #[error("upstream handshake failed: {0}")]
     Handshake(hyper::Error),
+    /// No response head to the upgrade request within `--response-timeout`.
     #[error("upstream sent no upgrade answer within {0:?}")]
     Timeout(Duration),
 }
@@ -170,12 +177,20 @@ pub async fn relay(
 /// `permessage-deflate` as negotiated in the upstream's `101` (RFC 7692).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Deflate {
+    /// The upstream accepted `permessage-deflate`: messages with RSV1 set are compressed.
     pub enabled: bool,
+    /// `client_no_context_takeover` (RFC 7692 §7.1.1.2): each client message is compressed
+    /// on its own, so the client's inflater is reset after each message.
     pub client_no_context_takeover: bool,
+    /// `server_no_context_takeover` (RFC 7692 §7.1.1.1): the same for the server's
+    /// messages.
     pub server_no_context_takeover: bool,
 }
 
 impl Deflate {
+    /// Reads the `Sec-WebSocket-Extensions` value of the upstream's `101`: the first
+    /// `permessage-deflate` offer and its parameters (window bits do not matter to an
+    /// inflater with a 32 KiB window). No header, or no such extension: disabled.
     pub fn negotiated(extensions: Option<&str>) -> Deflate {
         let Some(ext) = extensions else {
             return Deflate::default();
@@ -424,6 +439,9 @@ enum InflateError {
 }
 
 impl Decoder {
+    /// A decoder for the messages `side` sends. `deflate`: `permessage-deflate` was
+    /// negotiated; `context_takeover`: that side's compressor keeps its window across
+    /// messages (the negotiated `*_no_context_takeover` was absent).
     pub fn new(side: Side, deflate: bool, context_takeover: bool) -> Decoder {
         Decoder {
             side,
@@ -473,6 +491,10 @@ impl Decoder {
         }
     }
 
+    /// Decodes the next bytes of this direction, as relayed, split anywhere: each message
+    /// completed is handed to `observer` (`on_message`, or `on_skipped` when over the cap).
+    /// After a protocol violation or corrupt deflate data, `observer` hears
+    /// `on_decode_error` once and every later push is ignored.
     pub fn push(&mut self, mut bytes: &[u8], observer: &mut dyn MessageObserver) {
         if self.failed {
             return;

@@ -25,7 +25,9 @@ use super::Telemetry;
 /// State the admin endpoints read.
 #[derive(Debug)]
 pub struct Admin {
+    /// Whose metrics `/metrics` serves.
     pub telemetry: Arc<Telemetry>,
+    /// llmtap's CA certificate (PEM), served on `/ca.pem`.
     pub ca_pem: String,
     /// False once shutdown began: `/readyz` turns 503 so load balancers stop sending.
     pub ready: AtomicBool,

@@ -10,6 +10,8 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::{config::CallsFormat, exchange::CallRecord};
 
+/// Writes each finished call: its line on stdout in the `--calls` format, and its JSON line
+/// appended to `--calls-file`. Runs on the telemetry thread, never on the data path.
 pub struct CallWriter {
     format: CallsFormat,
     out: Box<dyn Write + Send>,
@@ -19,6 +21,7 @@ pub struct CallWriter {
 }
 
 impl CallWriter {
+    /// A writer of `format` lines to `out` (stdout, or a sink), and of JSON lines to `file`.
     pub fn new(
         format: CallsFormat,
         out: Box<dyn Write + Send>,
@@ -32,6 +35,8 @@ impl CallWriter {
         }
     }
 
+    /// Writes `record`'s lines. Never fails: a broken stdout is ignored and a failing
+    /// `--calls-file` is warned about once; the metrics still count the call.
     pub fn write(&mut self, record: &CallRecord) {
         if let Some(file) = &mut self.file {
             // One write per line (O_APPEND): lines from one process never interleave.
@@ -52,11 +57,14 @@ impl CallWriter {
         let _ = self.out.flush();
     }
 
+    /// Flushes stdout (the calls file is unbuffered: each line is one write).
     pub fn flush(&mut self) {
         let _ = self.out.flush();
     }
 }
 
+/// `t` as RFC 3339 in UTC (`…Z`, the call line's `time`); the epoch if it cannot be
+/// formatted.
 pub fn rfc3339(t: std::time::SystemTime) -> String {
     OffsetDateTime::from(t)
         .format(&Rfc3339)

@@ -43,14 +43,21 @@ pub const DELAY: Duration = Duration::from_millis(500);
 /// Counters the export path moves.
 #[derive(Clone, Debug)]
 pub struct Health {
+    /// `llmtap_spans_dropped_total`: spans refused by a full queue or lost with a failed
+    /// batch.
     pub spans_dropped: IntCounter,
+    /// `llmtap_otlp_export_failures_total`: export requests that failed.
     pub export_failures: IntCounter,
 }
 
+/// Why the export pipeline could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
+    /// The OTLP exporter could not be built (the endpoint, headers or TLS roots were
+    /// refused by the exporter's builder); the message is the builder's.
     #[error("cannot build the OTLP exporter: {0}")]
     Build(String),
+    /// The export thread could not be spawned.
     #[error("cannot start the export thread: {0}")]
     Thread(std::io::Error),
 }

@@ -76,7 +76,9 @@ fn transport_cap(meta: &tracing::Metadata<'_>) -> bool {
 /// Where a client that does not trust llmtap is pointed to.
 #[derive(Debug, Clone)]
 pub struct TrustHint {
+    /// llmtap's CA alone (`ca.pem`), for `NODE_EXTRA_CA_CERTS`.
     pub ca_cert: std::path::PathBuf,
+    /// System roots plus llmtap's CA (`bundle.pem`), for `SSL_CERT_FILE` and the like.
     pub bundle: std::path::PathBuf,
 }
 

@@ -20,10 +20,15 @@ use crate::{exchange::CallRecord, vocab::TokenType};
 /// Distinct values kept per capped label before overflowing to `other`.
 #[derive(Debug, Clone, Copy)]
 pub struct Caps {
+    /// Distinct `model` values (`--label-cap`).
     pub model: usize,
+    /// Distinct `tool` values (`--label-cap`).
     pub tool: usize,
+    /// Distinct `team` values (`--label-cap`).
     pub team: usize,
+    /// Distinct `user` values (`--label-cap`).
     pub user: usize,
+    /// Distinct `error_type` values (50, whatever `--label-cap` says).
     pub error_type: usize,
 }
 
@@ -80,6 +85,8 @@ impl Capped {
     }
 }
 
+/// Every metric family llmtap exports (names and labels: [`super::names`]), registered in
+/// one registry, and the caps of the labels that take values from traffic.
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
@@ -119,6 +126,10 @@ impl std::fmt::Debug for Metrics {
 const COMMON: [&str; 5] = [n::PROVIDER, n::MODEL, n::TEAM, n::USER, n::CLIENT];
 
 impl Metrics {
+    /// Registers every family. Label sets known in advance (both `intercepted` values, every
+    /// refusal reason and skipped part) exist from the start at 0, so rates and alerts see
+    /// them; `llmtap_build_info` is set to 1. Fails only on an invalid or duplicate name (a
+    /// bug).
     pub fn new(caps: Caps) -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
         let with = |extra: &'static str| {
@@ -294,10 +305,12 @@ impl Metrics {
         })
     }
 
+    /// Counts a proxy request refused with 407 (`llmtap_auth_failures_total`).
     pub fn auth_failure(&self) {
         self.auth_failures.inc();
     }
 
+    /// Counts a destination the policy refused (`llmtap_destinations_refused_total`).
     pub fn destination_refused(&self, refusal: crate::policy::Refusal) {
         if let Ok(c) = self
             .destinations_refused
@@ -317,6 +330,7 @@ impl Metrics {
         }
     }
 
+    /// Counts a part of a call not observed for the budget (`llmtap_observe_skipped_total`).
     pub fn observe_skipped(&self, reason: crate::budget::Skipped) {
         if let Ok(c) = self
             .observe_skipped
@@ -326,6 +340,7 @@ impl Metrics {
         }
     }
 
+    /// Counts a CONNECT tunnel, decrypted or blind (`llmtap_tunnels_total`).
     pub fn tunnel(&self, intercepted: bool) {
         let label = if intercepted { "true" } else { "false" };
         if let Ok(c) = self.tunnels.get_metric_with_label_values(&[label]) {

@@ -1,52 +1,144 @@
 //! Every metric name, label name and fixed label value llmtap exports, spelled once
 //! (ARCHITECTURE.md, "Names"). Dashboards, alerts and tests depend on these strings.
 
+/// Counter of finished LLM calls, one per [`CallRecord`](crate::exchange::CallRecord)
+/// (every ending: ok, error, cancelled). Labels: `provider`, `model`, `team`, `user`,
+/// `client`, `outcome` ([`crate::vocab::Outcome`]). Unit: calls.
 pub const REQUESTS_TOTAL: &str = "llmtap_requests_total";
+/// Counter of tokens, by `type` ([`crate::vocab::TokenType`]): `input` is the normalized
+/// total with cached tokens included, `cache_read` / `cache_write_5m` / `cache_write_1h` are
+/// parts of it, `output` includes `reasoning` (ARCHITECTURE.md, "Usage"). A count the
+/// response did not carry adds nothing (never zero). Labels: `provider`, `model`, `team`,
+/// `user`, `client`, `type`. Unit: tokens.
 pub const TOKENS_TOTAL: &str = "llmtap_tokens_total";
+/// Histogram of call duration: request head received by llmtap (`t0`) to the end of the
+/// response (or the failure). Labels: `provider`, `model`, `client`; buckets
+/// [`LATENCY_BUCKETS`]. Unit: seconds.
 pub const REQUEST_DURATION_SECONDS: &str = "llmtap_request_duration_seconds";
+/// Histogram of time to first token: `t0` to the first generated-content delta (text,
+/// thinking, tool arguments), observed only for streamed calls that produced one.
+/// Labels: `provider`, `model`, `client`; buckets [`LATENCY_BUCKETS`]. Unit: seconds.
 pub const TIME_TO_FIRST_TOKEN_SECONDS: &str = "llmtap_time_to_first_token_seconds";
+/// Counter of tool calls the model made, one per name in the response's `tools_called`.
+/// Labels: `provider`, `model`, `tool` (the tool's name, capped by `--label-cap`).
+/// Unit: tool calls.
 pub const TOOL_CALLS_TOTAL: &str = "llmtap_tool_calls_total";
+/// Counter (floating point) of what calls cost at the price table's rates, subscriptions at
+/// the API-equivalent rate (`src/pricing.rs`). Only priced calls add to it. Labels:
+/// `provider`, `model`, `team`, `user`, `client`, `billing` ([`crate::caller::Billing`]).
+/// Unit: USD.
 pub const COST_USD_TOTAL: &str = "llmtap_cost_usd_total";
+/// Counter of calls that cost something llmtap could not price (no price for the model,
+/// or no usage on a successful call): the one rule [`crate::vocab::cost_unknown`]. A
+/// failed call without usage cost nothing and is not counted. Labels: `provider`, `model`.
+/// Unit: calls.
 pub const COST_UNKNOWN_TOTAL: &str = "llmtap_cost_unknown_total";
+/// Counter of failed calls, one per call with an `error_type`
+/// ([`crate::vocab::ErrorType`]: the API's own error type, else the HTTP status, else what
+/// llmtap saw go wrong). Labels: `provider`, `error_type` (capped at 50 distinct values).
+/// Unit: calls.
 pub const ERRORS_TOTAL: &str = "llmtap_errors_total";
+/// Counter of successful (`outcome="ok"`) calls whose response carried no token usage
+/// (recorded as absent, never as zero; an OpenAI Chat stream without
+/// `stream_options.include_usage` is the usual cause). Labels: `provider`, `model`.
+/// Unit: calls.
 pub const USAGE_MISSING_TOTAL: &str = "llmtap_usage_missing_total";
+/// Counter of calls llmtap could not fully parse; the traffic itself was forwarded
+/// unchanged (ARCHITECTURE.md, invariant 3). Labels: `provider`, `kind`
+/// ([`crate::dialects::ParseError::as_str`]: `invalid_json`, `invalid_utf8`,
+/// `line_too_long`, `body_too_large`, `decode`, `panic`). Unit: calls.
 pub const PARSE_ERRORS_TOTAL: &str = "llmtap_parse_errors_total";
+/// Gauge of LLM calls started and not yet finished (recorded calls only: tunnels and
+/// non-LLM requests are not counted). No labels. Unit: calls.
 pub const IN_FLIGHT_CALLS: &str = "llmtap_in_flight_calls";
+/// Counter of CONNECT tunnels opened, by whether llmtap decrypts them. Label
+/// `intercepted`: `true` (host in `--intercept`) or `false` (a blind tunnel); both exist
+/// from startup. Unit: tunnels.
 pub const TUNNELS_TOTAL: &str = "llmtap_tunnels_total";
+/// Gauge fixed at 1, by the Prometheus convention for build information. Label `version`:
+/// the crate version (`CARGO_PKG_VERSION`).
 pub const BUILD_INFO: &str = "llmtap_build_info";
-/// Calls finished while the telemetry queue was full: counted, never silently lost.
+/// Counter of finished calls not recorded because the telemetry queue
+/// ([`crate::telemetry::QUEUE`] calls) was full: no call line, metrics or span for them,
+/// but counted, never silently lost. No labels. Unit: calls.
 pub const RECORDS_DROPPED_TOTAL: &str = "llmtap_records_dropped_total";
-/// Proxy requests refused with 407 under `--auth-file`.
+/// Counter of proxy requests (CONNECT or absolute-form) refused with `407` under
+/// `--auth-file`: no `Proxy-Authorization`, or credentials not admitted. No labels.
+/// Unit: requests.
 pub const AUTH_FAILURES_TOTAL: &str = "llmtap_auth_failures_total";
-/// CONNECT and absolute-form requests refused by the destination policy (403).
+/// Counter of destinations refused by the destination policy (`src/policy.rs`): CONNECT
+/// and absolute-form targets answered `403` (also a blind tunnel's name that resolves to a
+/// refused address), and refusals at dial time (WebSocket upstreams, intercepted calls,
+/// blind tunnels). Label `reason` ([`crate::policy::Refusal`]: `loopback`, `link_local`,
+/// `unspecified`, `own_address`), every value present from startup. Unit: refusals.
 pub const DESTINATIONS_REFUSED_TOTAL: &str = "llmtap_destinations_refused_total";
-/// Client connections and tunnels llmtap closed before any request: client timeouts,
-/// misdirected requests, plaintext in a TLS tunnel, a ClientHello for another host.
+/// Counter of client connections and tunnels llmtap closed before any request: client
+/// header or handshake timeouts, misdirected requests, plaintext in a TLS tunnel, a
+/// ClientHello for another host. Label `reason`: one of [`CONNECTION_REFUSALS`] (reported by
+/// the patched hudsucker), every value present from startup. Unit: connections.
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "llmtap_connections_refused_total";
-/// Parts of calls relayed but not observed because the observation budget was spent.
+/// Counter of parts of calls relayed unchanged but not observed because the observation
+/// budget (`--observe-budget`) was spent. Label `reason` ([`crate::budget::Skipped`]:
+/// `request_body`, `response_body`, `stream`, `websocket_message`), every value present
+/// from startup. Unit: skipped parts.
 pub const OBSERVE_SKIPPED_TOTAL: &str = "llmtap_observe_skipped_total";
-/// Bytes currently held for observation, all calls together (`--observe-budget` caps it).
+/// Gauge of bytes held for observation right now, all calls together: request copies,
+/// non-streamed bodies, partial events, parse trees and queued records (`src/budget.rs`;
+/// `--observe-budget` caps it). No labels. Unit: bytes.
 pub const OBSERVE_HELD_BYTES: &str = "llmtap_observe_held_bytes";
-/// A capped label saw a new value past its cap and recorded it as [`OTHER`].
+/// Counter of label values exported as [`OTHER`] because their label already had its cap
+/// of distinct values (`--label-cap`; 50 for `error_type`). Label `label`: the capped
+/// label's name (`model`, `tool`, `team`, `user`, `error_type`). Unit: values.
 pub const LABEL_OVERFLOW_TOTAL: &str = "llmtap_label_overflow_total";
 
+/// Label: the API provider of the call ([`crate::dialects::Provider`], e.g. `anthropic`,
+/// `openai`).
 pub const PROVIDER: &str = "provider";
+/// Label: the model, as the response names it, else as the request asked; [`UNKNOWN`]
+/// when neither says; capped by `--label-cap` (past it, [`OTHER`]).
 pub const MODEL: &str = "model";
+/// Label: the team the call is attributed to ([`crate::caller::Attribution`]: proxy
+/// credentials, `x-llmtap-team`, `--team`); [`UNKNOWN`] when none; capped by `--label-cap`.
 pub const TEAM: &str = "team";
+/// Label: the user the call is attributed to ([`crate::caller::Attribution`]: proxy
+/// credentials, `x-llmtap-user`, `--user`); [`UNKNOWN`] when none; capped by `--label-cap`.
 pub const USER: &str = "user";
+/// Label: the agent or SDK that made the call, from its `user-agent`
+/// ([`crate::caller::Client`], e.g. `claude-code`, `codex`, `other`).
 pub const CLIENT: &str = "client";
+/// Label of [`REQUESTS_TOTAL`]: how the call ended ([`crate::vocab::Outcome`]).
 pub const OUTCOME: &str = "outcome";
+/// Label of [`TOKENS_TOTAL`]: the kind of token ([`crate::vocab::TokenType`]).
 pub const TYPE: &str = "type";
+/// Label of [`TOOL_CALLS_TOTAL`]: the called tool's name, capped by `--label-cap`.
 pub const TOOL: &str = "tool";
+/// Label of [`ERRORS_TOTAL`]: why the call failed ([`crate::vocab::ErrorType`]), capped at
+/// 50 distinct values.
 pub const ERROR_TYPE: &str = "error_type";
+/// Label of [`PARSE_ERRORS_TOTAL`]: what could not be parsed
+/// ([`crate::dialects::ParseError::as_str`]).
 pub const KIND: &str = "kind";
+/// Label of [`TUNNELS_TOTAL`]: `true` when the tunnel was decrypted, `false` when blind.
 pub const INTERCEPTED: &str = "intercepted";
+/// Label of [`BUILD_INFO`]: llmtap's version.
 pub const VERSION: &str = "version";
+/// Label of [`LABEL_OVERFLOW_TOTAL`]: the name of the label that hit its cap.
 pub const LABEL: &str = "label";
+/// Label of [`COST_USD_TOTAL`]: how the call is paid for ([`crate::caller::Billing`]:
+/// `api` or `subscription`).
 pub const BILLING: &str = "billing";
+/// Label of [`DESTINATIONS_REFUSED_TOTAL`], [`CONNECTIONS_REFUSED_TOTAL`] and
+/// [`OBSERVE_SKIPPED_TOTAL`]: why (their own value sets, listed on each).
 pub const REASON: &str = "reason";
 
-/// `llmtap_connections_refused_total{reason}` values (hudsucker's `Refused::as_str`).
+/// The `reason` values of [`CONNECTIONS_REFUSED_TOTAL`], as the patched hudsucker's
+/// `Refused::as_str` spells them (`vendor/hudsucker/PATCHES.md`): no request head in time
+/// (`header_timeout`); a tunnel with no ClientHello or unfinished TLS handshake in time
+/// (`handshake_timeout`); a tunnel closed before its first byte (`closed_early`); a
+/// ClientHello naming another host than the CONNECT target (`sni_mismatch`); plaintext in
+/// a tunnel to port 443 (`plaintext`); neither TLS nor HTTP in an intercepted tunnel
+/// (`unknown_protocol`); a request naming another host or scheme than its tunnel
+/// (`misdirected`, answered 421); a tunnel that could not be dialled (`tunnel_connect`).
 pub const CONNECTION_REFUSALS: [&str; 8] = [
     "header_timeout",
     "handshake_timeout",
@@ -58,67 +150,156 @@ pub const CONNECTION_REFUSALS: [&str; 8] = [
     "tunnel_connect",
 ];
 
-/// Value of a capped label past its cap.
+/// Value of a capped label past its cap (`--label-cap` distinct values already seen);
+/// each use counts in [`LABEL_OVERFLOW_TOTAL`].
 pub const OTHER: &str = "other";
 /// Value of a label whose source is absent (no model in the call, no team configured).
 pub const UNKNOWN: &str = "unknown";
 
 // `type` values of [`TOKENS_TOTAL`]: `vocab::TokenType`.
 
-/// Histogram buckets in seconds: 5 ms to 300 s.
+/// Bucket bounds of [`REQUEST_DURATION_SECONDS`] and [`TIME_TO_FIRST_TOKEN_SECONDS`], in
+/// seconds: 5 ms to 300 s (a long agent turn streams for minutes).
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
 ];
 
+/// Counter of spans not exported: the export queue was full when the span ended, or the
+/// batch holding it failed to export (`src/telemetry/export.rs`). Traffic is never
+/// affected. No labels. Unit: spans.
 pub const SPANS_DROPPED_TOTAL: &str = "llmtap_spans_dropped_total";
+/// Counter of OTLP export requests (one per batch) that failed; their spans also count in
+/// [`SPANS_DROPPED_TOTAL`]. No labels. Unit: requests.
 pub const OTLP_EXPORT_FAILURES_TOTAL: &str = "llmtap_otlp_export_failures_total";
 
 /// Span attribute keys (ARCHITECTURE.md, "Names"): the GenAI semantic conventions, then llmtap's own.
 pub mod attr {
+    /// `gen_ai.operation.name` (GenAI semantic conventions): the operation
+    /// ([`crate::dialects::Operation`], e.g. `chat`, `generate_content`). Always set.
     pub const OPERATION_NAME: &str = "gen_ai.operation.name";
+    /// `gen_ai.provider.name` (GenAI semantic conventions): the provider
+    /// ([`crate::dialects::Provider`]). Always set.
     pub const PROVIDER_NAME: &str = "gen_ai.provider.name";
+    /// `gen_ai.request.model` (GenAI semantic conventions): the model the request body asked
+    /// for. Absent when the request was not parsed or named none.
     pub const REQUEST_MODEL: &str = "gen_ai.request.model";
+    /// `gen_ai.response.model` (GenAI semantic conventions): the model the response names.
     pub const RESPONSE_MODEL: &str = "gen_ai.response.model";
+    /// `gen_ai.response.id` (GenAI semantic conventions): the response's id (`msg_…`,
+    /// `chatcmpl-…`, `resp_…`).
     pub const RESPONSE_ID: &str = "gen_ai.response.id";
+    /// `gen_ai.response.finish_reasons` (GenAI semantic conventions, string[]): each finish or
+    /// stop reason the response gave, as the API spells it. Absent when none.
     pub const RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
+    /// `gen_ai.request.max_tokens` (GenAI semantic conventions, int): the output token limit the
+    /// request set.
     pub const REQUEST_MAX_TOKENS: &str = "gen_ai.request.max_tokens";
+    /// `gen_ai.request.temperature` (GenAI semantic conventions, double): the sampling
+    /// temperature the request set.
     pub const REQUEST_TEMPERATURE: &str = "gen_ai.request.temperature";
+    /// `gen_ai.usage.input_tokens` (GenAI semantic conventions, int): all prompt tokens, cached
+    /// ones included (ARCHITECTURE.md, "Usage"). Absent when the response carried no count.
     pub const USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+    /// `gen_ai.usage.output_tokens` (GenAI semantic conventions, int): all generated tokens,
+    /// reasoning included. Absent when the response carried no count.
     pub const USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+    /// `gen_ai.usage.cache_read.input_tokens` (GenAI semantic conventions, int): input tokens
+    /// served from the provider's prompt cache, a part of `gen_ai.usage.input_tokens`.
     pub const USAGE_CACHE_READ: &str = "gen_ai.usage.cache_read.input_tokens";
+    /// `gen_ai.usage.cache_creation.input_tokens` (GenAI semantic conventions, int): input
+    /// tokens written to the provider's prompt cache, 5-minute and 1-hour writes together
+    /// (split in [`CACHE_WRITE_5M`] and [`CACHE_WRITE_1H`]); a part of
+    /// `gen_ai.usage.input_tokens`.
     pub const USAGE_CACHE_CREATION: &str = "gen_ai.usage.cache_creation.input_tokens";
+    /// `gen_ai.usage.reasoning.output_tokens` (GenAI semantic conventions, int): output tokens
+    /// spent on reasoning or thinking, a part of `gen_ai.usage.output_tokens`.
     pub const USAGE_REASONING: &str = "gen_ai.usage.reasoning.output_tokens";
+    /// `gen_ai.conversation.id` (GenAI semantic conventions): the agent session, from a header
+    /// (`X-Claude-Code-Session-Id`, Codex's `session-id`) else the request body (Claude Code's
+    /// `metadata.user_id`). Also what the session trace id is derived from.
     pub const CONVERSATION_ID: &str = "gen_ai.conversation.id";
+    /// `gen_ai.system_instructions` (GenAI semantic conventions, JSON string): the system
+    /// prompt as `[{"type":"text","content":…}]`. Only with `--capture-content`, capped at
+    /// `--capture-max-bytes`.
     pub const SYSTEM_INSTRUCTIONS: &str = "gen_ai.system_instructions";
+    /// `gen_ai.input.messages` (GenAI semantic conventions, JSON string): the conversation
+    /// sent, as `[{"role":…,"parts":[…]}]`, the most recent messages that fit. Only with
+    /// `--capture-content`, capped at `--capture-max-bytes`.
     pub const INPUT_MESSAGES: &str = "gen_ai.input.messages";
+    /// `gen_ai.output.messages` (GenAI semantic conventions, JSON string): what the model
+    /// answered, in the same shape as the input messages. Only with `--capture-content`, capped
+    /// at `--capture-max-bytes`.
     pub const OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
+    /// `gen_ai.tool.definitions` (GenAI semantic conventions, JSON string): the tools offered,
+    /// as `[{"type":"function","name":…,"parameters":…}]`. Only with `--capture-content`,
+    /// capped at `--capture-max-bytes`.
     pub const TOOL_DEFINITIONS: &str = "gen_ai.tool.definitions";
+    /// `server.address` (OpenTelemetry general conventions): the upstream host the call went
+    /// to (`api.anthropic.com`).
     pub const SERVER_ADDRESS: &str = "server.address";
+    /// `server.port` (OpenTelemetry general conventions, int): the upstream port.
     pub const SERVER_PORT: &str = "server.port";
+    /// `http.request.method` (OpenTelemetry HTTP conventions): the request method (`POST`, or
+    /// `GET` for a WebSocket upgrade).
     pub const HTTP_METHOD: &str = "http.request.method";
+    /// `http.response.status_code` (OpenTelemetry HTTP conventions, int): the upstream's
+    /// status (`101` for every call on a WebSocket). Absent when no response head arrived.
     pub const HTTP_STATUS: &str = "http.response.status_code";
+    /// `error.type` (OpenTelemetry general conventions): why the call failed
+    /// ([`crate::vocab::ErrorType`]); also sets the span status to error. Absent on success.
     pub const ERROR_TYPE: &str = "error.type";
 
+    /// `llmtap.stream` (bool): the response was an event stream (SSE, or messages on a
+    /// WebSocket).
     pub const STREAM: &str = "llmtap.stream";
+    /// `llmtap.ttft_ms` (double): time to first token in milliseconds, `t0` to the first
+    /// generated-content delta. Streamed calls only.
     pub const TTFT_MS: &str = "llmtap.ttft_ms";
+    /// `llmtap.usage.cache_creation.5m_input_tokens` (int): cache writes with a 5-minute TTL
+    /// (Anthropic `cache_creation.ephemeral_5m_input_tokens`, plus an unsplit remainder unless
+    /// the request asked for 1h).
     pub const CACHE_WRITE_5M: &str = "llmtap.usage.cache_creation.5m_input_tokens";
+    /// `llmtap.usage.cache_creation.1h_input_tokens` (int): cache writes with a 1-hour TTL
+    /// (Anthropic `cache_creation.ephemeral_1h_input_tokens`).
     pub const CACHE_WRITE_1H: &str = "llmtap.usage.cache_creation.1h_input_tokens";
+    /// `llmtap.cost_usd` (double): what the call cost in USD at the price table's rates.
+    /// Absent when the model has no price or the call no usage.
     pub const COST_USD: &str = "llmtap.cost_usd";
+    /// `llmtap.billing`: how the call is paid for ([`crate::caller::Billing`]: `api` or
+    /// `subscription`).
     pub const BILLING: &str = "llmtap.billing";
+    /// `llmtap.tools.offered` (int): how many tools the request offered the model (0 when
+    /// none; absent when the request was not parsed).
     pub const TOOLS_OFFERED: &str = "llmtap.tools.offered";
+    /// `llmtap.tools.offered_names` (string[]): the offered tools' names, in request order.
+    /// Absent when none.
     pub const TOOLS_OFFERED_NAMES: &str = "llmtap.tools.offered_names";
+    /// `llmtap.tools.called` (string[]): the names of the tools the model called, in order.
+    /// Absent when none.
     pub const TOOLS_CALLED: &str = "llmtap.tools.called";
+    /// `llmtap.request.system_chars` (int): characters of the system prompt, all text blocks
+    /// together (a size, never the text).
     pub const SYSTEM_CHARS: &str = "llmtap.request.system_chars";
+    /// `llmtap.request.messages` (int): entries in the conversation the request sent.
     pub const MESSAGES: &str = "llmtap.request.messages";
+    /// `llmtap.client`: the agent or SDK that made the call ([`crate::caller::Client`]).
     pub const CLIENT: &str = "llmtap.client";
+    /// `llmtap.team`: the team the call is attributed to. Absent when none.
     pub const TEAM: &str = "llmtap.team";
+    /// `llmtap.user`: the user the call is attributed to. Absent when none.
     pub const USER: &str = "llmtap.user";
+    /// `llmtap.outcome`: how the call ended ([`crate::vocab::Outcome`]).
     pub const OUTCOME: &str = "llmtap.outcome";
+    /// `llmtap.usage_missing` (bool): a successful call whose response carried no usage.
     pub const USAGE_MISSING: &str = "llmtap.usage_missing";
+    /// `llmtap.parse_error`: what could not be parsed
+    /// ([`crate::dialects::ParseError::as_str`]). Absent when everything parsed.
     pub const PARSE_ERROR: &str = "llmtap.parse_error";
-    /// Content attributes that hit `--capture-max-bytes` (string[]).
+    /// `llmtap.content.truncated` (string[]): the keys of the content attributes
+    /// (`gen_ai.input.messages`, …) cut to fit `--capture-max-bytes`. Absent when none was.
     pub const CONTENT_TRUNCATED: &str = "llmtap.content.truncated";
 
-    /// Event at the time-to-first-token instant.
+    /// Name of the span event stamped at the time-to-first-token instant (`t0` + TTFT), with
+    /// no attributes; streamed calls only. Not a name the GenAI conventions define.
     pub const FIRST_TOKEN_EVENT: &str = "gen_ai.first_token";
 }

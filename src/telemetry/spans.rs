@@ -59,6 +59,8 @@ pub fn session_trace_id(conversation_id: &str) -> TraceId {
     TraceId::from_bytes(bytes)
 }
 
+/// The span pipeline: one tracer provider whose processor is the export [`Queue`], and the
+/// content-capture setting. Exists only when an OTLP endpoint is configured.
 pub struct Spans {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
