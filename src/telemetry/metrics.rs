@@ -229,8 +229,8 @@ impl Metrics {
             "Client connections and tunnels closed by llmtap before any request.",
             &[n::REASON],
         )?;
-        for reason in n::CONNECTION_REFUSALS {
-            connections_refused.get_metric_with_label_values(&[reason])?;
+        for reason in hudsucker::Refused::ALL {
+            connections_refused.get_metric_with_label_values(&[reason.as_str()])?;
         }
         let observe_skipped = counter(
             n::OBSERVE_SKIPPED_TOTAL,
@@ -320,7 +320,7 @@ impl Metrics {
         }
     }
 
-    /// `reason`: one of [`n::CONNECTION_REFUSALS`].
+    /// `reason`: one of `hudsucker::Refused::ALL`.
     pub fn connection_refused(&self, reason: &str) {
         if let Ok(c) = self
             .connections_refused

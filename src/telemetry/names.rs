@@ -74,8 +74,8 @@ pub const AUTH_FAILURES_TOTAL: &str = "llmtap_auth_failures_total";
 pub const DESTINATIONS_REFUSED_TOTAL: &str = "llmtap_destinations_refused_total";
 /// Counter of client connections and tunnels llmtap closed before any request: client
 /// header or handshake timeouts, misdirected requests, plaintext in a TLS tunnel, a
-/// ClientHello for another host. Label `reason`: one of [`CONNECTION_REFUSALS`] (reported by
-/// the patched hudsucker), every value present from startup. Unit: connections.
+/// ClientHello for another host. Label `reason`: one of `hudsucker::Refused::ALL`, spelled by
+/// `Refused::as_str` (the patched hudsucker), every value present from startup. Unit: connections.
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "llmtap_connections_refused_total";
 /// Counter of parts of calls relayed unchanged but not observed because the observation
 /// budget (`--observe-budget`) was spent. Label `reason` ([`crate::budget::Skipped`]:
@@ -130,25 +130,6 @@ pub const BILLING: &str = "billing";
 /// Label of [`DESTINATIONS_REFUSED_TOTAL`], [`CONNECTIONS_REFUSED_TOTAL`] and
 /// [`OBSERVE_SKIPPED_TOTAL`]: why (their own value sets, listed on each).
 pub const REASON: &str = "reason";
-
-/// The `reason` values of [`CONNECTIONS_REFUSED_TOTAL`], as the patched hudsucker's
-/// `Refused::as_str` spells them (`vendor/hudsucker/PATCHES.md`): no request head in time
-/// (`header_timeout`); a tunnel with no ClientHello or unfinished TLS handshake in time
-/// (`handshake_timeout`); a tunnel closed before its first byte (`closed_early`); a
-/// ClientHello naming another host than the CONNECT target (`sni_mismatch`); plaintext in
-/// a tunnel to port 443 (`plaintext`); neither TLS nor HTTP in an intercepted tunnel
-/// (`unknown_protocol`); a request naming another host or scheme than its tunnel
-/// (`misdirected`, answered 421); a tunnel that could not be dialled (`tunnel_connect`).
-pub const CONNECTION_REFUSALS: [&str; 8] = [
-    "header_timeout",
-    "handshake_timeout",
-    "closed_early",
-    "sni_mismatch",
-    "plaintext",
-    "unknown_protocol",
-    "misdirected",
-    "tunnel_connect",
-];
 
 /// Value of a capped label past its cap (`--label-cap` distinct values already seen);
 /// each use counts in [`LABEL_OVERFLOW_TOTAL`].

@@ -219,6 +219,19 @@ pub enum Refused {
 }
 
 impl Refused {
+    /// Every reason, in declaration order (so a metric can have every label value from
+    /// its start).
+    pub const ALL: [Refused; 8] = [
+        Refused::HeaderTimeout,
+        Refused::HandshakeTimeout,
+        Refused::ClosedEarly,
+        Refused::SniMismatch,
+        Refused::Plaintext,
+        Refused::UnknownProtocol,
+        Refused::Misdirected,
+        Refused::TunnelConnect,
+    ];
+
     /// A short snake_case name, fit for a metric label.
     pub fn as_str(self) -> &'static str {
         match self {
