@@ -23,10 +23,8 @@ use crate::{
     wire::normalize_host,
 };
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
-use hudsucker::{
-    Body, HttpContext, HttpHandler, RequestOrResponse,
-    hyper_util::client::legacy::Error as ClientError,
-};
+use hudsucker::{Body, HttpContext, HttpHandler, RequestOrResponse};
+use hyper_util::client::legacy::Error as ClientError;
 
 /// What every clone shares.
 pub struct Shared {

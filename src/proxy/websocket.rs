@@ -23,13 +23,9 @@ use std::{
 };
 
 use bytes::Bytes;
-use hudsucker::{
-    Body,
-    hyper::{
-        self, Request, Response, StatusCode, Uri, client::conn::http1, header, upgrade::Upgraded,
-    },
-    hyper_util::rt::TokioIo,
-};
+use hudsucker::Body;
+use hyper::{Request, Response, StatusCode, Uri, client::conn::http1, header, upgrade::Upgraded};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tower_service::Service as _;
 
