@@ -54,8 +54,7 @@ pub enum StartError {
     #[error("cannot start telemetry: {0}")]
     Telemetry(#[from] telemetry::TelemetryError),
     /// The proxy could not be set up: the CA cannot issue, or upstream TLS cannot be
-    /// configured (exit code 1). Not returned by [`start`] today: the proxy sets itself up
-    /// inside its spawned task, whose error is only logged by [`Running::shutdown`].
+    /// configured (exit code 1).
     #[error(transparent)]
     Proxy(#[from] ProxyError),
 }
@@ -129,18 +128,16 @@ pub async fn start(
         .map_err(|e| ConfigError::new("--admin", e.to_string()))?;
     let telemetry = Telemetry::start(&config, calls_out)?;
     let (stop, stopped) = watch::channel(false);
+    // Set up before anything is spawned: a proxy that cannot run fails the start.
+    let own_addrs = vec![proxy_addr, admin_addr];
+    let serving = proxy::prepare(listener, own_addrs, &config, telemetry.clone(), stopped)?;
     let admin = Arc::new(Admin {
         telemetry: telemetry.clone(),
         ca_pem: config.ca.cert_pem.clone(),
         ready: AtomicBool::new(true),
     });
     let admin_task = tokio::spawn(telemetry::admin::serve(admin_listener, admin.clone()));
-    let proxy_telemetry = telemetry.clone();
-    let proxy_config = config.clone();
-    let own_addrs = vec![proxy_addr, admin_addr];
-    let proxy = tokio::spawn(async move {
-        proxy::serve(listener, own_addrs, &proxy_config, proxy_telemetry, stopped).await
-    });
+    let proxy = tokio::spawn(serving);
     let exports = Exports {
         proxy_url: config::proxy_url(proxy_addr),
         ca_cert: config.ca.cert_path(),
@@ -212,4 +209,45 @@ pub fn banner(running: &Running, config: &Config) -> String {
             .map(|l| format!("  {l}\n"))
             .collect::<String>(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bug: the proxy set itself up inside its spawned task, so an upstream TLS config that
+    /// could not be built ended only that task: `start` returned `Ok`, `/readyz` said 200
+    /// and the proxy port refused every connection. Now `start` fails.
+    #[tokio::test]
+    async fn a_proxy_that_cannot_be_set_up_fails_start_instead_of_running_without_it() {
+        use clap::Parser as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Valid PEM framing around bytes that are no certificate: config reads it, rustls
+        // refuses it as a root.
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(
+            &bad,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let ca_dir = dir.path().join("ca");
+        let args = [
+            "llmtap",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--ca-dir",
+            ca_dir.to_str().expect("utf-8"),
+            "--upstream-ca",
+            bad.to_str().expect("utf-8"),
+        ];
+        let cli = cli::Cli::try_parse_from(args).expect("args");
+        let config = Config::from_args(cli.run).expect("config reads the PEM");
+        let started = start(config, Box::new(std::io::sink())).await;
+        assert!(
+            matches!(started, Err(StartError::Proxy(ProxyError::Tls(_)))),
+            "{started:?}"
+        );
+    }
 }

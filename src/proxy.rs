@@ -39,17 +39,22 @@ pub fn crypto() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// Runs the proxy on `listener` (llmtap's own addresses: `own_addrs`, which clients may
-/// not reach through it) until `stop` turns true; then stops accepting and returns
-/// once hudsucker has drained the connections it tracks. (Intercepted tunnels are not
-/// tracked by hudsucker; the caller drains in-flight calls through telemetry.)
-pub async fn serve(
+/// Sets the proxy up on `listener` (llmtap's own addresses: `own_addrs`, which clients
+/// may not reach through it) and returns the future that serves it until `stop` turns
+/// true; that future then stops accepting and returns once hudsucker has drained the
+/// connections it tracks. (Intercepted tunnels are not tracked by hudsucker; the caller
+/// drains in-flight calls through telemetry.)
+///
+/// Errors: the CA cannot make leaves, or the upstream TLS config cannot be built (an
+/// `--upstream-ca` certificate rustls refuses). Set-up happens here, before anything is
+/// spawned, so that [`crate::start`] can report it instead of running without a proxy.
+pub fn prepare(
     listener: TcpListener,
     own_addrs: Vec<std::net::SocketAddr>,
     config: &Config,
     telemetry: Arc<Telemetry>,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), ProxyError> {
+) -> Result<impl Future<Output = Result<(), ProxyError>> + Send + 'static, ProxyError> {
     let provider = crypto();
     let authority = crate::ca::LeafAuthority::new(&config.ca, provider.clone(), LEAF_CACHE)?;
     let tls =
@@ -90,6 +95,8 @@ pub async fn serve(
             let _ = stop.wait_for(|stopped| *stopped).await;
         })
         .build()?;
-    proxy.start().await?;
-    Ok(())
+    Ok(async move {
+        proxy.start().await?;
+        Ok(())
+    })
 }

@@ -219,6 +219,10 @@ fn numbers_in_architecture_md_are_the_codes_constants() {
         ),
         format!("default {}; past it", run.label_cap),
         format!(
+            "keeps a cap of {})",
+            llmtap::telemetry::metrics::Caps::all(run.label_cap).error_type
+        ),
+        format!(
             "that dialect allows {} events; Anthropic and Chat keep {}, Gemini {}",
             size(dialect("openai_responses")),
             size(dialect("anthropic_messages")),

@@ -20,8 +20,8 @@ use crate::{
     vocab::{ErrorType, Outcome},
 };
 
-/// Everything known about a finished call. Built once; the call line, metrics (and later
-/// the span) are all views of it.
+/// Everything known about a finished call. Built once; the call line, the metrics and the
+/// span are all views of it.
 ///
 /// Serialized as the JSON call line (`--calls json`, `--calls-file`): times in milliseconds
 /// (`start` since the Unix epoch, durations with microsecond precision); an absent fact is

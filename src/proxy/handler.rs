@@ -152,18 +152,19 @@ impl Tap {
         match websocket::relay(req, self.shared.connector.clone(), timeouts, on_open).await {
             Ok(res) => res.into(),
             Err(err) => {
-                if let Some(suppressed) = self.shared.upstream_warning.allow() {
-                    tracing::warn!(error = %err, suppressed, "websocket upstream failed; client gets 502");
-                }
-                match err {
+                let response = match &err {
                     websocket::WsError::Timeout(_) => status_only(StatusCode::GATEWAY_TIMEOUT),
                     websocket::WsError::Refused(refusal) => {
-                        self.shared.telemetry.metrics.destination_refused(refusal);
-                        destination_forbidden(refusal)
+                        self.shared.telemetry.metrics.destination_refused(*refusal);
+                        destination_forbidden(*refusal)
                     }
                     _ => status_only(StatusCode::BAD_GATEWAY),
+                };
+                if let Some(suppressed) = self.shared.upstream_warning.allow() {
+                    let code = response.status().as_u16();
+                    tracing::warn!(error = %err, suppressed, "websocket upstream failed; client gets {code}");
                 }
-                .into()
+                response.into()
             }
         }
     }
@@ -239,8 +240,9 @@ fn proxy_auth_required() -> Response<Body> {
     res
 }
 
-/// The `error_type` of a failed upstream request, from its cause chain.
-fn classify(err: &ClientError) -> ErrorType {
+/// The `error_type` of a failed upstream request, from its cause chain, and the policy's
+/// reason when the destination policy refused the dial.
+fn classify(err: &ClientError) -> (ErrorType, Option<Refusal>) {
     // io::Error hides its payload from `source()` (it reports the payload's source), and
     // connectors nest them: step into each io::Error's payload instead.
     let causes = std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |e| {
@@ -253,19 +255,19 @@ fn classify(err: &ClientError) -> ErrorType {
     });
     for e in causes {
         if e.downcast_ref::<rustls::Error>().is_some() {
-            return ErrorType::UpstreamTls;
+            return (ErrorType::UpstreamTls, None);
         }
         if e.downcast_ref::<ConnectTimeout>().is_some() {
-            return ErrorType::UpstreamTimeout;
+            return (ErrorType::UpstreamTimeout, None);
         }
-        if e.downcast_ref::<DestinationRefused>().is_some() {
-            return ErrorType::DestinationRefused;
+        if let Some(refused) = e.downcast_ref::<DestinationRefused>() {
+            return (ErrorType::DestinationRefused, Some(refused.0));
         }
     }
     if err.is_connect() {
-        ErrorType::UpstreamConnect
+        (ErrorType::UpstreamConnect, None)
     } else {
-        ErrorType::UpstreamRequest
+        (ErrorType::UpstreamRequest, None)
     }
 }
 
@@ -375,7 +377,7 @@ impl HttpHandler for Tap {
     }
 
     async fn handle_error(&mut self, _ctx: &HttpContext, err: ClientError) -> Response<Body> {
-        let kind = classify(&err);
+        let (kind, refusal) = classify(&err);
         if self.call.as_ref().is_some_and(Exchange::request_aborted) {
             // The client broke off its own upload: not an upstream failure.
             if let Some(exchange) = self.call.take() {
@@ -383,28 +385,25 @@ impl HttpHandler for Tap {
             }
             return status_only(StatusCode::BAD_REQUEST);
         }
+        let status = match (&kind, refusal) {
+            (ErrorType::UpstreamTimeout, _) => StatusCode::GATEWAY_TIMEOUT,
+            (ErrorType::DestinationRefused, Some(refusal)) => {
+                self.shared.telemetry.metrics.destination_refused(refusal);
+                StatusCode::FORBIDDEN
+            }
+            _ => StatusCode::BAD_GATEWAY,
+        };
         if let Some(suppressed) = self.shared.upstream_warning.allow() {
             // Debug of hyper-util's error holds the cause chain, never the URI or headers.
-            let kind = kind.as_str();
+            let (kind, code) = (kind.as_str(), status.as_u16());
             tracing::warn_span!("llmtap.upstream_failure", %kind).in_scope(|| {
-                tracing::warn!(%kind, error = ?err, suppressed, "upstream request failed; client gets 502");
+                tracing::warn!(%kind, error = ?err, suppressed, "upstream request failed; client gets {code}");
             });
         }
-        let status = match &kind {
-            ErrorType::UpstreamTimeout => status_only(StatusCode::GATEWAY_TIMEOUT),
-            ErrorType::DestinationRefused => {
-                self.shared
-                    .telemetry
-                    .metrics
-                    .destination_refused(Refusal::Loopback);
-                status_only(StatusCode::FORBIDDEN)
-            }
-            _ => status_only(StatusCode::BAD_GATEWAY),
-        };
         if let Some(exchange) = self.call.take() {
             exchange.upstream_failed(kind);
         }
-        status
+        status_only(status)
     }
 
     async fn handle_timeout(&mut self, _ctx: &HttpContext) -> Response<Body> {
