@@ -17,10 +17,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt as _;
+use llmtap_fake_upstream::FakeUpstream;
 use support::{
     client::{self, Conn},
     harness,
-    upstream::FakeUpstream,
 };
 
 const HOST: &str = "api.anthropic.com";

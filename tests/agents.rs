@@ -28,14 +28,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
-use support::{
-    process::{BIN, Llmtap},
-    upstream::{
-        FakeUpstream, HOSTS, Seen,
-        agent::{self, Api, Turn},
-    },
+use llmtap_fake_upstream::{
+    FakeUpstream, HOSTS, Seen,
+    agent::{self, Api, Turn},
 };
+use serde_json::Value;
+use support::process::{BIN, Llmtap};
 
 /// Longest an agent may run before the test fails (and its process group is killed).
 const AGENT_TIMEOUT: Duration = Duration::from_secs(120);

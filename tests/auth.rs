@@ -10,11 +10,11 @@
 mod support;
 
 use base64::Engine as _;
+use llmtap_fake_upstream::FakeUpstream;
 use support::{
     client::{self, collect},
     harness::{self, metric},
     process::command,
-    upstream::FakeUpstream,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 

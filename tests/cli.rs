@@ -11,11 +11,11 @@ mod support;
 
 use std::{os::unix::fs::PermissionsExt as _, process::Stdio};
 
+use llmtap_fake_upstream::FakeUpstream;
 use support::{
     client::{self, collect},
     harness::{get, metric},
     process::{Llmtap, command},
-    upstream::FakeUpstream,
 };
 
 const SECRET: &str = "sk-ant-api03-CLI-SECRET-never-printed-42";

@@ -8,11 +8,11 @@ mod support;
 
 use base64::Engine as _;
 use llmtap::exchange::Billing;
+use llmtap_fake_upstream::FakeUpstream;
 use support::{
     client::{self, collect},
     harness::{self, metric},
     otlp::Receiver,
-    upstream::FakeUpstream,
 };
 
 const ANTHROPIC: &str = "api.anthropic.com";

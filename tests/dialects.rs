@@ -14,11 +14,11 @@ use hudsucker::tokio_tungstenite::{
     tungstenite::{Message, client::IntoClientRequest as _, http::HeaderValue},
 };
 use llmtap::exchange::Outcome;
+use llmtap_fake_upstream::FakeUpstream;
 use serde_json::Value;
 use support::{
     client::{self, collect},
     harness::{self, metric},
-    upstream::FakeUpstream,
 };
 
 /// One call of the table: where it goes, which fixture the upstream serves and expects.

@@ -17,10 +17,10 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hudsucker::hyper::Request;
 use llmtap::exchange::Outcome;
+use llmtap_fake_upstream::FakeUpstream;
 use support::{
     client::{self, collect},
     harness::{self, metric},
-    upstream::FakeUpstream,
 };
 use tokio::{
     io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
@@ -128,7 +128,7 @@ async fn start_raw(args: &[&str]) -> (llmtap::Running, String, tempfile::TempDir
 
 /// A TLS origin (own test CA, written to a file) that reads a request and never answers.
 async fn mute_tls_origin() -> (SocketAddr, tempfile::NamedTempFile) {
-    let (ca_pem, tls) = support::upstream::test_pki();
+    let (ca_pem, tls) = llmtap_fake_upstream::test_pki();
     let mut ca_file = tempfile::NamedTempFile::new().unwrap();
     std::io::Write::write_all(&mut ca_file, ca_pem.as_bytes()).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));

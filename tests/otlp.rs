@@ -7,13 +7,13 @@ mod support;
 
 use std::time::{Duration, Instant, SystemTime};
 
+use llmtap_fake_upstream::FakeUpstream;
 use opentelemetry_proto::tonic::{common::v1::any_value::Value, trace::v1::status::StatusCode};
 use support::{
     client::{self, collect},
     harness::{self, metric},
     otlp::{Blackhole, Receiver, nanos},
     process::Llmtap,
-    upstream::FakeUpstream,
 };
 
 const HOST: &str = "api.anthropic.com";

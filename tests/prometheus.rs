@@ -19,11 +19,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use llmtap_fake_upstream::FakeUpstream;
 use serde_json::Value;
 use support::{
     client::{self, collect},
     harness::{self, get},
-    upstream::FakeUpstream,
 };
 
 /// host, path, fixture folder, case, extra headers.

@@ -8,10 +8,10 @@ mod support;
 use std::time::Duration;
 
 use llmtap::exchange::Outcome;
+use llmtap_fake_upstream::FakeUpstream;
 use support::{
     client::{self, collect},
     harness::{self, metric},
-    upstream::FakeUpstream,
 };
 
 type Headers<'a> = &'a [(&'a str, &'a str)];

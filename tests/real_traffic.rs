@@ -27,11 +27,11 @@ use hudsucker::{
     },
 };
 use llmtap::exchange::CallRecord;
+use llmtap_fake_upstream::FakeUpstream;
 use serde_json::Value;
 use support::{
     client::{self, collect},
     harness::{self, Tap},
-    upstream::FakeUpstream,
 };
 
 #[tokio::test]

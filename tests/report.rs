@@ -4,11 +4,11 @@
 
 mod support;
 
+use llmtap_fake_upstream::FakeUpstream;
 use support::{
     client::{self, collect},
     harness,
     process::command,
-    upstream::FakeUpstream,
 };
 
 #[tokio::test]

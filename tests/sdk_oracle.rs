@@ -30,11 +30,9 @@ mod support;
 
 use std::{path::Path, process::Command};
 
+use llmtap_fake_upstream::{FakeUpstream, HOSTS};
 use serde_json::{Value, json};
-use support::{
-    process::{BIN, Llmtap, python},
-    upstream::{FakeUpstream, HOSTS},
-};
+use support::process::{BIN, Llmtap, python};
 
 /// The fake upstream's header that picks a fixture case in the route's folder.
 const SCENARIO: &str = "x-fake-scenario";

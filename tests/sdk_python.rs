@@ -17,11 +17,9 @@ mod support;
 
 use std::process::Command;
 
+use llmtap_fake_upstream::{FakeUpstream, HOSTS};
 use serde_json::Value;
-use support::{
-    process::{BIN, Llmtap, python},
-    upstream::{FakeUpstream, HOSTS},
-};
+use support::process::{BIN, Llmtap, python};
 
 fn expected(dialect: &str, case: &str) -> Value {
     serde_json::from_slice(&FakeUpstream::fixture_in(dialect, case, "expected.json")).unwrap()

@@ -15,10 +15,8 @@ use std::{
     time::Duration,
 };
 
-use support::{
-    process::command,
-    upstream::{FakeUpstream, HOSTS},
-};
+use llmtap_fake_upstream::{FakeUpstream, HOSTS};
+use support::process::command;
 
 fn wrap_args(upstream: &FakeUpstream, ca_dir: &std::path::Path) -> Vec<String> {
     let resolve: Vec<String> = HOSTS

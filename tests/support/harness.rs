@@ -16,7 +16,7 @@ use tokio::{
     sync::broadcast,
 };
 
-use super::upstream::FakeUpstream;
+use llmtap_fake_upstream::{FakeUpstream, HOSTS};
 
 /// Call lines written by llmtap, shared with the test.
 #[derive(Clone, Default)]
@@ -51,7 +51,7 @@ pub struct Tap {
 /// Starts llmtap with every LLM host resolved to the fake upstream and its test CA trusted.
 pub async fn start(upstream: &FakeUpstream, extra: &[&str]) -> Tap {
     let dir = tempfile::tempdir().expect("tempdir");
-    let resolve = super::upstream::HOSTS
+    let resolve = HOSTS
         .iter()
         .map(|host| format!("{host}:443:{}", upstream.addr))
         .collect::<Vec<_>>()

@@ -10,4 +10,3 @@ pub mod client;
 pub mod harness;
 pub mod otlp;
 pub mod process;
-pub mod upstream;

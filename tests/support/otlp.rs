@@ -150,7 +150,7 @@ impl Receiver {
     /// The same over TLS, with a certificate from a fresh test CA (returned as PEM):
     /// endpoint `https://ADDR` (the leaf is valid for 127.0.0.1 and localhost).
     pub async fn https() -> (Receiver, String) {
-        let (ca_pem, tls) = super::upstream::test_pki();
+        let (ca_pem, tls) = llmtap_fake_upstream::test_pki();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
         (Self::http_with(Some(acceptor)).await, ca_pem)
     }

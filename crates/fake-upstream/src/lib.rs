@@ -97,20 +97,12 @@ use std::{
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, write::GzEncoder};
 use http_body_util::{BodyExt as _, Full, combinators::BoxBody};
-use hudsucker::{
-    hyper::{
-        self, HeaderMap, Method, Request, Response, StatusCode,
-        body::{Body, Frame, Incoming},
-        header::{HeaderName, HeaderValue},
-        server::conn::http1,
-        service::service_fn,
-    },
-    rustls::{
-        ServerConfig,
-        crypto::aws_lc_rs,
-        pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
-    },
-    tokio_tungstenite::tungstenite::handshake::derive_accept_key,
+use hyper::{
+    HeaderMap, Method, Request, Response, StatusCode,
+    body::{Body, Frame, Incoming},
+    header::{HeaderName, HeaderValue},
+    server::conn::http1,
+    service::service_fn,
 };
 use hyper_util::rt::TokioIo;
 use rcgen::{
@@ -123,7 +115,15 @@ use tokio::{
     sync::{Notify, mpsc},
     task::{JoinHandle, JoinSet},
 };
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{
+    TlsAcceptor,
+    rustls::{
+        ServerConfig,
+        crypto::aws_lc_rs,
+        pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
+    },
+};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// Pause between two SSE events (or WebSocket messages), like a model emitting tokens.
 const EVENT_GAP: Duration = Duration::from_millis(5);
@@ -434,9 +434,7 @@ impl FakeUpstream {
 
     /// The folder of real-traffic case `case`: `tests/cases/real-traffic/<case>/`.
     pub fn case_dir(case: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/cases/real-traffic")
-            .join(case)
+        repository().join("tests/cases/real-traffic").join(case)
     }
 
     /// The body served for real-traffic case `case` (`x-fake-case`): `response.sse` with every
@@ -486,8 +484,14 @@ impl FakeUpstream {
     }
 }
 
+/// The repository this crate lives in (`crates/fake-upstream/`): its `tests/` holds the
+/// fixtures and cases served.
+fn repository() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
 fn fixture_path(dialect: &str, case: &str, ext: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    repository()
         .join("tests/fixtures")
         .join(dialect)
         .join(format!("{case}.{ext}"))

@@ -1,4 +1,4 @@
-//! The fake model behind [`FakeUpstream::start_agent`](super::FakeUpstream::start_agent): a
+//! The fake model behind [`FakeUpstream::start_agent`](crate::FakeUpstream::start_agent): a
 //! two-turn agent task. It answers every model request from the conversation the request
 //! carries, never from a header (real agents send none):
 //!
@@ -20,7 +20,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Payload, Provider, json_content_type, sse_content_type};
+use crate::{Payload, Provider, json_content_type, sse_content_type};
 
 /// What the shell command prints, and what the final answer names.
 pub const MARKER: &str = "llmtap-e2e-marker";
@@ -312,7 +312,7 @@ fn shell_tool(api: Api, body: &Value) -> Option<String> {
 
 /// The agent's answer to an HTTP model request on `path`, or `None` for a route the agent
 /// behaviour leaves to the fixtures (`count_tokens`, Chat Completions).
-pub(super) fn payload(
+pub(crate) fn payload(
     path: &str,
     query: Option<&str>,
     body: &Value,
@@ -356,7 +356,7 @@ pub(super) fn payload(
 }
 
 /// The server messages answering one `response.create` on the Responses socket.
-pub(super) fn ws_frames(create: &Value, n: u64) -> (Vec<String>, Answer) {
+pub(crate) fn ws_frames(create: &Value, n: u64) -> (Vec<String>, Answer) {
     let frames = responses_events(create, n)
         .iter()
         .map(Value::to_string)
