@@ -11,17 +11,19 @@
     clippy::disallowed_methods
 )]
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+// The integration tests' client and in-process harness, of which the benchmark needs a part.
+#[allow(dead_code, reason = "the benchmark uses a part of the tests' helpers")]
+#[path = "../tests/support/client.rs"]
+mod client;
+#[allow(dead_code, reason = "the benchmark uses a part of the tests' helpers")]
+#[path = "../tests/support/harness.rs"]
+mod harness;
 
 use std::time::{Duration, Instant};
 
+use client::Conn;
 use http_body_util::BodyExt as _;
 use llmtap_fake_upstream::FakeUpstream;
-use support::{
-    client::{self, Conn},
-    harness,
-};
 
 const HOST: &str = "api.anthropic.com";
 

@@ -17,8 +17,6 @@
     reason = "the tests read CI's LLMTAP_E2E, pass PATH on, wait on child processes, and say when they skip"
 )]
 
-mod support;
-
 use std::{
     collections::BTreeSet,
     os::unix::process::CommandExt as _,
@@ -28,12 +26,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::support::process::{BIN, Llmtap};
 use llmtap_fake_upstream::{
     FakeUpstream, HOSTS, Seen,
     agent::{self, Api, Turn},
 };
 use serde_json::Value;
-use support::process::{BIN, Llmtap};
 
 /// Longest an agent may run before the test fails (and its process group is killed).
 const AGENT_TIMEOUT: Duration = Duration::from_secs(120);

@@ -4,10 +4,12 @@
 //! by a real WebSocket client (tungstenite).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{
+    client::{self, collect},
+    harness::{self, metric},
+};
 use hudsucker::futures::{SinkExt as _, StreamExt as _};
 use hudsucker::tokio_tungstenite::{
     client_async,
@@ -16,10 +18,6 @@ use hudsucker::tokio_tungstenite::{
 use llmtap::exchange::Outcome;
 use llmtap_fake_upstream::FakeUpstream;
 use serde_json::Value;
-use support::{
-    client::{self, collect},
-    harness::{self, metric},
-};
 
 /// One call of the table: where it goes, which fixture the upstream serves and expects.
 struct Case {

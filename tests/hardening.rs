@@ -3,8 +3,6 @@
 //! code before it and asserts that nothing is lost, altered or reached that should not be.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::{
     net::SocketAddr,
     pin::Pin,
@@ -13,15 +11,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::support::{
+    client::{self, collect},
+    harness::{self, metric},
+};
 use bytes::Bytes;
 use http_body_util::Full;
 use hudsucker::hyper::Request;
 use llmtap::exchange::Outcome;
 use llmtap_fake_upstream::FakeUpstream;
-use support::{
-    client::{self, collect},
-    harness::{self, metric},
-};
 use tokio::{
     io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},

@@ -26,13 +26,11 @@
     reason = "the tests read LLMTAP_E2E and LLMTAP_PYTHON, pass PATH on, and print their table"
 )]
 
-mod support;
-
 use std::{path::Path, process::Command};
 
+use crate::support::process::{BIN, Llmtap, python};
 use llmtap_fake_upstream::{FakeUpstream, HOSTS};
 use serde_json::{Value, json};
-use support::process::{BIN, Llmtap, python};
 
 /// The fake upstream's header that picks a fixture case in the route's folder.
 const SCENARIO: &str = "x-fake-scenario";

@@ -13,13 +13,11 @@
     reason = "the tests read CI's LLMTAP_E2E, pass PATH on, and say when they skip"
 )]
 
-mod support;
-
 use std::process::Command;
 
+use crate::support::process::{BIN, Llmtap, python};
 use llmtap_fake_upstream::{FakeUpstream, HOSTS};
 use serde_json::Value;
-use support::process::{BIN, Llmtap, python};
 
 fn expected(dialect: &str, case: &str) -> Value {
     serde_json::from_slice(&FakeUpstream::fixture_in(dialect, case, "expected.json")).unwrap()

@@ -7,16 +7,14 @@
     reason = "the test compares the child's environment with its own"
 )]
 
-mod support;
-
 use std::{
     collections::BTreeMap,
     process::{Command, Stdio},
     time::Duration,
 };
 
+use crate::support::process::command;
 use llmtap_fake_upstream::{FakeUpstream, HOSTS};
-use support::process::command;
 
 fn wrap_args(upstream: &FakeUpstream, ca_dir: &std::path::Path) -> Vec<String> {
     let resolve: Vec<String> = HOSTS

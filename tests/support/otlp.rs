@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
         trace_service_server::{TraceService, TraceServiceServer},
     },
-    common::v1::{AnyValue, KeyValue, any_value::Value},
+    common::v1::{KeyValue, any_value::Value},
     trace::v1::Span,
 };
 use prost::Message as _;
@@ -326,11 +326,4 @@ pub fn nanos(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .expect("after epoch")
         .as_nanos() as u64
-}
-
-pub fn any_str(v: &AnyValue) -> Option<&str> {
-    match v.value.as_ref()? {
-        Value::StringValue(s) => Some(s),
-        _ => None,
-    }
 }

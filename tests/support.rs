@@ -1,6 +1,5 @@
-//! Shared helpers for integration tests. Each test crate that says `mod support;` compiles this
-//! module on its own and uses only part of it, so unused items are expected here.
-#![allow(dead_code)]
+//! Shared helpers of the integration tests (`tests/tests.rs`): what drives llmtap and what
+//! observes it. The fake upstream is the `llmtap-fake-upstream` crate.
 #![allow(
     clippy::disallowed_methods,
     reason = "test helpers build child environments and wait on child processes outside the runtime"
