@@ -28,7 +28,7 @@ use std::{
 
 use crate::support::process::{BIN, Llmtap};
 use llmtap_fake_upstream::{
-    FakeUpstream, HOSTS, Seen,
+    FakeUpstream, Seen,
     agent::{self, Api, Turn},
 };
 use serde_json::Value;
@@ -159,17 +159,14 @@ fn pump(mut r: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
 async fn run_agent(bin_dir: &Path, cmd: AgentCmd<'_>) -> Run {
     let upstream = FakeUpstream::start_agent().await;
     let llmtap_home = tempfile::tempdir().unwrap();
-    let resolve: Vec<String> = HOSTS
-        .iter()
-        .map(|h| format!("{h}:443:{}", upstream.addr))
-        .collect();
+    let resolve = upstream.resolve();
     let mut llmtap = Llmtap::spawn(
         llmtap_home.path(),
         &[
             "--upstream-ca",
             upstream.ca_pem_path().to_str().unwrap(),
             "--resolve",
-            &resolve.join(","),
+            &resolve,
             "--calls",
             "json",
         ],
@@ -699,10 +696,7 @@ async fn wrap_agent(
     cmd: AgentCmd<'_>,
 ) -> (std::process::ExitStatus, String, Value, FakeUpstream) {
     let upstream = FakeUpstream::start_agent().await;
-    let resolve: Vec<String> = HOSTS
-        .iter()
-        .map(|h| format!("{h}:443:{}", upstream.addr))
-        .collect();
+    let resolve = upstream.resolve();
     let home = tempfile::tempdir().unwrap();
     for (path, text) in &cmd.home_files {
         let path = home.path().join(path);
@@ -729,7 +723,7 @@ async fn wrap_agent(
             "--upstream-ca",
             upstream.ca_pem_path().to_str().unwrap(),
         ])
-        .args(["--resolve", &resolve.join(","), "--"])
+        .args(["--resolve", &resolve, "--"])
         .arg(bin_dir.join(cmd.bin))
         .args(&cmd.args)
         .stdin(Stdio::null())

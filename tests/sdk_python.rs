@@ -16,7 +16,7 @@
 use std::process::Command;
 
 use crate::support::process::{BIN, Llmtap, python};
-use llmtap_fake_upstream::{FakeUpstream, HOSTS};
+use llmtap_fake_upstream::FakeUpstream;
 use serde_json::Value;
 
 fn expected(dialect: &str, case: &str) -> Value {
@@ -54,11 +54,7 @@ async fn run_client(
     };
     let upstream = FakeUpstream::start().await;
     let home = tempfile::tempdir().unwrap();
-    let resolve: Vec<String> = HOSTS
-        .iter()
-        .map(|h| format!("{h}:443:{}", upstream.addr))
-        .collect();
-    let resolve = resolve.join(",");
+    let resolve = upstream.resolve();
     let mut llmtap = Llmtap::spawn(
         home.path(),
         &[

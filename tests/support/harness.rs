@@ -16,7 +16,7 @@ use tokio::{
     sync::broadcast,
 };
 
-use llmtap_fake_upstream::{FakeUpstream, HOSTS};
+use llmtap_fake_upstream::FakeUpstream;
 
 /// Call lines written by llmtap, shared with the test.
 #[derive(Clone, Default)]
@@ -52,11 +52,7 @@ pub struct Tap {
 /// Starts llmtap with every LLM host resolved to the fake upstream and its test CA trusted.
 pub async fn start(upstream: &FakeUpstream, extra: &[&str]) -> Tap {
     let dir = tempfile::tempdir().expect("tempdir");
-    let resolve = HOSTS
-        .iter()
-        .map(|host| format!("{host}:443:{}", upstream.addr))
-        .collect::<Vec<_>>()
-        .join(",");
+    let resolve = upstream.resolve();
     let mut args: Vec<String> = [
         "llmtap",
         "--listen",

@@ -961,7 +961,7 @@ async fn unknown_routes_get_a_404_in_the_style_of_their_host() {
 #[tokio::test]
 async fn the_leaf_certificate_names_every_host() {
     let upstream = FakeUpstream::start().await;
-    // Spelled out rather than taken from `HOSTS`, so that shrinking that list fails here.
+    // Spelled out rather than taken from `fixtures::hosts()`, so that losing a host fails here.
     let hosts = [
         "api.anthropic.com",
         "api.openai.com",
