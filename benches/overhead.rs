@@ -11,17 +11,19 @@
     clippy::disallowed_methods
 )]
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+// The integration tests' client and in-process harness, of which the benchmark needs a part.
+#[allow(dead_code, reason = "the benchmark uses a part of the tests' helpers")]
+#[path = "../tests/support/client.rs"]
+mod client;
+#[allow(dead_code, reason = "the benchmark uses a part of the tests' helpers")]
+#[path = "../tests/support/harness.rs"]
+mod harness;
 
 use std::time::{Duration, Instant};
 
+use client::Conn;
 use http_body_util::BodyExt as _;
-use support::{
-    client::{self, Conn},
-    harness,
-    upstream::FakeUpstream,
-};
+use llmtap_fake_upstream::FakeUpstream;
 
 const HOST: &str = "api.anthropic.com";
 

@@ -17,8 +17,6 @@
     reason = "the tests read CI's LLMTAP_E2E, pass PATH on, wait on child processes, and say when they skip"
 )]
 
-mod support;
-
 use std::{
     collections::BTreeSet,
     os::unix::process::CommandExt as _,
@@ -28,14 +26,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
-use support::{
-    process::{BIN, Llmtap},
-    upstream::{
-        FakeUpstream, HOSTS, Seen,
-        agent::{self, Api, Turn},
-    },
+use crate::support::process::{BIN, Llmtap};
+use llmtap_fake_upstream::{
+    FakeUpstream, Seen,
+    agent::{self, Api, Turn},
 };
+use serde_json::Value;
 
 /// Longest an agent may run before the test fails (and its process group is killed).
 const AGENT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -163,17 +159,14 @@ fn pump(mut r: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
 async fn run_agent(bin_dir: &Path, cmd: AgentCmd<'_>) -> Run {
     let upstream = FakeUpstream::start_agent().await;
     let llmtap_home = tempfile::tempdir().unwrap();
-    let resolve: Vec<String> = HOSTS
-        .iter()
-        .map(|h| format!("{h}:443:{}", upstream.addr))
-        .collect();
+    let resolve = upstream.resolve();
     let mut llmtap = Llmtap::spawn(
         llmtap_home.path(),
         &[
             "--upstream-ca",
             upstream.ca_pem_path().to_str().unwrap(),
             "--resolve",
-            &resolve.join(","),
+            &resolve,
             "--calls",
             "json",
         ],
@@ -703,10 +696,7 @@ async fn wrap_agent(
     cmd: AgentCmd<'_>,
 ) -> (std::process::ExitStatus, String, Value, FakeUpstream) {
     let upstream = FakeUpstream::start_agent().await;
-    let resolve: Vec<String> = HOSTS
-        .iter()
-        .map(|h| format!("{h}:443:{}", upstream.addr))
-        .collect();
+    let resolve = upstream.resolve();
     let home = tempfile::tempdir().unwrap();
     for (path, text) in &cmd.home_files {
         let path = home.path().join(path);
@@ -733,7 +723,7 @@ async fn wrap_agent(
             "--upstream-ca",
             upstream.ca_pem_path().to_str().unwrap(),
         ])
-        .args(["--resolve", &resolve.join(","), "--"])
+        .args(["--resolve", &resolve, "--"])
         .arg(bin_dir.join(cmd.bin))
         .args(&cmd.args)
         .stdin(Stdio::null())

@@ -21,7 +21,16 @@ fn every_path_and_test_named_in_architecture_md_exists() {
     for token in doc.split('`').skip(1).step_by(2) {
         let token = token.trim();
         let first = token.split('/').next().unwrap_or_default();
-        if ["src", "tests", "deploy", "dashboards", "benches", "scripts"].contains(&first)
+        if [
+            "src",
+            "tests",
+            "crates",
+            "deploy",
+            "dashboards",
+            "benches",
+            "scripts",
+        ]
+        .contains(&first)
             && token.contains('/')
         {
             assert!(

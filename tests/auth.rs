@@ -7,15 +7,13 @@
     reason = "a plain #[test] waits for a child process"
 )]
 
-mod support;
-
-use base64::Engine as _;
-use support::{
+use crate::support::{
     client::{self, collect},
     harness::{self, metric},
     process::command,
-    upstream::FakeUpstream,
 };
+use base64::Engine as _;
+use llmtap_fake_upstream::FakeUpstream;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 fn sha256_hex(s: &str) -> String {

@@ -7,16 +7,14 @@
     reason = "the shell test passes PATH on and reads CI's LLMTAP_E2E"
 )]
 
-mod support;
-
 use std::{os::unix::fs::PermissionsExt as _, process::Stdio};
 
-use support::{
+use crate::support::{
     client::{self, collect},
-    harness::{get, metric},
+    harness::{closed_port, get, metric},
     process::{Llmtap, command},
-    upstream::FakeUpstream,
 };
+use llmtap_fake_upstream::FakeUpstream;
 
 const SECRET: &str = "sk-ant-api03-CLI-SECRET-never-printed-42";
 
@@ -419,11 +417,9 @@ fn healthcheck_answers_for_a_running_llmtap() {
         "0.0.0.0 means this host"
     );
     drop(llmtap);
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    // A port nothing listens on (held, so that no other test is given it).
+    let (_held, closed) = closed_port();
+    let closed = closed.to_string();
     let (code, _, stderr) = run(home.path(), &["healthcheck", "--admin", &closed]);
     assert_eq!(code, 1);
     assert!(stderr.starts_with("llmtap: "), "{stderr}");

@@ -4,16 +4,14 @@
 //! marked; `--prices` overrides in litellm's format; who a call is attributed to.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
-use base64::Engine as _;
-use llmtap::caller::Billing;
-use support::{
+use crate::support::{
     client::{self, collect},
     harness::{self, metric},
     otlp::Receiver,
-    upstream::FakeUpstream,
 };
+use base64::Engine as _;
+use llmtap::caller::Billing;
+use llmtap_fake_upstream::FakeUpstream;
 
 const ANTHROPIC: &str = "api.anthropic.com";
 

@@ -4,22 +4,20 @@
 //! by a real WebSocket client (tungstenite).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{
+    client::{self, collect},
+    harness::{self, metric},
+};
 use hudsucker::futures::{SinkExt as _, StreamExt as _};
 use hudsucker::tokio_tungstenite::{
     client_async,
     tungstenite::{Message, client::IntoClientRequest as _, http::HeaderValue},
 };
 use llmtap::vocab::Outcome;
+use llmtap_fake_upstream::{FakeUpstream, fixtures};
 use serde_json::Value;
-use support::{
-    client::{self, collect},
-    harness::{self, metric},
-    upstream::FakeUpstream,
-};
 
 /// One call of the table: where it goes, which fixture the upstream serves and expects.
 struct Case {
@@ -242,11 +240,8 @@ async fn gemini_and_code_assist_are_recorded_and_the_key_never_is() {
         // The key travels in the query, as Gemini allows; it must not be recorded anywhere.
         let sep = if full.contains('?') { '&' } else { '?' };
         let path = format!("{full}{sep}key={key}");
-        let host = if full.starts_with("/v1internal") {
-            "cloudcode-pa.googleapis.com"
-        } else {
-            "generativelanguage.googleapis.com"
-        };
+        let host = fixtures::target("gemini", case).host;
+        let host = host.as_str();
         let headers = [
             ("x-fake-scenario", case),
             ("x-goog-api-key", key),
@@ -296,39 +291,22 @@ async fn gemini_and_code_assist_are_recorded_and_the_key_never_is() {
 async fn every_encoding_is_decoded_on_a_copy_for_every_dialect() {
     let upstream = FakeUpstream::start().await;
     let mut tap = harness::start(&upstream, &[]).await;
-    let streams: [(&str, &str, &str, &str); 5] = [
-        (
-            "api.anthropic.com",
-            "/v1/messages",
-            "anthropic",
-            "stream_cache",
-        ),
-        (
-            "api.openai.com",
-            "/v1/chat/completions",
-            "openai_chat",
-            "stream_usage",
-        ),
-        (
-            "api.openai.com",
-            "/v1/responses",
-            "openai_responses",
-            "stream_text",
-        ),
-        (
-            "generativelanguage.googleapis.com",
-            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
-            "gemini",
-            "stream_sse",
-        ),
-        (
-            "generativelanguage.googleapis.com",
-            "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
-            "gemini",
-            "stream_array",
-        ),
+    let streams: [(&str, &str); 5] = [
+        ("anthropic", "stream_cache"),
+        ("openai_chat", "stream_usage"),
+        ("openai_responses", "stream_text"),
+        ("gemini", "stream_sse"),
+        ("gemini", "stream_array"),
     ];
-    for (host, path, dialect, case) in streams {
+    for (dialect, case) in streams {
+        // Where the fixture was sent (its folder's route.json, or its own path).
+        let target = fixtures::target(dialect, case);
+        let host = target.host.as_str();
+        let path = match &target.query {
+            Some(query) => format!("{}?{query}", target.path),
+            None => target.path.clone(),
+        };
+        let path = path.as_str();
         for encoding in ["gzip", "deflate", "br", "zstd"] {
             let name = format!("{dialect}/{case} {encoding}");
             let headers = [("x-fake-scenario", case), ("x-fake-encoding", encoding)];

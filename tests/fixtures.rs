@@ -2,10 +2,12 @@
 //! the facts in its `.expected.json`, and streamed cases (SSE, or Gemini's streamed JSON
 //! array) give the same facts however the stream is split: at every byte offset, and byte by
 //! byte. Read with `--capture-content`, a request gives the same facts, and its content
-//! capped while read exports exactly what the whole content would, under any cap.
+//! capped while read exports exactly what the whole content would, under any cap. Each case
+//! is routed by llmtap's own detection from the host, method and path its folder's
+//! `route.json` (or its own `path`) says it was sent to.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use llmtap::{
     dialects::{
@@ -13,12 +15,11 @@ use llmtap::{
     },
     telemetry::spans::fit,
 };
+use llmtap_fake_upstream::fixtures;
 use serde_json::Value;
 
 fn fixture_dir(dialect: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(dialect)
+    fixtures::dir().join(dialect)
 }
 
 /// Cases in a dialect folder: every `<case>.expected.json` that has a request.
@@ -37,42 +38,6 @@ fn cases(dialect: &str) -> Vec<String> {
         .collect();
     cases.sort();
     cases
-}
-
-/// Error fixtures are named after their status (`error_429`); the rest are 200s.
-fn status_of(case: &str) -> u16 {
-    case.strip_prefix("error_")
-        .and_then(|s| s.get(..3))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200)
-}
-
-/// The request each fixture stands for: host, path and query.
-fn target(dialect: &str, case: &str, expected: &Value) -> (String, String, Option<String>) {
-    let (host, path) = match dialect {
-        "anthropic" if case.contains("count_tokens") => {
-            ("api.anthropic.com", "/v1/messages/count_tokens")
-        }
-        "anthropic" => ("api.anthropic.com", "/v1/messages"),
-        "openai_chat" => ("api.openai.com", "/v1/chat/completions"),
-        "openai_responses" => ("api.openai.com", "/v1/responses"),
-        "gemini" => {
-            let full = expected["path"]
-                .as_str()
-                .expect("gemini fixtures name their path");
-            let host = if full.starts_with("/v1internal") {
-                "cloudcode-pa.googleapis.com"
-            } else {
-                "generativelanguage.googleapis.com"
-            };
-            let (path, query) = full
-                .split_once('?')
-                .map_or((full, None), |(p, q)| (p, Some(q)));
-            return (host.into(), path.into(), query.map(str::to_owned));
-        }
-        other => panic!("no target for dialect {other}"),
-    };
-    (host.into(), path.into(), None)
 }
 
 /// Parses a streamed body fed as the given pieces.
@@ -152,19 +117,20 @@ fn check_dialect(dialect: &str) -> usize {
         let name = format!("{dialect}/{case}");
         let read = |ext: &str| std::fs::read(dir.join(format!("{case}.{ext}"))).unwrap();
         let expected: Value = serde_json::from_slice(&read("expected.json")).unwrap();
-        let (host, path, query) = target(dialect, case, &expected);
+        let target = fixtures::target(dialect, case);
+        let path = target.path.as_str();
         let t = Target {
-            host: &host,
-            method: "POST",
-            path: &path,
-            query: query.as_deref(),
+            host: &target.host,
+            method: &target.method,
+            path,
+            query: target.query.as_deref(),
             websocket: false,
         };
         let route = dialects::detect(&t).unwrap_or_else(|| panic!("{name}: no dialect for {path}"));
         let request =
-            (route.dialect.parse_request)(route.operation, &path, &read("request.json"), None)
+            (route.dialect.parse_request)(route.operation, path, &read("request.json"), None)
                 .expect(&name);
-        check_capture(&name, &route, &path, &read("request.json"), &request);
+        check_capture(&name, &route, path, &read("request.json"), &request);
         assert_subset(
             &name,
             &expected["request"],
@@ -195,8 +161,13 @@ fn check_dialect(dialect: &str) -> usize {
             );
             whole
         } else {
-            (route.dialect.parse_response)(route.operation, status_of(case), &read("json"), false)
-                .expect(&name)
+            (route.dialect.parse_response)(
+                route.operation,
+                fixtures::status(case),
+                &read("json"),
+                false,
+            )
+            .expect(&name)
         };
         dialects::settle(Some(&request), &mut facts);
         assert_subset(
@@ -226,4 +197,19 @@ fn openai_responses_fixtures_give_their_expected_facts() {
 #[test]
 fn gemini_fixtures_give_their_expected_facts() {
     assert!(check_dialect("gemini") >= 3);
+}
+
+/// The folders the tests above name; any other folder with a `route.json` (a new dialect's)
+/// is checked by the next test, with no code of its own.
+const NAMED: [&str; 4] = ["anthropic", "openai_chat", "openai_responses", "gemini"];
+
+#[test]
+fn every_other_fixture_folder_gives_its_expected_facts() {
+    let folders = fixtures::folders();
+    for named in NAMED {
+        assert!(folders.iter().any(|f| f == named), "{named}/route.json");
+    }
+    for folder in folders.iter().filter(|f| !NAMED.contains(&f.as_str())) {
+        check_dialect(folder);
+    }
 }

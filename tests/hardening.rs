@@ -3,8 +3,6 @@
 //! code before it and asserts that nothing is lost, altered or reached that should not be.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::{
     net::SocketAddr,
     pin::Pin,
@@ -13,15 +11,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::support::{
+    client::{self, collect},
+    harness::{self, metric},
+};
 use bytes::Bytes;
 use http_body_util::Full;
 use hudsucker::hyper::Request;
 use llmtap::vocab::Outcome;
-use support::{
-    client::{self, collect},
-    harness::{self, metric},
-    upstream::FakeUpstream,
-};
+use llmtap_fake_upstream::FakeUpstream;
 use tokio::{
     io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
@@ -128,7 +126,7 @@ async fn start_raw(args: &[&str]) -> (llmtap::Running, String, tempfile::TempDir
 
 /// A TLS origin (own test CA, written to a file) that reads a request and never answers.
 async fn mute_tls_origin() -> (SocketAddr, tempfile::NamedTempFile) {
-    let (ca_pem, tls) = support::upstream::test_pki();
+    let (ca_pem, tls) = llmtap_fake_upstream::test_pki();
     let mut ca_file = tempfile::NamedTempFile::new().unwrap();
     std::io::Write::write_all(&mut ca_file, ca_pem.as_bytes()).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));

@@ -3,18 +3,16 @@
 //! collector failures and secrets are checked on what the receiver decoded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::{Duration, Instant, SystemTime};
 
-use opentelemetry_proto::tonic::{common::v1::any_value::Value, trace::v1::status::StatusCode};
-use support::{
+use crate::support::{
     client::{self, collect},
     harness::{self, metric},
     otlp::{Blackhole, Receiver, nanos},
     process::Llmtap,
-    upstream::FakeUpstream,
 };
+use llmtap_fake_upstream::FakeUpstream;
+use opentelemetry_proto::tonic::{common::v1::any_value::Value, trace::v1::status::StatusCode};
 
 const HOST: &str = "api.anthropic.com";
 
@@ -462,7 +460,9 @@ async fn the_binary_exports_its_own_diagnostics_and_flushes_at_shutdown() {
             "deployment.environment=test",
         ],
     );
-    let ca = support::harness::get(llmtap.admin, "/ca.pem").await.1;
+    let ca = crate::support::harness::get(llmtap.admin, "/ca.pem")
+        .await
+        .1;
     let mut conn = client::via_proxy(llmtap.proxy, HOST, &ca, false).await;
     let req = client::messages_request(HOST, "/v1/messages", &body("stream_text"), &[], false);
     assert!(collect(conn.send(req).await.unwrap()).await.end.is_ok());
@@ -683,14 +683,18 @@ async fn an_unreachable_collector_is_reported_once() {
             &endpoint,
         ],
     );
-    let ca = support::harness::get(llmtap.admin, "/ca.pem").await.1;
+    let ca = crate::support::harness::get(llmtap.admin, "/ca.pem")
+        .await
+        .1;
     let deadline = Instant::now() + Duration::from_secs(20);
     // Calls in separate batches until the exporter has failed at least three times.
     loop {
         let mut conn = client::via_proxy(llmtap.proxy, HOST, &ca, false).await;
         let req = client::messages_request(HOST, "/v1/messages", &body("json_message"), &[], false);
         assert_eq!(collect(conn.send(req).await.unwrap()).await.status, 200);
-        let m = support::harness::get(llmtap.admin, "/metrics").await.1;
+        let m = crate::support::harness::get(llmtap.admin, "/metrics")
+            .await
+            .1;
         if metric(&m, "llmtap_otlp_export_failures_total", &[]) >= 3.0 {
             break;
         }

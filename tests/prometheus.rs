@@ -11,20 +11,18 @@
     reason = "the test reads CI's LLMTAP_E2E and says when it skips"
 )]
 
-mod support;
-
 use std::{
     io::Write as _,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
-use support::{
+use crate::support::{
     client::{self, collect},
     harness::{self, get},
-    upstream::FakeUpstream,
 };
+use llmtap_fake_upstream::FakeUpstream;
+use serde_json::Value;
 
 /// host, path, fixture folder, case, extra headers.
 type Call<'a> = (&'a str, &'a str, &'a str, &'a str, &'a [(&'a str, &'a str)]);

@@ -3,16 +3,14 @@
 //! like an agent. Checks the invariants of ARCHITECTURE.md on real sockets.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::Duration;
 
-use llmtap::vocab::Outcome;
-use support::{
+use crate::support::{
     client::{self, collect},
     harness::{self, metric},
-    upstream::FakeUpstream,
 };
+use llmtap::vocab::Outcome;
+use llmtap_fake_upstream::FakeUpstream;
 
 type Headers<'a> = &'a [(&'a str, &'a str)];
 
@@ -248,11 +246,8 @@ async fn upstream_reset_and_error_statuses_get_their_outcomes() {
 #[tokio::test]
 async fn unreachable_upstream_gets_502_and_one_record() {
     let upstream = FakeUpstream::start().await;
-    // A port nothing listens on: bind, note it, close it.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // A port nothing listens on (held, so that no other test is given it).
+    let (_held, closed) = harness::closed_port();
     let resolve = format!("api.anthropic.com:443:{closed}");
     let mut tap = harness::start(&upstream, &["--resolve", &resolve]).await;
     let mut conn = client::via_proxy(tap.proxy, HOST, &tap.ca_pem, false).await;

@@ -7,10 +7,12 @@
 //! `expected.json`, and reports every mismatch at once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::{path::Path, sync::Arc, time::Duration};
 
+use crate::support::{
+    client::{self, collect},
+    harness::{self, Tap},
+};
 use bytes::Bytes;
 use http_body_util::Full;
 use hudsucker::{
@@ -27,12 +29,8 @@ use hudsucker::{
     },
 };
 use llmtap::exchange::CallRecord;
+use llmtap_fake_upstream::FakeUpstream;
 use serde_json::Value;
-use support::{
-    client::{self, collect},
-    harness::{self, Tap},
-    upstream::FakeUpstream,
-};
 
 #[tokio::test]
 async fn anthropic_cache_breakdown_zero() {

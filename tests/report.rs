@@ -2,14 +2,12 @@
 //! cost and tokens by day, team, user, client and model.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
-use support::{
+use crate::support::{
     client::{self, collect},
     harness,
     process::command,
-    upstream::FakeUpstream,
 };
+use llmtap_fake_upstream::FakeUpstream;
 
 #[tokio::test]
 async fn the_calls_file_feeds_a_report_by_team_user_client_and_model() {

@@ -26,15 +26,11 @@
     reason = "the tests read LLMTAP_E2E and LLMTAP_PYTHON, pass PATH on, and print their table"
 )]
 
-mod support;
-
 use std::{path::Path, process::Command};
 
+use crate::support::process::{BIN, Llmtap, python};
+use llmtap_fake_upstream::FakeUpstream;
 use serde_json::{Value, json};
-use support::{
-    process::{BIN, Llmtap, python},
-    upstream::{FakeUpstream, HOSTS},
-};
 
 /// The fake upstream's header that picks a fixture case in the route's folder.
 const SCENARIO: &str = "x-fake-scenario";
@@ -168,11 +164,7 @@ async fn run_oracle(
     };
     let upstream = FakeUpstream::start().await;
     let home = tempfile::tempdir().unwrap();
-    let resolve: Vec<String> = HOSTS
-        .iter()
-        .map(|h| format!("{h}:443:{}", upstream.addr))
-        .collect();
-    let resolve = resolve.join(",");
+    let resolve = upstream.resolve();
     let mut llmtap = Llmtap::spawn(
         home.path(),
         &[

@@ -13,15 +13,11 @@
     reason = "the tests read CI's LLMTAP_E2E, pass PATH on, and say when they skip"
 )]
 
-mod support;
-
 use std::process::Command;
 
+use crate::support::process::{BIN, Llmtap, python};
+use llmtap_fake_upstream::FakeUpstream;
 use serde_json::Value;
-use support::{
-    process::{BIN, Llmtap, python},
-    upstream::{FakeUpstream, HOSTS},
-};
 
 fn expected(dialect: &str, case: &str) -> Value {
     serde_json::from_slice(&FakeUpstream::fixture_in(dialect, case, "expected.json")).unwrap()
@@ -58,11 +54,7 @@ async fn run_client(
     };
     let upstream = FakeUpstream::start().await;
     let home = tempfile::tempdir().unwrap();
-    let resolve: Vec<String> = HOSTS
-        .iter()
-        .map(|h| format!("{h}:443:{}", upstream.addr))
-        .collect();
-    let resolve = resolve.join(",");
+    let resolve = upstream.resolve();
     let mut llmtap = Llmtap::spawn(
         home.path(),
         &[

@@ -7,30 +7,23 @@
     reason = "the test compares the child's environment with its own"
 )]
 
-mod support;
-
 use std::{
     collections::BTreeMap,
     process::{Command, Stdio},
     time::Duration,
 };
 
-use support::{
-    process::command,
-    upstream::{FakeUpstream, HOSTS},
-};
+use crate::support::process::command;
+use llmtap_fake_upstream::FakeUpstream;
 
 fn wrap_args(upstream: &FakeUpstream, ca_dir: &std::path::Path) -> Vec<String> {
-    let resolve: Vec<String> = HOSTS
-        .iter()
-        .map(|h| format!("{h}:443:{}", upstream.addr))
-        .collect();
+    let resolve = upstream.resolve();
     vec![
         "wrap".into(),
         "--upstream-ca".into(),
         upstream.ca_pem_path().to_str().unwrap().into(),
         "--resolve".into(),
-        resolve.join(","),
+        resolve,
         "--ca-dir".into(),
         ca_dir.to_str().unwrap().into(),
     ]

@@ -16,7 +16,7 @@ use tokio::{
     sync::broadcast,
 };
 
-use super::upstream::FakeUpstream;
+use llmtap_fake_upstream::FakeUpstream;
 
 /// Call lines written by llmtap, shared with the test.
 #[derive(Clone, Default)]
@@ -45,17 +45,14 @@ pub struct Tap {
     pub ca_pem: String,
     pub calls: Output,
     pub records: broadcast::Receiver<Arc<CallRecord>>,
-    pub dir: tempfile::TempDir,
+    /// llmtap's `--ca-dir`, kept for as long as the tap runs (deleted on drop).
+    _ca_dir: tempfile::TempDir,
 }
 
 /// Starts llmtap with every LLM host resolved to the fake upstream and its test CA trusted.
 pub async fn start(upstream: &FakeUpstream, extra: &[&str]) -> Tap {
     let dir = tempfile::tempdir().expect("tempdir");
-    let resolve = super::upstream::HOSTS
-        .iter()
-        .map(|host| format!("{host}:443:{}", upstream.addr))
-        .collect::<Vec<_>>()
-        .join(",");
+    let resolve = upstream.resolve();
     let mut args: Vec<String> = [
         "llmtap",
         "--listen",
@@ -89,7 +86,7 @@ pub async fn start(upstream: &FakeUpstream, extra: &[&str]) -> Tap {
         running: Some(running),
         calls,
         records,
-        dir,
+        _ca_dir: dir,
     }
 }
 
@@ -138,6 +135,18 @@ pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// An address on 127.0.0.1 where nothing listens, kept so while the returned socket lives: it
+/// is bound but never listens, so connections to it are refused, and no other test of this
+/// process can be given the port (as it could if it were bound and closed again).
+pub fn closed_port() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind 127.0.0.1:0");
+    let addr = socket.local_addr().expect("bound address");
+    (socket, addr)
 }
 
 /// Sum of the samples of `name` whose label set contains every `labels` pair.

@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
         trace_service_server::{TraceService, TraceServiceServer},
     },
-    common::v1::{AnyValue, KeyValue, any_value::Value},
+    common::v1::{KeyValue, any_value::Value},
     trace::v1::Span,
 };
 use prost::Message as _;
@@ -150,7 +150,7 @@ impl Receiver {
     /// The same over TLS, with a certificate from a fresh test CA (returned as PEM):
     /// endpoint `https://ADDR` (the leaf is valid for 127.0.0.1 and localhost).
     pub async fn https() -> (Receiver, String) {
-        let (ca_pem, tls) = super::upstream::test_pki();
+        let (ca_pem, tls) = llmtap_fake_upstream::test_pki();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
         (Self::http_with(Some(acceptor)).await, ca_pem)
     }
@@ -326,11 +326,4 @@ pub fn nanos(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .expect("after epoch")
         .as_nanos() as u64
-}
-
-pub fn any_str(v: &AnyValue) -> Option<&str> {
-    match v.value.as_ref()? {
-        Value::StringValue(s) => Some(s),
-        _ => None,
-    }
 }

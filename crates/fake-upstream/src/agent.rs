@@ -1,4 +1,4 @@
-//! The fake model behind [`FakeUpstream::start_agent`](super::FakeUpstream::start_agent): a
+//! The fake model behind [`FakeUpstream::start_agent`](crate::FakeUpstream::start_agent): a
 //! two-turn agent task. It answers every model request from the conversation the request
 //! carries, never from a header (real agents send none):
 //!
@@ -20,7 +20,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Payload, Provider, json_content_type, sse_content_type};
+use crate::{Payload, Provider, json_content_type, sse_content_type};
 
 /// What the shell command prints, and what the final answer names.
 pub const MARKER: &str = "llmtap-e2e-marker";
@@ -63,8 +63,11 @@ pub enum Turn {
 /// `output` includes reasoning).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
+    /// Prompt tokens, cached and cache-write tokens included.
     pub input: u64,
+    /// Generated tokens, reasoning included.
     pub output: u64,
+    /// Prompt tokens read from the cache.
     pub cache_read: u64,
 }
 
@@ -248,9 +251,11 @@ fn final_text(api: Api, body: &Value) -> &'static str {
 /// One answer of the fake model, as the fake upstream logs it.
 #[derive(Debug, Clone)]
 pub struct Answer {
+    /// The wire format the request used.
     pub api: Api,
     /// The response id sent (Anthropic `msg_…`, Responses `resp_…`, Gemini `responseId`).
     pub id: String,
+    /// What the fake model did on this turn.
     pub turn: Turn,
     /// The model named by the request (body, or the path for Gemini).
     pub model: String,
@@ -312,7 +317,7 @@ fn shell_tool(api: Api, body: &Value) -> Option<String> {
 
 /// The agent's answer to an HTTP model request on `path`, or `None` for a route the agent
 /// behaviour leaves to the fixtures (`count_tokens`, Chat Completions).
-pub(super) fn payload(
+pub(crate) fn payload(
     path: &str,
     query: Option<&str>,
     body: &Value,
@@ -356,7 +361,7 @@ pub(super) fn payload(
 }
 
 /// The server messages answering one `response.create` on the Responses socket.
-pub(super) fn ws_frames(create: &Value, n: u64) -> (Vec<String>, Answer) {
+pub(crate) fn ws_frames(create: &Value, n: u64) -> (Vec<String>, Answer) {
     let frames = responses_events(create, n)
         .iter()
         .map(Value::to_string)
@@ -554,10 +559,20 @@ fn responses_tools(body: &Value) -> Vec<Value> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CodexCall {
     /// A `function_call` to a shell function, with its JSON arguments.
-    Function { name: String, arguments: Value },
+    Function {
+        /// The function's name.
+        name: String,
+        /// Its JSON arguments.
+        arguments: Value,
+    },
     /// A `custom_tool_call` (freeform input), e.g. code mode's `exec`, which runs JavaScript
     /// that calls the nested `exec_command` tool.
-    Custom { name: String, input: String },
+    Custom {
+        /// The tool's name.
+        name: String,
+        /// Its freeform input.
+        input: String,
+    },
 }
 
 impl CodexCall {

@@ -1,26 +1,21 @@
-//! A fake LLM upstream for end-to-end tests: `api.anthropic.com`, `api.openai.com`,
-//! `chatgpt.com`, `generativelanguage.googleapis.com` and `cloudcode-pa.googleapis.com` on one
-//! port, with real TLS (its own test CA), real HTTP/1.1 (hyper) and a real WebSocket server,
-//! serving the golden fixtures in `tests/fixtures/<dialect>/`.
+//! A fake LLM upstream for end-to-end tests: every host the golden fixtures name
+//! (`api.anthropic.com`, `api.openai.com`, `chatgpt.com`, `generativelanguage.googleapis.com`,
+//! `cloudcode-pa.googleapis.com`) on one port, with real TLS (its own test CA), real HTTP/1.1
+//! (hyper) and a real WebSocket server, serving the golden fixtures in
+//! `tests/fixtures/<dialect>/` of the repository.
 //!
 //! It owns wire faithfulness, and nothing about llmtap. Streams go out as one HTTP chunk per
 //! event (SSE) or per element (Gemini's JSON array), flushed as written, with optional gzip,
 //! hold, delay and reset modifiers. It records every request and every WebSocket message it
 //! receives. It does not parse or judge what it serves.
 //!
-//! Routing is by method and path; the host only picks the shape of a 404 body.
-//!
-//! | route | folder | default case |
-//! |---|---|---|
-//! | `POST /v1/messages` (any query) | `anthropic` | `stream_text` if the body has `"stream": true`, else `json_message` |
-//! | `POST /v1/messages/count_tokens` | `anthropic` | `count_tokens` |
-//! | `POST /v1/chat/completions` | `openai_chat` | `stream_usage` if `stream` and `stream_options.include_usage`, `stream_no_usage` if `stream` only, else `json_completion` |
-//! | `POST /v1/responses`, `POST /backend-api/codex/responses` | `openai_responses` | `stream_text` if `stream`, else `json_response` |
-//! | `GET` the same two paths with `Upgrade: websocket` | `openai_responses` | `ws_session` (a `.frames.jsonl`) |
-//! | `POST /v1beta/models/{model}:streamGenerateContent?alt=sse`, also under `/v1/` | `gemini` | `stream_sse` |
-//! | the same without `alt=sse` | `gemini` | `stream_array` (a `.jsonarray`, one element per chunk) |
-//! | `POST /v1beta/models/{model}:generateContent`, also under `/v1/` | `gemini` | `json_generate` |
-//! | `POST /v1internal:streamGenerateContent?alt=sse` | `gemini` | `codeassist_stream` |
+//! Routing is by method and path (and a query pair where a route names one), as each fixture
+//! folder's `route.json` lists its API's routes ([`fixtures`]); the host only picks the shape
+//! of error bodies and headers. A route also names the case served when a request names none
+//! (`stream_text` for a streamed `POST /v1/messages`, `json_message` otherwise, and so on),
+//! possibly by what the request body sets to `true` (`stream`,
+//! `stream_options.include_usage`). A WebSocket upgrade takes the folder's `websocket` routes
+//! (`GET /v1/responses` and `/backend-api/codex/responses`, default `ws_session`).
 //!
 //! Everything else gets a 404 in the style of the host: Anthropic's `not_found_error` (also for
 //! unknown hosts), OpenAI's `invalid_request_error` for `api.openai.com` and `chatgpt.com`,
@@ -62,7 +57,8 @@
 //! `Sec-WebSocket-Protocol` (none if it offered none), and `permessage-deflate` when the client
 //! offers it (RFC 7692, context takeover in both directions unless the offer asks otherwise;
 //! `x-fake-ws-deflate: 0` declines it). The session file is
-//! `tests/fixtures/openai_responses/<x-fake-scenario or ws_session>.frames.jsonl`, or the case's
+//! `<x-fake-scenario or the route's default>.frames.jsonl` in the WebSocket route's folder
+//! (`tests/fixtures/openai_responses/ws_session.frames.jsonl` by default), or the case's
 //! `response.frames.jsonl` when the upgrade carries `x-fake-case`. For the n-th
 //! `response.create` text message it receives,
 //! it sends the server frames that follow the n-th client frame of the session file, as text
@@ -79,6 +75,7 @@
 //! Everything else (fixtures by header, `count_tokens`, Chat Completions, 404s) is unchanged.
 
 pub mod agent;
+pub mod fixtures;
 
 use std::{
     convert::Infallible,
@@ -97,20 +94,12 @@ use std::{
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, write::GzEncoder};
 use http_body_util::{BodyExt as _, Full, combinators::BoxBody};
-use hudsucker::{
-    hyper::{
-        self, HeaderMap, Method, Request, Response, StatusCode,
-        body::{Body, Frame, Incoming},
-        header::{HeaderName, HeaderValue},
-        server::conn::http1,
-        service::service_fn,
-    },
-    rustls::{
-        ServerConfig,
-        crypto::aws_lc_rs,
-        pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
-    },
-    tokio_tungstenite::tungstenite::handshake::derive_accept_key,
+use hyper::{
+    HeaderMap, Method, Request, Response, StatusCode,
+    body::{Body, Frame, Incoming},
+    header::{HeaderName, HeaderValue},
+    server::conn::http1,
+    service::service_fn,
 };
 use hyper_util::rt::TokioIo;
 use rcgen::{
@@ -123,7 +112,15 @@ use tokio::{
     sync::{Notify, mpsc},
     task::{JoinHandle, JoinSet},
 };
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{
+    TlsAcceptor,
+    rustls::{
+        ServerConfig,
+        crypto::aws_lc_rs,
+        pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
+    },
+};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// Pause between two SSE events (or WebSocket messages), like a model emitting tokens.
 const EVENT_GAP: Duration = Duration::from_millis(5);
@@ -134,24 +131,18 @@ const ORGANIZATION_ID: &str = "3b9d6c1e-7a2f-4e58-9c0d-1f2e3a4b5c6d";
 /// Largest WebSocket message (after inflation) the server accepts from a client.
 const MAX_WS_MESSAGE: usize = 16 << 20;
 
-/// Every name the leaf certificate covers, besides `localhost` and `127.0.0.1`.
-pub const HOSTS: [&str; 5] = [
-    "api.anthropic.com",
-    "api.openai.com",
-    "chatgpt.com",
-    "generativelanguage.googleapis.com",
-    "cloudcode-pa.googleapis.com",
-];
-
 type ResBody = BoxBody<Bytes, std::io::Error>;
 
 /// One request as the fake upstream received it.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    /// The request method (`POST`).
     pub method: String,
+    /// Path and query exactly as received (`/v1/messages?beta=true`).
     pub path_and_query: String,
     /// Lower-case names, in hyper's `HeaderMap` order. Repeated headers appear once per value.
     pub headers: Vec<(String, String)>,
+    /// The request body as received (still encoded if the client encoded it).
     pub body: Vec<u8>,
 }
 
@@ -180,7 +171,9 @@ pub struct WsMessage {
 /// each exactly as the file spells it (and so as the server sends it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsTurn {
+    /// The client's text message.
     pub client: String,
+    /// The server's text messages that answered it, in order.
     pub server: Vec<String>,
 }
 
@@ -202,7 +195,9 @@ struct State {
 
 /// A running fake upstream. Dropping it stops the server and closes its connections.
 pub struct FakeUpstream {
+    /// Where it listens (`127.0.0.1`, an ephemeral port).
     pub addr: SocketAddr,
+    /// Its CA certificate (PEM): what a client passes as `--upstream-ca`.
     pub ca_pem: String,
     ca_file: tempfile::NamedTempFile,
     state: Arc<State>,
@@ -220,8 +215,8 @@ impl Drop for FakeUpstream {
 }
 
 impl FakeUpstream {
-    /// Starts a server on `127.0.0.1:0` with a fresh CA. The leaf certificate covers
-    /// [`HOSTS`], `localhost` and `127.0.0.1`. ALPN offers `http/1.1` only.
+    /// Starts a server on `127.0.0.1:0` with a fresh CA. The leaf certificate covers every
+    /// host of [`fixtures::hosts`], `localhost` and `127.0.0.1`. ALPN offers `http/1.1` only.
     pub async fn start() -> FakeUpstream {
         Self::start_with(false).await
     }
@@ -279,6 +274,15 @@ impl FakeUpstream {
         self.ca_file.path()
     }
 
+    /// The value of llmtap's `--resolve` that sends every host of [`fixtures::hosts`] here.
+    pub fn resolve(&self) -> String {
+        fixtures::hosts()
+            .iter()
+            .map(|host| format!("{host}:443:{}", self.addr))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// TLS connections accepted so far.
     pub fn connections(&self) -> u64 {
         self.state.connections.load(Ordering::SeqCst)
@@ -305,14 +309,11 @@ impl FakeUpstream {
         self.seen()
             .into_iter()
             .filter(|s| {
-                let Ok(method) = s.method.parse::<Method>() else {
-                    return false;
-                };
                 let (path, query) = s
                     .path_and_query
                     .split_once('?')
                     .map_or((s.path_and_query.as_str(), None), |(p, q)| (p, Some(q)));
-                route(&method, path, query, &serde_json::Value::Null).is_some()
+                fixtures::route(&s.method, path, query).is_some()
             })
             .collect()
     }
@@ -352,7 +353,7 @@ impl FakeUpstream {
     /// The bytes of `tests/fixtures/<dialect>/<case>.<ext>`, e.g.
     /// `("gemini", "stream_array", "jsonarray")`.
     pub fn fixture_in(dialect: &str, case: &str, ext: &str) -> Vec<u8> {
-        let path = fixture_path(dialect, case, ext);
+        let path = fixtures::path(dialect, case, ext);
         std::fs::read(&path).unwrap_or_else(|e| panic!("read fixture {}: {e}", path.display()))
     }
 
@@ -434,9 +435,7 @@ impl FakeUpstream {
 
     /// The folder of real-traffic case `case`: `tests/cases/real-traffic/<case>/`.
     pub fn case_dir(case: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/cases/real-traffic")
-            .join(case)
+        repository().join("tests/cases/real-traffic").join(case)
     }
 
     /// The body served for real-traffic case `case` (`x-fake-case`): `response.sse` with every
@@ -486,11 +485,10 @@ impl FakeUpstream {
     }
 }
 
-fn fixture_path(dialect: &str, case: &str, ext: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(dialect)
-        .join(format!("{case}.{ext}"))
+/// The repository this crate lives in (`crates/fake-upstream/`): its `tests/` holds the
+/// fixtures and cases served.
+fn repository() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
 /// A real-traffic case's HTTP answer, ready to serve.
@@ -587,7 +585,7 @@ fn expand_placeholders(
 /// Loads real-traffic case `case` as served over HTTP; see the module doc.
 fn load_case(case: &str) -> Result<CaseResponse, String> {
     // Case names come from a request header: never let one climb out of the cases folder.
-    if !is_case_name(case) {
+    if !fixtures::is_case_name(case) {
         return Err(format!("fake upstream: {case:?} is not a case name"));
     }
     let dir = FakeUpstream::case_dir(case);
@@ -671,7 +669,7 @@ fn load_case(case: &str) -> Result<CaseResponse, String> {
 
 /// The turns of real-traffic case `case`'s `response.frames.jsonl`.
 fn load_case_session(case: &str) -> Result<Vec<WsTurn>, String> {
-    if !is_case_name(case) {
+    if !fixtures::is_case_name(case) {
         return Err(format!("fake upstream: {case:?} is not a case name"));
     }
     let path = FakeUpstream::case_dir(case).join("response.frames.jsonl");
@@ -742,7 +740,7 @@ pub fn test_pki() -> (String, ServerConfig) {
     let issuer = Issuer::new(ca, ca_key);
 
     let leaf_key = KeyPair::generate().expect("generate leaf key");
-    let mut names: Vec<String> = HOSTS.iter().map(|h| (*h).to_owned()).collect();
+    let mut names = fixtures::hosts();
     names.extend(["localhost".to_owned(), "127.0.0.1".to_owned()]);
     let mut leaf = CertificateParams::new(names).expect("leaf SANs");
     leaf.distinguished_name
@@ -821,7 +819,7 @@ struct Route {
     default_case: &'static str,
 }
 
-/// The modifier headers of one request.
+/// The modifier headers of one request./// The modifier headers of one request.
 struct Modifiers {
     /// `content-encoding` to apply: `x-fake-gzip: 1`, or `x-fake-encoding: gzip|deflate|br|zstd`.
     encoding: Option<&'static str>,
@@ -841,73 +839,18 @@ enum Payload {
     Json(Vec<u8>),
 }
 
+/// The route of a plain request, from the fixtures' `route.json` files ([`fixtures::route`]).
 fn route(
     method: &Method,
     path: &str,
     query: Option<&str>,
     body: &serde_json::Value,
 ) -> Option<Route> {
-    let stream = body.get("stream").and_then(serde_json::Value::as_bool) == Some(true);
-    let alt_sse = query.is_some_and(|q| q.split('&').any(|kv| kv == "alt=sse"));
-    let (provider, folder, default_case) = match (method, path) {
-        (&Method::POST, "/v1/messages") => (
-            Provider::Anthropic,
-            "anthropic",
-            if stream {
-                "stream_text"
-            } else {
-                "json_message"
-            },
-        ),
-        (&Method::POST, "/v1/messages/count_tokens") => {
-            (Provider::Anthropic, "anthropic", "count_tokens")
-        }
-        (&Method::POST, "/v1/chat/completions") => {
-            let include_usage = body
-                .pointer("/stream_options/include_usage")
-                .and_then(serde_json::Value::as_bool)
-                == Some(true);
-            let case = match (stream, include_usage) {
-                (true, true) => "stream_usage",
-                (true, false) => "stream_no_usage",
-                (false, _) => "json_completion",
-            };
-            (Provider::OpenAi, "openai_chat", case)
-        }
-        (&Method::POST, "/v1/responses" | "/backend-api/codex/responses") => (
-            Provider::OpenAi,
-            "openai_responses",
-            if stream {
-                "stream_text"
-            } else {
-                "json_response"
-            },
-        ),
-        (&Method::POST, "/v1internal:streamGenerateContent") if alt_sse => {
-            (Provider::Google, "gemini", "codeassist_stream")
-        }
-        (&Method::POST, p) => {
-            let rest = p
-                .strip_prefix("/v1beta/models/")
-                .or_else(|| p.strip_prefix("/v1/models/"))?;
-            let (model, method) = rest.split_once(':')?;
-            if model.is_empty() || model.contains('/') {
-                return None;
-            }
-            let case = match method {
-                "streamGenerateContent" if alt_sse => "stream_sse",
-                "streamGenerateContent" => "stream_array",
-                "generateContent" => "json_generate",
-                _ => return None,
-            };
-            (Provider::Google, "gemini", case)
-        }
-        _ => return None,
-    };
+    let route = fixtures::route(method.as_str(), path, query)?;
     Some(Route {
-        provider,
-        folder,
-        default_case,
+        provider: Provider::of_host(&route.host),
+        folder: &route.folder,
+        default_case: route.default_case(body),
     })
 }
 
@@ -972,9 +915,15 @@ async fn handle(
     let path = parts.uri.path();
 
     if let Some(on_upgrade) = on_upgrade
-        && matches!(path, "/v1/responses" | "/backend-api/codex/responses")
+        && let Some(route) = fixtures::websocket_route(path, parts.uri.query())
     {
-        return Ok(websocket_handshake(&state, &parts.headers, on_upgrade, n));
+        return Ok(websocket_handshake(
+            &state,
+            route,
+            &parts.headers,
+            on_upgrade,
+            n,
+        ));
     }
 
     let modifiers = Modifiers {
@@ -1025,7 +974,7 @@ async fn handle(
                 .push(answer);
             payload
         });
-    let Some(payload) = agent_payload.or_else(|| load_scenario(route.folder, &scenario)) else {
+    let Some(payload) = agent_payload.or_else(|| load_scenario(&route, &scenario)) else {
         return Ok(provider_error(
             provider,
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -1033,12 +982,7 @@ async fn handle(
             n,
         ));
     };
-    let status = scenario
-        .strip_prefix("error_")
-        .and_then(|code| code.get(..3))
-        .and_then(|code| code.parse::<u16>().ok())
-        .and_then(|code| StatusCode::from_u16(code).ok())
-        .unwrap_or(StatusCode::OK);
+    let status = StatusCode::from_u16(fixtures::status(&scenario)).unwrap_or(StatusCode::OK);
 
     let mut request_id = request_id(provider, n);
     let mut res = match payload {
@@ -1123,44 +1067,33 @@ fn serve_case(
     res
 }
 
-fn load_scenario(folder: &str, scenario: &str) -> Option<Payload> {
-    if folder == "anthropic" && scenario == "malformed" {
+fn load_scenario(route: &Route, scenario: &str) -> Option<Payload> {
+    let (folder, provider) = (route.folder, route.provider);
+    if provider == Provider::Anthropic && scenario == "malformed" {
         return Some(Payload::Stream {
             pieces: FakeUpstream::malformed_sse(),
             content_type: sse_content_type(Provider::Anthropic),
         });
     }
     // Scenario names come from a request header: never let one climb out of the fixture folder.
-    if !is_case_name(scenario) {
+    if !fixtures::is_case_name(scenario) {
         return None;
     }
-    let provider = match folder {
-        "anthropic" => Provider::Anthropic,
-        "gemini" => Provider::Google,
-        _ => Provider::OpenAi,
-    };
-    if let Ok(raw) = std::fs::read(fixture_path(folder, scenario, "sse")) {
+    if let Ok(raw) = std::fs::read(fixtures::path(folder, scenario, "sse")) {
         return Some(Payload::Stream {
             pieces: FakeUpstream::sse_events(&raw),
             content_type: sse_content_type(provider),
         });
     }
-    if let Ok(raw) = std::fs::read(fixture_path(folder, scenario, "jsonarray")) {
+    if let Ok(raw) = std::fs::read(fixtures::path(folder, scenario, "jsonarray")) {
         return Some(Payload::Stream {
             pieces: FakeUpstream::json_array_elements(&raw),
             content_type: json_content_type(provider),
         });
     }
-    std::fs::read(fixture_path(folder, scenario, "json"))
+    std::fs::read(fixtures::path(folder, scenario, "json"))
         .ok()
         .map(Payload::Json)
-}
-
-fn is_case_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn sse_content_type(provider: Provider) -> &'static str {
@@ -1530,6 +1463,7 @@ impl Deflate {
 /// Answers an upgrade request: a refusal, or `101` and a task that serves the session.
 fn websocket_handshake(
     state: &Arc<State>,
+    route: &fixtures::Route,
     headers: &HeaderMap,
     on_upgrade: hyper::upgrade::OnUpgrade,
     n: u64,
@@ -1575,13 +1509,13 @@ fn websocket_handshake(
     };
     let scenario = header("x-fake-scenario");
     let real_case = header("x-fake-case");
-    let case = real_case.or(scenario).unwrap_or("ws_session");
+    let case = real_case.or(scenario).unwrap_or(&route.default);
     let turns = if let Some(case) = real_case {
         load_case_session(case).map(Session::Turns)
     } else if state.agent && scenario.is_none() {
         Ok(Session::Agent)
-    } else if is_case_name(case) {
-        read_ws_session(&fixture_path("openai_responses", case, "frames.jsonl")).map(Session::Turns)
+    } else if fixtures::is_case_name(case) {
+        read_ws_session(&fixtures::path(&route.folder, case, "frames.jsonl")).map(Session::Turns)
     } else {
         Err(format!("{case:?} is not a case name"))
     };

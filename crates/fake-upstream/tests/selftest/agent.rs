@@ -4,35 +4,71 @@
 //! wire format; the answers log matches; and the fixture behaviour is unchanged.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use std::time::{Duration, Instant};
 
-use std::time::Duration;
-
-use hudsucker::{
-    futures::{SinkExt as _, StreamExt as _},
-    tokio_tungstenite::{
-        client_async,
-        tungstenite::{Message, client::IntoClientRequest as _},
-    },
+use bytes::Bytes;
+use futures::{SinkExt as _, StreamExt as _};
+use http_body_util::Full;
+use hyper::{Request, client::conn::http1::SendRequest};
+use llmtap_fake_upstream::{
+    FakeUpstream,
+    agent::{self, Api, CodexCall, Turn},
 };
 use serde_json::{Value, json};
-use support::{
-    client::{self, Collected},
-    upstream::{
-        FakeUpstream,
-        agent::{self, Api, CodexCall, Turn},
-    },
+use tokio_tungstenite::{
+    client_async,
+    tungstenite::{Message, client::IntoClientRequest as _},
 };
-use tokio::net::TcpStream;
+
+use super::{concat, connect_as, frames, tls_as};
+
+/// A response read to its end, frame by frame.
+struct Collected {
+    status: u16,
+    chunks: Vec<(Instant, Bytes)>,
+    /// `Err` when the body failed before its end.
+    end: Result<(), String>,
+}
+
+impl Collected {
+    fn body(&self) -> Vec<u8> {
+        concat(&self.chunks)
+    }
+}
+
+/// A POST as any client would send it: only the given headers (plus `host`).
+fn request(host: &str, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    let mut req = Request::post(path)
+        .header("host", host)
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.body(Full::new(Bytes::copy_from_slice(body)))
+        .expect("request")
+}
+
+/// Sends `req` on `conn` and reads the response to its end.
+async fn send(conn: &mut SendRequest<Full<Bytes>>, req: Request<Full<Bytes>>) -> Collected {
+    conn.ready().await.expect("connection ready");
+    let res = conn.send_request(req).await.expect("response");
+    let status = res.status().as_u16();
+    let (chunks, error) = frames(res).await;
+    Collected {
+        status,
+        chunks,
+        end: error.map_or(Ok(()), Err),
+    }
+}
 
 /// POSTs `body` to `host` `path` directly (TLS trusting the fake's CA).
 async fn post(upstream: &FakeUpstream, host: &str, path: &str, body: &Value) -> Collected {
-    let mut conn = client::direct(upstream.addr, host, &upstream.ca_pem).await;
-    let res = conn
-        .send(client::post(host, path, body.to_string().as_bytes(), &[]))
-        .await
-        .expect("response");
-    let got = client::collect(res).await;
+    let mut conn = connect_as(upstream, host).await;
+    let got = send(
+        &mut conn,
+        request(host, path, body.to_string().as_bytes(), &[]),
+    )
+    .await;
     assert_eq!(got.status, 200, "{}", String::from_utf8_lossy(&got.body()));
     assert!(got.end.is_ok(), "{:?}", got.end);
     got
@@ -227,10 +263,7 @@ async fn responses_websocket_prewarm_and_turns() {
     let request = "wss://api.openai.com/v1/responses"
         .into_client_request()
         .unwrap();
-    let tcp = TcpStream::connect(upstream.addr).await.unwrap();
-    let tls = client::tls_over(tcp, "api.openai.com", client::tls(&upstream.ca_pem, false))
-        .await
-        .unwrap();
+    let tls = tls_as(&upstream, "api.openai.com").await;
     let (mut ws, _) = client_async(request, tls).await.expect("handshake");
     let mut exchange = async |create: Value| -> Vec<Value> {
         ws.send(Message::text(create.to_string())).await.unwrap();
@@ -364,46 +397,36 @@ async fn gemini_function_call_then_final_and_json_checks() {
 async fn agent_mode_keeps_the_fixtures_and_the_fixture_mode_has_no_agent() {
     // A scenario header still picks a fixture in agent mode.
     let upstream = FakeUpstream::start_agent().await;
-    let mut conn = client::direct(upstream.addr, "api.anthropic.com", &upstream.ca_pem).await;
+    let mut conn = connect_as(&upstream, "api.anthropic.com").await;
     let body = FakeUpstream::fixture("stream_text", "request.json");
-    let res = conn
-        .send(client::post(
+    let got = send(
+        &mut conn,
+        request(
             "api.anthropic.com",
             "/v1/messages",
             &body,
             &[("x-fake-scenario", "stream_text")],
-        ))
-        .await
-        .unwrap();
-    let got = client::collect(res).await;
+        ),
+    )
+    .await;
     assert_eq!(got.body(), FakeUpstream::fixture("stream_text", "sse"));
     assert!(upstream.answers().is_empty());
     // count_tokens is not a generation: the fixture.
-    let res = conn
-        .send(client::post(
-            "api.anthropic.com",
-            "/v1/messages/count_tokens",
-            b"{}",
-            &[],
-        ))
-        .await
-        .unwrap();
-    let got = client::collect(res).await;
+    let got = send(
+        &mut conn,
+        request("api.anthropic.com", "/v1/messages/count_tokens", b"{}", &[]),
+    )
+    .await;
     assert_eq!(got.body(), FakeUpstream::fixture("count_tokens", "json"));
 
     // The fixture constructor is unchanged: the default case, never an agent answer.
     let plain = FakeUpstream::start().await;
-    let mut conn = client::direct(plain.addr, "api.anthropic.com", &plain.ca_pem).await;
-    let res = conn
-        .send(client::post(
-            "api.anthropic.com",
-            "/v1/messages",
-            &body,
-            &[],
-        ))
-        .await
-        .unwrap();
-    let got = client::collect(res).await;
+    let mut conn = connect_as(&plain, "api.anthropic.com").await;
+    let got = send(
+        &mut conn,
+        request("api.anthropic.com", "/v1/messages", &body, &[]),
+    )
+    .await;
     assert_eq!(got.body(), FakeUpstream::fixture("stream_text", "sse"));
     assert!(plain.answers().is_empty());
     assert_eq!(plain.model_requests().len(), 1);

@@ -1,8 +1,8 @@
 //! Checks the fake upstream itself. Each test talks to it directly, over TLS that trusts only
 //! its test CA, with hyper's HTTP/1.1 client (or a WebSocket client), so the end-to-end tests
-//! can rely on what it serves.
+//! can rely on what it serves. Its agent mode: `agent`.
 
-mod support;
+mod agent;
 
 use std::{
     io::Write as _,
@@ -12,38 +12,39 @@ use std::{
 
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, write::GzDecoder};
+use futures::{SinkExt as _, StreamExt as _};
 use http_body_util::{BodyExt as _, Full};
-use hudsucker::futures::{SinkExt as _, StreamExt as _};
-use hudsucker::{
-    hyper::{
-        Request, Response, StatusCode,
-        body::Incoming,
-        client::conn::http1::{self, SendRequest},
-    },
+use hyper::{
+    Request, Response, StatusCode,
+    body::Incoming,
+    client::conn::http1::{self, SendRequest},
+};
+use hyper_util::rt::TokioIo;
+use llmtap_fake_upstream::FakeUpstream;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpStream,
+};
+use tokio_rustls::{
+    TlsConnector,
+    client::TlsStream,
     rustls::{
         ClientConfig, RootCertStore,
         crypto::aws_lc_rs,
         pki_types::{CertificateDer, ServerName, pem::PemObject as _},
     },
-    tokio_tungstenite::{
-        client_async,
-        tungstenite::{
-            Message,
-            client::IntoClientRequest as _,
-            protocol::frame::{
-                Frame, FrameHeader,
-                coding::{Control, Data, OpCode},
-            },
+};
+use tokio_tungstenite::{
+    client_async,
+    tungstenite::{
+        Message,
+        client::IntoClientRequest as _,
+        protocol::frame::{
+            Frame, FrameHeader,
+            coding::{Control, Data, OpCode},
         },
     },
 };
-use hyper_util::rt::TokioIo;
-use support::upstream::FakeUpstream;
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::TcpStream,
-};
-use tokio_rustls::{TlsConnector, client::TlsStream};
 
 /// One HTTP/1.1 connection to the fake upstream, verified against its CA under the name
 /// `api.anthropic.com`.
@@ -960,7 +961,7 @@ async fn unknown_routes_get_a_404_in_the_style_of_their_host() {
 #[tokio::test]
 async fn the_leaf_certificate_names_every_host() {
     let upstream = FakeUpstream::start().await;
-    // Spelled out rather than taken from `HOSTS`, so that shrinking that list fails here.
+    // Spelled out rather than taken from `fixtures::hosts()`, so that losing a host fails here.
     let hosts = [
         "api.anthropic.com",
         "api.openai.com",
@@ -994,7 +995,7 @@ async fn the_leaf_certificate_names_every_host() {
 // WebSocket (Codex's Responses socket)
 // ------------------------------------------------------------------------------------------
 
-type Ws = hudsucker::tokio_tungstenite::WebSocketStream<TlsStream<TcpStream>>;
+type Ws = tokio_tungstenite::WebSocketStream<TlsStream<TcpStream>>;
 
 /// The next message that is not a ping or pong, within 5 s.
 async fn next_message(ws: &mut Ws) -> Option<Message> {
