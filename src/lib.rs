@@ -80,8 +80,9 @@ pub struct Running {
 /// Binds with `TCP_NODELAY` on the listening socket, which accepted sockets inherit on
 /// Linux: hudsucker accepts connections itself and never sets it, and without it a response
 /// written as headers then body (every HTTP/2 response, every first SSE event) waits for
-/// the client's delayed ACK, about 40 ms (measured: BENCHMARKS.md).
-fn bind(flag: &'static str, addr: SocketAddr) -> Result<TcpListener, ConfigError> {
+/// the client's delayed ACK, about 40 ms (measured: BENCHMARKS.md). Public for its regression
+/// test (`tcp_nodelay_on_accepted_sockets`).
+pub fn bind(flag: &'static str, addr: SocketAddr) -> Result<TcpListener, ConfigError> {
     let err = |e: std::io::Error| ConfigError::new(flag, format!("cannot listen on {addr}: {e}"));
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()

@@ -7,31 +7,16 @@
     reason = "the shell test passes PATH on and reads CI's LLMTAP_E2E"
 )]
 
-use std::{os::unix::fs::PermissionsExt as _, process::Stdio};
+use std::os::unix::fs::PermissionsExt as _;
 
 use crate::support::{
     client::{self, collect},
     harness::{closed_port, get, metric},
-    process::{Llmtap, command},
+    process::{Llmtap, run},
 };
 use llmtap_fake_upstream::FakeUpstream;
 
 const SECRET: &str = "sk-ant-api03-CLI-SECRET-never-printed-42";
-
-/// Runs the binary to completion; returns (exit code, stdout, stderr).
-fn run(home: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = command(home)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run llmtap");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (
-        out.status.code().unwrap_or(-1),
-        text(&out.stdout),
-        text(&out.stderr),
-    )
-}
 
 #[test]
 fn bad_configuration_exits_2_with_one_line_naming_the_flag() {
@@ -423,31 +408,4 @@ fn healthcheck_answers_for_a_running_llmtap() {
     let (code, _, stderr) = run(home.path(), &["healthcheck", "--admin", &closed]);
     assert_eq!(code, 1);
     assert!(stderr.starts_with("llmtap: "), "{stderr}");
-}
-
-#[test]
-fn a_ca_key_others_can_read_is_refused_and_with_the_flag_loaded_with_a_warning() {
-    use std::os::unix::fs::PermissionsExt as _;
-    let home = tempfile::tempdir().unwrap();
-    let (code, ..) = run(home.path(), &["ca", "path"]);
-    assert_eq!(code, 0, "the CA is made");
-    let key = home.path().join(".llmtap/ca-key.pem");
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let (code, _, stderr) = run(
-        home.path(),
-        &["run", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"],
-    );
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("--ca-dir") && stderr.contains("chmod 600"),
-        "{stderr}"
-    );
-    let mut tap = Llmtap::spawn(home.path(), &["--allow-insecure-key"]);
-    let status = tap.terminate();
-    assert!(status.success());
-    assert!(
-        tap.stderr().contains("--allow-insecure-key"),
-        "the warning reaches the log: {}",
-        tap.stderr()
-    );
 }

@@ -11,10 +11,7 @@ use crate::support::{
     harness::{self, metric},
 };
 use hudsucker::futures::{SinkExt as _, StreamExt as _};
-use hudsucker::tokio_tungstenite::{
-    client_async,
-    tungstenite::{Message, client::IntoClientRequest as _, http::HeaderValue},
-};
+use hudsucker::tokio_tungstenite::tungstenite::Message;
 use llmtap::vocab::Outcome;
 use llmtap_fake_upstream::{FakeUpstream, fixtures};
 use serde_json::Value;
@@ -361,37 +358,6 @@ async fn every_encoding_is_decoded_on_a_copy_for_every_dialect() {
     }
 }
 
-/// A WebSocket through llmtap: CONNECT, TLS with llmtap's leaf, then the upgrade.
-async fn ws_via_llmtap(
-    tap: &harness::Tap,
-    headers: &[(&str, &str)],
-) -> Result<
-    (
-        hudsucker::tokio_tungstenite::WebSocketStream<
-            tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-        >,
-        hudsucker::tokio_tungstenite::tungstenite::handshake::client::Response,
-    ),
-    hudsucker::tokio_tungstenite::tungstenite::Error,
-> {
-    let tunnel = client::connect_tunnel(tap.proxy, "api.openai.com:443").await;
-    let tls = client::tls_over(tunnel, "api.openai.com", client::tls(&tap.ca_pem, false))
-        .await
-        .unwrap();
-    let mut req = "wss://api.openai.com/v1/responses"
-        .into_client_request()
-        .unwrap();
-    for (name, value) in headers {
-        let name = hudsucker::tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(
-            name.as_bytes(),
-        )
-        .unwrap();
-        req.headers_mut()
-            .insert(name, HeaderValue::from_str(value).unwrap());
-    }
-    client_async(req, tls).await
-}
-
 #[tokio::test]
 async fn the_responses_websocket_is_relayed_faithfully_and_each_create_is_a_call() {
     let upstream = FakeUpstream::start().await;
@@ -403,7 +369,7 @@ async fn the_responses_websocket_is_relayed_faithfully_and_each_create_is_a_call
         ("session-id", "0199aaaa-bbbb-7ccc-8ddd-eeeeeeeeeeee"),
         ("authorization", "Bearer sk-FAKE-CODEX-KEY"),
     ];
-    let (mut ws, response) = ws_via_llmtap(&tap, &headers)
+    let (mut ws, response) = client::responses_websocket(tap.proxy, &tap.ca_pem, &headers)
         .await
         .expect("upgrade through llmtap");
     assert_eq!(response.status(), 101);
@@ -483,7 +449,7 @@ async fn the_responses_websocket_is_relayed_faithfully_and_each_create_is_a_call
 async fn a_refused_upgrade_reaches_the_client_as_it_was_sent() {
     let upstream = FakeUpstream::start().await;
     let mut tap = harness::start(&upstream, &[]).await;
-    let err = ws_via_llmtap(&tap, &[("x-fake-ws-refuse", "401")])
+    let err = client::responses_websocket(tap.proxy, &tap.ca_pem, &[("x-fake-ws-refuse", "401")])
         .await
         .expect_err("refused");
     match err {
@@ -506,7 +472,9 @@ async fn a_refused_upgrade_reaches_the_client_as_it_was_sent() {
 async fn a_socket_closed_mid_call_records_the_call_as_cancelled() {
     let upstream = FakeUpstream::start().await;
     let mut tap = harness::start(&upstream, &[]).await;
-    let (mut ws, _) = ws_via_llmtap(&tap, &[]).await.expect("upgrade");
+    let (mut ws, _) = client::responses_websocket(tap.proxy, &tap.ca_pem, &[])
+        .await
+        .expect("upgrade");
     let turns = FakeUpstream::ws_turns("ws_session");
     ws.send(Message::text(turns[0].client.clone()))
         .await
@@ -537,9 +505,10 @@ async fn a_socket_closed_mid_call_records_the_call_as_cancelled() {
 async fn a_websocket_call_whose_upstream_goes_silent_ends_upstream_timeout_and_the_socket_closes() {
     let upstream = FakeUpstream::start().await;
     let mut tap = harness::start(&upstream, &["--stream-idle-timeout", "1s"]).await;
-    let (mut ws, _) = ws_via_llmtap(&tap, &[("x-fake-ws-silent", "1")])
-        .await
-        .expect("upgrade");
+    let (mut ws, _) =
+        client::responses_websocket(tap.proxy, &tap.ca_pem, &[("x-fake-ws-silent", "1")])
+            .await
+            .expect("upgrade");
     // An idle socket with no call open is left alone, however long it idles.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let turns = FakeUpstream::ws_turns("ws_session");
@@ -549,14 +518,7 @@ async fn a_websocket_call_whose_upstream_goes_silent_ends_upstream_timeout_and_t
     let started = std::time::Instant::now();
     let record = tap.next_record().await;
     assert_eq!(
-        (
-            record.outcome,
-            record
-                .error_type
-                .as_ref()
-                .map(ToString::to_string)
-                .as_deref()
-        ),
+        (record.outcome, record.error_type.as_ref().map(ToString::to_string).as_deref()),
         (Outcome::UpstreamError, Some("upstream_timeout"))
     );
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -566,33 +528,4 @@ async fn a_websocket_call_whose_upstream_goes_silent_ends_upstream_timeout_and_t
         .expect("the socket ends");
     assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
     tap.assert_no_record(Duration::from_millis(300)).await;
-}
-
-#[tokio::test]
-async fn hop_by_hop_fields_of_a_websocket_upgrade_are_not_forwarded() {
-    let upstream = FakeUpstream::start().await;
-    let tap = harness::start(&upstream, &[]).await;
-    let (ws, _) = ws_via_llmtap(
-        &tap,
-        &[
-            ("connection", "Upgrade, X-Hop"),
-            ("x-hop", "1"),
-            ("keep-alive", "timeout=5"),
-            ("te", "trailers"),
-            ("x-end-to-end", "kept"),
-        ],
-    )
-    .await
-    .expect("upgrade");
-    drop(ws);
-    let seen = upstream.seen();
-    let upgrade = seen
-        .iter()
-        .find(|s| s.header("upgrade").is_some())
-        .expect("the upgrade reached the upstream");
-    for hop in ["x-hop", "keep-alive", "te"] {
-        assert_eq!(upgrade.header(hop), None, "{hop} forwarded");
-    }
-    assert_eq!(upgrade.header("x-end-to-end"), Some("kept"));
-    assert_eq!(upgrade.header("connection"), Some("Upgrade"));
 }

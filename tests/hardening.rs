@@ -6,7 +6,7 @@
 use std::{
     net::SocketAddr,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::Arc,
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -14,6 +14,7 @@ use std::{
 use crate::support::{
     client::{self, collect},
     harness::{self, metric},
+    raw::{plain_origin, raw, read_reply},
 };
 use bytes::Bytes;
 use http_body_util::Full;
@@ -29,63 +30,6 @@ const HOST: &str = "api.anthropic.com";
 
 fn body(case: &str) -> Vec<u8> {
     FakeUpstream::fixture(case, "request.json")
-}
-
-/// Sends raw bytes to `addr` and reads until the peer closes or 5 s pass.
-async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(bytes).await.unwrap();
-    read_reply(&mut tcp).await
-}
-
-async fn read_reply<IO: AsyncRead + Unpin>(io: &mut IO) -> String {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match tokio::time::timeout_at(deadline, io.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => {
-                buf.extend_from_slice(&chunk[..n]);
-                if buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.starts_with(b"HTTP/1.1 200") {
-                    break;
-                }
-            }
-        }
-    }
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
-/// A plain HTTP origin on 127.0.0.1 that records each request head and answers 200.
-async fn plain_origin() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let heads = Arc::new(Mutex::new(Vec::new()));
-    let seen = heads.clone();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut byte = [0u8; 1];
-                while !buf.ends_with(b"\r\n\r\n") {
-                    match tcp.read(&mut byte).await {
-                        Ok(1) => buf.push(byte[0]),
-                        _ => return,
-                    }
-                }
-                seen.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&buf).into_owned());
-                let _ = tcp
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                    )
-                    .await;
-            });
-        }
-    });
-    (addr, heads)
 }
 
 /// A TLS origin that accepts TCP and then never says a word (no handshake, no answer).
@@ -667,119 +611,4 @@ async fn a_call_over_the_observation_budget_is_relayed_unchanged_and_recorded_fl
         1.0
     );
     assert_eq!(metric(&m, "llmtap_observe_held_bytes", &[]), 0.0);
-}
-
-/// Findings of the attacker review, each a regression test named after what it broke.
-#[tokio::test]
-async fn websocket_upgrades_to_names_resolving_to_loopback_are_refused() {
-    let upstream = FakeUpstream::start().await;
-    let (origin, heads) = plain_origin().await;
-    let tap = harness::start(&upstream, &[]).await;
-    for host in [
-        format!("2130706433:{}", origin.port()),
-        format!("0177.0.0.1:{}", origin.port()),
-        format!("localhost:{}", origin.port()),
-    ] {
-        let request = format!(
-            "GET http://{host}/ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             Sec-WebSocket-Version: 13\r\n\r\n"
-        );
-        let reply = raw(tap.proxy, request.as_bytes()).await;
-        assert!(reply.starts_with("HTTP/1.1 403"), "{host}: {reply}");
-    }
-    let reply = raw(
-        tap.proxy,
-        format!(
-            "CONNECT 2130706433:{0} HTTP/1.1\r\nHost: x:{0}\r\n\r\n",
-            origin.port()
-        )
-        .as_bytes(),
-    )
-    .await;
-    assert!(
-        reply.starts_with("HTTP/1.1 403"),
-        "refused before the 200: {reply}"
-    );
-    assert!(
-        heads.lock().unwrap().is_empty(),
-        "the loopback origin was never reached"
-    );
-}
-
-#[tokio::test]
-async fn a_tunnel_silent_after_its_tls_handshake_is_closed_after_the_header_timeout() {
-    let upstream = FakeUpstream::start().await;
-    let tap = harness::start(&upstream, &["--client-header-timeout", "1s"]).await;
-    let tunnel = client::connect_tunnel(tap.proxy, &format!("{HOST}:443")).await;
-    let mut tls = client::tls_over(tunnel, HOST, client::tls(&tap.ca_pem, false))
-        .await
-        .unwrap();
-    let mut byte = [0u8; 1];
-    let closed = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut byte)).await;
-    assert!(
-        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
-        "still open: {closed:?}"
-    );
-}
-
-#[tokio::test]
-async fn hop_by_hop_fields_named_in_a_non_ascii_connection_value_are_not_forwarded() {
-    let upstream = FakeUpstream::start().await;
-    let (origin, heads) = plain_origin().await;
-    let allow = format!("127.0.0.1:{}", origin.port());
-    let tap = harness::start(&upstream, &["--allow-destination", &allow]).await;
-    let mut request = format!("GET http://{origin}/ HTTP/1.1\r\nHost: {origin}\r\n").into_bytes();
-    request.extend_from_slice(b"Connection: close, X-Hop2, \xff\r\nX-Hop2: hop2\r\n\r\n");
-    let reply = raw(tap.proxy, &request).await;
-    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    let head = heads.lock().unwrap()[0].to_ascii_lowercase();
-    assert!(!head.contains("x-hop2"), "{head}");
-}
-
-#[tokio::test]
-async fn a_second_host_field_naming_another_destination_is_misdirected() {
-    let upstream = FakeUpstream::start().await;
-    let tap = harness::start(&upstream, &[]).await;
-    let tunnel = client::connect_tunnel(tap.proxy, &format!("{HOST}:443")).await;
-    let mut tls = client::tls_over(tunnel, HOST, client::tls(&tap.ca_pem, false))
-        .await
-        .unwrap();
-    let request = format!(
-        "GET /v1/models HTTP/1.1\r\nHost: {HOST}\r\nHost: 127.0.0.1:{}\r\nconnection: close\r\n\r\n",
-        tap.admin.port()
-    );
-    tls.write_all(request.as_bytes()).await.unwrap();
-    let reply = read_reply(&mut tls).await;
-    assert!(
-        reply.starts_with("HTTP/1.1 421") || reply.starts_with("HTTP/1.1 400"),
-        "{reply}"
-    );
-    assert!(upstream.seen().is_empty());
-}
-
-#[tokio::test]
-async fn an_idle_http2_connection_is_closed_after_the_idle_timeout_but_not_mid_call() {
-    let upstream = FakeUpstream::start().await;
-    let mut tap = harness::start(&upstream, &["--idle-timeout", "2s"]).await;
-    let mut conn = client::via_proxy(tap.proxy, HOST, &tap.ca_pem, true).await;
-    assert!(conn.is_h2());
-    // A call longer than the idle timeout is not cut: a request is open all along.
-    let req = client::messages_request(
-        HOST,
-        "/v1/messages",
-        &body("stream_text"),
-        &[("x-fake-first-delay-ms", "3000")],
-        true,
-    );
-    let res = collect(conn.send(req).await.unwrap()).await;
-    assert_eq!(res.status, 200);
-    assert_eq!(tap.next_record().await.outcome, Outcome::Ok);
-    // Then idle: the connection is closed (GOAWAY), so a later request fails.
-    tokio::time::sleep(Duration::from_millis(3500)).await;
-    let req = client::messages_request(HOST, "/v1/messages", &body("json_message"), &[], true);
-    assert!(
-        conn.send(req).await.is_err(),
-        "the idle connection was closed"
-    );
 }

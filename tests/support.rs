@@ -9,3 +9,4 @@ pub mod client;
 pub mod harness;
 pub mod otlp;
 pub mod process;
+pub mod raw;

@@ -22,6 +22,7 @@ mod otlp;
 mod prometheus;
 mod proxy;
 mod real_traffic;
+mod regression;
 mod report;
 mod sdk_oracle;
 mod sdk_python;

@@ -17,6 +17,10 @@ use hudsucker::{
         ClientConfig, RootCertStore,
         pki_types::{CertificateDer, ServerName, pem::PemObject as _},
     },
+    tokio_tungstenite::{
+        self,
+        tungstenite::{self as ws, client::IntoClientRequest as _},
+    },
 };
 use tokio::{
     io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
@@ -148,6 +152,32 @@ pub async fn direct(addr: SocketAddr, host: &str, upstream_ca: &str) -> Conn {
         .await
         .expect("TLS to upstream");
     Conn::over(tls).await
+}
+
+/// A WebSocket client stream through llmtap.
+pub type WebSocket = tokio_tungstenite::WebSocketStream<TlsStream<TcpStream>>;
+
+/// A WebSocket to the Responses API (`wss://api.openai.com/v1/responses`) through llmtap at
+/// `proxy`: CONNECT, TLS trusting llmtap's CA, then the upgrade with `headers` added.
+pub async fn responses_websocket(
+    proxy: SocketAddr,
+    llmtap_ca: &str,
+    headers: &[(&str, &str)],
+) -> Result<(WebSocket, ws::handshake::client::Response), ws::Error> {
+    let tunnel = connect_tunnel(proxy, "api.openai.com:443").await;
+    let tls = tls_over(tunnel, "api.openai.com", tls(llmtap_ca, false))
+        .await
+        .expect("TLS through llmtap");
+    let mut req = "wss://api.openai.com/v1/responses"
+        .into_client_request()
+        .expect("request");
+    for (name, value) in headers {
+        req.headers_mut().insert(
+            ws::http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            ws::http::HeaderValue::from_str(value).expect("header value"),
+        );
+    }
+    tokio_tungstenite::client_async(req, tls).await
 }
 
 /// A Messages API request as an SDK would send it.

@@ -22,6 +22,21 @@ pub fn command(home: &std::path::Path) -> Command {
     cmd
 }
 
+/// Runs the binary to completion with stdin closed; returns (exit code, stdout, stderr).
+pub fn run(home: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = command(home)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run llmtap");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
 pub struct Llmtap {
     pub child: Child,
     pub proxy: SocketAddr,
