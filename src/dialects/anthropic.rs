@@ -7,7 +7,10 @@
 //! TTL that existed before it). `message_delta` usage is cumulative and final, so later
 //! values replace earlier ones.
 
-use serde::de::{MapAccess, SeqAccess};
+use serde::{
+    Deserialize,
+    de::{MapAccess, SeqAccess},
+};
 use serde_json::Value;
 
 use super::lenient::{
@@ -16,7 +19,13 @@ use super::lenient::{
 };
 use super::{
     Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
-    ResponseFacts, StreamParser, Target, Usage, json, sse,
+    ResponseFacts, StreamParser, Target, Usage,
+    content::{
+        CaptureBudget, InputMessage, OutputMessage, Part, ToolDefinition, arguments, to_value,
+    },
+    error_response,
+    json::{self, Object},
+    sse,
 };
 
 pub const MESSAGES: Dialect = Dialect {
@@ -159,7 +168,7 @@ impl Shape for SystemShape {
     fn string(self, s: &str) -> System {
         let mut parts = Tail::new(self.capture.unwrap_or(0));
         if self.capture.is_some() {
-            parts.push(serde_json::json!({"type": "text", "content": s}));
+            parts.push(to_value(Part::Text { content: s.into() }));
         }
         System {
             chars: chars(s),
@@ -181,7 +190,9 @@ impl Shape for SystemShape {
             |(n, ttl), block| {
                 system.chars += n;
                 system.cache_ttl = ttl.or(system.cache_ttl.take());
-                system.parts.extend(block.as_ref().map(part));
+                system
+                    .parts
+                    .extend(block.as_ref().map(|b| to_value(part(b))));
             },
         )?;
         Ok(system)
@@ -277,44 +288,51 @@ impl Shape for ToolsShape {
 /// One message as a GenAI input message.
 fn input_message(m: &Value) -> Value {
     let parts = match m.get("content") {
-        Some(Value::String(s)) => vec![serde_json::json!({"type": "text", "content": s})],
+        Some(Value::String(s)) => vec![Part::Text { content: s.into() }],
         Some(Value::Array(blocks)) => blocks.iter().map(part).collect(),
         _ => Vec::new(),
     };
-    serde_json::json!({"role": m.get("role").cloned().unwrap_or(Value::Null), "parts": parts})
+    to_value(InputMessage {
+        role: m.get("role").into(),
+        parts,
+    })
 }
 
 /// One tool as a GenAI tool definition.
 fn tool_definition(t: &Value) -> Value {
-    match t.get("input_schema") {
-        Some(schema) => serde_json::json!({
-            "type": "function",
-            "name": t.get("name"),
-            "description": t.get("description"),
-            "parameters": schema,
-        }),
+    to_value(match t.get("input_schema") {
+        Some(schema) => {
+            ToolDefinition::function("function", t.get("name"), t.get("description"), schema)
+        }
         // Server tools (web search, code execution) and MCP toolsets: named by their type.
-        None => serde_json::json!({
-            "type": t.get("type"),
-            "name": t.get("name").or_else(|| t.get("type")),
-        }),
-    }
+        None => ToolDefinition::provider(t.get("type"), t.get("name").or_else(|| t.get("type"))),
+    })
 }
 
-/// One Anthropic content block as a GenAI message part.
-fn part(block: &Value) -> Value {
-    let field = |name: &str| block.get(name).cloned().unwrap_or(Value::Null);
+/// One Anthropic content block as a GenAI message part (Messages API reference, "Content
+/// blocks").
+fn part(block: &Value) -> Part<'_> {
+    let field = |name: &str| block.get(name).into();
     match block.get("type").and_then(Value::as_str) {
-        Some("text") => serde_json::json!({"type": "text", "content": field("text")}),
-        Some("thinking") => serde_json::json!({"type": "reasoning", "content": field("thinking")}),
-        Some(kind) if is_tool_call(kind) => serde_json::json!({
-            "type": "tool_call", "id": field("id"), "name": field("name"), "arguments": field("input"),
-        }),
-        Some("tool_result") => serde_json::json!({
-            "type": "tool_call_response", "id": field("tool_use_id"), "response": field("content"),
-        }),
-        Some(other) => serde_json::json!({"type": other}),
-        None => serde_json::json!({"type": "unknown"}),
+        Some("text") => Part::Text {
+            content: field("text"),
+        },
+        Some("thinking") => Part::Reasoning {
+            content: field("thinking"),
+        },
+        Some(kind) if is_tool_call(kind) => Part::ToolCall {
+            id: field("id"),
+            name: field("name"),
+            arguments: field("input"),
+        },
+        Some("tool_result") => Part::ToolCallResponse {
+            id: field("tool_use_id"),
+            response: field("content"),
+        },
+        Some(other) => Part::Other { kind: other.into() },
+        None => Part::Other {
+            kind: "unknown".into(),
+        },
     }
 }
 
@@ -345,17 +363,11 @@ fn parse_response(
     body: &[u8],
     capture: bool,
 ) -> Result<ResponseFacts, ParseError> {
-    if !(200..300).contains(&status) {
-        // Error bodies from a gateway in front of the API need not be JSON; that is not a
-        // parse failure of this dialect, just an error without a type.
-        let error_type = json(body).ok().as_ref().and_then(error_type);
-        return Ok(ResponseFacts {
-            error_type,
-            ..ResponseFacts::default()
-        });
+    if let Some(facts) = error_response(status, body, |m: Message| m.error_type()) {
+        return Ok(facts);
     }
-    let v = json(body)?;
-    if let Some(error_type) = error_type(&v) {
+    let (m, tree) = json::parse::<Message>(body, capture)?;
+    if let Some(error_type) = m.error_type() {
         return Ok(ResponseFacts {
             error_type: Some(error_type),
             ..ResponseFacts::default()
@@ -363,7 +375,7 @@ fn parse_response(
     }
     if operation == Operation::CountTokens {
         let usage = Usage {
-            input: v.get("input_tokens").and_then(Value::as_u64),
+            input: m.input_tokens,
             ..Usage::default()
         };
         return Ok(ResponseFacts {
@@ -373,26 +385,22 @@ fn parse_response(
         });
     }
     let mut parser = Messages::default();
-    parser.on_message(&v);
-    let blocks = v
-        .get("content")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    blocks.iter().for_each(|b| parser.on_block(b));
+    parser.on_message(&m);
+    m.content.iter().for_each(|b| parser.on_block(b));
     parser.complete = true;
     let mut facts = parser.facts();
-    if capture {
-        facts.output = Some(vec![output_message(
-            blocks.iter().map(part).collect(),
-            &facts,
-        )]);
+    if let Some(tree) = &tree {
+        let parts = json::array(tree, "content").iter().map(part).collect();
+        facts.output = Some(vec![output_message(parts, &facts)]);
     }
     Ok(facts)
 }
 
-fn output_message(parts: Vec<Value>, facts: &ResponseFacts) -> Value {
-    serde_json::json!({"role": "assistant", "parts": parts, "finish_reason": facts.finish_reasons.first()})
+fn output_message(parts: Vec<Part<'_>>, facts: &ResponseFacts) -> Value {
+    to_value(OutputMessage::assistant(
+        parts,
+        facts.finish_reasons.first().map(String::as_str),
+    ))
 }
 
 /// The HTTP status an Anthropic error type stands for (the API's errors reference), for an
@@ -413,62 +421,192 @@ fn error_status(error_type: &str) -> Option<u16> {
     })
 }
 
-fn error_type(v: &Value) -> Option<String> {
-    (v.get("type")?.as_str()? == "error")
-        .then(|| v.get("error")?.get("type")?.as_str().map(str::to_owned))
-        .flatten()
-}
-
 fn stream_parser(_operation: Operation, capture: Option<usize>) -> Box<dyn StreamParser> {
     Box::new(Messages {
-        capture: capture.map(Output::new),
+        capture: capture.map(|max| Output {
+            blocks: Vec::new(),
+            budget: CaptureBudget::new(max),
+        }),
         ..Messages::default()
     })
 }
 
-/// Generated content kept for `--capture-content`, bounded by its byte budget.
-#[derive(Debug, Default)]
+/// What llmtap reads of a message: the response body, `message_start`'s `message`, and the
+/// `delta` of `message_delta` and `content_block_delta`, whose keys sit at the same places
+/// (Messages API reference: "Messages", "Streaming messages", "Errors").
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Message {
+    /// `message`, or `error` for an error body; a delta's type (`text_delta`, …).
+    #[serde(rename = "type", deserialize_with = "json::lenient")]
+    kind: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    id: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    model: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    stop_reason: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    usage: Option<WireUsage>,
+    /// Content blocks of a body (a stream announces them one event each).
+    #[serde(deserialize_with = "json::lenient")]
+    content: Vec<Block>,
+    /// An error body's `error`.
+    #[serde(deserialize_with = "json::lenient")]
+    error: Option<ErrorDetail>,
+    /// A `count_tokens` body's count.
+    #[serde(deserialize_with = "json::lenient")]
+    input_tokens: Option<u64>,
+}
+
+impl Object for Message {}
+
+impl Message {
+    /// `error.type` of an error body or event (`{"type":"error","error":{"type":…}}`).
+    fn error_type(&self) -> Option<String> {
+        (self.kind.as_deref() == Some("error"))
+            .then(|| self.error.as_ref()?.kind.clone())
+            .flatten()
+    }
+}
+
+/// One server-sent event (Messages API reference, "Streaming messages").
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Event {
+    #[serde(rename = "type", deserialize_with = "json::lenient")]
+    kind: Option<String>,
+    /// `message_start`.
+    #[serde(deserialize_with = "json::lenient")]
+    message: Option<Message>,
+    /// `content_block_start`.
+    #[serde(deserialize_with = "json::lenient")]
+    content_block: Option<Block>,
+    /// `content_block_delta`, `message_delta`.
+    #[serde(deserialize_with = "json::lenient")]
+    delta: Option<Message>,
+    /// `message_delta`.
+    #[serde(deserialize_with = "json::lenient")]
+    usage: Option<WireUsage>,
+    /// `error`.
+    #[serde(deserialize_with = "json::lenient")]
+    error: Option<ErrorDetail>,
+}
+
+impl Object for Event {}
+
+/// A content block: its type and, for a tool call, the tool's name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Block {
+    #[serde(rename = "type", deserialize_with = "json::lenient")]
+    kind: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    name: Option<String>,
+}
+
+impl Object for Block {}
+
+/// An error object: its type (`overloaded_error`, …).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ErrorDetail {
+    #[serde(rename = "type", deserialize_with = "json::lenient")]
+    kind: Option<String>,
+}
+
+impl Object for ErrorDetail {}
+
+/// A `usage` object as the wire carries it (Messages API reference, "Usage"; "Compaction"
+/// for `iterations`, whose entries carry the same counts).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireUsage {
+    #[serde(deserialize_with = "json::lenient")]
+    input_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    output_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    cache_creation: Option<CacheCreation>,
+    #[serde(deserialize_with = "json::lenient")]
+    iterations: Vec<WireUsage>,
+    #[serde(deserialize_with = "json::lenient")]
+    output_tokens_details: Option<OutputDetails>,
+    #[serde(deserialize_with = "json::lenient")]
+    service_tier: Option<String>,
+}
+
+impl Object for WireUsage {}
+
+/// `usage.cache_creation`: cache writes by TTL.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CacheCreation {
+    #[serde(deserialize_with = "json::lenient")]
+    ephemeral_5m_input_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    ephemeral_1h_input_tokens: Option<u64>,
+}
+
+impl Object for CacheCreation {}
+
+/// `usage.output_tokens_details`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct OutputDetails {
+    #[serde(deserialize_with = "json::lenient")]
+    thinking_tokens: Option<u64>,
+}
+
+impl Object for OutputDetails {}
+
+/// Generated content kept for `--capture-content`, bounded by its [`CaptureBudget`].
+#[derive(Debug)]
 struct Output {
-    /// Per content block, in order: the block's start and its accumulated delta text.
-    blocks: Vec<(Value, String)>,
-    budget: usize,
+    /// Per content block, in order: its part as the block started, and its streamed text. A
+    /// tool call starts with `input: {}`, which its streamed arguments replace.
+    blocks: Vec<(Part<'static>, String)>,
+    budget: CaptureBudget,
 }
 
 impl Output {
-    fn new(max_bytes: usize) -> Output {
-        // One byte over the cap, so that the span side sees the cap was hit.
-        Output {
-            blocks: Vec::new(),
-            budget: max_bytes.saturating_add(1),
-        }
-    }
-
     fn start(&mut self, block: &Value) {
-        self.blocks.push((block.clone(), String::new()));
-    }
-
-    fn append(&mut self, text: &str) {
-        if let Some((_, acc)) = self.blocks.last_mut() {
-            super::append_capped(&mut self.budget, acc, text);
+        if let Some(part) = self.budget.admit(part(block)) {
+            self.blocks.push((part.into_owned(), String::new()));
         }
     }
 
-    fn parts(&self) -> Vec<Value> {
+    /// A delta's text, for the block it continues (text, thinking, or a tool call's arguments
+    /// as JSON text; other blocks export none).
+    fn append(&mut self, text: &str) {
+        if let Some((Part::Text { .. } | Part::Reasoning { .. } | Part::ToolCall { .. }, acc)) =
+            self.blocks.last_mut()
+        {
+            self.budget.append(acc, text);
+        }
+    }
+
+    fn parts(&self) -> Vec<Part<'_>> {
         self.blocks
             .iter()
-            .map(|(start, acc)| {
-                let mut block = start.clone();
-                match block.get("type").and_then(Value::as_str) {
-                    Some("text") => block["text"] = Value::String(acc.clone()),
-                    Some("thinking") => block["thinking"] = Value::String(acc.clone()),
-                    Some(kind) if is_tool_call(kind) && !acc.is_empty() => {
-                        // Arguments arrive as JSON text in pieces; a truncated piece stays text.
-                        block["input"] =
-                            serde_json::from_str(acc).unwrap_or(Value::String(acc.clone()));
-                    }
-                    _ => {}
-                }
-                part(&block)
+            .map(|(part, acc)| match part {
+                Part::Text { .. } => Part::Text {
+                    content: acc.as_str().into(),
+                },
+                Part::Reasoning { .. } => Part::Reasoning {
+                    content: acc.as_str().into(),
+                },
+                // Arguments arrive as JSON text in pieces; a truncated piece stays text.
+                Part::ToolCall { id, name, .. } if !acc.is_empty() => Part::ToolCall {
+                    id: id.reborrow(),
+                    name: name.reborrow(),
+                    arguments: arguments(acc),
+                },
+                other => other.reborrow(),
             })
             .collect()
     }
@@ -493,60 +631,50 @@ struct RawUsage {
 }
 
 impl RawUsage {
-    fn merge(&mut self, u: &Value) {
-        let field = |name: &str| u.get(name).and_then(Value::as_u64);
+    fn merge(&mut self, u: &WireUsage) {
         let set = |slot: &mut Option<u64>, v: Option<u64>| {
             if v.is_some() {
                 *slot = v;
             }
         };
-        set(&mut self.input, field("input_tokens"));
-        set(&mut self.output, field("output_tokens"));
-        set(&mut self.cache_read, field("cache_read_input_tokens"));
-        set(
-            &mut self.cache_creation,
-            field("cache_creation_input_tokens"),
-        );
+        set(&mut self.input, u.input_tokens);
+        set(&mut self.output, u.output_tokens);
+        set(&mut self.cache_read, u.cache_read_input_tokens);
+        set(&mut self.cache_creation, u.cache_creation_input_tokens);
         // With compaction the top-level counts are the `message` iteration's only; every
         // iteration (the compaction's own sampling included) is billed, so the call's
         // usage is their sum (Messages API, "Compaction": usage `iterations`).
-        if let Some(iterations) = u
-            .get("iterations")
-            .and_then(Value::as_array)
-            .filter(|i| !i.is_empty())
-        {
-            let sum = |name: &str| {
-                iterations
+        if !u.iterations.is_empty() {
+            let sum = |count: fn(&WireUsage) -> Option<u64>| {
+                u.iterations
                     .iter()
-                    .filter_map(|i| i.get(name).and_then(Value::as_u64))
+                    .filter_map(count)
                     .fold(None, |acc: Option<u64>, n| {
                         Some(acc.unwrap_or(0).saturating_add(n))
                     })
             };
             // Kept apart: a later usage object without `iterations` must not replace them.
             self.iterations = Some([
-                sum("input_tokens"),
-                sum("output_tokens"),
-                sum("cache_read_input_tokens"),
-                sum("cache_creation_input_tokens"),
+                sum(|i| i.input_tokens),
+                sum(|i| i.output_tokens),
+                sum(|i| i.cache_read_input_tokens),
+                sum(|i| i.cache_creation_input_tokens),
             ]);
         }
         set(
             &mut self.reasoning,
-            u.get("output_tokens_details")
-                .and_then(|d| d.get("thinking_tokens"))
-                .and_then(Value::as_u64),
+            u.output_tokens_details
+                .as_ref()
+                .and_then(|d| d.thinking_tokens),
         );
-        if let Some(tier) = u.get("service_tier").and_then(Value::as_str) {
-            self.service_tier = Some(tier.to_owned());
+        if let Some(tier) = &u.service_tier {
+            self.service_tier = Some(tier.clone());
         }
-        if let Some(split) = u.get("cache_creation").filter(|c| c.is_object()) {
-            let tier = |name: &str| split.get(name).and_then(Value::as_u64);
-            set(&mut self.cache_5m, tier("ephemeral_5m_input_tokens"));
-            set(&mut self.cache_1h, tier("ephemeral_1h_input_tokens"));
+        if let Some(split) = &u.cache_creation {
+            set(&mut self.cache_5m, split.ephemeral_5m_input_tokens);
+            set(&mut self.cache_1h, split.ephemeral_1h_input_tokens);
         }
     }
-
     /// The normalized usage, and the cache writes whose TTL the response did not say.
     ///
     /// `cache_creation_input_tokens` is what is billed as cache writes; the `cache_creation`
@@ -607,28 +735,25 @@ struct Messages {
 }
 
 impl Messages {
-    fn on_message(&mut self, m: &Value) {
-        if let Some(id) = m.get("id").and_then(Value::as_str) {
-            self.id = Some(id.to_owned());
+    fn on_message(&mut self, m: &Message) {
+        if let Some(id) = &m.id {
+            self.id = Some(id.clone());
         }
-        if let Some(model) = m.get("model").and_then(Value::as_str) {
-            self.model = Some(model.to_owned());
+        if let Some(model) = &m.model {
+            self.model = Some(model.clone());
         }
-        if let Some(reason) = m.get("stop_reason").and_then(Value::as_str) {
-            self.stop_reason = Some(reason.to_owned());
+        if let Some(reason) = &m.stop_reason {
+            self.stop_reason = Some(reason.clone());
         }
-        if let Some(usage) = m.get("usage") {
+        if let Some(usage) = &m.usage {
             self.usage.merge(usage);
         }
     }
 
-    fn on_block(&mut self, block: &Value) {
-        let kind = block
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+    fn on_block(&mut self, block: &Block) {
+        let kind = block.kind.as_deref().unwrap_or_default();
         if is_tool_call(kind) {
-            let name = block.get("name").and_then(Value::as_str).unwrap_or(kind);
+            let name = block.name.as_deref().unwrap_or(kind);
             self.tools_called.push(name.to_owned());
         }
     }
@@ -640,30 +765,30 @@ impl StreamParser for Messages {
         if event.name == b"ping" {
             return Ok(Progress::default());
         }
-        let v = json(event.data)?;
-        let kind = v.get("type").and_then(Value::as_str).unwrap_or_default();
+        let (v, tree) = json::parse::<Event>(event.data, self.capture.is_some())?;
         let mut progress = Progress::default();
-        match kind {
+        match v.kind.as_deref().unwrap_or_default() {
             "message_start" => {
-                if let Some(m) = v.get("message") {
+                if let Some(m) = &v.message {
                     self.on_message(m);
                 }
             }
             "content_block_start" => {
-                if let Some(block) = v.get("content_block") {
+                if let Some(block) = &v.content_block {
                     self.on_block(block);
-                    if let Some(output) = &mut self.capture {
-                        output.start(block);
-                    }
+                }
+                let block = tree.as_ref().and_then(|t| t.get("content_block"));
+                if let (Some(output), Some(block)) = (&mut self.capture, block) {
+                    output.start(block);
                 }
             }
             "content_block_delta" => {
-                let delta = v.get("delta");
-                let kind = delta.and_then(|d| d.get("type")).and_then(Value::as_str);
+                let kind = v.delta.as_ref().and_then(|d| d.kind.as_deref());
                 progress.delta = matches!(
                     kind,
                     Some("text_delta" | "thinking_delta" | "input_json_delta")
                 );
+                let delta = tree.as_ref().and_then(|t| t.get("delta"));
                 if let (Some(output), Some(delta)) = (&mut self.capture, delta) {
                     let text = ["text", "thinking", "partial_json"]
                         .iter()
@@ -674,15 +799,18 @@ impl StreamParser for Messages {
                 }
             }
             "message_delta" => {
-                if let Some(delta) = v.get("delta") {
+                if let Some(delta) = &v.delta {
                     self.on_message(delta);
                 }
-                if let Some(usage) = v.get("usage") {
+                if let Some(usage) = &v.usage {
                     self.usage.merge(usage);
                 }
             }
             "message_stop" => self.complete = true,
-            "error" => self.error_type = error_type(&v).or_else(|| Some("error".to_owned())),
+            "error" => {
+                let error_type = v.error.and_then(|e| e.kind);
+                self.error_type = error_type.or_else(|| Some("error".to_owned()));
+            }
             _ => {}
         }
         Ok(progress)

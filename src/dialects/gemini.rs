@@ -9,16 +9,23 @@
 //! reasoning = thoughtsTokenCount. The model comes from the path (the API key may be in the
 //! query string, which is never looked at beyond routing).
 
-use serde::de::{MapAccess, SeqAccess};
+use serde::{
+    Deserialize,
+    de::{IgnoredAny, MapAccess, SeqAccess, Visitor},
+};
 use serde_json::Value;
 
 use super::lenient::{
-    self, F64, Field, PartsChars, Shape, Skip, Tail, Text, U64, captured, elements, next_key, skip,
-    value,
+    self, F64, Field, PartsChars, Read, Shape, Skip, Tail, Text, U64, captured, elements, next_key,
+    skip, value,
 };
 use super::{
     Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
-    ResponseFacts, StreamParser, Target, Usage, json, sse,
+    ResponseFacts, StreamParser, Target, Usage,
+    content::{CaptureBudget, InputMessage, OutputMessage, Part, ToolDefinition, to_value},
+    error_response_with,
+    json::{self, NonEmpty, Object},
+    sse,
 };
 
 pub const GENERATE_CONTENT: Dialect = Dialect {
@@ -84,11 +91,6 @@ pub fn model_from_path(path: &str) -> Option<&str> {
     split_path(path).map(|(model, _)| model)
 }
 
-/// Code Assist wraps requests in `{"request": …}` and responses in `{"response": …}`.
-fn unwrap<'a>(v: &'a Value, key: &str) -> &'a Value {
-    v.get(key).filter(|inner| inner.is_object()).unwrap_or(v)
-}
-
 fn parts_text(parts: Option<&Value>) -> String {
     parts
         .and_then(Value::as_array)
@@ -131,7 +133,9 @@ fn parse_request(
             system: if system_text.is_empty() {
                 Vec::new()
             } else {
-                vec![serde_json::json!({"type": "text", "content": system_text})]
+                vec![to_value(Part::Text {
+                    content: system_text.into(),
+                })]
             },
             input: v.contents.input.into_vec(),
             tools: v.tools.definitions.into_vec(),
@@ -382,71 +386,51 @@ fn input_message(c: &Value) -> Value {
         Some(other) => other,
         None => "user",
     };
-    serde_json::json!({"role": role, "parts": message_parts(c.get("parts"))})
+    let parts = json::array(c, "parts").iter().map(part).collect();
+    to_value(InputMessage {
+        role: role.into(),
+        parts,
+    })
 }
 
 /// One function declaration as a GenAI tool definition.
 fn tool_definition(d: &Value) -> Value {
-    serde_json::json!({
-        "type": "function",
-        "name": d.get("name"),
-        "description": d.get("description"),
-        "parameters": d.get("parameters").or_else(|| d.get("parametersJsonSchema")),
-    })
+    to_value(ToolDefinition::function(
+        "function",
+        d.get("name"),
+        d.get("description"),
+        d.get("parameters")
+            .or_else(|| d.get("parametersJsonSchema")),
+    ))
 }
 
-/// Gemini parts as GenAI message parts.
-fn message_parts(parts: Option<&Value>) -> Vec<Value> {
-    parts
-        .and_then(Value::as_array)
-        .map(|parts| {
-            parts
-                .iter()
-                .map(|p| {
-                    if let Some(call) = p.get("functionCall") {
-                        serde_json::json!({"type": "tool_call", "id": call.get("id"), "name": call.get("name"), "arguments": call.get("args")})
-                    } else if let Some(resp) = p.get("functionResponse") {
-                        serde_json::json!({"type": "tool_call_response", "id": resp.get("id"), "response": resp.get("response")})
-                    } else if p.get("thought").and_then(Value::as_bool) == Some(true) {
-                        serde_json::json!({"type": "reasoning", "content": p.get("text")})
-                    } else if let Some(text) = p.get("text") {
-                        serde_json::json!({"type": "text", "content": text})
-                    } else {
-                        serde_json::json!({"type": p.as_object().and_then(|o| o.keys().next()).map_or("unknown", |k| k.as_str())})
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The HTTP status of an error object (`error.code`, which Google's JSON errors set to the
-/// HTTP status).
-fn error_status(v: &Value) -> Option<u16> {
-    let code = v.get("error")?.get("code")?.as_u64()?;
-    u16::try_from(code).ok().filter(|c| (100..600).contains(c))
-}
-
-fn error_type(v: &Value) -> Option<String> {
-    let e = v.get("error")?;
-    e.get("status")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or_else(|| e.get("code").map(|c| c.to_string()))
-}
-
-/// `usageMetadata` → usage. The API's JSON is proto3's, which leaves out a count that is
-/// zero: once `usageMetadata` is present, an omitted count is 0, not unknown.
-fn usage(u: &Value) -> Usage {
-    let n = |name: &str| u.get(name).and_then(Value::as_u64).unwrap_or(0);
-    let thoughts = n("thoughtsTokenCount");
-    Usage {
-        input: Some(n("promptTokenCount").saturating_add(n("toolUsePromptTokenCount"))),
-        output: Some(n("candidatesTokenCount").saturating_add(thoughts)),
-        cache_read: Some(n("cachedContentTokenCount")),
-        cache_write_5m: None,
-        cache_write_1h: None,
-        reasoning: Some(thoughts),
+/// One Gemini part as a GenAI message part (API reference: `Part`): a function call or
+/// response, a thought, text, else its kind (its first key: `inlineData`, `executableCode`, …).
+fn part(p: &Value) -> Part<'_> {
+    if let Some(call) = p.get("functionCall") {
+        Part::ToolCall {
+            id: call.get("id").into(),
+            name: call.get("name").into(),
+            arguments: call.get("args").into(),
+        }
+    } else if let Some(resp) = p.get("functionResponse") {
+        Part::ToolCallResponse {
+            id: resp.get("id").into(),
+            response: resp.get("response").into(),
+        }
+    } else if p.get("thought").and_then(Value::as_bool) == Some(true) {
+        Part::Reasoning {
+            content: p.get("text").into(),
+        }
+    } else if let Some(text) = p.get("text") {
+        Part::Text {
+            content: text.into(),
+        }
+    } else {
+        let kind = p.as_object().and_then(|o| o.keys().next());
+        Part::Other {
+            kind: kind.map_or("unknown", String::as_str).into(),
+        }
     }
 }
 
@@ -456,37 +440,226 @@ fn parse_response(
     body: &[u8],
     capture: bool,
 ) -> Result<ResponseFacts, ParseError> {
-    if !(200..300).contains(&status) {
-        let error_type = json(body).ok().as_ref().and_then(|v| {
-            // Errors of a streamed call can come as a one-element array.
-            let v = v.as_array().and_then(|a| a.first()).unwrap_or(v);
-            error_type(v)
-        });
-        return Ok(ResponseFacts {
-            error_type,
-            ..ResponseFacts::default()
-        });
+    // Errors of a streamed call can come as a one-element array.
+    if let Some(facts) = error_response_with(status, body, First, |c| c.error?.error_type()) {
+        return Ok(facts);
     }
-    let v = json(body)?;
+    let (v, tree) = json::parse::<Chunk>(body, capture)?;
     let mut state = Gemini {
-        capture: capture.then_some(usize::MAX),
+        capture: capture.then(CaptureBudget::unlimited),
         ..Gemini::default()
     };
-    state.on_chunk(&v);
+    state.on_chunk(v, tree.as_ref());
     Ok(state.facts())
 }
 
 fn stream_parser(_op: Operation, capture: Option<usize>) -> Box<dyn StreamParser> {
     Box::new(Gemini {
-        capture: capture.map(|c| c.saturating_add(1)),
+        capture: capture.map(CaptureBudget::new),
         ..Gemini::default()
     })
+}
+
+/// An error body's top level: an object, or an array whose first element is read (a streamed
+/// call's error); anything else the default.
+#[derive(Debug, Clone, Copy)]
+struct First;
+
+impl Shape for First {
+    type Out = Chunk;
+
+    fn object<'de, A: MapAccess<'de>>(self, map: A) -> Result<Chunk, A::Error> {
+        json::Whole::<Chunk>::new().object(map)
+    }
+
+    fn array<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Chunk, A::Error> {
+        let first = seq.next_element_seed(Read(json::Whole::<Chunk>::new()))?;
+        while seq.next_element_seed(Read(Skip))?.is_some() {}
+        Ok(first.unwrap_or_default())
+    }
+}
+
+/// One response object: a JSON body, an SSE chunk or an array element (API reference:
+/// `GenerateContentResponse`); Code Assist wraps it in `{"response": …}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Chunk {
+    /// Code Assist's wrapper: when an object, the response is it.
+    #[serde(deserialize_with = "json::lenient")]
+    response: Option<Box<Chunk>>,
+    #[serde(deserialize_with = "json::lenient")]
+    error: Option<WireError>,
+    #[serde(deserialize_with = "json::lenient")]
+    prompt_feedback: Option<PromptFeedback>,
+    #[serde(deserialize_with = "json::lenient")]
+    model_version: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    response_id: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    usage_metadata: Option<UsageMetadata>,
+    #[serde(deserialize_with = "json::lenient")]
+    candidates: Vec<WireCandidate>,
+}
+
+impl Object for Chunk {}
+
+/// An error object (Google's JSON errors: `code` is the HTTP status, `status` its name).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireError {
+    #[serde(deserialize_with = "json::lenient")]
+    status: Option<String>,
+    /// A number; of any type, its JSON text names the error when `status` does not.
+    #[serde(deserialize_with = "json::lenient")]
+    code: Option<Value>,
+}
+
+impl Object for WireError {}
+
+impl WireError {
+    /// `status` (`RESOURCE_EXHAUSTED`), else `code` as JSON text.
+    fn error_type(&self) -> Option<String> {
+        self.status
+            .clone()
+            .or_else(|| self.code.as_ref().map(Value::to_string))
+    }
+
+    /// The HTTP status `code` stands for.
+    fn status(&self) -> Option<u16> {
+        let code = self.code.as_ref()?.as_u64()?;
+        u16::try_from(code).ok().filter(|c| (100..600).contains(c))
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct PromptFeedback {
+    #[serde(deserialize_with = "json::lenient")]
+    block_reason: Option<String>,
+}
+
+impl Object for PromptFeedback {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireCandidate {
+    #[serde(deserialize_with = "json::lenient")]
+    index: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    finish_reason: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    content: Option<Content>,
+}
+
+impl Object for WireCandidate {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Content {
+    #[serde(deserialize_with = "json::lenient")]
+    parts: Vec<WirePart>,
+}
+
+impl Object for Content {}
+
+/// What a part says of the call: a non-empty text, a function call's name, code the model
+/// runs (the built-in code execution tool).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WirePart {
+    #[serde(deserialize_with = "json::lenient")]
+    text: NonEmpty,
+    #[serde(deserialize_with = "json::lenient")]
+    function_call: Option<Named>,
+    #[serde(deserialize_with = "json::lenient")]
+    executable_code: Option<IgnoredAny>,
+}
+
+impl Object for WirePart {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Named {
+    #[serde(deserialize_with = "json::lenient")]
+    name: Option<String>,
+}
+
+impl Object for Named {}
+
+/// `usageMetadata` with at least one count (a key ending in `TokenCount`, whatever its value):
+/// Code Assist sends `{"trafficType":…}` alone on early chunks, which says nothing and must not
+/// read as zeros. The rule is on keys, which a derived struct does not see, so this one is
+/// read by hand.
+#[derive(Debug, Default)]
+struct UsageMetadata {
+    prompt: Option<u64>,
+    candidates: Option<u64>,
+    cached: Option<u64>,
+    thoughts: Option<u64>,
+    tool_use_prompt: Option<u64>,
+    has_counts: bool,
+}
+
+impl<'de> Deserialize<'de> for UsageMetadata {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        de.deserialize_map(UsageVisitor)
+    }
+}
+
+struct UsageVisitor;
+
+impl<'de> Visitor<'de> for UsageVisitor {
+    type Value = UsageMetadata;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("usageMetadata")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UsageMetadata, A::Error> {
+        let mut u = UsageMetadata::default();
+        while let Some(key) = map.next_key::<String>()? {
+            u.has_counts |= key.ends_with("TokenCount");
+            let slot = match key.as_str() {
+                "promptTokenCount" => &mut u.prompt,
+                "candidatesTokenCount" => &mut u.candidates,
+                "cachedContentTokenCount" => &mut u.cached,
+                "thoughtsTokenCount" => &mut u.thoughts,
+                "toolUsePromptTokenCount" => &mut u.tool_use_prompt,
+                _ => {
+                    map.next_value_seed(Read(Skip))?;
+                    continue;
+                }
+            };
+            *slot = map.next_value_seed(Read(U64))?;
+        }
+        Ok(u)
+    }
+}
+
+impl Object for UsageMetadata {}
+
+impl UsageMetadata {
+    /// The usage. The API's JSON is proto3's, which leaves out a count that is zero: once
+    /// `usageMetadata` has a count, an omitted one is 0, not unknown.
+    fn usage(&self) -> Usage {
+        let n = |count: Option<u64>| count.unwrap_or(0);
+        let thoughts = n(self.thoughts);
+        Usage {
+            input: Some(n(self.prompt).saturating_add(n(self.tool_use_prompt))),
+            output: Some(n(self.candidates).saturating_add(thoughts)),
+            cache_read: Some(n(self.cached)),
+            cache_write_5m: None,
+            cache_write_1h: None,
+            reasoning: Some(thoughts),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Candidate {
     finish: Option<String>,
-    parts: Vec<Value>,
+    /// Captured parts, as they came.
+    parts: Vec<Part<'static>>,
 }
 
 #[derive(Debug, Default)]
@@ -500,94 +673,69 @@ struct Gemini {
     error_status: Option<u16>,
     /// `promptFeedback.blockReason`: the prompt was refused; the answer is complete.
     block_reason: Option<String>,
-    /// Byte budget for captured output; `None` when content is not captured.
-    capture: Option<usize>,
+    /// What captured content may still take; `None` when content is not captured.
+    capture: Option<CaptureBudget>,
 }
 
 impl Gemini {
-    /// One response object (a JSON body, an SSE chunk or an array element). Returns whether
-    /// it carried generated content.
-    fn on_chunk(&mut self, outer: &Value) -> bool {
-        let v = unwrap(outer, "response");
-        if let Some(e) = error_type(v) {
-            self.error_type = Some(e);
-            self.error_status = error_status(v);
+    /// One response object (a JSON body, an SSE chunk or an array element), with its tree when
+    /// content is captured. Returns whether it carried generated content.
+    fn on_chunk(&mut self, outer: Chunk, tree: Option<&Value>) -> bool {
+        // Code Assist wraps the response: when `response` is an object, it is the response.
+        let (v, tree) = match outer.response {
+            Some(inner) => (*inner, tree.and_then(|t| t.get("response"))),
+            None => (outer, tree),
+        };
+        if let Some(e) = &v.error
+            && let Some(error_type) = e.error_type()
+        {
+            self.error_type = Some(error_type);
+            self.error_status = e.status();
             return false;
         }
         // A blocked prompt is a whole answer: one chunk, no candidates, the reason why.
-        if let Some(reason) = v
-            .get("promptFeedback")
-            .and_then(|f| f.get("blockReason"))
-            .and_then(Value::as_str)
-        {
-            self.block_reason = Some(reason.to_owned());
+        if let Some(reason) = v.prompt_feedback.and_then(|f| f.block_reason) {
+            self.block_reason = Some(reason);
         }
-        if let Some(model) = v.get("modelVersion").and_then(Value::as_str) {
-            self.model = Some(model.to_owned());
+        if let Some(model) = v.model_version {
+            self.model = Some(model);
         }
-        if let Some(id) = v.get("responseId").and_then(Value::as_str) {
-            self.id = Some(id.to_owned());
+        if let Some(id) = v.response_id {
+            self.id = Some(id);
         }
-        // A `usageMetadata` with no count at all (Code Assist sends `{"trafficType":…}`
-        // alone on early chunks) says nothing: it must not read as zeros.
-        if let Some(u) = v.get("usageMetadata").filter(|u| {
-            u.as_object()
-                .is_some_and(|m| m.keys().any(|k| k.ends_with("TokenCount")))
-        }) {
-            self.usage = Some(usage(u));
+        if let Some(u) = v.usage_metadata.filter(|u| u.has_counts) {
+            self.usage = Some(u.usage());
         }
         let mut generated = false;
-        for c in v
-            .get("candidates")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            let index = c.get("index").and_then(Value::as_u64).unwrap_or(0).min(63) as usize;
+        let raw = tree.map(|t| json::array(t, "candidates"));
+        for (at, c) in v.candidates.iter().enumerate() {
+            let index = c.index.unwrap_or(0).min(63) as usize;
             if self.candidates.len() <= index {
                 self.candidates.resize_with(index + 1, Candidate::default);
             }
             let slot = &mut self.candidates[index];
-            if let Some(reason) = c.get("finishReason").and_then(Value::as_str) {
-                slot.finish = Some(reason.to_owned());
+            if let Some(reason) = &c.finish_reason {
+                slot.finish = Some(reason.clone());
             }
-            let parts = c.get("content").and_then(|c| c.get("parts"));
-            for p in parts
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-            {
-                if let Some(name) = p
-                    .get("functionCall")
-                    .and_then(|f| f.get("name"))
-                    .and_then(Value::as_str)
-                {
-                    self.tools_called.push(name.to_owned());
+            for p in c.content.iter().flat_map(|c| &c.parts) {
+                if let Some(name) = p.function_call.as_ref().and_then(|f| f.name.as_ref()) {
+                    self.tools_called.push(name.clone());
                     generated = true;
                 }
                 // Code the model runs with the built-in code execution tool.
-                if p.get("executableCode").is_some_and(Value::is_object) {
+                if p.executable_code.is_some() {
                     self.tools_called.push("code_execution".to_owned());
                     generated = true;
                 }
-                if p.get("text")
-                    .and_then(Value::as_str)
-                    .is_some_and(|t| !t.is_empty())
-                {
+                if p.text.0 {
                     generated = true;
                 }
             }
             if let Some(budget) = &mut self.capture {
-                for part in message_parts(parts) {
-                    let size = part.to_string().len();
-                    if size > *budget {
-                        *budget = 0;
-                        slot.parts.push(serde_json::json!({"type": "truncated"}));
-                        break;
-                    }
-                    *budget -= size;
-                    slot.parts.push(part);
-                }
+                let raw = raw.and_then(|r| r.get(at)?.get("content")?.get("parts"));
+                let parts = raw.and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+                let kept = parts.iter().map(part).map_while(|p| budget.admit(p));
+                slot.parts.extend(kept.map(Part::into_owned));
             }
         }
         generated
@@ -596,9 +744,9 @@ impl Gemini {
 
 impl StreamParser for Gemini {
     fn on_event(&mut self, event: &sse::Event<'_>) -> Result<Progress, ParseError> {
-        let v = json(event.data)?;
+        let (v, tree) = json::parse::<Chunk>(event.data, self.capture.is_some())?;
         Ok(Progress {
-            delta: self.on_chunk(&v),
+            delta: self.on_chunk(v, tree.as_ref()),
         })
     }
 
@@ -620,10 +768,13 @@ impl StreamParser for Gemini {
             complete: self.terminal() && self.error_type.is_none(),
             service_tier: None,
             cache_write_unsplit: 0,
-            output: self.capture.map(|_| {
+            output: self.capture.as_ref().map(|_| {
                 self.candidates
                     .iter()
-                    .map(|c| serde_json::json!({"role": "assistant", "parts": c.parts, "finish_reason": c.finish}))
+                    .map(|c| {
+                        let parts = c.parts.iter().map(Part::reborrow).collect();
+                        to_value(OutputMessage::assistant(parts, c.finish.as_deref()))
+                    })
                     .collect()
             }),
         }

@@ -1,8 +1,9 @@
 //! Reading a request body for its facts without building a JSON tree of it.
 //!
-//! Owns: [`parse`] (bytes → facts, with the error kinds of [`crate::dialects::json`]), the
-//! [`Shape`] trait through which a dialect says what it reads of one JSON value, and the small
-//! shapes the dialects share. Does not own: what any field means (the dialect files).
+//! Owns: [`parse`] (bytes → facts, with the error kinds of [`super::json::tree`]), the
+//! [`Shape`] trait through which a dialect says what it reads of one JSON value, [`Read`] (a
+//! shape as a serde seed, which [`super::json`] builds its typed response reading on), and the
+//! small shapes the dialects share. Does not own: what any field means (the dialect files).
 //!
 //! A request body is client-controlled and up to 32 MiB; as a `serde_json::Value` tree a body
 //! of many small values (`[0,0,…]`, thousands of tiny messages) costs tens of bytes of heap per
@@ -33,7 +34,7 @@ use serde_json::{Number, Value};
 use crate::dialects::ParseError;
 
 /// Reads `body` with `shape`, telling invalid UTF-8 apart from invalid JSON (as
-/// [`crate::dialects::json`] does). The whole body is checked, trailing bytes included.
+/// [`super::json::tree`] does). The whole body is checked, trailing bytes included.
 pub(crate) fn parse<S: Shape>(body: &[u8], shape: S) -> Result<S::Out, ParseError> {
     let text = std::str::from_utf8(body).map_err(|_| ParseError::InvalidUtf8)?;
     parse_str(text, shape).map_err(|_| ParseError::InvalidJson)
@@ -64,6 +65,10 @@ pub(crate) trait Shape: Sized {
         Self::Out::default()
     }
 
+    fn null(self) -> Self::Out {
+        Self::Out::default()
+    }
+
     fn array<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Out, A::Error> {
         while seq.next_element_seed(Read(Skip))?.is_some() {}
         Ok(Self::Out::default())
@@ -77,8 +82,9 @@ pub(crate) trait Shape: Sized {
     }
 }
 
-/// A [`Shape`] as a serde seed and visitor: accepts every JSON type.
-struct Read<S>(S);
+/// A [`Shape`] as a serde seed and visitor: accepts every JSON type, each read through
+/// `deserialize_any` (as strict as the `Value` parser).
+pub(crate) struct Read<S>(pub(crate) S);
 
 impl<'de, S: Shape> DeserializeSeed<'de> for Read<S> {
     type Value = S::Out;
@@ -117,11 +123,11 @@ impl<'de, S: Shape> Visitor<'de> for Read<S> {
     }
 
     fn visit_unit<E>(self) -> Result<S::Out, E> {
-        Ok(S::Out::default())
+        Ok(self.0.null())
     }
 
     fn visit_none<E>(self) -> Result<S::Out, E> {
-        Ok(S::Out::default())
+        Ok(self.0.null())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<S::Out, A::Error> {
@@ -442,7 +448,7 @@ impl Extend<Value> for Tail {
 }
 
 /// Bytes of `v` as compact JSON (what `Value::to_string` gives), counted without writing them.
-fn json_len(v: &Value) -> usize {
+pub(crate) fn json_len(v: &impl serde::Serialize) -> usize {
     struct Count(usize);
 
     impl io::Write for Count {
@@ -458,7 +464,7 @@ fn json_len(v: &Value) -> usize {
 
     let mut count = Count(0);
     serde_json::to_writer(&mut count, v)
-        .expect("a Value serializes into a writer that never fails");
+        .expect("JSON values under string keys serialize into a writer that never fails");
     count.0
 }
 

@@ -7,7 +7,10 @@
 //! `response.incomplete`): `input_tokens` includes `input_tokens_details.cached_tokens`,
 //! `output_tokens` includes `output_tokens_details.reasoning_tokens`.
 
-use serde::de::{MapAccess, SeqAccess};
+use serde::{
+    Deserialize,
+    de::{MapAccess, SeqAccess},
+};
 use serde_json::Value;
 
 use super::lenient::{
@@ -16,7 +19,13 @@ use super::lenient::{
 };
 use super::{
     Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
-    ResponseFacts, StreamParser, Target, Usage, json, sse,
+    ResponseFacts, StreamParser, Target, Usage,
+    content::{
+        CaptureBudget, InputMessage, OutputMessage, Part, ToolDefinition, Wire, arguments, to_value,
+    },
+    error_response,
+    json::{self, Object, Present},
+    sse,
 };
 
 pub const RESPONSES: Dialect = Dialect {
@@ -37,19 +46,24 @@ fn detect(t: &Target<'_>) -> Option<(Operation, Framing)> {
     (t.method == wanted && PATHS.contains(&path)).then_some((Operation::Chat, Framing::Json))
 }
 
-fn text_parts(content: Option<&Value>) -> Vec<Value> {
+/// Message content as parts: a string is one text part.
+fn text_parts(content: Option<&Value>) -> Vec<Part<'_>> {
     match content {
-        Some(Value::String(s)) => vec![serde_json::json!({"type": "text", "content": s})],
+        Some(Value::String(s)) => vec![Part::Text { content: s.into() }],
         Some(Value::Array(parts)) => parts.iter().map(text_part).collect(),
         _ => Vec::new(),
     }
 }
 
-/// One part of a content array.
-fn text_part(p: &Value) -> Value {
+/// One part of a content array: its `text`, else its type alone (a refusal, an image, …).
+fn text_part(p: &Value) -> Part<'_> {
     match p.get("text").and_then(Value::as_str) {
-        Some(text) => serde_json::json!({"type": "text", "content": text}),
-        None => serde_json::json!({"type": p.get("type")}),
+        Some(text) => Part::Text {
+            content: text.into(),
+        },
+        None => Part::Other {
+            kind: p.get("type").into(),
+        },
     }
 }
 
@@ -74,12 +88,12 @@ fn tool_definitions(tools: &[Value]) -> impl Iterator<Item = Value> {
     let mut flat = Vec::new();
     flatten(tools, &mut flat, 0);
     flat.into_iter().map(|t| {
-        serde_json::json!({
-            "type": t.get("type").and_then(Value::as_str).unwrap_or("function"),
-            "name": t.get("name"),
-            "description": t.get("description"),
-            "parameters": t.get("parameters"),
-        })
+        to_value(ToolDefinition::function(
+            t.get("type").and_then(Value::as_str).unwrap_or("function"),
+            t.get("name"),
+            t.get("description"),
+            t.get("parameters"),
+        ))
     })
 }
 
@@ -196,7 +210,7 @@ impl Shape for InstructionsShape {
     fn string(self, s: &str) -> (u64, Tail) {
         let mut parts = Tail::new(self.capture.unwrap_or(0));
         if self.capture.is_some() {
-            parts.push(serde_json::json!({"type": "text", "content": s}));
+            parts.push(to_value(Part::Text { content: s.into() }));
         }
         (TextChars.string(s), parts)
     }
@@ -206,7 +220,7 @@ impl Shape for InstructionsShape {
         let capture = self.capture.is_some();
         elements(seq, Field("text", Chars), capture, |n, p| {
             chars += n.unwrap_or(0);
-            parts.extend(p.as_ref().map(text_part));
+            parts.extend(p.as_ref().map(|p| to_value(text_part(p))));
         })?;
         Ok((chars, parts))
     }
@@ -270,7 +284,9 @@ impl Shape for InputShape {
                 input.system_chars += item.chars;
             }
             match v {
-                Some(v) if item.system => input.system.extend(text_parts(v.get("content"))),
+                Some(v) if item.system => input
+                    .system
+                    .extend(text_parts(v.get("content")).into_iter().map(to_value)),
                 Some(v) => input.input.push(input_message(&v)),
                 None => {}
             }
@@ -396,44 +412,40 @@ impl Shape for ToolShape {
 
 /// One Responses input item as a GenAI input message.
 fn input_message(item: &Value) -> Value {
-    let field = |name: &str| item.get(name).cloned().unwrap_or(Value::Null);
-    match item.get("type").and_then(Value::as_str) {
-        Some("function_call" | "custom_tool_call") => serde_json::json!({
-            "role": "assistant",
-            "parts": [{"type": "tool_call", "id": field("call_id"), "name": field("name"),
-                       "arguments": item.get("arguments").or_else(|| item.get("input"))}],
-        }),
-        Some("function_call_output" | "custom_tool_call_output") => serde_json::json!({
-            "role": "tool",
-            "parts": [{"type": "tool_call_response", "id": field("call_id"), "response": field("output")}],
-        }),
-        Some("reasoning") => serde_json::json!({
-            "role": "assistant",
-            "parts": item.get("summary").and_then(Value::as_array).map(|s| s.iter().map(|p| {
-                serde_json::json!({"type": "reasoning", "content": p.get("text")})
-            }).collect::<Vec<_>>()).unwrap_or_default(),
-        }),
-        _ => serde_json::json!({
-            "role": item.get("role").cloned().unwrap_or(Value::String("user".into())),
-            "parts": text_parts(item.get("content").or(Some(item))),
-        }),
-    }
+    let field = |name: &str| item.get(name).into();
+    let (role, parts) = match item.get("type").and_then(Value::as_str) {
+        Some("function_call" | "custom_tool_call") => (
+            "assistant".into(),
+            vec![Part::ToolCall {
+                id: field("call_id"),
+                name: field("name"),
+                arguments: item.get("arguments").or_else(|| item.get("input")).into(),
+            }],
+        ),
+        Some("function_call_output" | "custom_tool_call_output") => (
+            "tool".into(),
+            vec![Part::ToolCallResponse {
+                id: field("call_id"),
+                response: field("output"),
+            }],
+        ),
+        Some("reasoning") => ("assistant".into(), summary_parts(item)),
+        _ => (
+            item.get("role").map_or("user".into(), Wire::from),
+            text_parts(item.get("content").or(Some(item))),
+        ),
+    };
+    to_value(InputMessage { role, parts })
 }
 
-fn usage(u: &Value) -> Usage {
-    let n = |v: Option<&Value>| v.and_then(Value::as_u64);
-    Usage {
-        input: n(u.get("input_tokens")),
-        output: n(u.get("output_tokens")),
-        cache_read: n(u
-            .get("input_tokens_details")
-            .and_then(|d| d.get("cached_tokens"))),
-        cache_write_5m: None,
-        cache_write_1h: None,
-        reasoning: n(u
-            .get("output_tokens_details")
-            .and_then(|d| d.get("reasoning_tokens"))),
-    }
+/// A reasoning item's summary as reasoning parts.
+fn summary_parts(item: &Value) -> Vec<Part<'_>> {
+    json::array(item, "summary")
+        .iter()
+        .map(|p| Part::Reasoning {
+            content: p.get("text").into(),
+        })
+        .collect()
 }
 
 fn parse_response(
@@ -442,33 +454,181 @@ fn parse_response(
     body: &[u8],
     capture: bool,
 ) -> Result<ResponseFacts, ParseError> {
-    if !(200..300).contains(&status) {
-        let error_type = json(body).ok().and_then(|v| {
-            let e = v.get("error")?;
-            e.get("code")
-                .or_else(|| e.get("type"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        });
-        return Ok(ResponseFacts {
-            error_type,
-            ..ResponseFacts::default()
-        });
+    if let Some(facts) = error_response(status, body, |b: ErrorBody| b.error?.error_type()) {
+        return Ok(facts);
     }
-    let v = json(body)?;
+    let (r, tree) = json::parse::<Response>(body, capture)?;
     let mut state = Responses {
-        capture,
+        capture: capture.then(CaptureBudget::unlimited),
         ..Responses::default()
     };
-    state.on_response(&v, true);
+    state.on_response(&r, tree.as_ref(), true);
     Ok(state.facts())
 }
 
 fn stream_parser(_op: Operation, capture: Option<usize>) -> Box<dyn StreamParser> {
     Box::new(Responses {
-        capture: capture.is_some(),
+        capture: capture.map(CaptureBudget::new),
         ..Responses::default()
     })
+}
+
+/// An error body: `{"error":{…}}` (API reference: "Error codes").
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ErrorBody {
+    #[serde(deserialize_with = "json::lenient")]
+    error: Option<WireError>,
+}
+
+impl Object for ErrorBody {}
+
+/// An error object: `code` and `type`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireError {
+    /// Present (of any type) it is the error's type, `null` included.
+    #[serde(deserialize_with = "json::lenient")]
+    code: Option<Option<String>>,
+    #[serde(rename = "type", deserialize_with = "json::lenient")]
+    kind: Option<String>,
+}
+
+impl Object for WireError {}
+
+impl WireError {
+    /// `code` when present, else `type`; when a string.
+    fn error_type(&self) -> Option<String> {
+        match &self.code {
+            Some(code) => code.clone(),
+            None => self.kind.clone(),
+        }
+    }
+}
+
+/// One server-sent event, or WebSocket message (API reference: "Streaming events").
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Event {
+    #[serde(rename = "type", deserialize_with = "json::lenient")]
+    kind: Option<String>,
+    /// `response.created`, `.in_progress`, `.completed`, `.failed`, `.incomplete`: present
+    /// with any value it is the response (one that is not an object says nothing but its end).
+    #[serde(deserialize_with = "json::lenient")]
+    response: Option<Present<Response>>,
+    /// `response.output_item.added`.
+    #[serde(deserialize_with = "json::lenient")]
+    item: Option<OutputItem>,
+    /// `error`: its code, present of any type.
+    #[serde(deserialize_with = "json::lenient")]
+    code: Option<Option<String>>,
+    /// `error` (a socket's error frame): the error object, and the HTTP status it stands for.
+    #[serde(deserialize_with = "json::lenient")]
+    error: Option<WireError>,
+    #[serde(deserialize_with = "json::lenient")]
+    status: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    status_code: Option<u64>,
+}
+
+impl Object for Event {}
+
+/// A response object (API reference: "The response object").
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Response {
+    #[serde(deserialize_with = "json::lenient")]
+    id: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    model: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    service_tier: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    status: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    incomplete_details: Option<IncompleteDetails>,
+    #[serde(deserialize_with = "json::lenient")]
+    error: Option<WireError>,
+    #[serde(deserialize_with = "json::lenient")]
+    usage: Option<WireUsage>,
+    #[serde(deserialize_with = "json::lenient")]
+    output: Vec<OutputItem>,
+}
+
+impl Object for Response {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct IncompleteDetails {
+    #[serde(deserialize_with = "json::lenient")]
+    reason: Option<String>,
+}
+
+impl Object for IncompleteDetails {}
+
+/// An output item: its type and, for a named tool call, the tool's name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct OutputItem {
+    #[serde(rename = "type", deserialize_with = "json::lenient")]
+    kind: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    name: Option<String>,
+}
+
+impl Object for OutputItem {}
+
+/// `usage` (API reference: "The response object", `usage`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireUsage {
+    #[serde(deserialize_with = "json::lenient")]
+    input_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    output_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    input_tokens_details: Option<InputDetails>,
+    #[serde(deserialize_with = "json::lenient")]
+    output_tokens_details: Option<OutputDetails>,
+}
+
+impl Object for WireUsage {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct InputDetails {
+    #[serde(deserialize_with = "json::lenient")]
+    cached_tokens: Option<u64>,
+}
+
+impl Object for InputDetails {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct OutputDetails {
+    #[serde(deserialize_with = "json::lenient")]
+    reasoning_tokens: Option<u64>,
+}
+
+impl Object for OutputDetails {}
+
+impl WireUsage {
+    fn usage(&self) -> Usage {
+        Usage {
+            input: self.input_tokens,
+            output: self.output_tokens,
+            cache_read: self
+                .input_tokens_details
+                .as_ref()
+                .and_then(|d| d.cached_tokens),
+            cache_write_5m: None,
+            cache_write_1h: None,
+            reasoning: self
+                .output_tokens_details
+                .as_ref()
+                .and_then(|d| d.reasoning_tokens),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -482,67 +642,64 @@ struct Responses {
     error_status: Option<u16>,
     service_tier: Option<String>,
     complete: bool,
-    capture: bool,
+    /// The budget each terminal response's output starts with; `None` without capture.
+    capture: Option<CaptureBudget>,
     output: Option<Vec<Value>>,
 }
 
 impl Responses {
-    /// A response object: from `response.created`, the terminal events, or a JSON body.
-    fn on_response(&mut self, r: &Value, terminal: bool) {
-        if let Some(id) = r.get("id").and_then(Value::as_str) {
-            self.id = Some(id.to_owned());
+    /// A response object: from `response.created`, the terminal events, or a JSON body. `tree`
+    /// is the object's JSON, with capture.
+    fn on_response(&mut self, r: &Response, tree: Option<&Value>, terminal: bool) {
+        if let Some(id) = &r.id {
+            self.id = Some(id.clone());
         }
-        if let Some(tier) = r.get("service_tier").and_then(Value::as_str) {
-            self.service_tier = Some(tier.to_owned());
+        if let Some(tier) = &r.service_tier {
+            self.service_tier = Some(tier.clone());
         }
-        if let Some(model) = r.get("model").and_then(Value::as_str) {
-            self.model = Some(model.to_owned());
+        if let Some(model) = &r.model {
+            self.model = Some(model.clone());
         }
         if !terminal {
             return;
         }
         self.complete = true;
-        if let Some(u) = r.get("usage").filter(|u| u.is_object()) {
-            self.usage = Some(usage(u));
+        if let Some(u) = &r.usage {
+            self.usage = Some(u.usage());
         }
-        let status = r.get("status").and_then(Value::as_str);
+        let status = r.status.as_deref();
         self.finish = match status {
             Some("incomplete") => r
-                .get("incomplete_details")
-                .and_then(|d| d.get("reason"))
-                .and_then(Value::as_str)
+                .incomplete_details
+                .as_ref()
+                .and_then(|d| d.reason.as_deref())
                 .or(status)
                 .map(str::to_owned),
             other => other.map(str::to_owned),
         };
         if status == Some("failed") {
-            self.error_type = Some(
-                r.get("error")
-                    .and_then(|e| e.get("code").or_else(|| e.get("type")))
-                    .and_then(Value::as_str)
-                    .unwrap_or("failed")
-                    .to_owned(),
-            );
+            let error_type = r.error.as_ref().and_then(WireError::error_type);
+            self.error_type = Some(error_type.unwrap_or_else(|| "failed".to_owned()));
         }
-        let items = r
-            .get("output")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
         // A JSON body carries its items only here; streams announced them as they came.
         if self.tools_called.is_empty() {
-            items.iter().for_each(|item| self.on_item(item));
+            r.output.iter().for_each(|item| self.on_item(item));
         }
-        if self.capture {
-            let parts: Vec<Value> = items.iter().flat_map(output_parts).collect();
-            self.output = Some(vec![serde_json::json!({
-                "role": "assistant", "parts": parts, "finish_reason": self.finish,
-            })]);
+        if let Some(budget) = &self.capture {
+            let mut budget = budget.clone();
+            let items = tree.map_or(&[][..], |t| json::array(t, "output"));
+            let parts = items
+                .iter()
+                .flat_map(output_parts)
+                .map_while(|part| budget.admit(part))
+                .collect();
+            let finish = self.finish.as_deref();
+            self.output = Some(vec![to_value(OutputMessage::assistant(parts, finish))]);
         }
     }
 
-    fn on_item(&mut self, item: &Value) {
-        let kind = item.get("type").and_then(Value::as_str).unwrap_or_default();
+    fn on_item(&mut self, item: &OutputItem) {
+        let kind = item.kind.as_deref().unwrap_or_default();
         if let Some(name) = tool_called(kind, item) {
             self.tools_called.push(name.to_owned());
         }
@@ -556,80 +713,65 @@ impl Responses {
 /// `local_shell_call`, `apply_patch_call`, …), and none that is not (outputs end in
 /// `_output`). Named calls go by their `name`; built-in tools, which have none, by their
 /// type without `_call` (`web_search`), the name under which they are offered.
-fn tool_called<'a>(kind: &'a str, item: &'a Value) -> Option<&'a str> {
+fn tool_called<'a>(kind: &'a str, item: &'a OutputItem) -> Option<&'a str> {
     let tool = kind.strip_suffix("_call")?;
-    Some(item.get("name").and_then(Value::as_str).unwrap_or(tool))
+    Some(item.name.as_deref().unwrap_or(tool))
 }
 
 /// An output item as GenAI message parts.
-fn output_parts(item: &Value) -> Vec<Value> {
+fn output_parts(item: &Value) -> Vec<Part<'_>> {
     match item.get("type").and_then(Value::as_str) {
         Some("message") => text_parts(item.get("content")),
         Some("function_call" | "custom_tool_call") => {
-            let args = item.get("arguments").or_else(|| item.get("input"));
-            let args = match args {
-                Some(Value::String(s)) => {
-                    serde_json::from_str(s).unwrap_or(Value::String(s.clone()))
-                }
-                Some(other) => other.clone(),
-                None => Value::Null,
+            let args = match item.get("arguments").or_else(|| item.get("input")) {
+                Some(Value::String(s)) => arguments(s),
+                other => other.into(),
             };
-            vec![serde_json::json!({
-                "type": "tool_call", "id": item.get("call_id"), "name": item.get("name"), "arguments": args,
-            })]
+            vec![Part::ToolCall {
+                id: item.get("call_id").into(),
+                name: item.get("name").into(),
+                arguments: args,
+            }]
         }
-        Some("reasoning") => item
-            .get("summary")
-            .and_then(Value::as_array)
-            .map(|s| {
-                s.iter()
-                    .map(|p| serde_json::json!({"type": "reasoning", "content": p.get("text")}))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        Some(other) => vec![serde_json::json!({"type": other})],
+        Some("reasoning") => summary_parts(item),
+        Some(other) => vec![Part::Other { kind: other.into() }],
         None => Vec::new(),
     }
 }
 
 impl StreamParser for Responses {
     fn on_event(&mut self, event: &sse::Event<'_>) -> Result<Progress, ParseError> {
-        let v = json(event.data)?;
-        let kind = v.get("type").and_then(Value::as_str).unwrap_or_default();
+        let (v, tree) = json::parse::<Event>(event.data, self.capture.is_some())?;
         let mut progress = Progress::default();
-        match kind {
+        let response = tree.as_ref().and_then(|t| t.get("response"));
+        match v.kind.as_deref().unwrap_or_default() {
             "response.created" | "response.in_progress" => {
-                if let Some(r) = v.get("response") {
-                    self.on_response(r, false);
+                if let Some(r) = v.response {
+                    self.on_response(&r.into_object(), response, false);
                 }
             }
             "response.completed" | "response.failed" | "response.incomplete" => {
-                if let Some(r) = v.get("response") {
-                    self.on_response(r, true);
+                if let Some(r) = v.response {
+                    self.on_response(&r.into_object(), response, true);
                 }
             }
             "response.output_item.added" => {
-                if let Some(item) = v.get("item") {
+                if let Some(item) = &v.item {
                     self.on_item(item);
                 }
             }
             "error" => {
                 // A socket's error frame carries the HTTP status it stands for.
-                self.error_status = ["status", "status_code"]
-                    .iter()
-                    .find_map(|k| v.get(*k).and_then(Value::as_u64))
+                self.error_status = v
+                    .status
+                    .or(v.status_code)
                     .and_then(|s| u16::try_from(s).ok())
                     .filter(|s| (100..600).contains(s));
-                self.error_type = Some(
-                    v.get("code")
-                        .or_else(|| {
-                            v.get("error")
-                                .and_then(|e| e.get("code").or_else(|| e.get("type")))
-                        })
-                        .and_then(Value::as_str)
-                        .unwrap_or("error")
-                        .to_owned(),
-                );
+                let error_type = match v.code {
+                    Some(code) => code,
+                    None => v.error.as_ref().and_then(WireError::error_type),
+                };
+                self.error_type = Some(error_type.unwrap_or_else(|| "error".to_owned()));
             }
             // Every `*.delta` event carries generated content (text, refusal, reasoning,
             // tool arguments or input, code, audio), and so does a partial image.

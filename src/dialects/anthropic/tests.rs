@@ -60,7 +60,8 @@ fn session_comes_from_claude_code_user_ids() {
 #[test]
 fn cache_creation_without_split_counts_as_5m() {
     let mut raw = RawUsage::default();
-    raw.merge(&serde_json::json!({"input_tokens": 1, "cache_creation_input_tokens": 9}));
+    let wire = serde_json::json!({"input_tokens": 1, "cache_creation_input_tokens": 9});
+    raw.merge(&json::from_value(&wire));
     let usage = raw.normalize().0;
     assert_eq!(
         (usage.input, usage.cache_write_5m, usage.cache_write_1h),

@@ -25,10 +25,11 @@ fn paths_name_the_model_and_the_framing() {
 
 #[test]
 fn usage_adds_tool_prompt_and_thoughts() {
-    let u = usage(&serde_json::json!({
+    let u = json::from_value::<UsageMetadata>(&serde_json::json!({
         "promptTokenCount": 100, "cachedContentTokenCount": 60, "candidatesTokenCount": 20,
         "thoughtsTokenCount": 30, "toolUsePromptTokenCount": 5, "totalTokenCount": 155
-    }));
+    }))
+    .usage();
     assert_eq!(
         (u.input, u.cache_read, u.output, u.reasoning),
         (Some(105), Some(60), Some(50), Some(30))
@@ -94,4 +95,53 @@ fn a_10_mb_body_of_small_values_gives_its_facts_and_capped_content() {
     )
     .expect("request");
     crate::dialects::tests::assert_capped(&r, &captured, max);
+}
+
+fn text_chunk(text: &str) -> String {
+    format!(
+        r#"{{"candidates":[{{"content":{{"role":"model","parts":[{{"text":"{text}"}}]}},"index":0}}]}}"#
+    )
+}
+
+/// Regression: past the capture cap every later chunk added a `{"type":"truncated"}` part, so
+/// the captured output of a long stream grew with the stream instead of staying about the cap.
+#[test]
+fn a_long_gemini_stream_past_the_capture_cap_keeps_no_more_parts() {
+    let max = 200;
+    let mut p = stream_parser(Operation::GenerateContent, Some(max));
+    let chunk = text_chunk("0123456789");
+    for _ in 0..10_000 {
+        p.on_event(&sse::Event {
+            name: b"",
+            data: chunk.as_bytes(),
+        })
+        .expect("chunk");
+    }
+    let output = p.facts().output.expect("captured");
+    let json = Value::Array(output.clone()).to_string();
+    assert!(json.len() < 2 * max, "{} bytes: {json}", json.len());
+    assert!(!json.contains("truncated"), "{json}");
+    assert!(
+        crate::telemetry::spans::fit(&output, max).1,
+        "exported as cut"
+    );
+}
+
+/// Regression: a part over what was left of the cap was replaced by `{"type":"truncated"}`,
+/// which could leave the output under the cap, so the span did not say that content was cut.
+#[test]
+fn a_gemini_part_cut_by_the_capture_cap_marks_the_export_truncated() {
+    let max = 200;
+    let mut p = stream_parser(Operation::GenerateContent, Some(max));
+    for text in ["a".repeat(72), "b".repeat(92)] {
+        let chunk = text_chunk(&text);
+        p.on_event(&sse::Event {
+            name: b"",
+            data: chunk.as_bytes(),
+        })
+        .expect("chunk");
+    }
+    let output = p.facts().output.expect("captured");
+    let (json, cut) = crate::telemetry::spans::fit(&output, max);
+    assert!(cut, "{json}");
 }

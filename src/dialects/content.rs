@@ -1,0 +1,635 @@
+//! Captured content (`--capture-content`): the GenAI message parts, messages and tool
+//! definitions the dialects build, and the budget that bounds what a response keeps.
+//!
+//! Owns: the JSON shapes of the OpenTelemetry GenAI semantic conventions that llmtap exports
+//! (`gen_ai.system_instructions`, `gen_ai.input.messages`, `gen_ai.output.messages`,
+//! `gen_ai.tool.definitions`; <https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-spans/>
+//! and the JSON schemas `gen-ai-input-messages.json` / `gen-ai-output-messages.json` beside
+//! it): [`Part`], [`InputMessage`], [`OutputMessage`], [`ToolDefinition`], and
+//! [`CaptureBudget`]. Does not own: which wire field becomes which part (the dialect files),
+//! the cap on exported attributes (`fit` in `src/telemetry/spans.rs`), requests (capped as they
+//! are read by `Tail` in [`super::lenient`]).
+//!
+//! A value is exported as the wire has it (a `text` that is not a string stays what it is), so
+//! parts hold [`Wire`] values borrowed from the event or body and become a `serde_json::Value`
+//! once, when kept ([`to_value`]). A part's JSON is an object with `type` and its fields, in
+//! the order of the conventions; serde_json (without `preserve_order`) writes keys sorted.
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::lenient::json_len;
+
+/// A field of a part or message: a value taken from the wire (a string, any JSON value,
+/// `null` for one that is absent) or built (streamed text, parsed arguments).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub(crate) enum Wire<'a> {
+    /// A string: `"…"`.
+    Str(Cow<'a, str>),
+    /// Any JSON value, as it is.
+    Json(Cow<'a, Value>),
+}
+
+impl Wire<'_> {
+    /// `null`.
+    pub(crate) const NULL: Wire<'static> = Wire::Json(Cow::Owned(Value::Null));
+
+    /// The same value, owning what it borrowed (kept across events).
+    pub(crate) fn into_owned(self) -> Wire<'static> {
+        match self {
+            Wire::Str(s) => Wire::Str(Cow::Owned(s.into_owned())),
+            Wire::Json(v) => Wire::Json(Cow::Owned(v.into_owned())),
+        }
+    }
+
+    /// The same value, borrowed from this one.
+    pub(crate) fn reborrow(&self) -> Wire<'_> {
+        match self {
+            Wire::Str(s) => Wire::Str(Cow::Borrowed(s)),
+            Wire::Json(v) => Wire::Json(Cow::Borrowed(v)),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for Wire<'a> {
+    fn from(s: &'a str) -> Self {
+        Wire::Str(Cow::Borrowed(s))
+    }
+}
+
+impl<'a> From<&'a String> for Wire<'a> {
+    fn from(s: &'a String) -> Self {
+        Wire::Str(Cow::Borrowed(s))
+    }
+}
+
+impl From<String> for Wire<'_> {
+    fn from(s: String) -> Self {
+        Wire::Str(Cow::Owned(s))
+    }
+}
+
+impl<'a> From<&'a Value> for Wire<'a> {
+    fn from(v: &'a Value) -> Self {
+        Wire::Json(Cow::Borrowed(v))
+    }
+}
+
+impl From<Value> for Wire<'_> {
+    fn from(v: Value) -> Self {
+        Wire::Json(Cow::Owned(v))
+    }
+}
+
+/// An absent value is `null`.
+impl<'a, T: Into<Wire<'a>>> From<Option<T>> for Wire<'a> {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Wire::NULL, Into::into)
+    }
+}
+
+/// A tool call's arguments from their JSON text (streamed in pieces, or a string on the
+/// wire): the JSON value when the text is one, else the text (a piece cut by the budget).
+pub(crate) fn arguments(text: &str) -> Wire<'static> {
+    serde_json::from_str::<Value>(text).map_or_else(|_| Wire::from(text.to_owned()), Wire::from)
+}
+
+/// One message part, as the GenAI conventions spell it (`type` first).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum Part<'a> {
+    /// `{"type":"text","content":…}`: text the user or the model wrote.
+    Text { content: Wire<'a> },
+    /// `{"type":"reasoning","content":…}`: the model's thinking or its summary.
+    Reasoning { content: Wire<'a> },
+    /// `{"type":"tool_call","id":…,"name":…,"arguments":…}`: a tool the model calls.
+    ToolCall {
+        id: Wire<'a>,
+        name: Wire<'a>,
+        arguments: Wire<'a>,
+    },
+    /// `{"type":"tool_call_response","id":…,"response":…}`: a tool's result sent back.
+    ToolCallResponse { id: Wire<'a>, response: Wire<'a> },
+    /// `{"type":…}`: any other part (an image, a server tool's result, a block type llmtap
+    /// does not read), by its type alone.
+    #[serde(untagged)]
+    Other {
+        #[serde(rename = "type")]
+        kind: Wire<'a>,
+    },
+}
+
+impl Part<'_> {
+    /// The same part, owning what it borrowed.
+    pub(crate) fn into_owned(self) -> Part<'static> {
+        match self {
+            Part::Text { content } => Part::Text {
+                content: content.into_owned(),
+            },
+            Part::Reasoning { content } => Part::Reasoning {
+                content: content.into_owned(),
+            },
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+            } => Part::ToolCall {
+                id: id.into_owned(),
+                name: name.into_owned(),
+                arguments: arguments.into_owned(),
+            },
+            Part::ToolCallResponse { id, response } => Part::ToolCallResponse {
+                id: id.into_owned(),
+                response: response.into_owned(),
+            },
+            Part::Other { kind } => Part::Other {
+                kind: kind.into_owned(),
+            },
+        }
+    }
+
+    /// The same part, borrowed from this one.
+    pub(crate) fn reborrow(&self) -> Part<'_> {
+        match self {
+            Part::Text { content } => Part::Text {
+                content: content.reborrow(),
+            },
+            Part::Reasoning { content } => Part::Reasoning {
+                content: content.reborrow(),
+            },
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+            } => Part::ToolCall {
+                id: id.reborrow(),
+                name: name.reborrow(),
+                arguments: arguments.reborrow(),
+            },
+            Part::ToolCallResponse { id, response } => Part::ToolCallResponse {
+                id: id.reborrow(),
+                response: response.reborrow(),
+            },
+            Part::Other { kind } => Part::Other {
+                kind: kind.reborrow(),
+            },
+        }
+    }
+}
+
+/// `{"role":…,"parts":[…]}`: one entry of `gen_ai.input.messages`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct InputMessage<'a> {
+    pub(crate) role: Wire<'a>,
+    pub(crate) parts: Vec<Part<'a>>,
+}
+
+/// `{"role":"assistant","parts":[…],"finish_reason":…}`: one entry of
+/// `gen_ai.output.messages` (one per choice or candidate); `finish_reason` is `null` when the
+/// response gave none.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct OutputMessage<'a> {
+    pub(crate) role: &'static str,
+    pub(crate) parts: Vec<Part<'a>>,
+    pub(crate) finish_reason: Option<&'a str>,
+}
+
+impl<'a> OutputMessage<'a> {
+    /// The model's message.
+    pub(crate) fn assistant(parts: Vec<Part<'a>>, finish_reason: Option<&'a str>) -> Self {
+        OutputMessage {
+            role: "assistant",
+            parts,
+            finish_reason,
+        }
+    }
+}
+
+/// One entry of `gen_ai.tool.definitions`: `{"type":"function","name":…,"description":…,
+/// "parameters":…}` for a function (absent values `null`), or `{"type":…,"name":…}` for a
+/// provider's own tool (web search, code execution, an MCP toolset), which has no schema.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct ToolDefinition<'a> {
+    #[serde(rename = "type")]
+    pub(crate) kind: Wire<'a>,
+    pub(crate) name: Wire<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) description: Option<Wire<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) parameters: Option<Wire<'a>>,
+}
+
+impl<'a> ToolDefinition<'a> {
+    /// A provider's own tool, by its type and name (no schema).
+    pub(crate) fn provider(kind: impl Into<Wire<'a>>, name: impl Into<Wire<'a>>) -> Self {
+        ToolDefinition {
+            kind: kind.into(),
+            name: name.into(),
+            description: None,
+            parameters: None,
+        }
+    }
+
+    /// A function with its JSON schema: every key present, `null` when the wire has none.
+    pub(crate) fn function(
+        kind: impl Into<Wire<'a>>,
+        name: impl Into<Wire<'a>>,
+        description: impl Into<Wire<'a>>,
+        parameters: impl Into<Wire<'a>>,
+    ) -> Self {
+        ToolDefinition {
+            kind: kind.into(),
+            name: name.into(),
+            description: Some(description.into()),
+            parameters: Some(parameters.into()),
+        }
+    }
+}
+
+/// A part, message or definition as the `serde_json::Value` that content lists hold.
+pub(crate) fn to_value(content: impl Serialize) -> Value {
+    serde_json::to_value(content).expect("content is JSON values under string keys")
+}
+
+/// What a response may keep of its generated content under `--capture-max-bytes` = `max`:
+/// `max + 1` bytes of what the parts add to the export.
+///
+/// The rule, the same for every dialect and transport: a part is charged, when it begins, the
+/// JSON of its structure (`type`, `id`, `name`, empty content), then its content: text (text,
+/// reasoning, tool arguments streamed as JSON text) by its UTF-8 bytes, a value that arrives
+/// whole (arguments or a tool result as JSON) by its compact JSON. Text is kept up to what is
+/// left, cut on a character boundary; a value that does not fit whole is kept as its JSON
+/// text, cut likewise (a cut value is text, as cut streamed arguments are); once nothing is
+/// left no part begins. Memory stays about the cap however long the stream runs.
+///
+/// What is charged is at most what the part adds to the exported JSON (escapes only lengthen
+/// it), so an output that was cut or lost a part exports more than `max` bytes: `fit`
+/// (`src/telemetry/spans.rs`) cuts it and marks the attribute truncated (the extra byte is
+/// what guarantees it). And an output whose export fits in `max` was never cut, but for one
+/// case: streamed arguments are charged as the text they arrive as and exported as the JSON
+/// value they parse to, without the model's spaces. A complete (non-streamed) body is already
+/// bounded by the body cap and is not charged ([`CaptureBudget::unlimited`]); `fit` caps its
+/// export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CaptureBudget {
+    /// Bytes left, or `None` for no limit.
+    left: Option<usize>,
+}
+
+impl CaptureBudget {
+    /// The budget of a streamed response under `--capture-max-bytes` = `max`.
+    pub(crate) fn new(max: usize) -> CaptureBudget {
+        CaptureBudget {
+            left: Some(max.saturating_add(1)),
+        }
+    }
+
+    /// No limit: a complete body, or request content (capped by `Tail` instead).
+    pub(crate) fn unlimited() -> CaptureBudget {
+        CaptureBudget { left: None }
+    }
+
+    /// Nothing is left: no part begins.
+    pub(crate) fn spent(&self) -> bool {
+        self.left == Some(0)
+    }
+
+    /// Appends what is left of `text` to `into`: a streamed piece of a part already admitted.
+    pub(crate) fn append(&mut self, into: &mut String, text: &str) {
+        into.push_str(&self.text(Cow::Borrowed(text)));
+    }
+
+    /// `part` as it begins, its structure and content charged and its content cut to what is
+    /// left; `None` when nothing is left for it to begin. Streamed content then comes through
+    /// [`CaptureBudget::append`].
+    pub(crate) fn admit<'a>(&mut self, part: Part<'a>) -> Option<Part<'a>> {
+        if self.spent() {
+            return None;
+        }
+        let Some(left) = self.left else {
+            return Some(part);
+        };
+        self.left = Some(left.saturating_sub(structure_len(&part)));
+        Some(match part {
+            Part::Text { content } => Part::Text {
+                content: self.value(content),
+            },
+            Part::Reasoning { content } => Part::Reasoning {
+                content: self.value(content),
+            },
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+            } => Part::ToolCall {
+                id,
+                name,
+                arguments: self.value(arguments),
+            },
+            Part::ToolCallResponse { id, response } => Part::ToolCallResponse {
+                id,
+                response: self.value(response),
+            },
+            other @ Part::Other { .. } => other,
+        })
+    }
+
+    /// What is left of `text`, charged.
+    fn text<'a>(&mut self, text: Cow<'a, str>) -> Cow<'a, str> {
+        let Some(left) = &mut self.left else {
+            return text;
+        };
+        if text.len() <= *left {
+            *left -= text.len();
+            return text;
+        }
+        let mut take = *left;
+        while !text.is_char_boundary(take) {
+            take -= 1;
+        }
+        *left -= take;
+        match text {
+            Cow::Borrowed(s) => Cow::Borrowed(&s[..take]),
+            Cow::Owned(mut s) => {
+                s.truncate(take);
+                Cow::Owned(s)
+            }
+        }
+    }
+
+    /// What is left of a part's content, charged: a string as text, another value whole when
+    /// its JSON fits in place of the structure's `""`, else its JSON text cut.
+    fn value<'a>(&mut self, value: Wire<'a>) -> Wire<'a> {
+        let Some(left) = self.left else {
+            return value;
+        };
+        match value {
+            Wire::Str(s) => Wire::Str(self.text(s)),
+            Wire::Json(Cow::Borrowed(Value::String(s))) => Wire::Str(self.text(Cow::Borrowed(s))),
+            Wire::Json(Cow::Owned(Value::String(s))) => Wire::Str(self.text(Cow::Owned(s))),
+            Wire::Json(v) => {
+                let len = json_len(&*v).saturating_sub(2);
+                if len <= left {
+                    self.left = Some(left - len);
+                    Wire::Json(v)
+                } else {
+                    Wire::Str(self.text(Cow::Owned(v.to_string())))
+                }
+            }
+        }
+    }
+}
+
+/// Bytes of a part's JSON with its content `""`: what it adds to the export before its content.
+fn structure_len(part: &Part<'_>) -> usize {
+    let empty = || Wire::from("");
+    json_len(&match part {
+        Part::Text { .. } => Part::Text { content: empty() },
+        Part::Reasoning { .. } => Part::Reasoning { content: empty() },
+        Part::ToolCall { id, name, .. } => Part::ToolCall {
+            id: id.reborrow(),
+            name: name.reborrow(),
+            arguments: empty(),
+        },
+        Part::ToolCallResponse { id, .. } => Part::ToolCallResponse {
+            id: id.reborrow(),
+            response: empty(),
+        },
+        Part::Other { kind } => Part::Other {
+            kind: kind.reborrow(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Each part, message and definition gives the bytes of the `json!` literal it replaced.
+    #[test]
+    fn parts_give_the_conventions_json_byte_for_byte() {
+        let args = json!({"cmd": "ls", "n": [1, 2.5, null]});
+        let cases = [
+            (
+                to_value(Part::Text {
+                    content: "hé\n\"".into(),
+                }),
+                json!({"type": "text", "content": "hé\n\""}),
+            ),
+            (
+                to_value(Part::Reasoning {
+                    content: Wire::NULL,
+                }),
+                json!({"type": "reasoning", "content": null}),
+            ),
+            (
+                to_value(Part::ToolCall {
+                    id: "call_1".into(),
+                    name: Some(&json!("shell")).into(),
+                    arguments: (&args).into(),
+                }),
+                json!({"type": "tool_call", "id": "call_1", "name": "shell", "arguments": args}),
+            ),
+            (
+                to_value(Part::ToolCallResponse {
+                    id: None::<&Value>.into(),
+                    response: json!([{"type": "text", "text": "ok"}]).into(),
+                }),
+                json!({"type": "tool_call_response", "id": null, "response": [{"type": "text", "text": "ok"}]}),
+            ),
+            (
+                to_value(Part::Other {
+                    kind: "inlineData".into(),
+                }),
+                json!({"type": "inlineData"}),
+            ),
+            (
+                to_value(Part::Other {
+                    kind: Some(&json!(7)).into(),
+                }),
+                json!({"type": 7}),
+            ),
+            (
+                to_value(InputMessage {
+                    role: None::<&Value>.into(),
+                    parts: vec![Part::Text {
+                        content: "a".into(),
+                    }],
+                }),
+                json!({"role": null, "parts": [{"type": "text", "content": "a"}]}),
+            ),
+            (
+                to_value(OutputMessage::assistant(Vec::new(), Some("stop"))),
+                json!({"role": "assistant", "parts": [], "finish_reason": "stop"}),
+            ),
+            (
+                to_value(OutputMessage::assistant(Vec::new(), None)),
+                json!({"role": "assistant", "parts": [], "finish_reason": null}),
+            ),
+            (
+                to_value(ToolDefinition::function(
+                    "function",
+                    "f",
+                    None::<&Value>,
+                    &args,
+                )),
+                json!({"type": "function", "name": "f", "description": null, "parameters": args}),
+            ),
+            (
+                to_value(ToolDefinition::provider("web_search", "web_search")),
+                json!({"type": "web_search", "name": "web_search"}),
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got.to_string(), want.to_string());
+        }
+    }
+
+    #[test]
+    fn capped_appends_stop_at_the_budget_on_a_char_boundary() {
+        // 5 bytes: a cap of 4, and the byte that shows the cap was hit.
+        let (mut budget, mut out) = (CaptureBudget::new(4), String::new());
+        budget.append(&mut out, "ab");
+        budget.append(&mut out, "céé");
+        assert_eq!((out.as_str(), budget.spent()), ("abc\u{e9}", true));
+        budget.append(&mut out, "more");
+        assert_eq!(out, "abcé");
+    }
+
+    #[test]
+    fn a_budget_charges_structure_and_content_and_no_part_begins_after_it() {
+        let args = json!({"path": "a.txt", "text": "0123456789"});
+        let mut budget = CaptureBudget::new(100);
+        // 101 bytes: 28 for `{"type":"text","content":""}` and 10 of text leave 63.
+        let text = Part::Text {
+            content: "0123456789".into(),
+        };
+        assert_eq!(
+            budget.admit(text.clone()),
+            Some(text.clone()),
+            "below the cap"
+        );
+        // 59 for the call's structure leave 4: its arguments do not fit, and are cut as text.
+        let call = budget.admit(Part::ToolCall {
+            id: "c".into(),
+            name: "write".into(),
+            arguments: (&args).into(),
+        });
+        let cut = Part::ToolCall {
+            id: "c".into(),
+            name: "write".into(),
+            arguments: args.to_string()[..4].to_owned().into(),
+        };
+        assert_eq!(call.as_ref(), Some(&cut));
+        assert!(budget.spent());
+        let image = Part::Other {
+            kind: "image".into(),
+        };
+        assert_eq!(budget.admit(image), None, "no part begins");
+        let exported = to_value(OutputMessage::assistant(vec![text, cut], None));
+        assert!(
+            exported.to_string().len() > 100,
+            "over the cap: fit marks it"
+        );
+        let mut unlimited = CaptureBudget::unlimited();
+        let whole = Part::Text {
+            content: "x".repeat(1 << 20).into(),
+        };
+        assert_eq!(unlimited.admit(whole.clone()), Some(whole));
+        assert!(!unlimited.spent());
+    }
+
+    /// xorshift64*: a fixed sequence, so a failure replays.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n.max(1)
+        }
+
+        fn text(&mut self) -> String {
+            (0..self.below(40))
+                .map(|_| ['a', 'é', '"', '\n', '😀'][self.below(5)])
+                .collect()
+        }
+    }
+
+    /// A stream's parts: each begins with content and may grow by pieces.
+    fn stream(rng: &mut Rng, budget: &mut CaptureBudget) -> Vec<Part<'static>> {
+        let mut parts: Vec<(Part<'static>, String)> = Vec::new();
+        for _ in 0..rng.below(12) {
+            let part = match rng.below(4) {
+                0 => Part::Text {
+                    content: rng.text().into(),
+                },
+                1 => Part::Reasoning {
+                    content: json!(rng.below(1000)).into(),
+                },
+                2 => Part::ToolCall {
+                    id: rng.text().into(),
+                    name: "t".into(),
+                    arguments: json!({"k": rng.text(), "n": [1, 2]}).into(),
+                },
+                _ => Part::Other {
+                    kind: "image".into(),
+                },
+            };
+            if let Some(part) = budget.admit(part) {
+                parts.push((part, String::new()));
+            }
+            for _ in 0..rng.below(4) {
+                let piece = rng.text();
+                if let Some((Part::Text { .. }, acc)) = parts.last_mut() {
+                    budget.append(acc, &piece);
+                }
+            }
+        }
+        parts
+            .into_iter()
+            .map(|(part, acc)| match part {
+                Part::Text { content } if !acc.is_empty() => {
+                    let Wire::Str(s) = content else {
+                        unreachable!("text parts are strings here")
+                    };
+                    Part::Text {
+                        content: (s.into_owned() + &acc).into(),
+                    }
+                }
+                other => other,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_budget_never_cuts_an_output_that_fits_and_what_it_cuts_is_over_the_cap() {
+        use crate::telemetry::spans::fit;
+        for case in 0..3000u64 {
+            let max = Rng(case).below(400);
+            let whole = stream(&mut Rng(case + 1), &mut CaptureBudget::unlimited());
+            let kept = stream(&mut Rng(case + 1), &mut CaptureBudget::new(max));
+            let whole = vec![to_value(OutputMessage::assistant(whole, None))];
+            let kept = vec![to_value(OutputMessage::assistant(kept, None))];
+            if !fit(&whole, max).1 {
+                assert_eq!(kept, whole, "case {case}: fits in {max}, nothing cut");
+            } else if kept != whole {
+                let len = Value::Array(kept.clone()).to_string().len();
+                assert!(len > max, "case {case}: cut, yet {len} bytes fit in {max}");
+            }
+        }
+    }
+
+    #[test]
+    fn arguments_are_json_when_they_parse_and_text_when_cut() {
+        assert_eq!(arguments(r#"{"a":1}"#), Wire::from(json!({"a": 1})));
+        assert_eq!(arguments(r#"{"a":"#), Wire::from(r#"{"a":"#));
+        assert_eq!(arguments(""), Wire::from(""));
+    }
+}
