@@ -483,13 +483,13 @@ struct ErrorBody {
 
 impl Object for ErrorBody {}
 
-/// An error object: `code` and `type`.
+/// An error object: `code` and `type` (OpenAI's error envelope, whose `code` is `null` for
+/// many errors: a 500's `server_error`, most 400s).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct WireError {
-    /// Present (of any type) it is the error's type, `null` included.
     #[serde(deserialize_with = "json::lenient")]
-    code: Option<Option<String>>,
+    code: Option<String>,
     #[serde(rename = "type", deserialize_with = "json::lenient")]
     kind: Option<String>,
 }
@@ -497,12 +497,9 @@ struct WireError {
 impl Object for WireError {}
 
 impl WireError {
-    /// `code` when present, else `type`; when a string.
+    /// `code` when a string, else `type` (as Chat Completions reads the same envelope).
     fn error_type(&self) -> Option<String> {
-        match &self.code {
-            Some(code) => code.clone(),
-            None => self.kind.clone(),
-        }
+        self.code.clone().or_else(|| self.kind.clone())
     }
 }
 
@@ -519,9 +516,9 @@ struct Event {
     /// `response.output_item.added`.
     #[serde(deserialize_with = "json::lenient")]
     item: Option<OutputItem>,
-    /// `error`: its code, present of any type.
+    /// `error`: its code (`null` for some).
     #[serde(deserialize_with = "json::lenient")]
-    code: Option<Option<String>>,
+    code: Option<String>,
     /// `error` (a socket's error frame): the error object, and the HTTP status it stands for.
     #[serde(deserialize_with = "json::lenient")]
     error: Option<WireError>,
@@ -767,10 +764,9 @@ impl StreamParser for Responses {
                     .or(v.status_code)
                     .and_then(|s| u16::try_from(s).ok())
                     .filter(|s| (100..600).contains(s));
-                let error_type = match v.code {
-                    Some(code) => code,
-                    None => v.error.as_ref().and_then(WireError::error_type),
-                };
+                let error_type = v
+                    .code
+                    .or_else(|| v.error.as_ref().and_then(WireError::error_type));
                 self.error_type = Some(error_type.unwrap_or_else(|| "error".to_owned()));
             }
             // Every `*.delta` event carries generated content (text, refusal, reasoning,

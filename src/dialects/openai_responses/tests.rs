@@ -128,3 +128,32 @@ fn a_10_mb_body_of_small_values_gives_its_facts_and_capped_content() {
         .expect("request");
     crate::dialects::tests::assert_capped(&r, &captured, max);
 }
+
+/// Regression: OpenAI's error envelope has `"code": null` for many errors (a 500's
+/// `server_error`, most 400s). Responses read a present `code` of any type as the error's
+/// type, so such an error had none (its outcome then named only the status), where Chat
+/// Completions gives the `type` of the same body.
+#[test]
+fn an_error_body_with_a_null_code_gives_its_type() {
+    let body = br#"{"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}"#;
+    let facts = parse_response(Operation::Chat, 500, body, false).expect("error body");
+    assert_eq!(facts.error_type.as_deref(), Some("server_error"));
+    let chat = crate::dialects::openai_chat::CHAT_COMPLETIONS.parse_response;
+    let chat = chat(Operation::Chat, 500, body, false).expect("error body");
+    assert_eq!(
+        chat.error_type, facts.error_type,
+        "the same envelope, the same type"
+    );
+    let mut p = stream_parser(Operation::Chat, None);
+    feed(
+        p.as_mut(),
+        r#"{"type":"response.failed","response":{"status":"failed","error":{"code":null,"type":"server_error"}}}"#,
+    );
+    assert_eq!(p.facts().error_type.as_deref(), Some("server_error"));
+    let mut p = stream_parser(Operation::Chat, None);
+    feed(
+        p.as_mut(),
+        r#"{"type":"error","code":null,"error":{"type":"server_error"}}"#,
+    );
+    assert_eq!(p.facts().error_type.as_deref(), Some("server_error"));
+}
