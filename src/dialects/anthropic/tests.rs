@@ -1,4 +1,7 @@
-use super::*;
+use super::{
+    request::{parse_request, session_from_user_id},
+    *,
+};
 
 fn feed(parser: &mut dyn StreamParser, name: &str, data: &str) -> Progress {
     let event = sse::Event {

@@ -1,4 +1,4 @@
-use super::*;
+use super::{request::parse_request, *};
 
 #[test]
 fn paths_name_the_model_and_the_framing() {

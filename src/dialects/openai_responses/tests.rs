@@ -1,4 +1,4 @@
-use super::*;
+use super::{request::parse_request, *};
 
 fn feed(p: &mut dyn StreamParser, data: &str) -> Progress {
     p.on_event(&sse::Event {
