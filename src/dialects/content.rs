@@ -102,21 +102,36 @@ pub(crate) fn arguments(text: &str) -> Wire<'static> {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum Part<'a> {
     /// `{"type":"text","content":…}`: text the user or the model wrote.
-    Text { content: Wire<'a> },
+    Text {
+        /// The text (a string on every API; whatever the wire has otherwise).
+        content: Wire<'a>,
+    },
     /// `{"type":"reasoning","content":…}`: the model's thinking or its summary.
-    Reasoning { content: Wire<'a> },
+    Reasoning {
+        /// The thinking text.
+        content: Wire<'a>,
+    },
     /// `{"type":"tool_call","id":…,"name":…,"arguments":…}`: a tool the model calls.
     ToolCall {
+        /// The call's id (`toolu_…`, `call_…`), `null` when the API gives none (Gemini).
         id: Wire<'a>,
+        /// The tool's name.
         name: Wire<'a>,
+        /// The arguments as JSON (an object, usually), or their text when cut or not JSON.
         arguments: Wire<'a>,
     },
     /// `{"type":"tool_call_response","id":…,"response":…}`: a tool's result sent back.
-    ToolCallResponse { id: Wire<'a>, response: Wire<'a> },
+    ToolCallResponse {
+        /// The id of the call it answers.
+        id: Wire<'a>,
+        /// The result, as the wire has it (text, or content blocks).
+        response: Wire<'a>,
+    },
     /// `{"type":…}`: any other part (an image, a server tool's result, a block type llmtap
     /// does not read), by its type alone.
     #[serde(untagged)]
     Other {
+        /// The part's type: the API's own (`redacted_thinking`, `inlineData`, …).
         #[serde(rename = "type")]
         kind: Wire<'a>,
     },
@@ -183,7 +198,9 @@ impl Part<'_> {
 /// `{"role":…,"parts":[…]}`: one entry of `gen_ai.input.messages`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct InputMessage<'a> {
+    /// `user`, `assistant`, `tool`, `system`, … as the wire has it (`null` when absent).
     pub(crate) role: Wire<'a>,
+    /// In the order the wire has them.
     pub(crate) parts: Vec<Part<'a>>,
 }
 
@@ -192,8 +209,11 @@ pub(crate) struct InputMessage<'a> {
 /// response gave none.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct OutputMessage<'a> {
+    /// Always `assistant` ([`OutputMessage::assistant`]).
     pub(crate) role: &'static str,
+    /// In the order the wire has them.
     pub(crate) parts: Vec<Part<'a>>,
+    /// The API's own value (`end_turn`, `stop`, `STOP`, `completed`, …).
     pub(crate) finish_reason: Option<&'a str>,
 }
 
@@ -213,11 +233,15 @@ impl<'a> OutputMessage<'a> {
 /// provider's own tool (web search, code execution, an MCP toolset), which has no schema.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct ToolDefinition<'a> {
+    /// `function`, or the provider's tool type (`web_search_20250305`, `mcp_toolset`, …).
     #[serde(rename = "type")]
     pub(crate) kind: Wire<'a>,
+    /// The tool's name (a provider's own tool is named by its type when it has no name).
     pub(crate) name: Wire<'a>,
+    /// Absent (not `null`) for a provider's own tool.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) description: Option<Wire<'a>>,
+    /// The JSON schema of the arguments; absent (not `null`) for a provider's own tool.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) parameters: Option<Wire<'a>>,
 }

@@ -117,7 +117,9 @@ impl<S: Object> Object for Box<S> {}
 /// A field type that reads leniently: the [`Shape`] that reads it, which gives the type's
 /// default for JSON of any type it does not take.
 pub(crate) trait Lenient: Default {
+    /// The shape, whose output is this type.
     type Shape: Shape<Out = Self>;
+    /// The shape to read a value with.
     fn shape() -> Self::Shape;
 }
 
@@ -175,6 +177,7 @@ impl Lenient for Option<Option<String>> {
 /// error where `"error": "boom"` is one, a `function` key of any type picks the function form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Present<S> {
+    /// `null`.
     Null,
     /// An object, read as `S`.
     Object(S),
@@ -234,6 +237,7 @@ impl Lenient for Option<Value> {
 pub(crate) struct Whole<S>(PhantomData<S>);
 
 impl<S> Whole<S> {
+    /// The shape that reads `S`.
     pub(crate) fn new() -> Self {
         Whole(PhantomData)
     }

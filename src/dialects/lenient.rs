@@ -65,6 +65,7 @@ pub(crate) trait Shape: Sized {
         Self::Out::default()
     }
 
+    /// `null` (the default gives what a missing value gives).
     fn null(self) -> Self::Out {
         Self::Out::default()
     }
