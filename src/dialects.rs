@@ -8,10 +8,17 @@
 //! Does not own: clocks, I/O, decompression, telemetry. Nothing in this module knows when a
 //! byte arrived; parsers report *that* something happened (a first delta) and the caller
 //! stamps the time.
+//!
+//! What the dialects share: `lenient` reads request bodies without a JSON tree; `json` reads
+//! response events and bodies into typed, lenient structs (a tree only for captured content),
+//! and [`error_response`] is every dialect's answer to a non-2xx body; `content` holds the
+//! GenAI parts that `--capture-content` exports and the one budget that caps a response's.
 
 pub mod anthropic;
+mod content;
 pub mod elide;
 pub mod gemini;
+mod json;
 pub mod json_array;
 mod lenient;
 pub mod openai_chat;
@@ -311,21 +318,33 @@ pub fn post<'a>(host: &'a str, path: &'a str) -> Target<'a> {
     }
 }
 
-/// Appends as much of `text` as `budget` bytes allow (cut on a character boundary) and
-/// spends the budget: captured content stays bounded however long the stream runs.
-pub(crate) fn append_capped(budget: &mut usize, into: &mut String, text: &str) {
-    let mut take = text.len().min(*budget);
-    while !text.is_char_boundary(take) {
-        take -= 1;
-    }
-    into.push_str(&text[..take]);
-    *budget -= take;
+/// The facts of a response whose status is not 2xx, or `None` for a 2xx status: only the
+/// API's error type, which `error_type` reads from the body as `S` when the body is JSON. A
+/// body that is not (a gateway's HTML page) is no parse error of the dialect, just an error
+/// without a type.
+pub(crate) fn error_response<S: json::Object>(
+    status: u16,
+    body: &[u8],
+    error_type: impl FnOnce(S) -> Option<String>,
+) -> Option<ResponseFacts> {
+    error_response_with(status, body, json::Whole::<S>::new(), error_type)
 }
 
-/// Parses JSON from bytes, telling invalid UTF-8 apart from invalid JSON.
-pub(crate) fn json(bytes: &[u8]) -> Result<serde_json::Value, ParseError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| ParseError::InvalidUtf8)?;
-    serde_json::from_str(text).map_err(|_| ParseError::InvalidJson)
+/// [`error_response`] with the body's top level read by `shape` (an error that can come as
+/// an array).
+pub(crate) fn error_response_with<S: lenient::Shape + Clone>(
+    status: u16,
+    body: &[u8],
+    shape: S,
+    error_type: impl FnOnce(S::Out) -> Option<String>,
+) -> Option<ResponseFacts> {
+    if (200..300).contains(&status) {
+        return None;
+    }
+    Some(ResponseFacts {
+        error_type: json::read_with(body, shape).ok().and_then(error_type),
+        ..ResponseFacts::default()
+    })
 }
 
 #[cfg(test)]
@@ -435,19 +454,9 @@ mod tests {
     }
 
     #[test]
-    fn capped_appends_stop_at_the_budget_on_a_char_boundary() {
-        let (mut budget, mut out) = (5, String::new());
-        append_capped(&mut budget, &mut out, "ab");
-        append_capped(&mut budget, &mut out, "céé");
-        assert_eq!((out.as_str(), budget), ("abc\u{e9}", 0));
-        append_capped(&mut budget, &mut out, "more");
-        assert_eq!(out, "abcé");
-    }
-
-    #[test]
     fn json_tells_utf8_from_syntax() {
-        assert_eq!(json(b"{\"a\":\xff}"), Err(ParseError::InvalidUtf8));
-        assert_eq!(json(b"{\"a\":"), Err(ParseError::InvalidJson));
-        assert!(json(b"{\"a\":1}").is_ok());
+        assert_eq!(json::tree(b"{\"a\":\xff}"), Err(ParseError::InvalidUtf8));
+        assert_eq!(json::tree(b"{\"a\":"), Err(ParseError::InvalidJson));
+        assert!(json::tree(b"{\"a\":1}").is_ok());
     }
 }

@@ -6,24 +6,29 @@
 //! split 5m/1h from `usage.cache_creation`; without that object every write is 5m (the only
 //! TTL that existed before it). `message_delta` usage is cumulative and final, so later
 //! values replace earlier ones.
+//!
+//! This file reads responses (events and bodies) with the typed structs of [`super::json`];
+//! requests are read in `anthropic/request.rs`.
 
-use serde::de::{MapAccess, SeqAccess};
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::lenient::{
-    self, Bool, CacheControl, Chars, F64, Field, LastCacheTtl, Shape, Tail, Text, U64, elements,
-    next_key, skip, value,
-};
 use super::{
-    Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
-    ResponseFacts, StreamParser, Target, Usage, json, sse,
+    Dialect, Framing, Operation, ParseError, Progress, Provider, ResponseFacts, StreamParser,
+    Target, Usage,
+    content::{CaptureBudget, OutputMessage, Part, arguments, to_value},
+    error_response,
+    json::{self, Object},
+    sse,
 };
+
+mod request;
 
 pub const MESSAGES: Dialect = Dialect {
     name: "anthropic_messages",
     provider: Provider::Anthropic,
     detect,
-    parse_request,
+    parse_request: request::parse_request,
     parse_response,
     stream_parser,
     max_event: 512 << 10,
@@ -40,292 +45,31 @@ fn detect(t: &Target<'_>) -> Option<(Operation, Framing)> {
     }
 }
 
-fn parse_request(
-    operation: Operation,
-    _path: &str,
-    body: &[u8],
-    capture: Option<usize>,
-) -> Result<RequestFacts, ParseError> {
-    let r = lenient::parse(body, Body { capture })?;
-    Ok(RequestFacts {
-        model: r.model,
-        stream: operation == Operation::Chat && r.stream.unwrap_or(false),
-        max_tokens: r.max_tokens,
-        temperature: r.temperature,
-        tools_offered: r.tools.names,
-        system_chars: r.system.chars,
-        messages: r.messages.count,
-        conversation_id: r.user_id.as_deref().and_then(session_from_user_id),
-        // Breakpoints apply in order tools → system → messages; the last one written wins.
-        cache_ttl: r
-            .cache_control
-            .or(r.messages.cache_ttl)
-            .or(r.system.cache_ttl)
-            .or(r.tools.cache_ttl),
-        content: capture.map(|_| RequestContent {
-            system: r.system.parts.into_vec(),
-            input: r.messages.input.into_vec(),
-            tools: r.tools.definitions.into_vec(),
-        }),
-    })
-}
-
-/// What llmtap reads of a Messages request; content only with capture.
-#[derive(Debug, Default)]
-struct Request {
-    model: Option<String>,
-    stream: Option<bool>,
-    max_tokens: Option<u64>,
-    temperature: Option<f64>,
-    system: System,
-    messages: Conversation,
-    tools: Tools,
-    /// `metadata.user_id`.
-    user_id: Option<String>,
-    /// A top-level `cache_control` (automatic caching: the breakpoint goes on the last
-    /// cacheable block, so it is the request's last).
-    cache_control: Option<String>,
-}
-
-/// The request body: an object, else empty facts. `capture`: the content cap.
-#[derive(Debug, Clone, Copy)]
-struct Body {
-    capture: Option<usize>,
-}
-
-impl Shape for Body {
-    type Out = Request;
-
-    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Request, A::Error> {
-        let Body { capture } = self;
-        let mut r = Request::default();
-        while let Some(key) = next_key(&mut map)? {
-            match key.name() {
-                Some("model") => r.model = value(&mut map, Text)?,
-                Some("stream") => r.stream = value(&mut map, Bool)?,
-                Some("max_tokens") => r.max_tokens = value(&mut map, U64)?,
-                Some("temperature") => r.temperature = value(&mut map, F64)?,
-                Some("system") => r.system = value(&mut map, SystemShape { capture })?,
-                Some("messages") => r.messages = value(&mut map, ConversationShape { capture })?,
-                Some("tools") => r.tools = value(&mut map, ToolsShape { capture })?,
-                Some("cache_control") => r.cache_control = value(&mut map, CacheControl)?,
-                Some("metadata") => {
-                    r.user_id = value(&mut map, Field("user_id", Text))?.flatten();
-                }
-                _ => skip(&mut map)?,
-            }
-        }
-        Ok(r)
-    }
-}
-
-/// `system`: a string, or text blocks.
-#[derive(Debug, Default)]
-struct System {
-    chars: u64,
-    parts: Tail,
-    /// The TTL of its last `cache_control` breakpoint.
-    cache_ttl: Option<String>,
-}
-
-/// One system text block: its characters and its `cache_control` TTL.
-#[derive(Debug, Clone, Copy)]
-struct SystemBlock;
-
-impl Shape for SystemBlock {
-    type Out = (u64, Option<String>);
-
-    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
-        let mut out = (0, None);
-        while let Some(key) = next_key(&mut map)? {
-            match key.name() {
-                Some("text") => out.0 = value(&mut map, Chars)?,
-                Some("cache_control") => out.1 = value(&mut map, CacheControl)?,
-                _ => skip(&mut map)?,
-            }
-        }
-        Ok(out)
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct SystemShape {
-    capture: Option<usize>,
-}
-
-impl Shape for SystemShape {
-    type Out = System;
-
-    fn string(self, s: &str) -> System {
-        let mut parts = Tail::new(self.capture.unwrap_or(0));
-        if self.capture.is_some() {
-            parts.push(serde_json::json!({"type": "text", "content": s}));
-        }
-        System {
-            chars: chars(s),
-            parts,
-            cache_ttl: None,
-        }
-    }
-
-    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<System, A::Error> {
-        let mut system = System {
-            chars: 0,
-            parts: Tail::new(self.capture.unwrap_or(0)),
-            cache_ttl: None,
-        };
-        elements(
-            seq,
-            SystemBlock,
-            self.capture.is_some(),
-            |(n, ttl), block| {
-                system.chars += n;
-                system.cache_ttl = ttl.or(system.cache_ttl.take());
-                system.parts.extend(block.as_ref().map(part));
-            },
-        )?;
-        Ok(system)
-    }
-}
-
-/// `messages`: counted; each one converted only with capture.
-#[derive(Debug, Default)]
-struct Conversation {
-    count: u64,
-    input: Tail,
-    /// The TTL of the last `cache_control` breakpoint in any message.
-    cache_ttl: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ConversationShape {
-    capture: Option<usize>,
-}
-
-impl Shape for ConversationShape {
-    type Out = Conversation;
-
-    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Conversation, A::Error> {
-        let mut input = Tail::new(self.capture.unwrap_or(0));
-        let mut cache_ttl = None;
-        let count = elements(seq, LastCacheTtl, self.capture.is_some(), |ttl, m| {
-            cache_ttl = ttl.or(cache_ttl.take());
-            input.extend(m.as_ref().map(input_message));
-        })?;
-        Ok(Conversation {
-            count,
-            input,
-            cache_ttl,
-        })
-    }
-}
-
-/// `tools`: their names; definitions only with capture.
-#[derive(Debug, Default)]
-struct Tools {
-    names: Vec<String>,
-    definitions: Tail,
-    /// The TTL of the last tool's `cache_control` breakpoint.
-    cache_ttl: Option<String>,
-}
-
-/// One tool entry: its name (its type for server tools and toolsets, which have none) and
-/// its `cache_control` TTL.
-#[derive(Debug, Clone, Copy)]
-struct ToolEntry;
-
-impl Shape for ToolEntry {
-    type Out = (Option<String>, Option<String>);
-
-    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
-        let (mut name, mut kind, mut ttl) = (None, None, None);
-        while let Some(key) = next_key(&mut map)? {
-            match key.name() {
-                Some("name") => name = value(&mut map, Text)?,
-                Some("type") => kind = value(&mut map, Text)?,
-                Some("cache_control") => ttl = value(&mut map, CacheControl)?,
-                _ => skip(&mut map)?,
-            }
-        }
-        Ok((name.or(kind), ttl))
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ToolsShape {
-    capture: Option<usize>,
-}
-
-impl Shape for ToolsShape {
-    type Out = Tools;
-
-    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Tools, A::Error> {
-        let mut tools = Tools {
-            names: Vec::new(),
-            definitions: Tail::new(self.capture.unwrap_or(0)),
-            cache_ttl: None,
-        };
-        elements(seq, ToolEntry, self.capture.is_some(), |(name, ttl), t| {
-            tools.names.extend(name);
-            tools.cache_ttl = ttl.or(tools.cache_ttl.take());
-            tools.definitions.extend(t.as_ref().map(tool_definition));
-        })?;
-        Ok(tools)
-    }
-}
-
-/// One message as a GenAI input message.
-fn input_message(m: &Value) -> Value {
-    let parts = match m.get("content") {
-        Some(Value::String(s)) => vec![serde_json::json!({"type": "text", "content": s})],
-        Some(Value::Array(blocks)) => blocks.iter().map(part).collect(),
-        _ => Vec::new(),
-    };
-    serde_json::json!({"role": m.get("role").cloned().unwrap_or(Value::Null), "parts": parts})
-}
-
-/// One tool as a GenAI tool definition.
-fn tool_definition(t: &Value) -> Value {
-    match t.get("input_schema") {
-        Some(schema) => serde_json::json!({
-            "type": "function",
-            "name": t.get("name"),
-            "description": t.get("description"),
-            "parameters": schema,
-        }),
-        // Server tools (web search, code execution) and MCP toolsets: named by their type.
-        None => serde_json::json!({
-            "type": t.get("type"),
-            "name": t.get("name").or_else(|| t.get("type")),
-        }),
-    }
-}
-
-/// One Anthropic content block as a GenAI message part.
-fn part(block: &Value) -> Value {
-    let field = |name: &str| block.get(name).cloned().unwrap_or(Value::Null);
+/// One Anthropic content block as a GenAI message part (Messages API reference, "Content
+/// blocks").
+fn part(block: &Value) -> Part<'_> {
+    let field = |name: &str| block.get(name).into();
     match block.get("type").and_then(Value::as_str) {
-        Some("text") => serde_json::json!({"type": "text", "content": field("text")}),
-        Some("thinking") => serde_json::json!({"type": "reasoning", "content": field("thinking")}),
-        Some(kind) if is_tool_call(kind) => serde_json::json!({
-            "type": "tool_call", "id": field("id"), "name": field("name"), "arguments": field("input"),
-        }),
-        Some("tool_result") => serde_json::json!({
-            "type": "tool_call_response", "id": field("tool_use_id"), "response": field("content"),
-        }),
-        Some(other) => serde_json::json!({"type": other}),
-        None => serde_json::json!({"type": "unknown"}),
+        Some("text") => Part::Text {
+            content: field("text"),
+        },
+        Some("thinking") => Part::Reasoning {
+            content: field("thinking"),
+        },
+        Some(kind) if is_tool_call(kind) => Part::ToolCall {
+            id: field("id"),
+            name: field("name"),
+            arguments: field("input"),
+        },
+        Some("tool_result") => Part::ToolCallResponse {
+            id: field("tool_use_id"),
+            response: field("content"),
+        },
+        Some(other) => Part::Other { kind: other.into() },
+        None => Part::Other {
+            kind: "unknown".into(),
+        },
     }
-}
-
-/// Claude Code's `metadata.user_id` carries the session: either
-/// `user_<hash>_account_<uuid>_session_<uuid>` or a JSON object with `session_id`.
-fn session_from_user_id(user_id: &str) -> Option<String> {
-    let id = match lenient::parse_str(user_id, Field("session_id", Text)) {
-        Ok(id) => id.flatten()?,
-        Err(_) => user_id.rsplit_once("_session_")?.1.to_owned(),
-    };
-    (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())).then_some(id)
 }
 
 /// A content block that is a tool call, by rule rather than by list: every block type the
@@ -335,27 +79,17 @@ fn is_tool_call(kind: &str) -> bool {
     kind.ends_with("tool_use")
 }
 
-fn chars(s: &str) -> u64 {
-    s.chars().count() as u64
-}
-
 fn parse_response(
     operation: Operation,
     status: u16,
     body: &[u8],
     capture: bool,
 ) -> Result<ResponseFacts, ParseError> {
-    if !(200..300).contains(&status) {
-        // Error bodies from a gateway in front of the API need not be JSON; that is not a
-        // parse failure of this dialect, just an error without a type.
-        let error_type = json(body).ok().as_ref().and_then(error_type);
-        return Ok(ResponseFacts {
-            error_type,
-            ..ResponseFacts::default()
-        });
+    if let Some(facts) = error_response(status, body, |m: Message| m.error_type()) {
+        return Ok(facts);
     }
-    let v = json(body)?;
-    if let Some(error_type) = error_type(&v) {
+    let (m, tree) = json::parse::<Message>(body, capture)?;
+    if let Some(error_type) = m.error_type() {
         return Ok(ResponseFacts {
             error_type: Some(error_type),
             ..ResponseFacts::default()
@@ -363,7 +97,7 @@ fn parse_response(
     }
     if operation == Operation::CountTokens {
         let usage = Usage {
-            input: v.get("input_tokens").and_then(Value::as_u64),
+            input: m.input_tokens,
             ..Usage::default()
         };
         return Ok(ResponseFacts {
@@ -373,26 +107,22 @@ fn parse_response(
         });
     }
     let mut parser = Messages::default();
-    parser.on_message(&v);
-    let blocks = v
-        .get("content")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    blocks.iter().for_each(|b| parser.on_block(b));
+    parser.on_message(&m);
+    m.content.iter().for_each(|b| parser.on_block(b));
     parser.complete = true;
     let mut facts = parser.facts();
-    if capture {
-        facts.output = Some(vec![output_message(
-            blocks.iter().map(part).collect(),
-            &facts,
-        )]);
+    if let Some(tree) = &tree {
+        let parts = json::array(tree, "content").iter().map(part).collect();
+        facts.output = Some(vec![output_message(parts, &facts)]);
     }
     Ok(facts)
 }
 
-fn output_message(parts: Vec<Value>, facts: &ResponseFacts) -> Value {
-    serde_json::json!({"role": "assistant", "parts": parts, "finish_reason": facts.finish_reasons.first()})
+fn output_message(parts: Vec<Part<'_>>, facts: &ResponseFacts) -> Value {
+    to_value(OutputMessage::assistant(
+        parts,
+        facts.finish_reasons.first().map(String::as_str),
+    ))
 }
 
 /// The HTTP status an Anthropic error type stands for (the API's errors reference), for an
@@ -413,62 +143,192 @@ fn error_status(error_type: &str) -> Option<u16> {
     })
 }
 
-fn error_type(v: &Value) -> Option<String> {
-    (v.get("type")?.as_str()? == "error")
-        .then(|| v.get("error")?.get("type")?.as_str().map(str::to_owned))
-        .flatten()
-}
-
 fn stream_parser(_operation: Operation, capture: Option<usize>) -> Box<dyn StreamParser> {
     Box::new(Messages {
-        capture: capture.map(Output::new),
+        capture: capture.map(|max| Output {
+            blocks: Vec::new(),
+            budget: CaptureBudget::new(max),
+        }),
         ..Messages::default()
     })
 }
 
-/// Generated content kept for `--capture-content`, bounded by its byte budget.
-#[derive(Debug, Default)]
+/// What llmtap reads of a message: the response body, `message_start`'s `message`, and the
+/// `delta` of `message_delta` and `content_block_delta`, whose keys sit at the same places
+/// (Messages API reference: "Messages", "Streaming messages", "Errors").
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Message {
+    /// `message`, or `error` for an error body; a delta's type (`text_delta`, …).
+    #[serde(rename = "type", deserialize_with = "json::lenient")]
+    kind: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    id: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    model: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    stop_reason: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    usage: Option<WireUsage>,
+    /// Content blocks of a body (a stream announces them one event each).
+    #[serde(deserialize_with = "json::lenient")]
+    content: Vec<Block>,
+    /// An error body's `error`.
+    #[serde(deserialize_with = "json::lenient")]
+    error: Option<ErrorDetail>,
+    /// A `count_tokens` body's count.
+    #[serde(deserialize_with = "json::lenient")]
+    input_tokens: Option<u64>,
+}
+
+impl Object for Message {}
+
+impl Message {
+    /// `error.type` of an error body or event (`{"type":"error","error":{"type":…}}`).
+    fn error_type(&self) -> Option<String> {
+        (self.kind.as_deref() == Some("error"))
+            .then(|| self.error.as_ref()?.kind.clone())
+            .flatten()
+    }
+}
+
+/// One server-sent event (Messages API reference, "Streaming messages").
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Event {
+    #[serde(rename = "type", deserialize_with = "json::lenient")]
+    kind: Option<String>,
+    /// `message_start`.
+    #[serde(deserialize_with = "json::lenient")]
+    message: Option<Message>,
+    /// `content_block_start`.
+    #[serde(deserialize_with = "json::lenient")]
+    content_block: Option<Block>,
+    /// `content_block_delta`, `message_delta`.
+    #[serde(deserialize_with = "json::lenient")]
+    delta: Option<Message>,
+    /// `message_delta`.
+    #[serde(deserialize_with = "json::lenient")]
+    usage: Option<WireUsage>,
+    /// `error`.
+    #[serde(deserialize_with = "json::lenient")]
+    error: Option<ErrorDetail>,
+}
+
+impl Object for Event {}
+
+/// A content block: its type and, for a tool call, the tool's name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Block {
+    #[serde(rename = "type", deserialize_with = "json::lenient")]
+    kind: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    name: Option<String>,
+}
+
+impl Object for Block {}
+
+/// An error object: its type (`overloaded_error`, …).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ErrorDetail {
+    #[serde(rename = "type", deserialize_with = "json::lenient")]
+    kind: Option<String>,
+}
+
+impl Object for ErrorDetail {}
+
+/// A `usage` object as the wire carries it (Messages API reference, "Usage"; "Compaction"
+/// for `iterations`, whose entries carry the same counts).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireUsage {
+    #[serde(deserialize_with = "json::lenient")]
+    input_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    output_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    cache_creation: Option<CacheCreation>,
+    #[serde(deserialize_with = "json::lenient")]
+    iterations: Vec<WireUsage>,
+    #[serde(deserialize_with = "json::lenient")]
+    output_tokens_details: Option<OutputDetails>,
+    #[serde(deserialize_with = "json::lenient")]
+    service_tier: Option<String>,
+}
+
+impl Object for WireUsage {}
+
+/// `usage.cache_creation`: cache writes by TTL.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CacheCreation {
+    #[serde(deserialize_with = "json::lenient")]
+    ephemeral_5m_input_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    ephemeral_1h_input_tokens: Option<u64>,
+}
+
+impl Object for CacheCreation {}
+
+/// `usage.output_tokens_details`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct OutputDetails {
+    #[serde(deserialize_with = "json::lenient")]
+    thinking_tokens: Option<u64>,
+}
+
+impl Object for OutputDetails {}
+
+/// Generated content kept for `--capture-content`, bounded by its [`CaptureBudget`].
+#[derive(Debug)]
 struct Output {
-    /// Per content block, in order: the block's start and its accumulated delta text.
-    blocks: Vec<(Value, String)>,
-    budget: usize,
+    /// Per content block, in order: its part as the block started, and its streamed text. A
+    /// tool call starts with `input: {}`, which its streamed arguments replace.
+    blocks: Vec<(Part<'static>, String)>,
+    budget: CaptureBudget,
 }
 
 impl Output {
-    fn new(max_bytes: usize) -> Output {
-        // One byte over the cap, so that the span side sees the cap was hit.
-        Output {
-            blocks: Vec::new(),
-            budget: max_bytes.saturating_add(1),
-        }
-    }
-
     fn start(&mut self, block: &Value) {
-        self.blocks.push((block.clone(), String::new()));
-    }
-
-    fn append(&mut self, text: &str) {
-        if let Some((_, acc)) = self.blocks.last_mut() {
-            super::append_capped(&mut self.budget, acc, text);
+        if let Some(part) = self.budget.admit(part(block)) {
+            self.blocks.push((part.into_owned(), String::new()));
         }
     }
 
-    fn parts(&self) -> Vec<Value> {
+    /// A delta's text, for the block it continues (text, thinking, or a tool call's arguments
+    /// as JSON text; other blocks export none).
+    fn append(&mut self, text: &str) {
+        if let Some((Part::Text { .. } | Part::Reasoning { .. } | Part::ToolCall { .. }, acc)) =
+            self.blocks.last_mut()
+        {
+            self.budget.append(acc, text);
+        }
+    }
+
+    fn parts(&self) -> Vec<Part<'_>> {
         self.blocks
             .iter()
-            .map(|(start, acc)| {
-                let mut block = start.clone();
-                match block.get("type").and_then(Value::as_str) {
-                    Some("text") => block["text"] = Value::String(acc.clone()),
-                    Some("thinking") => block["thinking"] = Value::String(acc.clone()),
-                    Some(kind) if is_tool_call(kind) && !acc.is_empty() => {
-                        // Arguments arrive as JSON text in pieces; a truncated piece stays text.
-                        block["input"] =
-                            serde_json::from_str(acc).unwrap_or(Value::String(acc.clone()));
-                    }
-                    _ => {}
-                }
-                part(&block)
+            .map(|(part, acc)| match part {
+                Part::Text { .. } => Part::Text {
+                    content: acc.as_str().into(),
+                },
+                Part::Reasoning { .. } => Part::Reasoning {
+                    content: acc.as_str().into(),
+                },
+                // Arguments arrive as JSON text in pieces; a truncated piece stays text.
+                Part::ToolCall { id, name, .. } if !acc.is_empty() => Part::ToolCall {
+                    id: id.reborrow(),
+                    name: name.reborrow(),
+                    arguments: arguments(acc),
+                },
+                other => other.reborrow(),
             })
             .collect()
     }
@@ -493,60 +353,50 @@ struct RawUsage {
 }
 
 impl RawUsage {
-    fn merge(&mut self, u: &Value) {
-        let field = |name: &str| u.get(name).and_then(Value::as_u64);
+    fn merge(&mut self, u: &WireUsage) {
         let set = |slot: &mut Option<u64>, v: Option<u64>| {
             if v.is_some() {
                 *slot = v;
             }
         };
-        set(&mut self.input, field("input_tokens"));
-        set(&mut self.output, field("output_tokens"));
-        set(&mut self.cache_read, field("cache_read_input_tokens"));
-        set(
-            &mut self.cache_creation,
-            field("cache_creation_input_tokens"),
-        );
+        set(&mut self.input, u.input_tokens);
+        set(&mut self.output, u.output_tokens);
+        set(&mut self.cache_read, u.cache_read_input_tokens);
+        set(&mut self.cache_creation, u.cache_creation_input_tokens);
         // With compaction the top-level counts are the `message` iteration's only; every
         // iteration (the compaction's own sampling included) is billed, so the call's
         // usage is their sum (Messages API, "Compaction": usage `iterations`).
-        if let Some(iterations) = u
-            .get("iterations")
-            .and_then(Value::as_array)
-            .filter(|i| !i.is_empty())
-        {
-            let sum = |name: &str| {
-                iterations
+        if !u.iterations.is_empty() {
+            let sum = |count: fn(&WireUsage) -> Option<u64>| {
+                u.iterations
                     .iter()
-                    .filter_map(|i| i.get(name).and_then(Value::as_u64))
+                    .filter_map(count)
                     .fold(None, |acc: Option<u64>, n| {
                         Some(acc.unwrap_or(0).saturating_add(n))
                     })
             };
             // Kept apart: a later usage object without `iterations` must not replace them.
             self.iterations = Some([
-                sum("input_tokens"),
-                sum("output_tokens"),
-                sum("cache_read_input_tokens"),
-                sum("cache_creation_input_tokens"),
+                sum(|i| i.input_tokens),
+                sum(|i| i.output_tokens),
+                sum(|i| i.cache_read_input_tokens),
+                sum(|i| i.cache_creation_input_tokens),
             ]);
         }
         set(
             &mut self.reasoning,
-            u.get("output_tokens_details")
-                .and_then(|d| d.get("thinking_tokens"))
-                .and_then(Value::as_u64),
+            u.output_tokens_details
+                .as_ref()
+                .and_then(|d| d.thinking_tokens),
         );
-        if let Some(tier) = u.get("service_tier").and_then(Value::as_str) {
-            self.service_tier = Some(tier.to_owned());
+        if let Some(tier) = &u.service_tier {
+            self.service_tier = Some(tier.clone());
         }
-        if let Some(split) = u.get("cache_creation").filter(|c| c.is_object()) {
-            let tier = |name: &str| split.get(name).and_then(Value::as_u64);
-            set(&mut self.cache_5m, tier("ephemeral_5m_input_tokens"));
-            set(&mut self.cache_1h, tier("ephemeral_1h_input_tokens"));
+        if let Some(split) = &u.cache_creation {
+            set(&mut self.cache_5m, split.ephemeral_5m_input_tokens);
+            set(&mut self.cache_1h, split.ephemeral_1h_input_tokens);
         }
     }
-
     /// The normalized usage, and the cache writes whose TTL the response did not say.
     ///
     /// `cache_creation_input_tokens` is what is billed as cache writes; the `cache_creation`
@@ -607,28 +457,25 @@ struct Messages {
 }
 
 impl Messages {
-    fn on_message(&mut self, m: &Value) {
-        if let Some(id) = m.get("id").and_then(Value::as_str) {
-            self.id = Some(id.to_owned());
+    fn on_message(&mut self, m: &Message) {
+        if let Some(id) = &m.id {
+            self.id = Some(id.clone());
         }
-        if let Some(model) = m.get("model").and_then(Value::as_str) {
-            self.model = Some(model.to_owned());
+        if let Some(model) = &m.model {
+            self.model = Some(model.clone());
         }
-        if let Some(reason) = m.get("stop_reason").and_then(Value::as_str) {
-            self.stop_reason = Some(reason.to_owned());
+        if let Some(reason) = &m.stop_reason {
+            self.stop_reason = Some(reason.clone());
         }
-        if let Some(usage) = m.get("usage") {
+        if let Some(usage) = &m.usage {
             self.usage.merge(usage);
         }
     }
 
-    fn on_block(&mut self, block: &Value) {
-        let kind = block
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+    fn on_block(&mut self, block: &Block) {
+        let kind = block.kind.as_deref().unwrap_or_default();
         if is_tool_call(kind) {
-            let name = block.get("name").and_then(Value::as_str).unwrap_or(kind);
+            let name = block.name.as_deref().unwrap_or(kind);
             self.tools_called.push(name.to_owned());
         }
     }
@@ -640,30 +487,30 @@ impl StreamParser for Messages {
         if event.name == b"ping" {
             return Ok(Progress::default());
         }
-        let v = json(event.data)?;
-        let kind = v.get("type").and_then(Value::as_str).unwrap_or_default();
+        let (v, tree) = json::parse::<Event>(event.data, self.capture.is_some())?;
         let mut progress = Progress::default();
-        match kind {
+        match v.kind.as_deref().unwrap_or_default() {
             "message_start" => {
-                if let Some(m) = v.get("message") {
+                if let Some(m) = &v.message {
                     self.on_message(m);
                 }
             }
             "content_block_start" => {
-                if let Some(block) = v.get("content_block") {
+                if let Some(block) = &v.content_block {
                     self.on_block(block);
-                    if let Some(output) = &mut self.capture {
-                        output.start(block);
-                    }
+                }
+                let block = tree.as_ref().and_then(|t| t.get("content_block"));
+                if let (Some(output), Some(block)) = (&mut self.capture, block) {
+                    output.start(block);
                 }
             }
             "content_block_delta" => {
-                let delta = v.get("delta");
-                let kind = delta.and_then(|d| d.get("type")).and_then(Value::as_str);
+                let kind = v.delta.as_ref().and_then(|d| d.kind.as_deref());
                 progress.delta = matches!(
                     kind,
                     Some("text_delta" | "thinking_delta" | "input_json_delta")
                 );
+                let delta = tree.as_ref().and_then(|t| t.get("delta"));
                 if let (Some(output), Some(delta)) = (&mut self.capture, delta) {
                     let text = ["text", "thinking", "partial_json"]
                         .iter()
@@ -674,15 +521,18 @@ impl StreamParser for Messages {
                 }
             }
             "message_delta" => {
-                if let Some(delta) = v.get("delta") {
+                if let Some(delta) = &v.delta {
                     self.on_message(delta);
                 }
-                if let Some(usage) = v.get("usage") {
+                if let Some(usage) = &v.usage {
                     self.usage.merge(usage);
                 }
             }
             "message_stop" => self.complete = true,
-            "error" => self.error_type = error_type(&v).or_else(|| Some("error".to_owned())),
+            "error" => {
+                let error_type = v.error.and_then(|e| e.kind);
+                self.error_type = error_type.or_else(|| Some("error".to_owned()));
+            }
             _ => {}
         }
         Ok(progress)
@@ -715,113 +565,4 @@ impl StreamParser for Messages {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn feed(parser: &mut dyn StreamParser, name: &str, data: &str) -> Progress {
-        let event = sse::Event {
-            name: name.as_bytes(),
-            data: data.as_bytes(),
-        };
-        parser.on_event(&event).expect("valid event")
-    }
-
-    #[test]
-    fn stream_usage_is_normalized_and_final() {
-        let mut p = stream_parser(Operation::Chat, None);
-        feed(
-            p.as_mut(),
-            "message_start",
-            r#"{"type":"message_start","message":{"id":"msg_1","model":"claude-opus-4-8","usage":{"input_tokens":3,"cache_read_input_tokens":100,"cache_creation_input_tokens":50,"cache_creation":{"ephemeral_5m_input_tokens":20,"ephemeral_1h_input_tokens":30},"output_tokens":1}}}"#,
-        );
-        let first = feed(
-            p.as_mut(),
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}"#,
-        );
-        assert!(first.delta);
-        feed(
-            p.as_mut(),
-            "message_delta",
-            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":42}}"#,
-        );
-        assert!(!p.terminal());
-        feed(p.as_mut(), "message_stop", r#"{"type":"message_stop"}"#);
-        let facts = p.facts();
-        assert!(facts.complete && p.terminal());
-        assert_eq!(facts.finish_reasons, ["end_turn"]);
-        assert_eq!(
-            facts.usage,
-            Usage {
-                input: Some(153),
-                output: Some(42),
-                cache_read: Some(100),
-                cache_write_5m: Some(20),
-                cache_write_1h: Some(30),
-                reasoning: None,
-            }
-        );
-    }
-
-    #[test]
-    fn session_comes_from_claude_code_user_ids() {
-        let legacy = "user_9f8e_account_1c2d3e4f-0000-4000-8000-000000000001_session_7a6b5c4d-0000-4000-8000-000000000002";
-        assert_eq!(
-            session_from_user_id(legacy).as_deref(),
-            Some("7a6b5c4d-0000-4000-8000-000000000002")
-        );
-        let json = r#"{"device_id":"d","account_uuid":"a","session_id":"s-123"}"#;
-        assert_eq!(session_from_user_id(json).as_deref(), Some("s-123"));
-        assert_eq!(session_from_user_id("user_abc"), None);
-    }
-
-    #[test]
-    fn cache_creation_without_split_counts_as_5m() {
-        let mut raw = RawUsage::default();
-        raw.merge(&serde_json::json!({"input_tokens": 1, "cache_creation_input_tokens": 9}));
-        let usage = raw.normalize().0;
-        assert_eq!(
-            (usage.input, usage.cache_write_5m, usage.cache_write_1h),
-            (Some(10), Some(9), Some(0))
-        );
-        assert_eq!(usage.cache_read, None);
-    }
-
-    #[test]
-    fn error_bodies_give_their_type_even_when_not_json() {
-        let body = br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#;
-        let facts = parse_response(Operation::Chat, 429, body, false).expect("error body");
-        assert_eq!(facts.error_type.as_deref(), Some("rate_limit_error"));
-        assert!(!facts.complete);
-        let html =
-            parse_response(Operation::Chat, 502, b"<html>bad gateway</html>", false).expect("html");
-        assert_eq!(html.error_type, None);
-        assert_eq!(
-            parse_response(Operation::Chat, 200, b"{", false),
-            Err(ParseError::InvalidJson)
-        );
-    }
-
-    #[test]
-    fn a_10_mb_body_of_small_values_gives_its_facts_and_capped_content() {
-        let zeros = ["0"].repeat(1_000_000).join(",");
-        let messages = [r#"{"role":"user","content":"a"}"#]
-            .repeat(250_000)
-            .join(",");
-        let body = format!(
-            r#"{{"system":[{zeros}],"messages":[{messages}],"tools":[{zeros},{{"name":"Bash"}}],"model":"claude-opus-4-8","stream":true,"metadata":{{"user_id":"user_1_account_2_session_s-9"}}}}"#
-        );
-        assert!(body.len() > 10 << 20);
-        let r =
-            parse_request(Operation::Chat, "/v1/messages", body.as_bytes(), None).expect("request");
-        assert_eq!(r.messages, 250_000);
-        assert_eq!(r.tools_offered, ["Bash"]);
-        assert_eq!(r.model.as_deref(), Some("claude-opus-4-8"));
-        assert_eq!(r.conversation_id.as_deref(), Some("s-9"));
-        assert_eq!((r.stream, r.system_chars, &r.content), (true, 0, &None));
-        let max = 16 << 10;
-        let captured = parse_request(Operation::Chat, "/v1/messages", body.as_bytes(), Some(max))
-            .expect("request");
-        crate::dialects::tests::assert_capped(&r, &captured, max);
-    }
-}
+mod tests;

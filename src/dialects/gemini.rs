@@ -8,24 +8,33 @@
 //! included) + toolUsePromptTokenCount, output = candidatesTokenCount + thoughtsTokenCount,
 //! reasoning = thoughtsTokenCount. The model comes from the path (the API key may be in the
 //! query string, which is never looked at beyond routing).
+//!
+//! This file reads responses (chunks, array elements and bodies) with the typed structs of
+//! [`super::json`]; requests are read in `gemini/request.rs`.
 
-use serde::de::{MapAccess, SeqAccess};
+use serde::{
+    Deserialize,
+    de::{IgnoredAny, MapAccess, SeqAccess, Visitor},
+};
 use serde_json::Value;
 
-use super::lenient::{
-    self, F64, Field, PartsChars, Shape, Skip, Tail, Text, U64, captured, elements, next_key, skip,
-    value,
-};
 use super::{
-    Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
-    ResponseFacts, StreamParser, Target, Usage, json, sse,
+    Dialect, Framing, Operation, ParseError, Progress, Provider, ResponseFacts, StreamParser,
+    Target, Usage,
+    content::{CaptureBudget, OutputMessage, Part, to_value},
+    error_response_with,
+    json::{self, NonEmpty, Object},
+    lenient::{Read, Shape, Skip, U64},
+    sse,
 };
+
+mod request;
 
 pub const GENERATE_CONTENT: Dialect = Dialect {
     name: "gemini",
     provider: Provider::GcpGemini,
     detect,
-    parse_request,
+    parse_request: request::parse_request,
     parse_response,
     stream_parser,
     max_event: 4 << 20,
@@ -35,7 +44,7 @@ pub const CODE_ASSIST: Dialect = Dialect {
     name: "gemini_code_assist",
     provider: Provider::GcpGemini,
     detect: detect_code_assist,
-    parse_request,
+    parse_request: request::parse_request,
     parse_response,
     stream_parser,
     max_event: 4 << 20,
@@ -84,369 +93,33 @@ pub fn model_from_path(path: &str) -> Option<&str> {
     split_path(path).map(|(model, _)| model)
 }
 
-/// Code Assist wraps requests in `{"request": …}` and responses in `{"response": …}`.
-fn unwrap<'a>(v: &'a Value, key: &str) -> &'a Value {
-    v.get(key).filter(|inner| inner.is_object()).unwrap_or(v)
-}
-
-fn parts_text(parts: Option<&Value>) -> String {
-    parts
-        .and_then(Value::as_array)
-        .map(|p| {
-            p.iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn parse_request(
-    _op: Operation,
-    path: &str,
-    body: &[u8],
-    capture: Option<usize>,
-) -> Result<RequestFacts, ParseError> {
-    let outer = lenient::parse(body, Body { capture })?;
-    // Code Assist wraps the request: when `request` is an object its fields count, else the
-    // body's (as `unwrap` does for responses).
-    let outer_session = outer.level.session_id.clone();
-    let v = outer.request.unwrap_or(outer.level);
-    let (system_chars, system_text) = v.system.or(v.system_snake).unwrap_or_default();
-    let (max_tokens, temperature) = v.config.or(v.config_snake).unwrap_or_default();
-    Ok(RequestFacts {
-        // The API names the model in the path; Code Assist in the wrapper.
-        model: model_from_path(path).map(str::to_owned).or(outer.model),
-        stream: path.ends_with(":streamGenerateContent"),
-        max_tokens,
-        temperature,
-        tools_offered: v.tools.names,
-        system_chars,
-        messages: v.contents.count,
-        cache_ttl: None,
-        conversation_id: outer_session
-            .or(v.session_id)
-            .flatten()
-            .filter(|s| !s.is_empty() && s.len() <= 128),
-        content: capture.map(|_| RequestContent {
-            system: if system_text.is_empty() {
-                Vec::new()
-            } else {
-                vec![serde_json::json!({"type": "text", "content": system_text})]
-            },
-            input: v.contents.input.into_vec(),
-            tools: v.tools.definitions.into_vec(),
-        }),
-    })
-}
-
-/// The request body: the fields of a request, plus Code Assist's wrapper.
-#[derive(Debug, Default)]
-struct Outer {
-    level: Level,
-    /// `request`, when it is an object.
-    request: Option<Level>,
-    model: Option<String>,
-}
-
-/// What llmtap reads of a generateContent request (the body, or Code Assist's `request`).
-/// Fields with two spellings, or that fall back when absent, remember their presence.
-#[derive(Debug, Default)]
-struct Level {
-    /// Characters of `systemInstruction.parts[].text`, and that text with capture.
-    system: Option<(u64, String)>,
-    system_snake: Option<(u64, String)>,
-    contents: Contents,
-    tools: Tools,
-    /// `maxOutputTokens` and `temperature` of `generationConfig`.
-    config: Option<(Option<u64>, Option<f64>)>,
-    config_snake: Option<(Option<u64>, Option<f64>)>,
-    session_id: Option<Option<String>>,
-}
-
-impl Level {
-    /// Reads the value of `key` if it is a request field, else skips it.
-    fn read<'de, A: MapAccess<'de>>(
-        &mut self,
-        key: Option<&str>,
-        map: &mut A,
-        capture: Option<usize>,
-    ) -> Result<(), A::Error> {
-        let system = |map: &mut A| -> Result<(u64, String), A::Error> {
-            let chars = Field("parts", PartsChars);
-            if capture.is_some() {
-                let (n, v) = captured(map, chars)?;
-                Ok((n.unwrap_or(0), parts_text(v.get("parts"))))
-            } else {
-                Ok((value(map, chars)?.unwrap_or(0), String::new()))
-            }
-        };
-        match key {
-            Some("systemInstruction") => self.system = Some(system(map)?),
-            Some("system_instruction") => self.system_snake = Some(system(map)?),
-            Some("contents") => self.contents = value(map, ContentsShape { capture })?,
-            Some("tools") => self.tools = value(map, ToolsShape { capture })?,
-            Some("generationConfig") => self.config = Some(value(map, ConfigShape)?),
-            Some("generation_config") => self.config_snake = Some(value(map, ConfigShape)?),
-            Some("session_id") => self.session_id = Some(value(map, Text)?),
-            _ => skip(map)?,
+/// One Gemini part as a GenAI message part (API reference: `Part`): a function call or
+/// response, a thought, text, else its kind (its first key: `inlineData`, `executableCode`, …).
+fn part(p: &Value) -> Part<'_> {
+    if let Some(call) = p.get("functionCall") {
+        Part::ToolCall {
+            id: call.get("id").into(),
+            name: call.get("name").into(),
+            arguments: call.get("args").into(),
         }
-        Ok(())
-    }
-}
-
-/// The request body: an object, else empty facts. `capture`: the content cap.
-#[derive(Debug, Clone, Copy)]
-struct Body {
-    capture: Option<usize>,
-}
-
-impl Shape for Body {
-    type Out = Outer;
-
-    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Outer, A::Error> {
-        let Body { capture } = self;
-        let mut outer = Outer::default();
-        while let Some(key) = next_key(&mut map)? {
-            match key.name() {
-                Some("request") => outer.request = value(&mut map, RequestShape { capture })?,
-                Some("model") => outer.model = value(&mut map, Text)?,
-                name => outer.level.read(name, &mut map, capture)?,
-            }
+    } else if let Some(resp) = p.get("functionResponse") {
+        Part::ToolCallResponse {
+            id: resp.get("id").into(),
+            response: resp.get("response").into(),
         }
-        Ok(outer)
-    }
-}
-
-/// Code Assist's `request`: `Some` only for an object.
-#[derive(Debug, Clone, Copy)]
-struct RequestShape {
-    capture: Option<usize>,
-}
-
-impl Shape for RequestShape {
-    type Out = Option<Level>;
-
-    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Level>, A::Error> {
-        let mut level = Level::default();
-        while let Some(key) = next_key(&mut map)? {
-            level.read(key.name(), &mut map, self.capture)?;
+    } else if p.get("thought").and_then(Value::as_bool) == Some(true) {
+        Part::Reasoning {
+            content: p.get("text").into(),
         }
-        Ok(Some(level))
-    }
-}
-
-/// `contents`: counted; converted only with capture.
-#[derive(Debug, Default)]
-struct Contents {
-    count: u64,
-    input: Tail,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ContentsShape {
-    capture: Option<usize>,
-}
-
-impl Shape for ContentsShape {
-    type Out = Contents;
-
-    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Contents, A::Error> {
-        let mut input = Tail::new(self.capture.unwrap_or(0));
-        let count = elements(seq, Skip, self.capture.is_some(), |(), c| {
-            input.extend(c.as_ref().map(input_message));
-        })?;
-        Ok(Contents { count, input })
-    }
-}
-
-/// `tools[].functionDeclarations`: names; definitions only with capture.
-#[derive(Debug, Default)]
-struct Tools {
-    names: Vec<String>,
-    definitions: Tail,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ToolsShape {
-    capture: Option<usize>,
-}
-
-impl Shape for ToolsShape {
-    type Out = Tools;
-
-    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Tools, A::Error> {
-        let mut tools = Tools {
-            names: Vec::new(),
-            definitions: Tail::new(self.capture.unwrap_or(0)),
-        };
-        let capture = self.capture.is_some();
-        elements(seq, DeclarationNames, capture, |names, t| {
-            tools.names.extend(names);
-            if let Some(t) = t {
-                let declarations = t
-                    .get("functionDeclarations")
-                    .or_else(|| t.get("function_declarations"))
-                    .and_then(Value::as_array);
-                tools
-                    .definitions
-                    .extend(declarations.into_iter().flatten().map(tool_definition));
-            }
-        })?;
-        Ok(tools)
-    }
-}
-
-/// Names of one tool's function declarations (either spelling; the camelCase key wins when
-/// present).
-#[derive(Debug, Clone, Copy)]
-struct DeclarationNames;
-
-impl Shape for DeclarationNames {
-    type Out = Vec<String>;
-
-    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
-        let (mut camel, mut snake, mut builtin) = (None, None, Vec::new());
-        while let Some(key) = next_key(&mut map)? {
-            match key.name() {
-                Some("functionDeclarations") => camel = Some(value(&mut map, Names)?),
-                Some("function_declarations") => snake = Some(value(&mut map, Names)?),
-                // A built-in tool (`googleSearch`, `codeExecution`, `urlContext`, …) is
-                // offered under its key, in snake case.
-                Some(other) => {
-                    builtin.push(snake_case(other));
-                    skip(&mut map)?;
-                }
-                None => skip(&mut map)?,
-            }
+    } else if let Some(text) = p.get("text") {
+        Part::Text {
+            content: text.into(),
         }
-        let mut names = camel.or(snake).unwrap_or_default();
-        names.extend(builtin);
-        Ok(names)
-    }
-}
-
-/// `googleSearch` → `google_search` (the REST API's camelCase keys are the protos' snake case).
-fn snake_case(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() + 4);
-    for c in key.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
+    } else {
+        let kind = p.as_object().and_then(|o| o.keys().next());
+        Part::Other {
+            kind: kind.map_or("unknown", String::as_str).into(),
         }
-    }
-    out
-}
-
-/// The `name` of every object in an array.
-#[derive(Debug, Clone, Copy)]
-struct Names;
-
-impl Shape for Names {
-    type Out = Vec<String>;
-
-    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<String>, A::Error> {
-        let mut names = Vec::new();
-        elements(seq, Field("name", Text), false, |name, _| {
-            names.extend(name.flatten());
-        })?;
-        Ok(names)
-    }
-}
-
-/// `generationConfig`: `maxOutputTokens` and `temperature`.
-#[derive(Debug, Clone, Copy)]
-struct ConfigShape;
-
-impl Shape for ConfigShape {
-    type Out = (Option<u64>, Option<f64>);
-
-    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
-        let (mut max_tokens, mut temperature) = (None, None);
-        while let Some(key) = next_key(&mut map)? {
-            match key.name() {
-                Some("maxOutputTokens") => max_tokens = value(&mut map, U64)?,
-                Some("temperature") => temperature = value(&mut map, F64)?,
-                _ => skip(&mut map)?,
-            }
-        }
-        Ok((max_tokens, temperature))
-    }
-}
-
-/// One content as a GenAI input message.
-fn input_message(c: &Value) -> Value {
-    let role = match c.get("role").and_then(Value::as_str) {
-        Some("model") => "assistant",
-        Some(other) => other,
-        None => "user",
-    };
-    serde_json::json!({"role": role, "parts": message_parts(c.get("parts"))})
-}
-
-/// One function declaration as a GenAI tool definition.
-fn tool_definition(d: &Value) -> Value {
-    serde_json::json!({
-        "type": "function",
-        "name": d.get("name"),
-        "description": d.get("description"),
-        "parameters": d.get("parameters").or_else(|| d.get("parametersJsonSchema")),
-    })
-}
-
-/// Gemini parts as GenAI message parts.
-fn message_parts(parts: Option<&Value>) -> Vec<Value> {
-    parts
-        .and_then(Value::as_array)
-        .map(|parts| {
-            parts
-                .iter()
-                .map(|p| {
-                    if let Some(call) = p.get("functionCall") {
-                        serde_json::json!({"type": "tool_call", "id": call.get("id"), "name": call.get("name"), "arguments": call.get("args")})
-                    } else if let Some(resp) = p.get("functionResponse") {
-                        serde_json::json!({"type": "tool_call_response", "id": resp.get("id"), "response": resp.get("response")})
-                    } else if p.get("thought").and_then(Value::as_bool) == Some(true) {
-                        serde_json::json!({"type": "reasoning", "content": p.get("text")})
-                    } else if let Some(text) = p.get("text") {
-                        serde_json::json!({"type": "text", "content": text})
-                    } else {
-                        serde_json::json!({"type": p.as_object().and_then(|o| o.keys().next()).map_or("unknown", |k| k.as_str())})
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The HTTP status of an error object (`error.code`, which Google's JSON errors set to the
-/// HTTP status).
-fn error_status(v: &Value) -> Option<u16> {
-    let code = v.get("error")?.get("code")?.as_u64()?;
-    u16::try_from(code).ok().filter(|c| (100..600).contains(c))
-}
-
-fn error_type(v: &Value) -> Option<String> {
-    let e = v.get("error")?;
-    e.get("status")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or_else(|| e.get("code").map(|c| c.to_string()))
-}
-
-/// `usageMetadata` → usage. The API's JSON is proto3's, which leaves out a count that is
-/// zero: once `usageMetadata` is present, an omitted count is 0, not unknown.
-fn usage(u: &Value) -> Usage {
-    let n = |name: &str| u.get(name).and_then(Value::as_u64).unwrap_or(0);
-    let thoughts = n("thoughtsTokenCount");
-    Usage {
-        input: Some(n("promptTokenCount").saturating_add(n("toolUsePromptTokenCount"))),
-        output: Some(n("candidatesTokenCount").saturating_add(thoughts)),
-        cache_read: Some(n("cachedContentTokenCount")),
-        cache_write_5m: None,
-        cache_write_1h: None,
-        reasoning: Some(thoughts),
     }
 }
 
@@ -456,37 +129,226 @@ fn parse_response(
     body: &[u8],
     capture: bool,
 ) -> Result<ResponseFacts, ParseError> {
-    if !(200..300).contains(&status) {
-        let error_type = json(body).ok().as_ref().and_then(|v| {
-            // Errors of a streamed call can come as a one-element array.
-            let v = v.as_array().and_then(|a| a.first()).unwrap_or(v);
-            error_type(v)
-        });
-        return Ok(ResponseFacts {
-            error_type,
-            ..ResponseFacts::default()
-        });
+    // Errors of a streamed call can come as a one-element array.
+    if let Some(facts) = error_response_with(status, body, First, |c| c.error?.error_type()) {
+        return Ok(facts);
     }
-    let v = json(body)?;
+    let (v, tree) = json::parse::<Chunk>(body, capture)?;
     let mut state = Gemini {
-        capture: capture.then_some(usize::MAX),
+        capture: capture.then(CaptureBudget::unlimited),
         ..Gemini::default()
     };
-    state.on_chunk(&v);
+    state.on_chunk(v, tree.as_ref());
     Ok(state.facts())
 }
 
 fn stream_parser(_op: Operation, capture: Option<usize>) -> Box<dyn StreamParser> {
     Box::new(Gemini {
-        capture: capture.map(|c| c.saturating_add(1)),
+        capture: capture.map(CaptureBudget::new),
         ..Gemini::default()
     })
+}
+
+/// An error body's top level: an object, or an array whose first element is read (a streamed
+/// call's error); anything else the default.
+#[derive(Debug, Clone, Copy)]
+struct First;
+
+impl Shape for First {
+    type Out = Chunk;
+
+    fn object<'de, A: MapAccess<'de>>(self, map: A) -> Result<Chunk, A::Error> {
+        json::Whole::<Chunk>::new().object(map)
+    }
+
+    fn array<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Chunk, A::Error> {
+        let first = seq.next_element_seed(Read(json::Whole::<Chunk>::new()))?;
+        while seq.next_element_seed(Read(Skip))?.is_some() {}
+        Ok(first.unwrap_or_default())
+    }
+}
+
+/// One response object: a JSON body, an SSE chunk or an array element (API reference:
+/// `GenerateContentResponse`); Code Assist wraps it in `{"response": …}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Chunk {
+    /// Code Assist's wrapper: when an object, the response is it.
+    #[serde(deserialize_with = "json::lenient")]
+    response: Option<Box<Chunk>>,
+    #[serde(deserialize_with = "json::lenient")]
+    error: Option<WireError>,
+    #[serde(deserialize_with = "json::lenient")]
+    prompt_feedback: Option<PromptFeedback>,
+    #[serde(deserialize_with = "json::lenient")]
+    model_version: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    response_id: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    usage_metadata: Option<UsageMetadata>,
+    #[serde(deserialize_with = "json::lenient")]
+    candidates: Vec<WireCandidate>,
+}
+
+impl Object for Chunk {}
+
+/// An error object (Google's JSON errors: `code` is the HTTP status, `status` its name).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireError {
+    #[serde(deserialize_with = "json::lenient")]
+    status: Option<String>,
+    /// A number; of any type, its JSON text names the error when `status` does not.
+    #[serde(deserialize_with = "json::lenient")]
+    code: Option<Value>,
+}
+
+impl Object for WireError {}
+
+impl WireError {
+    /// `status` (`RESOURCE_EXHAUSTED`), else `code` as JSON text.
+    fn error_type(&self) -> Option<String> {
+        self.status
+            .clone()
+            .or_else(|| self.code.as_ref().map(Value::to_string))
+    }
+
+    /// The HTTP status `code` stands for.
+    fn status(&self) -> Option<u16> {
+        let code = self.code.as_ref()?.as_u64()?;
+        u16::try_from(code).ok().filter(|c| (100..600).contains(c))
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct PromptFeedback {
+    #[serde(deserialize_with = "json::lenient")]
+    block_reason: Option<String>,
+}
+
+impl Object for PromptFeedback {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WireCandidate {
+    #[serde(deserialize_with = "json::lenient")]
+    index: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    finish_reason: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    content: Option<Content>,
+}
+
+impl Object for WireCandidate {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Content {
+    #[serde(deserialize_with = "json::lenient")]
+    parts: Vec<WirePart>,
+}
+
+impl Object for Content {}
+
+/// What a part says of the call: a non-empty text, a function call's name, code the model
+/// runs (the built-in code execution tool).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WirePart {
+    #[serde(deserialize_with = "json::lenient")]
+    text: NonEmpty,
+    #[serde(deserialize_with = "json::lenient")]
+    function_call: Option<Named>,
+    #[serde(deserialize_with = "json::lenient")]
+    executable_code: Option<IgnoredAny>,
+}
+
+impl Object for WirePart {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Named {
+    #[serde(deserialize_with = "json::lenient")]
+    name: Option<String>,
+}
+
+impl Object for Named {}
+
+/// `usageMetadata` with at least one count (a key ending in `TokenCount`, whatever its value):
+/// Code Assist sends `{"trafficType":…}` alone on early chunks, which says nothing and must not
+/// read as zeros. The rule is on keys, which a derived struct does not see, so this one is
+/// read by hand.
+#[derive(Debug, Default)]
+struct UsageMetadata {
+    prompt: Option<u64>,
+    candidates: Option<u64>,
+    cached: Option<u64>,
+    thoughts: Option<u64>,
+    tool_use_prompt: Option<u64>,
+    has_counts: bool,
+}
+
+impl<'de> Deserialize<'de> for UsageMetadata {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        de.deserialize_map(UsageVisitor)
+    }
+}
+
+struct UsageVisitor;
+
+impl<'de> Visitor<'de> for UsageVisitor {
+    type Value = UsageMetadata;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("usageMetadata")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UsageMetadata, A::Error> {
+        let mut u = UsageMetadata::default();
+        while let Some(key) = map.next_key::<String>()? {
+            u.has_counts |= key.ends_with("TokenCount");
+            let slot = match key.as_str() {
+                "promptTokenCount" => &mut u.prompt,
+                "candidatesTokenCount" => &mut u.candidates,
+                "cachedContentTokenCount" => &mut u.cached,
+                "thoughtsTokenCount" => &mut u.thoughts,
+                "toolUsePromptTokenCount" => &mut u.tool_use_prompt,
+                _ => {
+                    map.next_value_seed(Read(Skip))?;
+                    continue;
+                }
+            };
+            *slot = map.next_value_seed(Read(U64))?;
+        }
+        Ok(u)
+    }
+}
+
+impl Object for UsageMetadata {}
+
+impl UsageMetadata {
+    /// The usage. The API's JSON is proto3's, which leaves out a count that is zero: once
+    /// `usageMetadata` has a count, an omitted one is 0, not unknown.
+    fn usage(&self) -> Usage {
+        let n = |count: Option<u64>| count.unwrap_or(0);
+        let thoughts = n(self.thoughts);
+        Usage {
+            input: Some(n(self.prompt).saturating_add(n(self.tool_use_prompt))),
+            output: Some(n(self.candidates).saturating_add(thoughts)),
+            cache_read: Some(n(self.cached)),
+            cache_write_5m: None,
+            cache_write_1h: None,
+            reasoning: Some(thoughts),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Candidate {
     finish: Option<String>,
-    parts: Vec<Value>,
+    /// Captured parts, as they came.
+    parts: Vec<Part<'static>>,
 }
 
 #[derive(Debug, Default)]
@@ -500,94 +362,69 @@ struct Gemini {
     error_status: Option<u16>,
     /// `promptFeedback.blockReason`: the prompt was refused; the answer is complete.
     block_reason: Option<String>,
-    /// Byte budget for captured output; `None` when content is not captured.
-    capture: Option<usize>,
+    /// What captured content may still take; `None` when content is not captured.
+    capture: Option<CaptureBudget>,
 }
 
 impl Gemini {
-    /// One response object (a JSON body, an SSE chunk or an array element). Returns whether
-    /// it carried generated content.
-    fn on_chunk(&mut self, outer: &Value) -> bool {
-        let v = unwrap(outer, "response");
-        if let Some(e) = error_type(v) {
-            self.error_type = Some(e);
-            self.error_status = error_status(v);
+    /// One response object (a JSON body, an SSE chunk or an array element), with its tree when
+    /// content is captured. Returns whether it carried generated content.
+    fn on_chunk(&mut self, outer: Chunk, tree: Option<&Value>) -> bool {
+        // Code Assist wraps the response: when `response` is an object, it is the response.
+        let (v, tree) = match outer.response {
+            Some(inner) => (*inner, tree.and_then(|t| t.get("response"))),
+            None => (outer, tree),
+        };
+        if let Some(e) = &v.error
+            && let Some(error_type) = e.error_type()
+        {
+            self.error_type = Some(error_type);
+            self.error_status = e.status();
             return false;
         }
         // A blocked prompt is a whole answer: one chunk, no candidates, the reason why.
-        if let Some(reason) = v
-            .get("promptFeedback")
-            .and_then(|f| f.get("blockReason"))
-            .and_then(Value::as_str)
-        {
-            self.block_reason = Some(reason.to_owned());
+        if let Some(reason) = v.prompt_feedback.and_then(|f| f.block_reason) {
+            self.block_reason = Some(reason);
         }
-        if let Some(model) = v.get("modelVersion").and_then(Value::as_str) {
-            self.model = Some(model.to_owned());
+        if let Some(model) = v.model_version {
+            self.model = Some(model);
         }
-        if let Some(id) = v.get("responseId").and_then(Value::as_str) {
-            self.id = Some(id.to_owned());
+        if let Some(id) = v.response_id {
+            self.id = Some(id);
         }
-        // A `usageMetadata` with no count at all (Code Assist sends `{"trafficType":…}`
-        // alone on early chunks) says nothing: it must not read as zeros.
-        if let Some(u) = v.get("usageMetadata").filter(|u| {
-            u.as_object()
-                .is_some_and(|m| m.keys().any(|k| k.ends_with("TokenCount")))
-        }) {
-            self.usage = Some(usage(u));
+        if let Some(u) = v.usage_metadata.filter(|u| u.has_counts) {
+            self.usage = Some(u.usage());
         }
         let mut generated = false;
-        for c in v
-            .get("candidates")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            let index = c.get("index").and_then(Value::as_u64).unwrap_or(0).min(63) as usize;
+        let raw = tree.map(|t| json::array(t, "candidates"));
+        for (at, c) in v.candidates.iter().enumerate() {
+            let index = c.index.unwrap_or(0).min(63) as usize;
             if self.candidates.len() <= index {
                 self.candidates.resize_with(index + 1, Candidate::default);
             }
             let slot = &mut self.candidates[index];
-            if let Some(reason) = c.get("finishReason").and_then(Value::as_str) {
-                slot.finish = Some(reason.to_owned());
+            if let Some(reason) = &c.finish_reason {
+                slot.finish = Some(reason.clone());
             }
-            let parts = c.get("content").and_then(|c| c.get("parts"));
-            for p in parts
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-            {
-                if let Some(name) = p
-                    .get("functionCall")
-                    .and_then(|f| f.get("name"))
-                    .and_then(Value::as_str)
-                {
-                    self.tools_called.push(name.to_owned());
+            for p in c.content.iter().flat_map(|c| &c.parts) {
+                if let Some(name) = p.function_call.as_ref().and_then(|f| f.name.as_ref()) {
+                    self.tools_called.push(name.clone());
                     generated = true;
                 }
                 // Code the model runs with the built-in code execution tool.
-                if p.get("executableCode").is_some_and(Value::is_object) {
+                if p.executable_code.is_some() {
                     self.tools_called.push("code_execution".to_owned());
                     generated = true;
                 }
-                if p.get("text")
-                    .and_then(Value::as_str)
-                    .is_some_and(|t| !t.is_empty())
-                {
+                if p.text.0 {
                     generated = true;
                 }
             }
             if let Some(budget) = &mut self.capture {
-                for part in message_parts(parts) {
-                    let size = part.to_string().len();
-                    if size > *budget {
-                        *budget = 0;
-                        slot.parts.push(serde_json::json!({"type": "truncated"}));
-                        break;
-                    }
-                    *budget -= size;
-                    slot.parts.push(part);
-                }
+                let raw = raw.and_then(|r| r.get(at)?.get("content")?.get("parts"));
+                let parts = raw.and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+                let kept = parts.iter().map(part).map_while(|p| budget.admit(p));
+                slot.parts.extend(kept.map(Part::into_owned));
             }
         }
         generated
@@ -596,9 +433,9 @@ impl Gemini {
 
 impl StreamParser for Gemini {
     fn on_event(&mut self, event: &sse::Event<'_>) -> Result<Progress, ParseError> {
-        let v = json(event.data)?;
+        let (v, tree) = json::parse::<Chunk>(event.data, self.capture.is_some())?;
         Ok(Progress {
-            delta: self.on_chunk(&v),
+            delta: self.on_chunk(v, tree.as_ref()),
         })
     }
 
@@ -620,10 +457,13 @@ impl StreamParser for Gemini {
             complete: self.terminal() && self.error_type.is_none(),
             service_tier: None,
             cache_write_unsplit: 0,
-            output: self.capture.map(|_| {
+            output: self.capture.as_ref().map(|_| {
                 self.candidates
                     .iter()
-                    .map(|c| serde_json::json!({"role": "assistant", "parts": c.parts, "finish_reason": c.finish}))
+                    .map(|c| {
+                        let parts = c.parts.iter().map(Part::reborrow).collect();
+                        to_value(OutputMessage::assistant(parts, c.finish.as_deref()))
+                    })
                     .collect()
             }),
         }
@@ -637,102 +477,4 @@ impl StreamParser for Gemini {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_name_the_model_and_the_framing() {
-        assert_eq!(
-            model_from_path("/v1beta/models/gemini-2.5-flash:streamGenerateContent"),
-            Some("gemini-2.5-flash")
-        );
-        assert_eq!(
-            model_from_path("/v1/models/gemini-2.5-pro:generateContent"),
-            Some("gemini-2.5-pro")
-        );
-        assert_eq!(model_from_path("/v1internal:generateContent"), None);
-        assert_eq!(model_from_path("/upload/v1beta/files"), None);
-        assert_eq!(
-            framing("streamGenerateContent", Some("key=x&alt=sse")).map(|f| f.1),
-            Some(Framing::Json)
-        );
-        assert_eq!(
-            framing("streamGenerateContent", Some("key=x")).map(|f| f.1),
-            Some(Framing::JsonArray)
-        );
-        assert_eq!(framing("countTokens", None), None);
-    }
-
-    #[test]
-    fn usage_adds_tool_prompt_and_thoughts() {
-        let u = usage(&serde_json::json!({
-            "promptTokenCount": 100, "cachedContentTokenCount": 60, "candidatesTokenCount": 20,
-            "thoughtsTokenCount": 30, "toolUsePromptTokenCount": 5, "totalTokenCount": 155
-        }));
-        assert_eq!(
-            (u.input, u.cache_read, u.output, u.reasoning),
-            (Some(105), Some(60), Some(50), Some(30))
-        );
-    }
-
-    #[test]
-    fn code_assist_chunks_are_unwrapped() {
-        let mut p = stream_parser(Operation::GenerateContent, None);
-        let chunk = r#"{"response":{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"run_shell_command","args":{"command":"ls"}}}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":3},"modelVersion":"gemini-2.5-pro"}}"#;
-        let progress = p
-            .on_event(&sse::Event {
-                name: b"",
-                data: chunk.as_bytes(),
-            })
-            .expect("chunk");
-        assert!(progress.delta && p.terminal());
-        let f = p.facts();
-        assert_eq!(f.tools_called, ["run_shell_command"]);
-        assert_eq!(f.model.as_deref(), Some("gemini-2.5-pro"));
-        assert_eq!(f.finish_reasons, ["STOP"]);
-        let body = br#"{"model":"gemini-2.5-pro","project":"p","request":{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"systemInstruction":{"parts":[{"text":"abc"}]}}}"#;
-        let r = parse_request(
-            Operation::GenerateContent,
-            "/v1internal:streamGenerateContent",
-            body,
-            None,
-        )
-        .expect("request");
-        assert!(r.stream);
-        assert_eq!(
-            (r.model.as_deref(), r.messages, r.system_chars),
-            (Some("gemini-2.5-pro"), 1, 3)
-        );
-    }
-
-    #[test]
-    fn a_10_mb_body_of_small_values_gives_its_facts_and_capped_content() {
-        let zeros = ["0"].repeat(1_000_000).join(",");
-        let contents = [r#"{"role":"user","parts":[{"text":"a"}]}"#]
-            .repeat(200_000)
-            .join(",");
-        let body = format!(
-            r#"{{"model":"gemini-2.5-pro","request":{{"contents":[{contents}],"tools":[{zeros},{{"functionDeclarations":[{zeros},{{"name":"run_shell_command"}}]}}],"systemInstruction":{{"parts":[{zeros},{{"text":"abc"}}]}}}}}}"#
-        );
-        assert!(body.len() > 10 << 20);
-        let r = parse_request(
-            Operation::GenerateContent,
-            "/v1internal:streamGenerateContent",
-            body.as_bytes(),
-            None,
-        )
-        .expect("request");
-        assert_eq!((r.messages, r.system_chars), (200_000, 3));
-        assert_eq!(r.tools_offered, ["run_shell_command"]);
-        assert_eq!(r.model.as_deref(), Some("gemini-2.5-pro"));
-        let max = 16 << 10;
-        let captured = parse_request(
-            Operation::GenerateContent,
-            "/v1internal:streamGenerateContent",
-            body.as_bytes(),
-            Some(max),
-        )
-        .expect("request");
-        crate::dialects::tests::assert_capped(&r, &captured, max);
-    }
-}
+mod tests;

@@ -1,8 +1,9 @@
 //! Reading a request body for its facts without building a JSON tree of it.
 //!
-//! Owns: [`parse`] (bytes → facts, with the error kinds of [`crate::dialects::json`]), the
-//! [`Shape`] trait through which a dialect says what it reads of one JSON value, and the small
-//! shapes the dialects share. Does not own: what any field means (the dialect files).
+//! Owns: [`parse`] (bytes → facts, with the error kinds of [`super::json::tree`]), the
+//! [`Shape`] trait through which a dialect says what it reads of one JSON value, [`Read`] (a
+//! shape as a serde seed, which [`super::json`] builds its typed response reading on), and the
+//! small shapes the dialects share. Does not own: what any field means (the dialect files).
 //!
 //! A request body is client-controlled and up to 32 MiB; as a `serde_json::Value` tree a body
 //! of many small values (`[0,0,…]`, thousands of tiny messages) costs tens of bytes of heap per
@@ -33,7 +34,7 @@ use serde_json::{Number, Value};
 use crate::dialects::ParseError;
 
 /// Reads `body` with `shape`, telling invalid UTF-8 apart from invalid JSON (as
-/// [`crate::dialects::json`] does). The whole body is checked, trailing bytes included.
+/// [`super::json::tree`] does). The whole body is checked, trailing bytes included.
 pub(crate) fn parse<S: Shape>(body: &[u8], shape: S) -> Result<S::Out, ParseError> {
     let text = std::str::from_utf8(body).map_err(|_| ParseError::InvalidUtf8)?;
     parse_str(text, shape).map_err(|_| ParseError::InvalidJson)
@@ -64,6 +65,11 @@ pub(crate) trait Shape: Sized {
         Self::Out::default()
     }
 
+    /// `null` (the default gives what a missing value gives).
+    fn null(self) -> Self::Out {
+        Self::Out::default()
+    }
+
     fn array<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Out, A::Error> {
         while seq.next_element_seed(Read(Skip))?.is_some() {}
         Ok(Self::Out::default())
@@ -77,8 +83,9 @@ pub(crate) trait Shape: Sized {
     }
 }
 
-/// A [`Shape`] as a serde seed and visitor: accepts every JSON type.
-struct Read<S>(S);
+/// A [`Shape`] as a serde seed and visitor: accepts every JSON type, each read through
+/// `deserialize_any` (as strict as the `Value` parser).
+pub(crate) struct Read<S>(pub(crate) S);
 
 impl<'de, S: Shape> DeserializeSeed<'de> for Read<S> {
     type Value = S::Out;
@@ -117,11 +124,11 @@ impl<'de, S: Shape> Visitor<'de> for Read<S> {
     }
 
     fn visit_unit<E>(self) -> Result<S::Out, E> {
-        Ok(S::Out::default())
+        Ok(self.0.null())
     }
 
     fn visit_none<E>(self) -> Result<S::Out, E> {
-        Ok(S::Out::default())
+        Ok(self.0.null())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<S::Out, A::Error> {
@@ -442,7 +449,7 @@ impl Extend<Value> for Tail {
 }
 
 /// Bytes of `v` as compact JSON (what `Value::to_string` gives), counted without writing them.
-fn json_len(v: &Value) -> usize {
+pub(crate) fn json_len(v: &impl serde::Serialize) -> usize {
     struct Count(usize);
 
     impl io::Write for Count {
@@ -458,151 +465,8 @@ fn json_len(v: &Value) -> usize {
 
     let mut count = Count(0);
     serde_json::to_writer(&mut count, v)
-        .expect("a Value serializes into a writer that never fails");
+        .expect("JSON values under string keys serialize into a writer that never fails");
     count.0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_match_the_value_parser() {
-        let deep = |n: usize| format!("{{\"a\":{}0{}}}", "[".repeat(n), "]".repeat(n));
-        let cases = [
-            "{\"a\":1e400}".to_owned(),
-            "{\"a\":\"\\udc00\"}".to_owned(),
-            "{\"a\":\"\\ud800x\"}".to_owned(),
-            "{\"a\":1} x".to_owned(),
-            "{\"a\":01}".to_owned(),
-            "{\"a\":[1,]}".to_owned(),
-            "".to_owned(),
-            deep(126),
-            deep(127),
-            deep(200),
-        ];
-        for case in &cases {
-            let want = serde_json::from_str::<Value>(case).is_ok();
-            assert_eq!(parse_str(case, Skip).is_ok(), want, "{case:.40}");
-            let field = Field("a", Field("b", Text));
-            assert_eq!(parse_str(case, field).is_ok(), want, "{case:.40}");
-        }
-        assert_eq!(parse(b"{\"a\":\xff}", Skip), Err(ParseError::InvalidUtf8));
-    }
-
-    #[test]
-    fn fields_read_like_value_getters() {
-        let read = |text: &str| parse_str(text, Field("k", Text)).expect("valid json");
-        assert_eq!(read(r#"{"k":"a","k":"b"}"#), Some(Some("b".to_owned())));
-        assert_eq!(
-            read(r#"{"k":"a","k":1}"#),
-            Some(None),
-            "last occurrence wins"
-        );
-        assert_eq!(read(r#"{"\u006b":"esc"}"#), Some(Some("esc".to_owned())));
-        assert_eq!(read(r#"{"other":"a"}"#), None);
-        assert_eq!(read(r#"["k","a"]"#), None);
-        let long = format!(r#"{{"{}":"a"}}"#, "k".repeat(40));
-        assert_eq!(read(&long), None);
-        assert_eq!(parse_str("-1", U64).expect("json"), None);
-        assert_eq!(parse_str("5.0", U64).expect("json"), None);
-        assert_eq!(parse_str("-1", F64).expect("json"), Some(-1.0));
-    }
-
-    /// xorshift64*: a fixed sequence, so a failure replays.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n.max(1)
-        }
-
-        /// A message-like item of 1 to a few hundred JSON bytes, with characters that JSON
-        /// escapes or spells in several bytes.
-        fn item(&mut self) -> Value {
-            let text: String = (0..self.below(120))
-                .map(|_| ['a', 'é', '"', '\n', '\u{1}', '😀'][self.below(6)])
-                .collect();
-            match self.below(4) {
-                0 => Value::from(self.below(1000)),
-                1 => Value::String(text),
-                2 => {
-                    serde_json::json!({"role": "user", "parts": [{"type": "text", "content": text}]})
-                }
-                _ => serde_json::json!([text, [self.below(9)], {"k": null}]),
-            }
-        }
-    }
-
-    fn tail_of(max: usize, items: &[Value]) -> Tail {
-        let mut tail = Tail::new(max);
-        tail.extend(items.iter().cloned());
-        tail
-    }
-
-    #[test]
-    fn a_tail_exports_what_fit_exports_from_every_item() {
-        use crate::telemetry::spans::fit;
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        for case in 0..3000 {
-            let items: Vec<Value> = (0..rng.below(40)).map(|_| rng.item()).collect();
-            let max = match rng.below(3) {
-                0 => rng.below(40),
-                1 => rng.below(600),
-                _ => rng.below(6000),
-            };
-            let tail = tail_of(max, &items);
-            let kept = tail.items.len();
-            assert!(
-                kept <= 1 || 2 + tail.total - tail.items[0].1 + kept - 2 <= max,
-                "case {case}: the items after the front one fit"
-            );
-            let tail = tail.into_vec();
-            assert_eq!(
-                tail[..],
-                items[items.len() - kept..],
-                "case {case}: a suffix"
-            );
-            assert_eq!(fit(&tail, max), fit(&items, max), "case {case}: max {max}");
-
-            let split = rng.below(items.len() + 1);
-            let (a, b) = items.split_at(split);
-            let mut appended = tail_of(max, a);
-            appended.append(tail_of(max, b));
-            let appended = appended.into_vec();
-            assert_eq!(
-                fit(&appended, max),
-                fit(&items, max),
-                "case {case}: appended"
-            );
-        }
-    }
-
-    #[test]
-    fn a_tail_holds_about_its_cap_however_many_items_arrive() {
-        let mut tail = Tail::new(1000);
-        for i in 0..100_000 {
-            tail.push(serde_json::json!({"role": "user", "parts": [{"content": i}]}));
-        }
-        assert!(tail.items.len() < 40, "{}", tail.items.len());
-        assert!(tail.total < 2000, "{}", tail.total);
-        let mut lengths = tail
-            .items
-            .iter()
-            .map(|(v, len)| (v.to_string().len(), *len));
-        assert!(lengths.all(|(real, counted)| real == counted));
-        let huge = Value::String("x".repeat(5000));
-        tail.push(huge.clone());
-        assert_eq!(
-            tail.into_vec().last(),
-            Some(&huge),
-            "the last item is kept whole"
-        );
-        assert_eq!(Tail::new(0).into_vec(), Vec::<Value>::new());
-    }
 }
 
 /// The TTL of the last `cache_control` breakpoint anywhere inside a value (Anthropic prompt
@@ -658,3 +522,6 @@ impl Shape for CacheControl {
         Ok(Some(ttl.unwrap_or_else(|| "5m".to_owned())))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,24 +6,29 @@
 //! missing, never as zero, and llmtap never rewrites the request to ask for it.
 //! `prompt_tokens` already includes `prompt_tokens_details.cached_tokens`;
 //! `completion_tokens` includes `completion_tokens_details.reasoning_tokens`.
+//!
+//! This file reads responses (chunks and bodies) with the typed structs of [`super::json`];
+//! requests are read in `openai_chat/request.rs`.
 
-use serde::de::{MapAccess, SeqAccess};
+use serde::{Deserialize, de::IgnoredAny};
 use serde_json::Value;
 
-use super::lenient::{
-    self, Bool, F64, Field, OneOf, Shape, Tail, Text, TextChars, U64, elements, next_key, skip,
-    value,
-};
 use super::{
-    Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
-    ResponseFacts, StreamParser, Target, Usage, json, sse,
+    Dialect, Framing, Operation, ParseError, Progress, Provider, ResponseFacts, StreamParser,
+    Target, Usage,
+    content::{CaptureBudget, OutputMessage, Part, arguments, to_value},
+    error_response,
+    json::{self, NonEmpty, Object, Present},
+    sse,
 };
+
+mod request;
 
 pub const CHAT_COMPLETIONS: Dialect = Dialect {
     name: "openai_chat",
     provider: Provider::OpenAi,
     detect,
-    parse_request,
+    parse_request: request::parse_request,
     parse_response,
     stream_parser,
     max_event: 512 << 10,
@@ -36,7 +41,7 @@ pub const GEMINI_CHAT_COMPLETIONS: Dialect = Dialect {
     name: "gemini_openai_chat",
     provider: Provider::GcpGemini,
     detect: detect_gemini,
-    parse_request,
+    parse_request: request::parse_request,
     parse_response,
     stream_parser,
     max_event: 512 << 10,
@@ -70,232 +75,6 @@ fn text_of(content: Option<&Value>) -> String {
     }
 }
 
-fn parse_request(
-    _op: Operation,
-    _path: &str,
-    body: &[u8],
-    capture: Option<usize>,
-) -> Result<RequestFacts, ParseError> {
-    let r = lenient::parse(body, Body { capture })?;
-    Ok(RequestFacts {
-        model: r.model,
-        stream: r.stream.unwrap_or(false),
-        max_tokens: r.max_completion_tokens.unwrap_or(r.max_tokens),
-        temperature: r.temperature,
-        tools_offered: r.tools.names,
-        system_chars: r.messages.system_chars,
-        messages: r.messages.count,
-        conversation_id: None,
-        cache_ttl: None,
-        content: capture.map(|_| RequestContent {
-            system: r.messages.system.into_vec(),
-            input: r.messages.input.into_vec(),
-            tools: r.tools.definitions.into_vec(),
-        }),
-    })
-}
-
-/// What llmtap reads of a Chat request; content only with capture.
-#[derive(Debug, Default)]
-struct Request {
-    model: Option<String>,
-    stream: Option<bool>,
-    /// Present (even when not a number) it wins over `max_tokens`.
-    max_completion_tokens: Option<Option<u64>>,
-    max_tokens: Option<u64>,
-    temperature: Option<f64>,
-    messages: Messages,
-    tools: Tools,
-}
-
-/// The request body: an object, else empty facts. `capture`: the content cap.
-#[derive(Debug, Clone, Copy)]
-struct Body {
-    capture: Option<usize>,
-}
-
-impl Shape for Body {
-    type Out = Request;
-
-    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Request, A::Error> {
-        let Body { capture } = self;
-        let mut r = Request::default();
-        while let Some(key) = next_key(&mut map)? {
-            match key.name() {
-                Some("model") => r.model = value(&mut map, Text)?,
-                Some("stream") => r.stream = value(&mut map, Bool)?,
-                Some("max_completion_tokens") => {
-                    r.max_completion_tokens = Some(value(&mut map, U64)?);
-                }
-                Some("max_tokens") => r.max_tokens = value(&mut map, U64)?,
-                Some("temperature") => r.temperature = value(&mut map, F64)?,
-                Some("messages") => r.messages = value(&mut map, MessagesShape { capture })?,
-                Some("tools") => r.tools = value(&mut map, ToolsShape { capture })?,
-                _ => skip(&mut map)?,
-            }
-        }
-        Ok(r)
-    }
-}
-
-/// `messages`: counted, system and developer text measured; converted only with capture.
-#[derive(Debug, Default)]
-struct Messages {
-    count: u64,
-    system_chars: u64,
-    system: Tail,
-    input: Tail,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct MessagesShape {
-    capture: Option<usize>,
-}
-
-impl Shape for MessagesShape {
-    type Out = Messages;
-
-    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Messages, A::Error> {
-        let max = self.capture.unwrap_or(0);
-        let mut messages = Messages {
-            system: Tail::new(max),
-            input: Tail::new(max),
-            ..Messages::default()
-        };
-        let capture = self.capture.is_some();
-        let count = elements(seq, MessageShape, capture, |(system, chars), m| {
-            if system {
-                messages.system_chars += chars;
-            }
-            let Some(m) = m else { return };
-            if system {
-                let text = text_of(m.get("content"));
-                messages
-                    .system
-                    .push(serde_json::json!({"type": "text", "content": text}));
-            } else {
-                messages.input.push(message(&m));
-            }
-        })?;
-        messages.count = count;
-        Ok(messages)
-    }
-}
-
-/// One message: whether it is a system (or developer) message, and its text's characters.
-#[derive(Debug, Clone, Copy)]
-struct MessageShape;
-
-impl Shape for MessageShape {
-    type Out = (bool, u64);
-
-    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<(bool, u64), A::Error> {
-        let (mut system, mut chars) = (false, 0);
-        while let Some(key) = next_key(&mut map)? {
-            match key.name() {
-                Some("role") => system = value(&mut map, OneOf(&["system", "developer"]))?,
-                Some("content") => chars = value(&mut map, TextChars)?,
-                _ => skip(&mut map)?,
-            }
-        }
-        Ok((system, chars))
-    }
-}
-
-/// `tools`: their names; definitions only with capture.
-#[derive(Debug, Default)]
-struct Tools {
-    names: Vec<String>,
-    definitions: Tail,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ToolsShape {
-    capture: Option<usize>,
-}
-
-impl Shape for ToolsShape {
-    type Out = Tools;
-
-    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Tools, A::Error> {
-        let mut tools = Tools {
-            names: Vec::new(),
-            definitions: Tail::new(self.capture.unwrap_or(0)),
-        };
-        elements(seq, ToolName, self.capture.is_some(), |name, t| {
-            tools.names.extend(name);
-            tools.definitions.extend(t.as_ref().map(tool_definition));
-        })?;
-        Ok(tools)
-    }
-}
-
-/// A tool's name: `function.name` (or `custom.name`) when present (of any type), else
-/// `name`, else `type`.
-#[derive(Debug, Clone, Copy)]
-struct ToolName;
-
-impl Shape for ToolName {
-    type Out = Option<String>;
-
-    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
-        let (mut function_name, mut name, mut kind) = (None, None, None);
-        while let Some(key) = next_key(&mut map)? {
-            match key.name() {
-                // `{"type":"function","function":{…}}`, `{"type":"custom","custom":{…}}`.
-                Some("function" | "custom") => {
-                    function_name = value(&mut map, Field("name", Text))?.or(function_name);
-                }
-                Some("name") => name = value(&mut map, Text)?,
-                Some("type") => kind = value(&mut map, Text)?,
-                _ => skip(&mut map)?,
-            }
-        }
-        // A tool without a name (a provider's built-in) is offered under its type.
-        Ok(function_name.unwrap_or(name).or(kind))
-    }
-}
-
-/// One tool as a GenAI tool definition.
-fn tool_definition(t: &Value) -> Value {
-    let f = t.get("function").unwrap_or(t);
-    serde_json::json!({
-        "type": "function",
-        "name": f.get("name"),
-        "description": f.get("description"),
-        "parameters": f.get("parameters"),
-    })
-}
-
-/// One Chat message as a GenAI input message.
-fn message(m: &Value) -> Value {
-    let role = m.get("role").cloned().unwrap_or(Value::Null);
-    let mut parts = Vec::new();
-    let text = text_of(m.get("content"));
-    if role == "tool" {
-        parts.push(serde_json::json!({
-            "type": "tool_call_response", "id": m.get("tool_call_id"), "response": text,
-        }));
-    } else if !text.is_empty() {
-        parts.push(serde_json::json!({"type": "text", "content": text}));
-    }
-    for call in m
-        .get("tool_calls")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        let f = call.get("function");
-        parts.push(serde_json::json!({
-            "type": "tool_call",
-            "id": call.get("id"),
-            "name": f.and_then(|f| f.get("name")),
-            "arguments": f.and_then(|f| f.get("arguments")),
-        }));
-    }
-    serde_json::json!({"role": role, "parts": parts})
-}
-
 /// A tool call's body and the key of its input: a function call's `function` and
 /// `arguments`, a custom tool call's `custom` and `input`.
 fn call_body(call: &Value) -> (Option<&Value>, &'static str) {
@@ -305,43 +84,207 @@ fn call_body(call: &Value) -> (Option<&Value>, &'static str) {
     }
 }
 
-/// The HTTP status an in-stream error object stands for: its numeric `code` or `status`
-/// (OpenAI-compatible servers put the status there), when it is one.
-fn error_status(v: &Value) -> Option<u16> {
-    let e = v.get("error")?;
-    let n = |k: &str| {
-        e.get(k)
-            .and_then(|c| c.as_u64().or_else(|| c.as_str()?.parse().ok()))
-    };
-    let status = n("status").or_else(|| n("code"))?;
-    u16::try_from(status)
-        .ok()
-        .filter(|c| (100..600).contains(c))
+/// A chunk, or a whole `chat.completion` body (API reference: "The chat completion object",
+/// "The chat completion chunk object").
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Chunk {
+    #[serde(deserialize_with = "json::lenient")]
+    id: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    model: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    usage: Option<WireUsage>,
+    #[serde(deserialize_with = "json::lenient")]
+    service_tier: Option<String>,
+    /// Present and not `null`: the chunk is an error (compatible servers send `null` on every
+    /// chunk).
+    #[serde(deserialize_with = "json::lenient")]
+    error: Option<Present<WireError>>,
+    #[serde(deserialize_with = "json::lenient")]
+    choices: Vec<WireChoice>,
 }
 
-fn error_type(v: &Value) -> Option<String> {
-    // `"error": null` (some compatible servers send it on every chunk) is no error.
-    let e = v.get("error").filter(|e| !e.is_null())?;
-    e.get("code")
-        .and_then(Value::as_str)
-        .or_else(|| e.get("type").and_then(Value::as_str))
-        .map(str::to_owned)
-        .or_else(|| Some("error".to_owned()))
+impl Object for Chunk {}
+
+impl Chunk {
+    /// The error the chunk or body is: `error` present and not `null` (of another type than an
+    /// object, an error with no fields).
+    fn error(&self) -> Option<WireError> {
+        match self.error.as_ref()? {
+            Present::Null => None,
+            Present::Object(e) => Some(e.clone()),
+            Present::Other => Some(WireError::default()),
+        }
+    }
 }
 
-fn usage(u: &Value) -> Usage {
-    let n = |v: Option<&Value>| v.and_then(Value::as_u64);
-    Usage {
-        input: n(u.get("prompt_tokens")),
-        output: n(u.get("completion_tokens")),
-        cache_read: n(u
-            .get("prompt_tokens_details")
-            .and_then(|d| d.get("cached_tokens"))),
-        cache_write_5m: None,
-        cache_write_1h: None,
-        reasoning: n(u
-            .get("completion_tokens_details")
-            .and_then(|d| d.get("reasoning_tokens"))),
+/// One choice of a chunk (its `delta`) or of a body (its `message`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireChoice {
+    #[serde(deserialize_with = "json::lenient")]
+    index: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    finish_reason: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    delta: Option<Delta>,
+    #[serde(deserialize_with = "json::lenient")]
+    message: Option<Delta>,
+}
+
+impl Object for WireChoice {}
+
+/// A chunk's `delta` or a body's `message`: which kinds of content it carries (the text itself
+/// is read only when captured) and its tool calls.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Delta {
+    /// An object: audio (transcript or data) was generated.
+    #[serde(deserialize_with = "json::lenient")]
+    audio: Option<IgnoredAny>,
+    #[serde(deserialize_with = "json::lenient")]
+    content: NonEmpty,
+    #[serde(deserialize_with = "json::lenient")]
+    reasoning_content: NonEmpty,
+    #[serde(deserialize_with = "json::lenient")]
+    refusal: NonEmpty,
+    #[serde(deserialize_with = "json::lenient")]
+    tool_calls: Vec<WireToolCall>,
+}
+
+impl Object for Delta {}
+
+/// One entry of `tool_calls`: a function call, or a custom tool call (`custom`) when it has no
+/// `function` key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireToolCall {
+    #[serde(deserialize_with = "json::lenient")]
+    index: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    id: Option<String>,
+    /// Present with any value: it is the call's body, even when not an object.
+    #[serde(deserialize_with = "json::lenient")]
+    function: Option<Present<Named>>,
+    #[serde(deserialize_with = "json::lenient")]
+    custom: Option<Named>,
+}
+
+impl Object for WireToolCall {}
+
+impl WireToolCall {
+    /// The tool's name, from the call's body.
+    fn name(&self) -> Option<&str> {
+        match &self.function {
+            Some(f) => f.object(),
+            None => self.custom.as_ref(),
+        }
+        .and_then(|f| f.name.as_deref())
+    }
+}
+
+/// An object's `name`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Named {
+    #[serde(deserialize_with = "json::lenient")]
+    name: Option<String>,
+}
+
+impl Object for Named {}
+
+/// `usage` (API reference: "The chat completion object", `usage`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireUsage {
+    #[serde(deserialize_with = "json::lenient")]
+    prompt_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    completion_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(deserialize_with = "json::lenient")]
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+impl Object for WireUsage {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PromptDetails {
+    #[serde(deserialize_with = "json::lenient")]
+    cached_tokens: Option<u64>,
+}
+
+impl Object for PromptDetails {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CompletionDetails {
+    #[serde(deserialize_with = "json::lenient")]
+    reasoning_tokens: Option<u64>,
+}
+
+impl Object for CompletionDetails {}
+
+impl WireUsage {
+    fn usage(&self) -> Usage {
+        Usage {
+            input: self.prompt_tokens,
+            output: self.completion_tokens,
+            cache_read: self
+                .prompt_tokens_details
+                .as_ref()
+                .and_then(|d| d.cached_tokens),
+            cache_write_5m: None,
+            cache_write_1h: None,
+            reasoning: self
+                .completion_tokens_details
+                .as_ref()
+                .and_then(|d| d.reasoning_tokens),
+        }
+    }
+}
+
+/// An error object (OpenAI's error envelope; compatible servers put the HTTP status in
+/// `status` or `code`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct WireError {
+    /// A string (`rate_limit_exceeded`), or a status (`429`, `"429"`) from compatible servers.
+    #[serde(deserialize_with = "json::lenient")]
+    code: Option<Value>,
+    #[serde(rename = "type", deserialize_with = "json::lenient")]
+    kind: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    status: Option<Value>,
+}
+
+impl Object for WireError {}
+
+impl WireError {
+    /// `code` when a string, else `type`, else `error`.
+    fn error_type(&self) -> String {
+        self.code
+            .as_ref()
+            .and_then(Value::as_str)
+            .or(self.kind.as_deref())
+            .unwrap_or("error")
+            .to_owned()
+    }
+
+    /// The HTTP status it stands for: its numeric `status`, else `code` (a number or a numeric
+    /// string), when one.
+    fn status(&self) -> Option<u16> {
+        let n = |v: &Option<Value>| {
+            v.as_ref()
+                .and_then(|c| c.as_u64().or_else(|| c.as_str()?.parse().ok()))
+        };
+        let status = n(&self.status).or_else(|| n(&self.code))?;
+        u16::try_from(status)
+            .ok()
+            .filter(|c| (100..600).contains(c))
     }
 }
 
@@ -351,71 +294,57 @@ fn parse_response(
     body: &[u8],
     capture: bool,
 ) -> Result<ResponseFacts, ParseError> {
-    if !(200..300).contains(&status) {
-        let error_type = json(body).ok().as_ref().and_then(error_type);
-        return Ok(ResponseFacts {
-            error_type,
-            ..ResponseFacts::default()
-        });
+    if let Some(facts) = error_response(status, body, |c: Chunk| Some(c.error()?.error_type())) {
+        return Ok(facts);
     }
-    let v = json(body)?;
-    if let Some(error_type) = error_type(&v) {
+    let (v, tree) = json::parse::<Chunk>(body, capture)?;
+    if let Some(e) = v.error() {
         return Ok(ResponseFacts {
-            error_type: Some(error_type),
-            error_status: error_status(&v),
+            error_type: Some(e.error_type()),
+            error_status: e.status(),
             ..ResponseFacts::default()
         });
     }
     let mut state = Chat::default();
     state.on_chunk_meta(&v);
-    for choice in v
-        .get("choices")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let raw = tree.as_ref().map(|t| json::array(t, "choices"));
+    for (at, choice) in v.choices.iter().enumerate() {
+        let raw = raw.and_then(|r| r.get(at));
+        let index = choice.index.unwrap_or(0) as usize;
         let slot = slot(&mut state.choices, index);
-        if let Some(m) = choice.get("message") {
-            for call in m
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-            {
-                let (f, arguments) = call_body(call);
+        if let Some(m) = &choice.message {
+            let raw = raw.and_then(|c| c.get("message"));
+            let raw_calls = raw.map(|m| json::array(m, "tool_calls"));
+            for (i, call) in m.tool_calls.iter().enumerate() {
+                let arguments = raw_calls.and_then(|c| c.get(i)).and_then(|call| {
+                    let (f, arguments) = call_body(call);
+                    f?.get(arguments)?.as_str()
+                });
                 slot.calls.push(ToolCall {
-                    id: call.get("id").and_then(Value::as_str).map(str::to_owned),
-                    name: f
-                        .and_then(|f| f.get("name"))
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    arguments: f
-                        .and_then(|f| f.get(arguments))
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
+                    id: call.id.clone(),
+                    name: call.name().unwrap_or_default().to_owned(),
+                    arguments: arguments.unwrap_or_default().to_owned(),
+                    kept: true,
                 });
             }
-            slot.text = text_of(m.get("content"));
         }
-        slot.finish = choice
-            .get("finish_reason")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        // Any `message` (even one that is not an object) sets the text, as the body says it.
+        if let Some(m) = raw.and_then(|c| c.get("message")) {
+            slot.text = text_of(m.get("content"));
+            slot.text_kept = !slot.text.is_empty();
+        }
+        slot.finish = choice.finish_reason.clone();
     }
     state.complete = true;
     if capture {
-        state.capture = Some(usize::MAX);
+        state.capture = Some(CaptureBudget::unlimited());
     }
     Ok(state.facts())
 }
 
 fn stream_parser(_op: Operation, capture: Option<usize>) -> Box<dyn StreamParser> {
-    // One byte over the cap, so that the span side sees the cap was hit.
     Box::new(Chat {
-        capture: capture.map(|c| c.saturating_add(1)),
+        capture: capture.map(CaptureBudget::new),
         ..Chat::default()
     })
 }
@@ -425,6 +354,8 @@ struct ToolCall {
     id: Option<String>,
     name: String,
     arguments: String,
+    /// Admitted by the capture budget: exported as a part.
+    kept: bool,
 }
 
 #[derive(Debug, Default)]
@@ -432,6 +363,13 @@ struct Choice {
     finish: Option<String>,
     calls: Vec<ToolCall>,
     text: String,
+    /// The text part was admitted by the capture budget: exported.
+    text_kept: bool,
+}
+
+/// Whether a part that begins now is admitted by the capture budget (none without capture).
+fn admitted(budget: &mut Option<CaptureBudget>, part: Part<'_>) -> bool {
+    budget.as_mut().is_some_and(|b| b.admit(part).is_some())
 }
 
 #[derive(Debug, Default)]
@@ -444,8 +382,8 @@ struct Chat {
     error_status: Option<u16>,
     service_tier: Option<String>,
     complete: bool,
-    /// Byte budget for captured content; `None` when content is not captured.
-    capture: Option<usize>,
+    /// What captured content may still take; `None` when content is not captured.
+    capture: Option<CaptureBudget>,
 }
 
 /// The slot for choice `index`. Indexes are small (n ≤ 128); a hostile index must not
@@ -459,24 +397,18 @@ fn slot(choices: &mut Vec<Choice>, index: usize) -> &mut Choice {
 }
 
 impl Chat {
-    fn on_chunk_meta(&mut self, v: &Value) {
-        if let Some(model) = v.get("model").and_then(Value::as_str) {
-            self.model = Some(model.to_owned());
+    fn on_chunk_meta(&mut self, v: &Chunk) {
+        if let Some(model) = &v.model {
+            self.model = Some(model.clone());
         }
-        if let Some(id) = v.get("id").and_then(Value::as_str) {
-            self.id = Some(id.to_owned());
+        if let Some(id) = &v.id {
+            self.id = Some(id.clone());
         }
-        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-            self.usage = Some(usage(u));
+        if let Some(u) = &v.usage {
+            self.usage = Some(u.usage());
         }
-        if let Some(tier) = v.get("service_tier").and_then(Value::as_str) {
-            self.service_tier = Some(tier.to_owned());
-        }
-    }
-
-    fn append(budget: &mut Option<usize>, into: &mut String, text: &str) {
-        if let Some(left) = budget {
-            super::append_capped(left, into, text);
+        if let Some(tier) = &v.service_tier {
+            self.service_tier = Some(tier.clone());
         }
     }
 }
@@ -487,10 +419,10 @@ impl StreamParser for Chat {
             self.complete = true;
             return Ok(Progress::default());
         }
-        let v = json(event.data)?;
-        if let Some(error_type) = error_type(&v) {
-            self.error_type = Some(error_type);
-            self.error_status = error_status(&v);
+        let (v, tree) = json::parse::<Chunk>(event.data, self.capture.is_some())?;
+        if let Some(e) = v.error() {
+            self.error_type = Some(e.error_type());
+            self.error_status = e.status();
             return Ok(Progress::default());
         }
         self.on_chunk_meta(&v);
@@ -500,60 +432,62 @@ impl StreamParser for Chat {
             capture: budget,
             ..
         } = self;
-        for choice in v
-            .get("choices")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+        let raw = tree.as_ref().map(|t| json::array(t, "choices"));
+        for (at, choice) in v.choices.iter().enumerate() {
+            let index = choice.index.unwrap_or(0) as usize;
             let slot = slot(choices, index);
-            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-                slot.finish = Some(reason.to_owned());
+            if let Some(reason) = &choice.finish_reason {
+                slot.finish = Some(reason.clone());
             }
-            let Some(delta) = choice.get("delta") else {
+            let Some(delta) = &choice.delta else {
                 continue;
             };
-            if delta.get("audio").is_some_and(Value::is_object) {
+            // Captured text comes from the event's tree, which exists only with capture.
+            let raw = raw.and_then(|r| r.get(at)?.get("delta"));
+            if delta.audio.is_some() {
                 progress.delta = true;
             }
-            for key in ["content", "reasoning_content", "refusal"] {
-                if let Some(text) = delta
-                    .get(key)
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.is_empty())
-                {
-                    progress.delta = true;
-                    if key == "content" {
-                        Chat::append(budget, &mut slot.text, text);
-                    }
+            if delta.content.0 || delta.reasoning_content.0 || delta.refusal.0 {
+                progress.delta = true;
+            }
+            if let Some(text) = raw.and_then(|d| d.get("content")?.as_str()) {
+                if !slot.text_kept && !text.is_empty() {
+                    let part = Part::Text { content: "".into() };
+                    slot.text_kept = admitted(budget, part);
+                }
+                if let (Some(budget), true) = (budget.as_mut(), slot.text_kept) {
+                    budget.append(&mut slot.text, text);
                 }
             }
-            for call in delta
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-            {
+            let raw_calls = raw.map(|d| json::array(d, "tool_calls"));
+            for (i, call) in delta.tool_calls.iter().enumerate() {
                 progress.delta = true;
-                let at = call
-                    .get("index")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0)
-                    .min(127) as usize;
+                let at = call.index.unwrap_or(0).min(127) as usize;
                 if slot.calls.len() <= at {
-                    slot.calls.resize_with(at + 1, ToolCall::default);
+                    // Charged its structure with an empty id and name, which it may not keep.
+                    let structure = || Part::ToolCall {
+                        id: "".into(),
+                        name: "".into(),
+                        arguments: "".into(),
+                    };
+                    slot.calls.resize_with(at + 1, || ToolCall {
+                        kept: admitted(budget, structure()),
+                        ..ToolCall::default()
+                    });
                 }
                 let entry = &mut slot.calls[at];
-                if let Some(id) = call.get("id").and_then(Value::as_str) {
-                    entry.id = Some(id.to_owned());
+                if let Some(id) = &call.id {
+                    entry.id = Some(id.clone());
                 }
-                let (f, arguments) = call_body(call);
-                if let Some(name) = f.and_then(|f| f.get("name")).and_then(Value::as_str) {
+                if let Some(name) = call.name() {
                     entry.name.push_str(name);
                 }
-                if let Some(args) = f.and_then(|f| f.get(arguments)).and_then(Value::as_str) {
-                    Chat::append(budget, &mut entry.arguments, args);
+                let arguments = raw_calls.and_then(|c| c.get(i)).and_then(|call| {
+                    let (f, arguments) = call_body(call);
+                    f?.get(arguments)?.as_str()
+                });
+                if let (Some(budget), Some(args), true) = (budget.as_mut(), arguments, entry.kept) {
+                    budget.append(&mut entry.arguments, args);
                 }
             }
         }
@@ -561,22 +495,24 @@ impl StreamParser for Chat {
     }
 
     fn facts(&self) -> ResponseFacts {
-        let output = self.capture.map(|_| {
+        let output = self.capture.as_ref().map(|_| {
             self.choices
                 .iter()
                 .map(|c| {
                     let mut parts = Vec::new();
-                    if !c.text.is_empty() {
-                        parts.push(serde_json::json!({"type": "text", "content": c.text}));
+                    if c.text_kept {
+                        parts.push(Part::Text {
+                            content: c.text.as_str().into(),
+                        });
                     }
-                    for call in &c.calls {
-                        let arguments = serde_json::from_str::<Value>(&call.arguments)
-                            .unwrap_or_else(|_| Value::String(call.arguments.clone()));
-                        parts.push(serde_json::json!({
-                            "type": "tool_call", "id": call.id, "name": call.name, "arguments": arguments,
-                        }));
+                    for call in c.calls.iter().filter(|call| call.kept) {
+                        parts.push(Part::ToolCall {
+                            id: call.id.as_deref().into(),
+                            name: call.name.as_str().into(),
+                            arguments: arguments(&call.arguments),
+                        });
                     }
-                    serde_json::json!({"role": "assistant", "parts": parts, "finish_reason": c.finish})
+                    to_value(OutputMessage::assistant(parts, c.finish.as_deref()))
                 })
                 .collect()
         });
@@ -610,95 +546,4 @@ impl StreamParser for Chat {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn feed(p: &mut dyn StreamParser, data: &str) -> Progress {
-        p.on_event(&sse::Event {
-            name: b"",
-            data: data.as_bytes(),
-        })
-        .expect("valid")
-    }
-
-    #[test]
-    fn streamed_tool_calls_assemble_and_usage_comes_last() {
-        let mut p = stream_parser(Operation::Chat, None);
-        feed(
-            p.as_mut(),
-            r#"{"id":"c1","model":"gpt-5","choices":[{"index":0,"delta":{"role":"assistant"}}]}"#,
-        );
-        let first = feed(
-            p.as_mut(),
-            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t1","function":{"name":"shell","arguments":""}}]}}]}"#,
-        );
-        assert!(first.delta);
-        feed(
-            p.as_mut(),
-            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"cmd\":"}}]}}]}"#,
-        );
-        feed(
-            p.as_mut(),
-            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
-        );
-        feed(
-            p.as_mut(),
-            r#"{"choices":[],"usage":{"prompt_tokens":100,"completion_tokens":20,"prompt_tokens_details":{"cached_tokens":64},"completion_tokens_details":{"reasoning_tokens":8}}}"#,
-        );
-        assert!(!p.terminal());
-        feed(p.as_mut(), "[DONE]");
-        let f = p.facts();
-        assert!(f.complete);
-        assert_eq!(f.tools_called, ["shell"]);
-        assert_eq!(f.finish_reasons, ["tool_calls"]);
-        assert_eq!(f.usage.input, Some(100));
-        assert_eq!(f.usage.cache_read, Some(64));
-        assert_eq!(f.usage.reasoning, Some(8));
-    }
-
-    #[test]
-    fn no_usage_stays_unknown() {
-        let mut p = stream_parser(Operation::Chat, None);
-        feed(
-            p.as_mut(),
-            r#"{"model":"gpt-5","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}"#,
-        );
-        feed(p.as_mut(), "[DONE]");
-        assert!(p.facts().usage.is_empty());
-    }
-
-    #[test]
-    fn a_10_mb_body_of_small_values_gives_its_facts_and_capped_content() {
-        let zeros = ["0"].repeat(1_000_000).join(",");
-        let messages = [r#"{"role":"user","content":"a"}"#]
-            .repeat(250_000)
-            .join(",");
-        let body = format!(
-            r#"{{"messages":[{{"role":"system","content":[{{"text":"be"}},{{"text":" brief"}}]}},{messages},{zeros}],"tools":[{zeros},{{"type":"function","function":{{"name":"shell"}}}}],"model":"gpt-5","max_completion_tokens":64}}"#
-        );
-        assert!(body.len() > 10 << 20);
-        let r = parse_request(
-            Operation::Chat,
-            "/v1/chat/completions",
-            body.as_bytes(),
-            None,
-        )
-        .expect("request");
-        assert_eq!(r.messages, 1 + 250_000 + 1_000_000);
-        assert_eq!(r.system_chars, 8);
-        assert_eq!(r.tools_offered, ["shell"]);
-        assert_eq!(
-            (r.model.as_deref(), r.max_tokens),
-            (Some("gpt-5"), Some(64))
-        );
-        let max = 16 << 10;
-        let captured = parse_request(
-            Operation::Chat,
-            "/v1/chat/completions",
-            body.as_bytes(),
-            Some(max),
-        )
-        .expect("request");
-        crate::dialects::tests::assert_capped(&r, &captured, max);
-    }
-}
+mod tests;

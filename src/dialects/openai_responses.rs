@@ -6,24 +6,29 @@
 //! Usage comes with the terminal event (`response.completed` | `response.failed` |
 //! `response.incomplete`): `input_tokens` includes `input_tokens_details.cached_tokens`,
 //! `output_tokens` includes `output_tokens_details.reasoning_tokens`.
+//!
+//! This file reads responses (events, socket frames and bodies) with the typed structs of
+//! [`super::json`]; requests are read in `openai_responses/request.rs`.
 
-use serde::de::{MapAccess, SeqAccess};
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::lenient::{
-    self, Bool, Chars, F64, Field, OneOf, Shape, Tail, Text, TextChars, U64, elements, next_key,
-    skip, value,
-};
 use super::{
-    Dialect, Framing, Operation, ParseError, Progress, Provider, RequestContent, RequestFacts,
-    ResponseFacts, StreamParser, Target, Usage, json, sse,
+    Dialect, Framing, Operation, ParseError, Progress, Provider, ResponseFacts, StreamParser,
+    Target, Usage,
+    content::{CaptureBudget, OutputMessage, Part, arguments, to_value},
+    error_response,
+    json::{self, Object, Present},
+    sse,
 };
+
+mod request;
 
 pub const RESPONSES: Dialect = Dialect {
     name: "openai_responses",
     provider: Provider::OpenAi,
     detect,
-    parse_request,
+    parse_request: request::parse_request,
     parse_response,
     stream_parser,
     max_event: 16 << 20,
@@ -37,403 +42,35 @@ fn detect(t: &Target<'_>) -> Option<(Operation, Framing)> {
     (t.method == wanted && PATHS.contains(&path)).then_some((Operation::Chat, Framing::Json))
 }
 
-fn text_parts(content: Option<&Value>) -> Vec<Value> {
+/// Message content as parts: a string is one text part.
+fn text_parts(content: Option<&Value>) -> Vec<Part<'_>> {
     match content {
-        Some(Value::String(s)) => vec![serde_json::json!({"type": "text", "content": s})],
+        Some(Value::String(s)) => vec![Part::Text { content: s.into() }],
         Some(Value::Array(parts)) => parts.iter().map(text_part).collect(),
         _ => Vec::new(),
     }
 }
 
-/// One part of a content array.
-fn text_part(p: &Value) -> Value {
+/// One part of a content array: its `text`, else its type alone (a refusal, an image, …).
+fn text_part(p: &Value) -> Part<'_> {
     match p.get("text").and_then(Value::as_str) {
-        Some(text) => serde_json::json!({"type": "text", "content": text}),
-        None => serde_json::json!({"type": p.get("type")}),
+        Some(text) => Part::Text {
+            content: text.into(),
+        },
+        None => Part::Other {
+            kind: p.get("type").into(),
+        },
     }
 }
 
-/// Flattens tools for their definitions: a `namespace` tool (Codex 0.169 groups its tools as
-/// `functions`, `clock`, …) stands for the tools it contains. [`ToolNames`] reads the same
-/// rule without a tree.
-fn flatten<'a>(tools: &'a [Value], out: &mut Vec<&'a Value>, depth: usize) {
-    for tool in tools {
-        match tool.get("tools").and_then(Value::as_array) {
-            Some(inner)
-                if tool.get("type").and_then(Value::as_str) == Some("namespace") && depth < 4 =>
-            {
-                flatten(inner, out, depth + 1);
-            }
-            _ => out.push(tool),
-        }
-    }
-}
-
-/// Definitions of the tools in `tools`, flattened.
-fn tool_definitions(tools: &[Value]) -> impl Iterator<Item = Value> {
-    let mut flat = Vec::new();
-    flatten(tools, &mut flat, 0);
-    flat.into_iter().map(|t| {
-        serde_json::json!({
-            "type": t.get("type").and_then(Value::as_str).unwrap_or("function"),
-            "name": t.get("name"),
-            "description": t.get("description"),
-            "parameters": t.get("parameters"),
+/// A reasoning item's summary as reasoning parts.
+fn summary_parts(item: &Value) -> Vec<Part<'_>> {
+    json::array(item, "summary")
+        .iter()
+        .map(|p| Part::Reasoning {
+            content: p.get("text").into(),
         })
-    })
-}
-
-fn parse_request(
-    _op: Operation,
-    _path: &str,
-    body: &[u8],
-    capture: Option<usize>,
-) -> Result<RequestFacts, ParseError> {
-    let r = lenient::parse(body, Body { capture })?;
-    let Input {
-        count,
-        system_chars,
-        system,
-        input,
-        tool_names,
-        tool_definitions,
-    } = r.input;
-    // Tools of the request: top-level `tools`, then Codex's `additional_tools` input items.
-    // Either may be absent (a default, uncapped tail): both are appended to a capped one.
-    let max = capture.unwrap_or(0);
-    let mut tools = r.tools.names;
-    tools.extend(tool_names);
-    let mut definitions = Tail::new(max);
-    definitions.append(r.tools.definitions);
-    definitions.append(tool_definitions);
-    let (instructions_chars, instructions) = r.instructions;
-    let mut system_parts = Tail::new(max);
-    system_parts.append(instructions);
-    system_parts.append(system);
-    Ok(RequestFacts {
-        model: r.model,
-        stream: r.stream.unwrap_or(false),
-        max_tokens: r.max_output_tokens,
-        temperature: r.temperature,
-        tools_offered: tools,
-        system_chars: instructions_chars + system_chars,
-        messages: count,
-        // Codex names its session in `client_metadata.session_id` and, as the same value, in
-        // `prompt_cache_key` (the only place in WebSocket frames of older versions).
-        cache_ttl: None,
-        conversation_id: r
-            .client_session
-            .unwrap_or(r.prompt_cache_key)
-            .filter(|k| !k.is_empty() && k.len() <= 128),
-        content: capture.map(|_| RequestContent {
-            system: system_parts.into_vec(),
-            input: input.into_vec(),
-            tools: definitions.into_vec(),
-        }),
-    })
-}
-
-/// What llmtap reads of a Responses request; content only with capture.
-#[derive(Debug, Default)]
-struct Request {
-    model: Option<String>,
-    stream: Option<bool>,
-    max_output_tokens: Option<u64>,
-    temperature: Option<f64>,
-    /// Characters of `instructions`, and its parts with capture.
-    instructions: (u64, Tail),
-    input: Input,
-    tools: Tools,
-    /// `client_metadata.session_id` when present (of any type): it wins over the cache key.
-    client_session: Option<Option<String>>,
-    prompt_cache_key: Option<String>,
-}
-
-/// The request body: an object, else empty facts. `capture`: the content cap.
-#[derive(Debug, Clone, Copy)]
-struct Body {
-    capture: Option<usize>,
-}
-
-impl Shape for Body {
-    type Out = Request;
-
-    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Request, A::Error> {
-        let Body { capture } = self;
-        let mut r = Request::default();
-        while let Some(key) = next_key(&mut map)? {
-            match key.name() {
-                Some("model") => r.model = value(&mut map, Text)?,
-                Some("stream") => r.stream = value(&mut map, Bool)?,
-                Some("max_output_tokens") => r.max_output_tokens = value(&mut map, U64)?,
-                Some("temperature") => r.temperature = value(&mut map, F64)?,
-                Some("instructions") => {
-                    r.instructions = value(&mut map, InstructionsShape { capture })?;
-                }
-                Some("input") => r.input = value(&mut map, InputShape { capture })?,
-                Some("tools") => r.tools = value(&mut map, ToolsShape { capture })?,
-                Some("client_metadata") => {
-                    r.client_session = value(&mut map, Field("session_id", Text))?;
-                }
-                Some("prompt_cache_key") => r.prompt_cache_key = value(&mut map, Text)?,
-                _ => skip(&mut map)?,
-            }
-        }
-        Ok(r)
-    }
-}
-
-/// `instructions`: a string or parts, as message content ([`TextChars`], [`text_parts`]): its
-/// characters, and its parts with capture.
-#[derive(Debug, Clone, Copy)]
-struct InstructionsShape {
-    capture: Option<usize>,
-}
-
-impl Shape for InstructionsShape {
-    type Out = (u64, Tail);
-
-    fn string(self, s: &str) -> (u64, Tail) {
-        let mut parts = Tail::new(self.capture.unwrap_or(0));
-        if self.capture.is_some() {
-            parts.push(serde_json::json!({"type": "text", "content": s}));
-        }
-        (TextChars.string(s), parts)
-    }
-
-    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<(u64, Tail), A::Error> {
-        let (mut chars, mut parts) = (0, Tail::new(self.capture.unwrap_or(0)));
-        let capture = self.capture.is_some();
-        elements(seq, Field("text", Chars), capture, |n, p| {
-            chars += n.unwrap_or(0);
-            parts.extend(p.as_ref().map(text_part));
-        })?;
-        Ok((chars, parts))
-    }
-}
-
-/// `input`: a string (one user message) or items. Codex's `additional_tools` items carry tools
-/// and are not messages.
-#[derive(Debug, Default)]
-struct Input {
-    count: u64,
-    system_chars: u64,
-    system: Tail,
-    input: Tail,
-    tool_names: Vec<String>,
-    tool_definitions: Tail,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct InputShape {
-    capture: Option<usize>,
-}
-
-impl InputShape {
-    fn empty(self) -> Input {
-        let max = self.capture.unwrap_or(0);
-        Input {
-            system: Tail::new(max),
-            input: Tail::new(max),
-            tool_definitions: Tail::new(max),
-            ..Input::default()
-        }
-    }
-}
-
-impl Shape for InputShape {
-    type Out = Input;
-
-    fn string(self, s: &str) -> Input {
-        let mut input = self.empty();
-        input.count = 1;
-        if self.capture.is_some() {
-            input
-                .input
-                .push(input_message(&Value::String(s.to_owned())));
-        }
-        input
-    }
-
-    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Input, A::Error> {
-        let mut input = self.empty();
-        elements(seq, ItemShape, self.capture.is_some(), |item, v| {
-            if item.additional_tools {
-                input.tool_names.extend(item.tools.unwrap_or_default());
-                if let Some(inner) = v.as_ref().and_then(|v| v.get("tools")?.as_array()) {
-                    input.tool_definitions.extend(tool_definitions(inner));
-                }
-                return;
-            }
-            input.count += 1;
-            if item.system {
-                input.system_chars += item.chars;
-            }
-            match v {
-                Some(v) if item.system => input.system.extend(text_parts(v.get("content"))),
-                Some(v) => input.input.push(input_message(&v)),
-                None => {}
-            }
-        })?;
-        Ok(input)
-    }
-}
-
-/// One input item, read for what any kind of item could contribute.
-#[derive(Debug, Default)]
-struct Item {
-    additional_tools: bool,
-    system: bool,
-    chars: u64,
-    tools: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ItemShape;
-
-impl Shape for ItemShape {
-    type Out = Item;
-
-    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
-        let mut item = Item::default();
-        while let Some(key) = next_key(&mut map)? {
-            match key.name() {
-                Some("type") => {
-                    item.additional_tools = value(&mut map, OneOf(&["additional_tools"]))?
-                }
-                Some("role") => item.system = value(&mut map, OneOf(&["system", "developer"]))?,
-                Some("content") => item.chars = value(&mut map, TextChars)?,
-                Some("tools") => item.tools = value(&mut map, ToolNames { depth: 0 })?,
-                _ => skip(&mut map)?,
-            }
-        }
-        Ok(item)
-    }
-}
-
-/// Top-level `tools`: names; definitions only with capture.
-#[derive(Debug, Default)]
-struct Tools {
-    names: Vec<String>,
-    definitions: Tail,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ToolsShape {
-    capture: Option<usize>,
-}
-
-impl Shape for ToolsShape {
-    type Out = Tools;
-
-    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Tools, A::Error> {
-        let mut tools = Tools {
-            names: Vec::new(),
-            definitions: Tail::new(self.capture.unwrap_or(0)),
-        };
-        let capture = self.capture.is_some();
-        elements(seq, ToolShape { depth: 0 }, capture, |names, t| {
-            tools.names.extend(names);
-            if let Some(t) = t {
-                tools
-                    .definitions
-                    .extend(tool_definitions(std::slice::from_ref(&t)));
-            }
-        })?;
-        Ok(tools)
-    }
-}
-
-/// Names of an array of tools, namespaces flattened as [`flatten`] does; `None` for anything
-/// but an array.
-#[derive(Debug, Clone, Copy)]
-struct ToolNames {
-    depth: usize,
-}
-
-impl Shape for ToolNames {
-    type Out = Option<Vec<String>>;
-
-    fn array<'de, A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Out, A::Error> {
-        let mut names = Vec::new();
-        elements(seq, ToolShape { depth: self.depth }, false, |n, _| {
-            names.extend(n)
-        })?;
-        Ok(Some(names))
-    }
-}
-
-/// The names one tool stands for: a namespace's flattened tools, else its `name` (or, with no
-/// `name` key, its `type`).
-#[derive(Debug, Clone, Copy)]
-struct ToolShape {
-    depth: usize,
-}
-
-impl Shape for ToolShape {
-    type Out = Vec<String>;
-
-    fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
-        let (mut name, mut kind, mut inner) = (None, None, None);
-        while let Some(key) = next_key(&mut map)? {
-            match key.name() {
-                Some("name") => name = Some(value(&mut map, Text)?),
-                Some("type") => kind = value(&mut map, Text)?,
-                // Whether this is a namespace may only be known after its tools.
-                Some("tools") if self.depth < 4 => {
-                    let depth = self.depth + 1;
-                    inner = value(&mut map, ToolNames { depth })?;
-                }
-                _ => skip(&mut map)?,
-            }
-        }
-        match inner {
-            Some(inner) if kind.as_deref() == Some("namespace") => Ok(inner),
-            _ => Ok(name.unwrap_or(kind).into_iter().collect()),
-        }
-    }
-}
-
-/// One Responses input item as a GenAI input message.
-fn input_message(item: &Value) -> Value {
-    let field = |name: &str| item.get(name).cloned().unwrap_or(Value::Null);
-    match item.get("type").and_then(Value::as_str) {
-        Some("function_call" | "custom_tool_call") => serde_json::json!({
-            "role": "assistant",
-            "parts": [{"type": "tool_call", "id": field("call_id"), "name": field("name"),
-                       "arguments": item.get("arguments").or_else(|| item.get("input"))}],
-        }),
-        Some("function_call_output" | "custom_tool_call_output") => serde_json::json!({
-            "role": "tool",
-            "parts": [{"type": "tool_call_response", "id": field("call_id"), "response": field("output")}],
-        }),
-        Some("reasoning") => serde_json::json!({
-            "role": "assistant",
-            "parts": item.get("summary").and_then(Value::as_array).map(|s| s.iter().map(|p| {
-                serde_json::json!({"type": "reasoning", "content": p.get("text")})
-            }).collect::<Vec<_>>()).unwrap_or_default(),
-        }),
-        _ => serde_json::json!({
-            "role": item.get("role").cloned().unwrap_or(Value::String("user".into())),
-            "parts": text_parts(item.get("content").or(Some(item))),
-        }),
-    }
-}
-
-fn usage(u: &Value) -> Usage {
-    let n = |v: Option<&Value>| v.and_then(Value::as_u64);
-    Usage {
-        input: n(u.get("input_tokens")),
-        output: n(u.get("output_tokens")),
-        cache_read: n(u
-            .get("input_tokens_details")
-            .and_then(|d| d.get("cached_tokens"))),
-        cache_write_5m: None,
-        cache_write_1h: None,
-        reasoning: n(u
-            .get("output_tokens_details")
-            .and_then(|d| d.get("reasoning_tokens"))),
-    }
+        .collect()
 }
 
 fn parse_response(
@@ -442,33 +79,178 @@ fn parse_response(
     body: &[u8],
     capture: bool,
 ) -> Result<ResponseFacts, ParseError> {
-    if !(200..300).contains(&status) {
-        let error_type = json(body).ok().and_then(|v| {
-            let e = v.get("error")?;
-            e.get("code")
-                .or_else(|| e.get("type"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        });
-        return Ok(ResponseFacts {
-            error_type,
-            ..ResponseFacts::default()
-        });
+    if let Some(facts) = error_response(status, body, |b: ErrorBody| b.error?.error_type()) {
+        return Ok(facts);
     }
-    let v = json(body)?;
+    let (r, tree) = json::parse::<Response>(body, capture)?;
     let mut state = Responses {
-        capture,
+        capture: capture.then(CaptureBudget::unlimited),
         ..Responses::default()
     };
-    state.on_response(&v, true);
+    state.on_response(&r, tree.as_ref(), true);
     Ok(state.facts())
 }
 
 fn stream_parser(_op: Operation, capture: Option<usize>) -> Box<dyn StreamParser> {
     Box::new(Responses {
-        capture: capture.is_some(),
+        capture: capture.map(CaptureBudget::new),
         ..Responses::default()
     })
+}
+
+/// An error body: `{"error":{…}}` (API reference: "Error codes").
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ErrorBody {
+    #[serde(deserialize_with = "json::lenient")]
+    error: Option<WireError>,
+}
+
+impl Object for ErrorBody {}
+
+/// An error object: `code` and `type` (OpenAI's error envelope, whose `code` is `null` for
+/// many errors: a 500's `server_error`, most 400s).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireError {
+    #[serde(deserialize_with = "json::lenient")]
+    code: Option<String>,
+    #[serde(rename = "type", deserialize_with = "json::lenient")]
+    kind: Option<String>,
+}
+
+impl Object for WireError {}
+
+impl WireError {
+    /// `code` when a string, else `type` (as Chat Completions reads the same envelope).
+    fn error_type(&self) -> Option<String> {
+        self.code.clone().or_else(|| self.kind.clone())
+    }
+}
+
+/// One server-sent event, or WebSocket message (API reference: "Streaming events").
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Event {
+    #[serde(rename = "type", deserialize_with = "json::lenient")]
+    kind: Option<String>,
+    /// `response.created`, `.in_progress`, `.completed`, `.failed`, `.incomplete`: present
+    /// with any value it is the response (one that is not an object says nothing but its end).
+    #[serde(deserialize_with = "json::lenient")]
+    response: Option<Present<Response>>,
+    /// `response.output_item.added`.
+    #[serde(deserialize_with = "json::lenient")]
+    item: Option<OutputItem>,
+    /// `error`: its code (`null` for some).
+    #[serde(deserialize_with = "json::lenient")]
+    code: Option<String>,
+    /// `error` (a socket's error frame): the error object, and the HTTP status it stands for.
+    #[serde(deserialize_with = "json::lenient")]
+    error: Option<WireError>,
+    #[serde(deserialize_with = "json::lenient")]
+    status: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    status_code: Option<u64>,
+}
+
+impl Object for Event {}
+
+/// A response object (API reference: "The response object").
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Response {
+    #[serde(deserialize_with = "json::lenient")]
+    id: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    model: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    service_tier: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    status: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    incomplete_details: Option<IncompleteDetails>,
+    #[serde(deserialize_with = "json::lenient")]
+    error: Option<WireError>,
+    #[serde(deserialize_with = "json::lenient")]
+    usage: Option<WireUsage>,
+    #[serde(deserialize_with = "json::lenient")]
+    output: Vec<OutputItem>,
+}
+
+impl Object for Response {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct IncompleteDetails {
+    #[serde(deserialize_with = "json::lenient")]
+    reason: Option<String>,
+}
+
+impl Object for IncompleteDetails {}
+
+/// An output item: its type and, for a named tool call, the tool's name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct OutputItem {
+    #[serde(rename = "type", deserialize_with = "json::lenient")]
+    kind: Option<String>,
+    #[serde(deserialize_with = "json::lenient")]
+    name: Option<String>,
+}
+
+impl Object for OutputItem {}
+
+/// `usage` (API reference: "The response object", `usage`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireUsage {
+    #[serde(deserialize_with = "json::lenient")]
+    input_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    output_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    input_tokens_details: Option<InputDetails>,
+    #[serde(deserialize_with = "json::lenient")]
+    output_tokens_details: Option<OutputDetails>,
+}
+
+impl Object for WireUsage {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct InputDetails {
+    #[serde(deserialize_with = "json::lenient")]
+    cached_tokens: Option<u64>,
+}
+
+impl Object for InputDetails {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct OutputDetails {
+    #[serde(deserialize_with = "json::lenient")]
+    reasoning_tokens: Option<u64>,
+}
+
+impl Object for OutputDetails {}
+
+impl WireUsage {
+    fn usage(&self) -> Usage {
+        Usage {
+            input: self.input_tokens,
+            output: self.output_tokens,
+            cache_read: self
+                .input_tokens_details
+                .as_ref()
+                .and_then(|d| d.cached_tokens),
+            cache_write_5m: None,
+            cache_write_1h: None,
+            reasoning: self
+                .output_tokens_details
+                .as_ref()
+                .and_then(|d| d.reasoning_tokens),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -482,67 +264,64 @@ struct Responses {
     error_status: Option<u16>,
     service_tier: Option<String>,
     complete: bool,
-    capture: bool,
+    /// The budget each terminal response's output starts with; `None` without capture.
+    capture: Option<CaptureBudget>,
     output: Option<Vec<Value>>,
 }
 
 impl Responses {
-    /// A response object: from `response.created`, the terminal events, or a JSON body.
-    fn on_response(&mut self, r: &Value, terminal: bool) {
-        if let Some(id) = r.get("id").and_then(Value::as_str) {
-            self.id = Some(id.to_owned());
+    /// A response object: from `response.created`, the terminal events, or a JSON body. `tree`
+    /// is the object's JSON, with capture.
+    fn on_response(&mut self, r: &Response, tree: Option<&Value>, terminal: bool) {
+        if let Some(id) = &r.id {
+            self.id = Some(id.clone());
         }
-        if let Some(tier) = r.get("service_tier").and_then(Value::as_str) {
-            self.service_tier = Some(tier.to_owned());
+        if let Some(tier) = &r.service_tier {
+            self.service_tier = Some(tier.clone());
         }
-        if let Some(model) = r.get("model").and_then(Value::as_str) {
-            self.model = Some(model.to_owned());
+        if let Some(model) = &r.model {
+            self.model = Some(model.clone());
         }
         if !terminal {
             return;
         }
         self.complete = true;
-        if let Some(u) = r.get("usage").filter(|u| u.is_object()) {
-            self.usage = Some(usage(u));
+        if let Some(u) = &r.usage {
+            self.usage = Some(u.usage());
         }
-        let status = r.get("status").and_then(Value::as_str);
+        let status = r.status.as_deref();
         self.finish = match status {
             Some("incomplete") => r
-                .get("incomplete_details")
-                .and_then(|d| d.get("reason"))
-                .and_then(Value::as_str)
+                .incomplete_details
+                .as_ref()
+                .and_then(|d| d.reason.as_deref())
                 .or(status)
                 .map(str::to_owned),
             other => other.map(str::to_owned),
         };
         if status == Some("failed") {
-            self.error_type = Some(
-                r.get("error")
-                    .and_then(|e| e.get("code").or_else(|| e.get("type")))
-                    .and_then(Value::as_str)
-                    .unwrap_or("failed")
-                    .to_owned(),
-            );
+            let error_type = r.error.as_ref().and_then(WireError::error_type);
+            self.error_type = Some(error_type.unwrap_or_else(|| "failed".to_owned()));
         }
-        let items = r
-            .get("output")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
         // A JSON body carries its items only here; streams announced them as they came.
         if self.tools_called.is_empty() {
-            items.iter().for_each(|item| self.on_item(item));
+            r.output.iter().for_each(|item| self.on_item(item));
         }
-        if self.capture {
-            let parts: Vec<Value> = items.iter().flat_map(output_parts).collect();
-            self.output = Some(vec![serde_json::json!({
-                "role": "assistant", "parts": parts, "finish_reason": self.finish,
-            })]);
+        if let Some(budget) = &self.capture {
+            let mut budget = budget.clone();
+            let items = tree.map_or(&[][..], |t| json::array(t, "output"));
+            let parts = items
+                .iter()
+                .flat_map(output_parts)
+                .map_while(|part| budget.admit(part))
+                .collect();
+            let finish = self.finish.as_deref();
+            self.output = Some(vec![to_value(OutputMessage::assistant(parts, finish))]);
         }
     }
 
-    fn on_item(&mut self, item: &Value) {
-        let kind = item.get("type").and_then(Value::as_str).unwrap_or_default();
+    fn on_item(&mut self, item: &OutputItem) {
+        let kind = item.kind.as_deref().unwrap_or_default();
         if let Some(name) = tool_called(kind, item) {
             self.tools_called.push(name.to_owned());
         }
@@ -556,80 +335,64 @@ impl Responses {
 /// `local_shell_call`, `apply_patch_call`, …), and none that is not (outputs end in
 /// `_output`). Named calls go by their `name`; built-in tools, which have none, by their
 /// type without `_call` (`web_search`), the name under which they are offered.
-fn tool_called<'a>(kind: &'a str, item: &'a Value) -> Option<&'a str> {
+fn tool_called<'a>(kind: &'a str, item: &'a OutputItem) -> Option<&'a str> {
     let tool = kind.strip_suffix("_call")?;
-    Some(item.get("name").and_then(Value::as_str).unwrap_or(tool))
+    Some(item.name.as_deref().unwrap_or(tool))
 }
 
 /// An output item as GenAI message parts.
-fn output_parts(item: &Value) -> Vec<Value> {
+fn output_parts(item: &Value) -> Vec<Part<'_>> {
     match item.get("type").and_then(Value::as_str) {
         Some("message") => text_parts(item.get("content")),
         Some("function_call" | "custom_tool_call") => {
-            let args = item.get("arguments").or_else(|| item.get("input"));
-            let args = match args {
-                Some(Value::String(s)) => {
-                    serde_json::from_str(s).unwrap_or(Value::String(s.clone()))
-                }
-                Some(other) => other.clone(),
-                None => Value::Null,
+            let args = match item.get("arguments").or_else(|| item.get("input")) {
+                Some(Value::String(s)) => arguments(s),
+                other => other.into(),
             };
-            vec![serde_json::json!({
-                "type": "tool_call", "id": item.get("call_id"), "name": item.get("name"), "arguments": args,
-            })]
+            vec![Part::ToolCall {
+                id: item.get("call_id").into(),
+                name: item.get("name").into(),
+                arguments: args,
+            }]
         }
-        Some("reasoning") => item
-            .get("summary")
-            .and_then(Value::as_array)
-            .map(|s| {
-                s.iter()
-                    .map(|p| serde_json::json!({"type": "reasoning", "content": p.get("text")}))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        Some(other) => vec![serde_json::json!({"type": other})],
+        Some("reasoning") => summary_parts(item),
+        Some(other) => vec![Part::Other { kind: other.into() }],
         None => Vec::new(),
     }
 }
 
 impl StreamParser for Responses {
     fn on_event(&mut self, event: &sse::Event<'_>) -> Result<Progress, ParseError> {
-        let v = json(event.data)?;
-        let kind = v.get("type").and_then(Value::as_str).unwrap_or_default();
+        let (v, tree) = json::parse::<Event>(event.data, self.capture.is_some())?;
         let mut progress = Progress::default();
-        match kind {
+        let response = tree.as_ref().and_then(|t| t.get("response"));
+        match v.kind.as_deref().unwrap_or_default() {
             "response.created" | "response.in_progress" => {
-                if let Some(r) = v.get("response") {
-                    self.on_response(r, false);
+                if let Some(r) = v.response {
+                    self.on_response(&r.into_object(), response, false);
                 }
             }
             "response.completed" | "response.failed" | "response.incomplete" => {
-                if let Some(r) = v.get("response") {
-                    self.on_response(r, true);
+                if let Some(r) = v.response {
+                    self.on_response(&r.into_object(), response, true);
                 }
             }
             "response.output_item.added" => {
-                if let Some(item) = v.get("item") {
+                if let Some(item) = &v.item {
                     self.on_item(item);
                 }
             }
             "error" => {
                 // A socket's error frame carries the HTTP status it stands for.
-                self.error_status = ["status", "status_code"]
-                    .iter()
-                    .find_map(|k| v.get(*k).and_then(Value::as_u64))
+                self.error_status = v
+                    .status
+                    .or(v.status_code)
                     .and_then(|s| u16::try_from(s).ok())
                     .filter(|s| (100..600).contains(s));
-                self.error_type = Some(
-                    v.get("code")
-                        .or_else(|| {
-                            v.get("error")
-                                .and_then(|e| e.get("code").or_else(|| e.get("type")))
-                        })
-                        .and_then(Value::as_str)
-                        .unwrap_or("error")
-                        .to_owned(),
-                );
+                let error_type = v
+                    .code
+                    .or_else(|| v.error.as_ref().and_then(WireError::error_type));
+                self.error_type = Some(error_type.unwrap_or_else(|| "error".to_owned()));
             }
             // Every `*.delta` event carries generated content (text, refusal, reasoning,
             // tool arguments or input, code, audio), and so does a partial image.
@@ -663,135 +426,4 @@ impl StreamParser for Responses {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn feed(p: &mut dyn StreamParser, data: &str) -> Progress {
-        p.on_event(&sse::Event {
-            name: b"",
-            data: data.as_bytes(),
-        })
-        .expect("valid")
-    }
-
-    #[test]
-    fn events_give_model_tools_usage_and_finish() {
-        let mut p = stream_parser(Operation::Chat, None);
-        feed(
-            p.as_mut(),
-            r#"{"type":"response.created","response":{"id":"resp_1","model":"gpt-6.1-sol","status":"in_progress"}}"#,
-        );
-        feed(
-            p.as_mut(),
-            r#"{"type":"response.output_item.added","item":{"type":"function_call","name":"shell","call_id":"c1"}}"#,
-        );
-        assert!(
-            feed(
-                p.as_mut(),
-                r#"{"type":"response.function_call_arguments.delta","delta":"{\"cmd\""}"#
-            )
-            .delta
-        );
-        assert!(!p.terminal());
-        feed(
-            p.as_mut(),
-            r#"{"type":"response.completed","response":{"id":"resp_1","model":"gpt-6.1-sol","status":"completed","output":[{"type":"function_call","name":"shell"}],"usage":{"input_tokens":900,"input_tokens_details":{"cached_tokens":512},"output_tokens":40,"output_tokens_details":{"reasoning_tokens":30}}}}"#,
-        );
-        let f = p.facts();
-        assert!(p.terminal() && f.complete);
-        assert_eq!(
-            f.tools_called,
-            ["shell"],
-            "counted once, not again from the final output"
-        );
-        assert_eq!(f.finish_reasons, ["completed"]);
-        assert_eq!(
-            (
-                f.usage.input,
-                f.usage.cache_read,
-                f.usage.output,
-                f.usage.reasoning
-            ),
-            (Some(900), Some(512), Some(40), Some(30))
-        );
-    }
-
-    #[test]
-    fn incomplete_and_failed_responses() {
-        let mut p = stream_parser(Operation::Chat, None);
-        feed(
-            p.as_mut(),
-            r#"{"type":"response.incomplete","response":{"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"}}}"#,
-        );
-        assert_eq!(p.facts().finish_reasons, ["max_output_tokens"]);
-        let mut p = stream_parser(Operation::Chat, None);
-        feed(
-            p.as_mut(),
-            r#"{"type":"response.failed","response":{"status":"failed","error":{"code":"server_error","message":"x"}}}"#,
-        );
-        assert_eq!(p.facts().error_type.as_deref(), Some("server_error"));
-    }
-
-    #[test]
-    fn an_error_event_ends_the_call_with_its_code() {
-        let mut p = stream_parser(Operation::Chat, None);
-        feed(
-            p.as_mut(),
-            r#"{"type":"response.created","response":{"id":"resp_2","model":"gpt-6.1-sol"}}"#,
-        );
-        feed(
-            p.as_mut(),
-            r#"{"type":"error","code":"rate_limit_exceeded","message":"slow down","param":null}"#,
-        );
-        assert!(p.terminal());
-        let f = p.facts();
-        assert_eq!(f.error_type.as_deref(), Some("rate_limit_exceeded"));
-        assert!(!f.complete);
-        let mut p = stream_parser(Operation::Chat, None);
-        feed(
-            p.as_mut(),
-            r#"{"type":"error","error":{"type":"server_error","message":"x"}}"#,
-        );
-        assert_eq!(p.facts().error_type.as_deref(), Some("server_error"));
-    }
-
-    #[test]
-    fn namespace_tools_stand_for_the_tools_they_contain() {
-        let body = br#"{"model":"gpt-6.1-sol","input":[{"type":"additional_tools","tools":[{"type":"namespace","name":"functions","tools":[{"type":"custom","name":"exec"},{"type":"function","name":"update_plan"}]},{"type":"namespace","name":"clock","tools":[{"type":"function","name":"now"}]}]}],"tools":[{"type":"web_search"}]}"#;
-        let r = parse_request(Operation::Chat, "/v1/responses", body, None).expect("request");
-        assert_eq!(
-            r.tools_offered,
-            ["web_search", "exec", "update_plan", "now"]
-        );
-    }
-
-    #[test]
-    fn codex_tools_come_from_additional_tools_items() {
-        let body = br#"{"model":"gpt-6.1-sol","input":[{"type":"message","role":"developer","content":[{"type":"input_text","text":"be brief"}]},{"type":"additional_tools","tools":[{"type":"function","name":"shell"},{"type":"web_search"}]},{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"}]}],"stream":true}"#;
-        let r = parse_request(Operation::Chat, "/v1/responses", body, None).expect("request");
-        assert_eq!(r.tools_offered, ["shell", "web_search"]);
-        assert_eq!((r.system_chars, r.messages), (8, 2));
-    }
-
-    #[test]
-    fn a_10_mb_body_of_small_values_gives_its_facts_and_capped_content() {
-        let zeros = ["0"].repeat(1_000_000).join(",");
-        let items = [r#"{"role":"user","content":"a"}"#]
-            .repeat(250_000)
-            .join(",");
-        let body = format!(
-            r#"{{"input":[{items},{{"type":"additional_tools","tools":[{zeros},{{"type":"function","name":"shell"}}]}}],"tools":[{zeros}],"instructions":"be brief","model":"gpt-6.1-sol","prompt_cache_key":"s-1"}}"#
-        );
-        assert!(body.len() > 10 << 20);
-        let r = parse_request(Operation::Chat, "/v1/responses", body.as_bytes(), None)
-            .expect("request");
-        assert_eq!((r.messages, r.system_chars), (250_000, 8));
-        assert_eq!(r.tools_offered, ["shell"]);
-        assert_eq!(r.model.as_deref(), Some("gpt-6.1-sol"));
-        assert_eq!(r.conversation_id.as_deref(), Some("s-1"));
-        let max = 16 << 10;
-        let captured = parse_request(Operation::Chat, "/v1/responses", body.as_bytes(), Some(max))
-            .expect("request");
-        crate::dialects::tests::assert_capped(&r, &captured, max);
-    }
-}
+mod tests;
