@@ -27,53 +27,46 @@ pub mod sse;
 
 use serde::Serialize;
 
-/// Who serves the API. Label values are spelled once, in [`Provider::as_str`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Who serves the API: the `gen_ai.provider.name` value, also the `provider` metric label
+/// and call-line field (the OpenTelemetry GenAI conventions' well-known values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
 pub enum Provider {
+    /// `anthropic`: the Anthropic API.
+    #[strum(serialize = "anthropic")]
     Anthropic,
-    #[serde(rename = "openai")]
+    /// `openai`: the OpenAI API (and ChatGPT's Codex backend).
+    #[strum(serialize = "openai")]
     OpenAi,
-    #[serde(rename = "gcp.gemini")]
+    /// `gcp.gemini`: the Gemini API and Gemini Code Assist.
+    #[strum(serialize = "gcp.gemini")]
     GcpGemini,
 }
 
-impl Provider {
-    /// The `gen_ai.provider.name` value, also the `provider` metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Anthropic => "anthropic",
-            Provider::OpenAi => "openai",
-            Provider::GcpGemini => "gcp.gemini",
-        }
-    }
-}
+crate::vocab::label!(Provider);
 
-/// What kind of call an endpoint is (`gen_ai.operation.name`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// What kind of call an endpoint is: `gen_ai.operation.name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum Operation {
+    /// `chat`: Messages, Chat Completions, Responses.
     Chat,
+    /// `count_tokens`: Anthropic's token counting (free).
     CountTokens,
+    /// `generate_content`: Gemini's generateContent / streamGenerateContent.
     GenerateContent,
 }
 
-impl Operation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Chat => "chat",
-            Operation::CountTokens => "count_tokens",
-            Operation::GenerateContent => "generate_content",
-        }
-    }
-}
+crate::vocab::label!(Operation);
 
 /// What a dialect sees of a request when deciding whether it is an LLM call: host and path
 /// only, never headers or body (detection stays cheap and cannot leak).
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
+    /// The host the request names (lowercase, no brackets).
     pub host: &'a str,
+    /// The request method (`POST`; `GET` for a WebSocket upgrade).
     pub method: &'a str,
+    /// The path without the query string.
     pub path: &'a str,
     /// The query string, for routing only (`alt=sse`); it is never recorded.
     pub query: Option<&'a str>,
@@ -90,7 +83,7 @@ pub enum Framing {
     JsonArray,
 }
 
-/// Normalized token usage of one call (DESIGN §3). `None` means the wire did not say;
+/// Normalized token usage of one call (ARCHITECTURE.md, "Usage"). `None` means the wire did not say;
 /// it is never silently turned into zero.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Usage {
@@ -98,13 +91,30 @@ pub struct Usage {
     pub input: Option<u64>,
     /// All generated tokens, reasoning included.
     pub output: Option<u64>,
+    /// Prompt tokens read from the provider's cache (part of `input`).
     pub cache_read: Option<u64>,
+    /// Prompt tokens written to a 5-minute cache (part of `input`; Anthropic).
     pub cache_write_5m: Option<u64>,
+    /// Prompt tokens written to a 1-hour cache (part of `input`; Anthropic).
     pub cache_write_1h: Option<u64>,
+    /// Generated tokens spent reasoning (part of `output`).
     pub reasoning: Option<u64>,
 }
 
 impl Usage {
+    /// How many tokens of `kind` the call used (`None`: the wire did not say).
+    pub fn count(&self, kind: crate::vocab::TokenType) -> Option<u64> {
+        use crate::vocab::TokenType;
+        match kind {
+            TokenType::Input => self.input,
+            TokenType::Output => self.output,
+            TokenType::CacheRead => self.cache_read,
+            TokenType::CacheWrite5m => self.cache_write_5m,
+            TokenType::CacheWrite1h => self.cache_write_1h,
+            TokenType::Reasoning => self.reasoning,
+        }
+    }
+
     /// True when the response carried no usage at all.
     pub fn is_empty(&self) -> bool {
         *self == Usage::default()
@@ -114,9 +124,13 @@ impl Usage {
 /// What the request body says. Never holds prompt text: only sizes, counts and names.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RequestFacts {
+    /// The `model` the request names (Gemini: from the path).
     pub model: Option<String>,
+    /// The request asked for a streamed response (`stream: true`, Gemini's `:streamGenerateContent`).
     pub stream: bool,
+    /// The output token limit asked for (`max_tokens`, `max_completion_tokens`, `max_output_tokens`, `maxOutputTokens`).
     pub max_tokens: Option<u64>,
+    /// The sampling temperature asked for.
     pub temperature: Option<f64>,
     /// Names of the tools offered to the model, in request order.
     pub tools_offered: Vec<String>,
@@ -154,9 +168,13 @@ pub struct RequestContent {
 /// What the response says, normalized across APIs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ResponseFacts {
+    /// The model that answered, as the response names it.
     pub model: Option<String>,
+    /// The response id (`msg_…`, `chatcmpl-…`, `resp_…`, Gemini's `responseId`).
     pub id: Option<String>,
+    /// Why generation stopped, one per choice, as the API spells it (`end_turn`, `stop`, `STOP`).
     pub finish_reasons: Vec<String>,
+    /// Token usage, normalized (`Usage`).
     pub usage: Usage,
     /// Names of the tools the model called, in order.
     pub tools_called: Vec<String>,
@@ -197,47 +215,53 @@ pub fn settle(request: Option<&RequestFacts>, response: &mut ResponseFacts) {
 }
 
 /// Why parsing stopped. A parse failure stops observing a call; traffic is never touched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, thiserror::Error)]
-#[serde(rename_all = "snake_case")]
+/// The `kind` label of `llmtap_parse_errors_total` and the call line's `parse_error`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    thiserror::Error,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum ParseError {
+    /// `invalid_json`: an event or body is not JSON (RFC 8259).
     #[error("invalid json")]
     InvalidJson,
+    /// `invalid_utf8`: an event or body is not UTF-8.
     #[error("invalid utf-8")]
     InvalidUtf8,
+    /// `line_too_long`: an SSE line over the event cap.
     #[error("sse line over the length cap")]
     LineTooLong,
+    /// `body_too_large`: a body or event over its size cap (`config::Limits`).
     #[error("body over the size cap")]
     BodyTooLarge,
+    /// `decode`: the `content-encoding` could not be decoded (or is not one llmtap knows).
     #[error("content-encoding could not be decoded")]
     Decode,
+    /// `panic`: a parser panicked; the call keeps what was known.
     #[error("parser panicked")]
     Panic,
 }
 
-impl ParseError {
-    /// The `kind` label of `llmtap_parse_errors_total`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ParseError::InvalidJson => "invalid_json",
-            ParseError::InvalidUtf8 => "invalid_utf8",
-            ParseError::LineTooLong => "line_too_long",
-            ParseError::BodyTooLarge => "body_too_large",
-            ParseError::Decode => "decode",
-            ParseError::Panic => "panic",
-        }
-    }
-}
+crate::vocab::label!(ParseError);
 
 /// What feeding one SSE event told the caller, so it can stamp times.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
     /// The event carried generated content (text, thinking, tool arguments): the first such
-    /// event marks time to first token (DESIGN invariant 8).
+    /// event marks time to first token (ARCHITECTURE.md, invariant 8).
     pub delta: bool,
 }
 
 /// Incremental parser of one streamed response. Pure: events in, facts out.
 pub trait StreamParser: Send + Sync {
+    /// Reads one framed event (an SSE event, a JSON-array element or a WebSocket message); an error skips that event only.
     fn on_event(&mut self, event: &sse::Event<'_>) -> Result<Progress, ParseError>;
     /// Facts gathered so far; safe to call after an error or on a truncated stream.
     fn facts(&self) -> ResponseFacts;
@@ -254,7 +278,9 @@ pub type ParseRequest =
 
 /// One row of the dialect table.
 pub struct Dialect {
+    /// A short stable name (`anthropic_messages`), for logs and tests.
     pub name: &'static str,
+    /// Who serves the API.
     pub provider: Provider,
     /// The request → operation, or `None` if not this dialect. Only intercepted hosts get
     /// here, so a dialect may match on the path alone: a host added with `--intercept` (a
@@ -291,8 +317,11 @@ pub static DIALECTS: &[Dialect] = &[
 /// An endpoint recognised as an LLM call.
 #[derive(Debug, Clone, Copy)]
 pub struct Route {
+    /// The dialect that parses the call.
     pub dialect: &'static Dialect,
+    /// What kind of call it is.
     pub operation: Operation,
+    /// How a non-SSE response body is framed.
     pub framing: Framing,
 }
 

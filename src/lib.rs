@@ -12,7 +12,6 @@ pub mod ca;
 pub mod caller;
 pub mod cli;
 pub mod config;
-#[allow(missing_docs)] // The dialects are documented by their own rewrite (issue 13).
 pub mod dialects;
 pub mod exchange;
 pub mod policy;

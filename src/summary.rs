@@ -72,7 +72,7 @@ impl Totals {
         if let Some(c) = cost {
             self.cost_usd += c;
         }
-        if crate::vocab::cost_unknown(cost, ok, u) {
+        if crate::vocab::cost_unknown(cost, ok, !u.is_empty()) {
             self.unpriced += 1;
         }
         for tool in tools {

@@ -10,8 +10,6 @@
 
 use std::borrow::Cow;
 
-use crate::dialects::Usage;
-
 /// Gives a fieldless enum deriving `strum::IntoStaticStr` and `strum::VariantArray` its
 /// label methods: `as_str()` (the `strum` spelling), `ALL` (every variant, declaration order)
 /// and `Serialize` as that string. One spelling per value, used by metrics, spans, call
@@ -157,26 +155,12 @@ pub enum TokenType {
 
 label!(TokenType);
 
-impl TokenType {
-    /// How many tokens of this kind `usage` counts (`None`: the wire did not say).
-    pub fn count(self, usage: &Usage) -> Option<u64> {
-        match self {
-            TokenType::Input => usage.input,
-            TokenType::Output => usage.output,
-            TokenType::CacheRead => usage.cache_read,
-            TokenType::CacheWrite5m => usage.cache_write_5m,
-            TokenType::CacheWrite1h => usage.cache_write_1h,
-            TokenType::Reasoning => usage.reasoning,
-        }
-    }
-}
-
 /// Whether a call's cost is unknown: it has no price, yet it cost something — it succeeded
-/// or it reported tokens. A failed call without usage cost nothing. The one rule behind
-/// `llmtap_cost_unknown_total`, the call line's `cost=?`, and the unpriced counts of
-/// `wrap` and `report`.
-pub fn cost_unknown(cost_usd: Option<f64>, ok: bool, usage: &Usage) -> bool {
-    cost_usd.is_none() && (ok || !usage.is_empty())
+/// (`ok`) or it reported tokens (`used_tokens`). A failed call without usage cost nothing.
+/// The one rule behind `llmtap_cost_unknown_total`, the call line's `cost=?`, and the
+/// unpriced counts of `wrap` and `report`.
+pub fn cost_unknown(cost_usd: Option<f64>, ok: bool, used_tokens: bool) -> bool {
+    cost_usd.is_none() && (ok || used_tokens)
 }
 
 #[cfg(test)]
@@ -221,13 +205,9 @@ mod tests {
 
     #[test]
     fn cost_is_unknown_only_when_something_was_spent() {
-        let used = Usage {
-            input: Some(1),
-            ..Usage::default()
-        };
-        assert!(cost_unknown(None, true, &Usage::default()));
-        assert!(cost_unknown(None, false, &used));
-        assert!(!cost_unknown(None, false, &Usage::default()));
-        assert!(!cost_unknown(Some(0.1), true, &used));
+        assert!(cost_unknown(None, true, false));
+        assert!(cost_unknown(None, false, true));
+        assert!(!cost_unknown(None, false, false));
+        assert!(!cost_unknown(Some(0.1), true, true));
     }
 }

@@ -518,7 +518,14 @@ async fn a_websocket_call_whose_upstream_goes_silent_ends_upstream_timeout_and_t
     let started = std::time::Instant::now();
     let record = tap.next_record().await;
     assert_eq!(
-        (record.outcome, record.error_type.as_ref().map(ToString::to_string).as_deref()),
+        (
+            record.outcome,
+            record
+                .error_type
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref()
+        ),
         (Outcome::UpstreamError, Some("upstream_timeout"))
     );
     assert!(started.elapsed() < Duration::from_secs(5));

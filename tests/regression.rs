@@ -41,7 +41,7 @@ use hudsucker::{
 use llmtap::{
     config::auth::AuthFile,
     dialects::{self, ParseError, Target, json_array::Splitter, sse::Event},
-    exchange::Outcome,
+    vocab::Outcome,
 };
 use llmtap_fake_upstream::FakeUpstream;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! Anthropic Messages API: `POST /v1/messages` (streamed or not) and
 //! `POST /v1/messages/count_tokens`.
 //!
-//! Normalization (DESIGN §3): Anthropic's `input_tokens` excludes cache, so normalized input
+//! Normalization (ARCHITECTURE.md, "Usage"): Anthropic's `input_tokens` excludes cache, so normalized input
 //! is `input_tokens + cache_read_input_tokens + cache_creation_input_tokens`. Cache writes are
 //! split 5m/1h from `usage.cache_creation`; without that object every write is 5m (the only
 //! TTL that existed before it). `message_delta` usage is cumulative and final, so later
@@ -24,6 +24,7 @@ use super::{
 
 mod request;
 
+/// Anthropic Messages: `POST /v1/messages` (and `/v1/messages/count_tokens`).
 pub const MESSAGES: Dialect = Dialect {
     name: "anthropic_messages",
     provider: Provider::Anthropic,

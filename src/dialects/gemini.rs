@@ -4,7 +4,7 @@
 //! which wraps the same request in `{"model", "project", "request"}` and every response
 //! chunk in `{"response"}`.
 //!
-//! Gemini counts usage apart (DESIGN §3): normalized input = promptTokenCount (cached
+//! Gemini counts usage apart (ARCHITECTURE.md, "Usage"): normalized input = promptTokenCount (cached
 //! included) + toolUsePromptTokenCount, output = candidatesTokenCount + thoughtsTokenCount,
 //! reasoning = thoughtsTokenCount. The model comes from the path (the API key may be in the
 //! query string, which is never looked at beyond routing).
@@ -30,6 +30,7 @@ use super::{
 
 mod request;
 
+/// The Gemini API: `…/models/{model}:generateContent` and `:streamGenerateContent`.
 pub const GENERATE_CONTENT: Dialect = Dialect {
     name: "gemini",
     provider: Provider::GcpGemini,
@@ -40,6 +41,7 @@ pub const GENERATE_CONTENT: Dialect = Dialect {
     max_event: 4 << 20,
 };
 
+/// Gemini Code Assist (Gemini CLI signed in with Google): `v1internal:streamGenerateContent`.
 pub const CODE_ASSIST: Dialect = Dialect {
     name: "gemini_code_assist",
     provider: Provider::GcpGemini,

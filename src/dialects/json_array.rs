@@ -10,6 +10,8 @@
 use super::{ParseError, elide::Elider};
 
 #[derive(Debug)]
+/// Splits a streamed JSON array (`[{…},{…}]`, Gemini without `alt=sse`) into its elements
+/// as their bytes arrive, cutting long strings as it goes.
 pub struct Splitter {
     /// The element being split, with long strings cut (see [`Elider`]).
     element: Vec<u8>,

@@ -24,6 +24,7 @@ use super::{
 
 mod request;
 
+/// OpenAI Chat Completions: `POST /v1/chat/completions`.
 pub const CHAT_COMPLETIONS: Dialect = Dialect {
     name: "openai_chat",
     provider: Provider::OpenAi,

@@ -24,6 +24,7 @@ use super::{
 
 mod request;
 
+/// OpenAI Responses: `POST /v1/responses` (SSE) and the `wss://…/v1/responses` socket.
 pub const RESPONSES: Dialect = Dialect {
     name: "openai_responses",
     provider: Provider::OpenAi,

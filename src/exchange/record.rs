@@ -101,7 +101,7 @@ impl CallRecord {
         crate::vocab::cost_unknown(
             self.cost_usd,
             self.outcome == Outcome::Ok,
-            &self.response.usage,
+            !self.response.usage.is_empty(),
         )
     }
 

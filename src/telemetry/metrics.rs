@@ -375,7 +375,7 @@ impl Metrics {
             c.inc();
         }
         let u = &r.response.usage;
-        for (kind, value) in TokenType::ALL.iter().map(|t| (t.as_str(), t.count(u))) {
+        for (kind, value) in TokenType::ALL.iter().map(|t| (t.as_str(), u.count(*t))) {
             if let Some(v) = value
                 && let Ok(c) = self.tokens.get_metric_with_label_values(&labels(kind))
             {
