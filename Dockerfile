@@ -7,8 +7,11 @@
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-# Dependencies first, so that source edits do not rebuild them.
+# Dependencies first, so that source edits do not rebuild them. The manifest needs the
+# patched hudsucker (vendor/) and the workspace's other member (crates/, a test double).
 COPY Cargo.toml Cargo.lock ./
+COPY vendor ./vendor
+COPY crates ./crates
 RUN mkdir src && printf 'fn main() {}\n' > src/main.rs && printf '' > src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
