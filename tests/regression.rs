@@ -722,7 +722,7 @@ pub const BESIDE_THE_CODE: &[(&str, &str, &str)] = &[
     // long-context price.
     (
         "68171db",
-        "src/telemetry/pricing.rs",
+        "src/pricing.rs",
         "a_reported_service_tier_is_priced_at_its_own_rates",
     ),
     // A rate-limit error inside a stream or on a socket was an upstream_error.
@@ -777,7 +777,19 @@ pub const BESIDE_THE_CODE: &[(&str, &str, &str)] = &[
 fn bugs_tested_beside_the_code_name_tests_that_exist() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     for (commit, file, test) in BESIDE_THE_CODE {
-        let source = std::fs::read_to_string(root.join(file)).unwrap();
+        // The file, and the folder it opens (`x.rs` + `x/`): tests may sit in `x/tests.rs`.
+        let mut source = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut dirs = vec![root.join(file.trim_end_matches(".rs"))];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|x| x == "rs") {
+                    source.push_str(&std::fs::read_to_string(&path).unwrap());
+                }
+            }
+        }
         assert!(
             source.contains(&format!("fn {test}(")),
             "{commit}: {file} has no test {test}"
