@@ -16,6 +16,28 @@ use std::{
 use crate::support::process::command;
 use llmtap_fake_upstream::FakeUpstream;
 
+/// Waits (bounded) until process `pid` catches SIGTERM: bit 15 of `SigCgt` in
+/// /proc/PID/status.
+async fn catches_sigterm(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
+            .unwrap();
+        if caught & (1 << (15 - 1)) != 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "llmtap wrap never caught SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn wrap_args(upstream: &FakeUpstream, ca_dir: &std::path::Path) -> Vec<String> {
     let resolve = upstream.resolve();
     vec![
@@ -138,6 +160,10 @@ async fn wrap_changes_only_the_proxy_and_ca_variables_and_passes_signals() {
     let mut first = [0u8; 6];
     std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
     assert_eq!(&first, b"ready\n");
+    // llmtap wrap installs its SIGTERM handler only after it has started the child (a race
+    // of llmtap's: a SIGTERM in between kills it and orphans the child), so the test signals
+    // once /proc shows the handler, not as soon as the child speaks.
+    catches_sigterm(child.id()).await;
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
