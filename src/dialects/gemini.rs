@@ -423,8 +423,8 @@ impl Gemini {
                 }
             }
             if let Some(budget) = &mut self.capture {
-                let raw = raw.and_then(|r| r.get(at)?.get("content")?.get("parts"));
-                let parts = raw.and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+                let content = raw.and_then(|r| r.get(at)?.get("content"));
+                let parts = content.map_or(&[][..], |c| json::array(c, "parts"));
                 let kept = parts.iter().map(part).map_while(|p| budget.admit(p));
                 slot.parts.extend(kept.map(Part::into_owned));
             }

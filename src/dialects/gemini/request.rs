@@ -17,15 +17,12 @@ use crate::dialects::{
     },
 };
 
-fn parts_text(parts: Option<&Value>) -> String {
-    parts
-        .and_then(Value::as_array)
-        .map(|p| {
-            p.iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The `text` of every part in `v.parts`, joined.
+fn parts_text(v: &Value) -> String {
+    json::array(v, "parts")
+        .iter()
+        .filter_map(|p| p.get("text").and_then(Value::as_str))
+        .collect()
 }
 
 pub(super) fn parse_request(
@@ -105,7 +102,7 @@ impl Level {
             let chars = Field("parts", PartsChars);
             if capture.is_some() {
                 let (n, v) = captured(map, chars)?;
-                Ok((n.unwrap_or(0), parts_text(v.get("parts"))))
+                Ok((n.unwrap_or(0), parts_text(&v)))
             } else {
                 Ok((value(map, chars)?.unwrap_or(0), String::new()))
             }

@@ -10,6 +10,7 @@ use super::{summary_parts, text_part, text_parts};
 use crate::dialects::{
     Operation, ParseError, RequestContent, RequestFacts,
     content::{InputMessage, Part, ToolDefinition, Wire, to_value},
+    json,
     lenient::{
         self, Bool, Chars, F64, Field, OneOf, Shape, Tail, Text, TextChars, U64, elements,
         next_key, skip, value,
@@ -223,7 +224,8 @@ impl Shape for InputShape {
         elements(seq, ItemShape, self.capture.is_some(), |item, v| {
             if item.additional_tools {
                 input.tool_names.extend(item.tools.unwrap_or_default());
-                if let Some(inner) = v.as_ref().and_then(|v| v.get("tools")?.as_array()) {
+                if let Some(v) = &v {
+                    let inner = json::array(v, "tools");
                     input.tool_definitions.extend(tool_definitions(inner));
                 }
                 return;
