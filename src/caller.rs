@@ -104,7 +104,9 @@ pub fn label_value(value: &str) -> Option<String> {
 /// The user-id and password of a `Basic` credential (RFC 7617 §2): the scheme matched
 /// case-insensitively (RFC 9110 §11.1), spaces or tabs after it, base64 of UTF-8
 /// `user-id:password`. `None` for another scheme, bad base64 or bad UTF-8; a missing `:`
-/// gives the whole text as the user-id and no password.
+/// gives the whole text as the user-id and no password. Not UTF-8 fails the whole credential
+/// (closed: neither field is trusted), where a field that is UTF-8 but not a label value is
+/// dropped alone by [`proxy_identity`].
 pub fn basic_credentials(value: &str) -> Option<(String, Option<String>)> {
     let (scheme, encoded) = value.trim().split_once([' ', '\t'])?;
     if !scheme.eq_ignore_ascii_case("basic") {

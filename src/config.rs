@@ -441,7 +441,7 @@ fn parse_resolve(entry: &str) -> Result<(String, u16, SocketAddr), ConfigError> 
     let (Some(host), Some(port), Some(addr)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad("three parts separated by ':'"));
     };
-    let host = host.trim().to_ascii_lowercase();
+    let host = crate::wire::normalize_host(host.trim());
     if host.is_empty() {
         return Err(bad("empty host"));
     }

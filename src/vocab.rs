@@ -91,13 +91,17 @@ pub enum ErrorType {
 }
 
 impl ErrorType {
-    /// The API's error type, cut to [`API_ERROR_TYPE_MAX`] bytes.
+    /// The API's error type as a label may carry it: visible ASCII only (a control
+    /// character or a newline sent by an upstream must not forge a line of the text call
+    /// line or of a log; anything else is dropped), cut to [`API_ERROR_TYPE_MAX`] bytes.
+    /// Every error type from a response passes here.
     pub fn api(value: &str) -> ErrorType {
-        let mut end = value.len().min(API_ERROR_TYPE_MAX);
-        while !value.is_char_boundary(end) {
-            end -= 1;
-        }
-        ErrorType::Api(value[..end].into())
+        let kept: String = value
+            .chars()
+            .filter(char::is_ascii_graphic)
+            .take(API_ERROR_TYPE_MAX)
+            .collect();
+        ErrorType::Api(kept.into())
     }
 
     /// The value as labels, attributes and call lines spell it.
@@ -198,9 +202,23 @@ mod tests {
             "x".repeat(API_ERROR_TYPE_MAX - 1)
         );
         assert_eq!(
+            ErrorType::api(&"y".repeat(API_ERROR_TYPE_MAX + 9))
+                .as_str()
+                .len(),
+            API_ERROR_TYPE_MAX
+        );
+        assert_eq!(
             serde_json::to_string(&ErrorType::api("overloaded_error")).expect("serializes"),
             "\"overloaded_error\""
         );
+    }
+
+    /// Bug (found by review): an upstream's `error.type` reached the text call line as sent,
+    /// so `"x\n15:00:00.000Z claude-code … cost=$0"` forged a call line on stdout.
+    #[test]
+    fn an_api_error_type_cannot_forge_a_call_line() {
+        let forged = ErrorType::api("overloaded\n12:00:00.000Z codex openai x 200 ok\r\t ");
+        assert_eq!(forged.as_str(), "overloaded12:00:00.000Zcodexopenaix200ok");
     }
 
     #[test]

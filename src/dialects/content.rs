@@ -12,8 +12,8 @@
 //!
 //! A value is exported as the wire has it (a `text` that is not a string stays what it is), so
 //! parts hold [`Wire`] values borrowed from the event or body and become a `serde_json::Value`
-//! once, when kept ([`to_value`]). A part's JSON is an object with `type` and its fields, in
-//! the order of the conventions; serde_json (without `preserve_order`) writes keys sorted.
+//! once, when kept ([`to_value`]). A part's JSON is an object with `type` and its fields;
+//! serde_json (without `preserve_order`) writes its keys sorted, whatever the order here.
 
 use std::borrow::Cow;
 
@@ -97,7 +97,7 @@ pub(crate) fn arguments(text: &str) -> Wire<'static> {
     serde_json::from_str::<Value>(text).map_or_else(|_| Wire::from(text.to_owned()), Wire::from)
 }
 
-/// One message part, as the GenAI conventions spell it (`type` first).
+/// One message part, as the GenAI conventions spell it (`type` and its fields).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum Part<'a> {

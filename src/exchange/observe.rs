@@ -23,7 +23,8 @@ pub enum BodyEnd {
     Complete,
     /// The inner body failed: [`ErrorType::UpstreamTimeout`] when no frame came within
     /// `--stream-idle-timeout`, else [`ErrorType::UpstreamReset`] (the connection broke).
-    /// For a request body, the client aborted its upload.
+    /// For a request body, the client aborted its upload: only that it failed counts there
+    /// (the error type, named from the upstream side, is not used).
     Failed(ErrorType),
     /// The body was dropped before its end (for a response: the client went away).
     Dropped,

@@ -93,6 +93,21 @@ fn count(n: Option<u64>) -> String {
     n.map_or_else(|| "?".to_owned(), |n| n.to_string())
 }
 
+/// A traffic-derived value (model, tool names) as the text line may show it: every character
+/// that is not visible ASCII becomes `?`, so an upstream cannot forge a line (a newline) or
+/// split a field (a space). Error types are cleaned where they are made
+/// (`vocab::ErrorType::api`); team and user are label values already.
+fn visible(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.bytes().all(|b| b.is_ascii_graphic()) {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    value
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect::<String>()
+        .into()
+}
+
 /// `14:03:12.345Z claude-code anthropic claude-opus-4-8 200 ok in=153 out=42 cache r=100 w=20/30 ttft=812ms dur=2310ms tools=Bash`
 pub fn text(r: &CallRecord) -> String {
     let time = OffsetDateTime::from(r.start);
@@ -104,7 +119,7 @@ pub fn text(r: &CallRecord) -> String {
         time.millisecond(),
         r.client.as_str(),
         r.provider.as_str(),
-        r.model().unwrap_or("?"),
+        visible(r.model().unwrap_or("?")),
         r.status.map_or_else(|| "---".to_owned(), |s| s.to_string()),
         r.outcome.as_str(),
     );
@@ -142,7 +157,10 @@ pub fn text(r: &CallRecord) -> String {
         line.push_str(" (subscription)");
     }
     if !r.response.tools_called.is_empty() {
-        line.push_str(&format!(" tools={}", r.response.tools_called.join(",")));
+        line.push_str(&format!(
+            " tools={}",
+            visible(&r.response.tools_called.join(","))
+        ));
     }
     if let Some(team) = &r.team {
         line.push_str(&format!(" team={team}"));
@@ -222,6 +240,19 @@ mod tests {
             "14:03:12.345Z claude-code anthropic claude-opus-4-8 200 ok in=19199 out=131 \
              cache r=17352 w5m=0 w1h=1843 ttft=812ms dur=2310ms cost=$0.1235 tools=Bash team=platform"
         );
+    }
+
+    /// Bug (found by review): a model or tool name from the upstream reached the text call
+    /// line as sent, so a newline in it forged a second call line on stdout.
+    #[test]
+    fn traffic_derived_names_cannot_forge_a_text_call_line() {
+        let mut r = record();
+        r.response.model = Some("m\n14:00:00.000Z codex".into());
+        r.response.tools_called = vec!["Bash\r\nx y".into()];
+        let line = text(&r);
+        assert!(!line.contains('\n') && !line.contains('\r'), "{line}");
+        assert!(line.contains(" m?14:00:00.000Z?codex "), "{line}");
+        assert!(line.contains(" tools=Bash??x?y"), "{line}");
     }
 
     #[test]
