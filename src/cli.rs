@@ -147,14 +147,29 @@ pub struct RunArgs {
     /// Directory of ca.pem + ca-key.pem (0600), made on first run [default: ~/.llmtap].
     #[arg(long, env = "LLMTAP_CA_DIR", value_name = "DIR")]
     pub ca_dir: Option<PathBuf>,
-    /// Also intercept HOST (repeatable); every other host is tunnelled, never decrypted.
+    /// Also intercept HOST_PATTERN (repeatable; `*` within a label): a host no provider
+    /// entry names is read as any API under any path prefix. Every host not in the provider
+    /// table or here is tunnelled, never decrypted.
     #[arg(
         long = "intercept",
         env = "LLMTAP_INTERCEPT",
-        value_name = "HOST",
+        value_name = "HOST_PATTERN",
         value_delimiter = ','
     )]
     pub intercept: Vec<String>,
+    /// Do not intercept hosts matching HOST_PATTERN (repeatable), even if the provider table
+    /// names them: they are tunnelled blind.
+    #[arg(
+        long = "no-intercept",
+        env = "LLMTAP_NO_INTERCEPT",
+        value_name = "HOST_PATTERN",
+        value_delimiter = ','
+    )]
+    pub no_intercept: Vec<String>,
+    /// Provider table entries (JSON, the embedded table's shape) that add to it or replace
+    /// its entries of the same name: hosts, APIs under path prefixes, price namespaces.
+    #[arg(long, env = "LLMTAP_PROVIDERS", value_name = "FILE")]
+    pub providers: Option<PathBuf>,
     /// Extra trusted root (PEM) for upstream TLS, on top of the system and webpki roots.
     #[arg(long, env = "LLMTAP_UPSTREAM_CA", value_name = "FILE")]
     pub upstream_ca: Option<PathBuf>,

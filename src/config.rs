@@ -8,7 +8,7 @@ pub mod auth;
 pub mod otlp;
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::HashMap,
     net::{IpAddr, SocketAddr},
     path::Path,
     sync::Arc,
@@ -26,20 +26,12 @@ use crate::{
     caller::Attribution,
     cli::{self, Exports, RunArgs},
     pricing::PriceTable,
+    providers::Providers,
 };
 
 /// `(host, port)` → address to dial instead, like curl's `--resolve`. Hosts as
 /// [`normalize_host`](crate::wire::normalize_host) spells them.
 pub type ResolveMap = HashMap<(String, u16), SocketAddr>;
-
-/// Hosts intercepted by default (README, "Supported APIs"); `--intercept` adds to them.
-pub const DEFAULT_INTERCEPT: &[&str] = &[
-    "api.anthropic.com",
-    "api.openai.com",
-    "chatgpt.com",
-    "generativelanguage.googleapis.com",
-    "cloudcode-pa.googleapis.com",
-];
 
 // The output formats are the CLI's vocabulary; configuration carries them on. (Declared in
 // `cli`, so that `cli` needs nothing from `config` and the two do not import each other.)
@@ -129,8 +121,9 @@ pub struct Config {
     pub admin: SocketAddr,
     /// The CA loaded from (or created in) `--ca-dir`.
     pub ca: CaFiles,
-    /// Lowercase host names (or IP literals) whose CONNECTs are decrypted.
-    pub intercept: BTreeSet<String>,
+    /// The provider table (`--providers`, `--intercept`, `--no-intercept` over the embedded
+    /// one): which hosts are decrypted and how their calls are read.
+    pub providers: Arc<Providers>,
     /// `--upstream-ca`: extra roots trusted for upstream TLS (DER); empty when not given.
     pub upstream_roots: Vec<CertificateDer<'static>>,
     /// The platform's roots, read once ([`system_roots`]), llmtap's own CA left out so that
@@ -226,11 +219,30 @@ impl Config {
             .into_iter()
             .filter(|der| der.as_ref() != ca.cert_der.as_ref())
             .collect();
-        let mut intercept: BTreeSet<String> =
-            DEFAULT_INTERCEPT.iter().map(|h| (*h).to_owned()).collect();
-        for host in &args.intercept {
-            intercept.insert(parse_host(host)?);
-        }
+        let providers_file = match &args.providers {
+            Some(path) => Some((
+                path.display().to_string(),
+                std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new("--providers", format!("{}: {e}", path.display()))
+                })?,
+            )),
+            None => None,
+        };
+        let providers = Providers::new(
+            providers_file
+                .as_ref()
+                .map(|(p, t)| (p.as_str(), t.as_str())),
+            &args.intercept,
+            &args.no_intercept,
+        )
+        .map_err(|e| {
+            let flag = match e.entry.as_str() {
+                "--intercept" => "--intercept",
+                "--no-intercept" => "--no-intercept",
+                _ => "--providers",
+            };
+            ConfigError::new(flag, e.to_string())
+        })?;
         let upstream_roots = match &args.upstream_ca {
             Some(path) => read_roots("--upstream-ca", path)?,
             None => Vec::new(),
@@ -251,7 +263,7 @@ impl Config {
             listen,
             admin,
             ca,
-            intercept,
+            providers: Arc::new(providers),
             upstream_roots,
             system_roots,
             resolve,
@@ -411,25 +423,6 @@ fn parse_addr(flag: &'static str, value: &str) -> Result<SocketAddr, ConfigError
     })
 }
 
-fn parse_host(value: &str) -> Result<String, ConfigError> {
-    let host = crate::wire::normalize_host(value.trim());
-    let valid = !host.is_empty()
-        && (host.parse::<IpAddr>().is_ok()
-            || host.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            }));
-    if valid {
-        Ok(host)
-    } else {
-        Err(ConfigError::new(
-            "--intercept",
-            format!("'{value}' is not a host name or IP address"),
-        ))
-    }
-}
-
 fn parse_resolve(entry: &str) -> Result<(String, u16, SocketAddr), ConfigError> {
     let bad = |why: &str| {
         ConfigError::new(
@@ -542,18 +535,5 @@ mod tests {
         Config::from_args(args(&["--allow-insecure-key"])).expect("allowed by the flag");
         let err = load_ca(&dir, false).expect_err("load_ca refuses it too");
         assert_eq!(err.flag, "--ca-dir");
-    }
-
-    #[test]
-    fn intercept_hosts_are_normalized_and_checked() {
-        assert_eq!(
-            parse_host("API.Example.com").expect("host"),
-            "api.example.com"
-        );
-        assert_eq!(parse_host("[::1]").expect("v6"), "::1");
-        assert_eq!(
-            parse_host("bad host").expect_err("space").flag,
-            "--intercept"
-        );
     }
 }

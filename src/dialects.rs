@@ -27,23 +27,6 @@ pub mod sse;
 
 use serde::Serialize;
 
-/// Who serves the API: the `gen_ai.provider.name` value, also the `provider` metric label
-/// and call-line field (the OpenTelemetry GenAI conventions' well-known values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
-pub enum Provider {
-    /// `anthropic`: the Anthropic API.
-    #[strum(serialize = "anthropic")]
-    Anthropic,
-    /// `openai`: the OpenAI API (and ChatGPT's Codex backend).
-    #[strum(serialize = "openai")]
-    OpenAi,
-    /// `gcp.gemini`: the Gemini API and Gemini Code Assist.
-    #[strum(serialize = "gcp.gemini")]
-    GcpGemini,
-}
-
-crate::vocab::label!(Provider);
-
 /// What kind of call an endpoint is: `gen_ai.operation.name`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
 #[strum(serialize_all = "snake_case")]
@@ -280,11 +263,10 @@ pub type ParseRequest =
 pub struct Dialect {
     /// A short stable name (`anthropic_messages`), for logs and tests.
     pub name: &'static str,
-    /// Who serves the API.
-    pub provider: Provider,
-    /// The request → operation, or `None` if not this dialect. Only intercepted hosts get
-    /// here, so a dialect may match on the path alone: a host added with `--intercept` (a
-    /// gateway speaking the same API) then works unchanged.
+    /// The request → operation, or `None` if not this dialect. `Target::path` is the part of
+    /// the path after the provider's prefix (`providers`): `/v1/messages`,
+    /// `/chat/completions`, `/models/{model}:generateContent`; the dialect matches that
+    /// suffix whole.
     pub detect: fn(&Target<'_>) -> Option<(Operation, Framing)>,
     /// Reads a request body for its facts (and, with capture, its capped content).
     pub parse_request: ParseRequest,
@@ -304,36 +286,20 @@ impl std::fmt::Debug for Dialect {
     }
 }
 
-/// Every API llmtap understands. Order matters only if two rows could match one request.
+/// Every wire format llmtap understands; each one's `name` is the `api` a provider table
+/// entry names it by (`providers`) and the call's `llmtap.api`. No two dialects recognise the
+/// same path suffix (tested), so order does not matter.
 pub static DIALECTS: &[Dialect] = &[
     anthropic::MESSAGES,
     openai_chat::CHAT_COMPLETIONS,
-    openai_chat::GEMINI_CHAT_COMPLETIONS,
     openai_responses::RESPONSES,
     gemini::GENERATE_CONTENT,
     gemini::CODE_ASSIST,
 ];
 
-/// An endpoint recognised as an LLM call.
-#[derive(Debug, Clone, Copy)]
-pub struct Route {
-    /// The dialect that parses the call.
-    pub dialect: &'static Dialect,
-    /// What kind of call it is.
-    pub operation: Operation,
-    /// How a non-SSE response body is framed.
-    pub framing: Framing,
-}
-
-/// Finds the dialect for a request, or `None` for traffic that is forwarded unrecorded.
-pub fn detect(target: &Target<'_>) -> Option<Route> {
-    DIALECTS.iter().find_map(|dialect| {
-        (dialect.detect)(target).map(|(operation, framing)| Route {
-            dialect,
-            operation,
-            framing,
-        })
-    })
+/// The dialect named `name` (`anthropic_messages`, …).
+pub fn by_name(name: &str) -> Option<&'static Dialect> {
+    DIALECTS.iter().find(|d| d.name == name)
 }
 
 /// A POST to `path` on `host`, for tests and callers without a query or upgrade.
@@ -395,91 +361,6 @@ mod tests {
             ..captured.clone()
         };
         assert_eq!(&facts, plain);
-    }
-
-    fn get<'a>(host: &'a str, path: &'a str) -> Target<'a> {
-        Target {
-            host,
-            method: "GET",
-            path,
-            query: None,
-            websocket: false,
-        }
-    }
-
-    #[test]
-    fn detect_matches_only_llm_endpoints() {
-        let route = detect(&post("api.anthropic.com", "/v1/messages")).expect("messages");
-        assert_eq!(route.dialect.provider, Provider::Anthropic);
-        assert_eq!(route.operation, Operation::Chat);
-        let count = detect(&post("api.anthropic.com", "/v1/messages/count_tokens"));
-        assert_eq!(count.map(|r| r.operation), Some(Operation::CountTokens));
-        assert!(detect(&get("api.anthropic.com", "/api/claude_code/policy_limits")).is_none());
-        assert!(detect(&get("api.anthropic.com", "/v1/messages")).is_none());
-        assert!(detect(&post("api.anthropic.com", "/v1/messages/batches")).is_none());
-        let chat = detect(&post("api.openai.com", "/v1/chat/completions")).expect("chat");
-        assert_eq!(
-            (chat.dialect.provider, chat.operation),
-            (Provider::OpenAi, Operation::Chat)
-        );
-        let responses =
-            detect(&post("chatgpt.com", "/backend-api/codex/responses")).expect("codex");
-        assert_eq!(responses.dialect.name, "openai_responses");
-        let ws = Target {
-            websocket: true,
-            ..get("api.openai.com", "/v1/responses")
-        };
-        assert_eq!(
-            detect(&ws).map(|r| r.dialect.name),
-            Some("openai_responses")
-        );
-        assert!(
-            detect(&get("api.openai.com", "/v1/responses")).is_none(),
-            "GET without upgrade"
-        );
-        assert!(detect(&get("chatgpt.com", "/backend-api/codex/models")).is_none());
-        let gemini = Target {
-            query: Some("alt=sse"),
-            ..post(
-                "generativelanguage.googleapis.com",
-                "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
-            )
-        };
-        let gemini = detect(&gemini).expect("gemini");
-        assert_eq!(
-            (gemini.dialect.provider, gemini.operation),
-            (Provider::GcpGemini, Operation::GenerateContent)
-        );
-        let array = post(
-            "generativelanguage.googleapis.com",
-            "/v1/models/gemini-2.5-pro:streamGenerateContent",
-        );
-        assert_eq!(detect(&array).map(|r| r.framing), Some(Framing::JsonArray));
-        let assist = post(
-            "cloudcode-pa.googleapis.com",
-            "/v1internal:streamGenerateContent",
-        );
-        assert_eq!(
-            detect(&assist).map(|r| r.dialect.name),
-            Some("gemini_code_assist")
-        );
-        assert!(
-            detect(&post(
-                "generativelanguage.googleapis.com",
-                "/v1beta/models/x:embedContent"
-            ))
-            .is_none()
-        );
-        // Gemini's OpenAI compatibility layer: the Chat format, billed by Google.
-        let compat = detect(&post(
-            "generativelanguage.googleapis.com",
-            "/v1beta/openai/chat/completions",
-        ))
-        .expect("gemini openai-compatible chat");
-        assert_eq!(
-            (compat.dialect.provider, compat.operation),
-            (Provider::GcpGemini, Operation::Chat)
-        );
     }
 
     #[test]

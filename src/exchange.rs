@@ -40,7 +40,8 @@ use bytes::Bytes;
 use crate::{
     budget::{Charge, ChargedBuf, Full, Skipped},
     config::Limits,
-    dialects::{Framing, ParseError, Route, elide::Elider, json_array::Splitter, sse::Framer},
+    dialects::{Framing, ParseError, elide::Elider, json_array::Splitter, sse::Framer},
+    providers::Route,
     vocab::ErrorType,
 };
 
@@ -217,6 +218,7 @@ impl Exchange {
         head: RequestHead,
         request: &[u8],
     ) -> Exchange {
+        let (dialect, operation) = (route.dialect, route.operation);
         let mut exchange = Exchange::start(observing, route, head);
         exchange.status = Some(101);
         {
@@ -232,7 +234,7 @@ impl Exchange {
                 }
             }
         }
-        let parser = (route.dialect.stream_parser)(route.operation, exchange.capture);
+        let parser = (dialect.stream_parser)(operation, exchange.capture);
         match Stream::new(
             Encoding::Identity,
             decoded_cap(Encoding::Identity, exchange.limits),
@@ -376,7 +378,7 @@ impl Exchange {
             duration: now - self.t0,
             ttft: self.first_delta.map(|t| t - self.t0),
             first_byte: self.first_byte.map(|t| t - self.t0),
-            route: self.route,
+            route: self.route.clone(),
             head: self.head.clone(),
             status: self.status,
             end,

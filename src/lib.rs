@@ -16,6 +16,7 @@ pub mod dialects;
 pub mod exchange;
 pub mod policy;
 pub mod pricing;
+pub mod providers;
 pub mod proxy;
 pub mod report;
 pub mod summary;
@@ -194,7 +195,7 @@ impl Running {
 
 /// Human-readable startup text: addresses and the exports to paste (stderr).
 pub fn banner(running: &Running, config: &Config) -> String {
-    let hosts: Vec<&str> = config.intercept.iter().map(String::as_str).collect();
+    let hosts = config.providers.intercepted();
     format!(
         "llmtap {version} is running\n  proxy     {proxy}\n  metrics   http://{admin}/metrics\n  \
          intercept {hosts}\n\nRun your agent in a shell with:\n{exports}",

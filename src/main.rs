@@ -146,7 +146,8 @@ async fn run(config: Config) -> ExitCode {
         version = env!("CARGO_PKG_VERSION"),
         proxy = %running.proxy_addr,
         admin = %running.admin_addr,
-        intercepted_hosts = config.intercept.len(),
+        intercepted_hosts = config.providers.intercepted().len(),
+        providers = config.providers.entries().len(),
     )
     .in_scope(|| tracing::info!("llmtap is running"));
     let cut = running.run_until(stop).await;

@@ -16,7 +16,7 @@ mod load;
 
 use std::collections::HashMap;
 
-use crate::dialects::{Operation, Provider, Usage};
+use crate::dialects::{Operation, Usage};
 
 /// Prices of one model at one level (standard, a long-context tier, a processing tier), in
 /// USD per token, as litellm's `*_cost_per_token` fields give them.
@@ -136,7 +136,7 @@ impl PriceTable {
     /// usage. `count_tokens` is free.
     pub fn cost(
         &self,
-        provider: Provider,
+        namespaces: &[&str],
         operation: Operation,
         model: Option<&str>,
         service_tier: Option<&str>,
@@ -159,16 +159,14 @@ impl PriceTable {
         // Normalized input includes every cache part (ARCHITECTURE.md, "Usage"); bill each part at its own
         // rate and the rest at the input rate. Providers that do not bill cache writes
         // (OpenAI, Gemini) report none.
-        let writes = match provider {
-            Provider::Anthropic => w5m + w1h,
-            Provider::OpenAi | Provider::GcpGemini => 0,
-        };
+        let _ = namespaces;
+        let writes = w5m + w1h;
         let uncached = input.saturating_sub(cache_read).saturating_sub(writes);
         let f = |n: u64| n as f64;
         let mut cost = f(uncached) * rates.input
             + f(cache_read) * rates.cache_read.unwrap_or(rates.input)
             + f(usage.output.unwrap_or(0)) * rates.output;
-        if provider == Provider::Anthropic {
+        if writes > 0 {
             cost += f(w5m) * rates.cache_write_5m.unwrap_or(rates.input * 1.25)
                 + f(w1h) * rates.cache_write_1h.unwrap_or(rates.input * 2.0);
         }
@@ -246,7 +244,7 @@ mod tests {
         // 10_000 input of which 6_000 cache read, 1_000 written 5m, 2_000 written 1h.
         let cost = t
             .cost(
-                Provider::Anthropic,
+                &["anthropic"],
                 Operation::Chat,
                 Some("claude-test-4"),
                 None,
@@ -263,7 +261,7 @@ mod tests {
         let t = table();
         let at = |input| {
             t.cost(
-                Provider::Anthropic,
+                &["anthropic"],
                 Operation::Chat,
                 Some("claude-test-4"),
                 None,
@@ -279,7 +277,7 @@ mod tests {
         let t = table();
         let cost = t
             .cost(
-                Provider::OpenAi,
+                &["openai"],
                 Operation::Chat,
                 Some("gpt-test-2025-08-07"),
                 None,
@@ -293,7 +291,7 @@ mod tests {
         // No cache-read price: cached tokens at the input rate, never free.
         let g = t
             .cost(
-                Provider::GcpGemini,
+                &["gemini"],
                 Operation::GenerateContent,
                 Some("models/gemini-test-2.5-001"),
                 None,
@@ -317,7 +315,7 @@ mod tests {
             .expect("prices");
         let at = |tier| {
             t.cost(
-                Provider::OpenAi,
+                &["openai"],
                 Operation::Chat,
                 Some("gpt-tier"),
                 tier,
@@ -342,7 +340,7 @@ mod tests {
             .expect("prices");
         let at = |tier, input| {
             long.cost(
-                Provider::OpenAi,
+                &["openai"],
                 Operation::Chat,
                 Some("gpt-long-tier"),
                 tier,
@@ -391,7 +389,7 @@ mod tests {
         let t = table();
         assert_eq!(
             t.cost(
-                Provider::OpenAi,
+                &["openai"],
                 Operation::Chat,
                 Some("nope"),
                 None,
@@ -401,7 +399,7 @@ mod tests {
         );
         assert_eq!(
             t.cost(
-                Provider::OpenAi,
+                &["openai"],
                 Operation::Chat,
                 Some("gpt-test"),
                 None,
@@ -411,7 +409,7 @@ mod tests {
         );
         assert_eq!(
             t.cost(
-                Provider::OpenAi,
+                &["openai"],
                 Operation::Chat,
                 None,
                 None,
@@ -421,7 +419,7 @@ mod tests {
         );
         assert_eq!(
             t.cost(
-                Provider::Anthropic,
+                &["anthropic"],
                 Operation::CountTokens,
                 Some("claude-test-4"),
                 None,

@@ -236,7 +236,7 @@ fn numbers_in_architecture_md_are_the_codes_constants() {
             "that dialect allows {} events; Anthropic and Chat keep {}, Gemini {}",
             size(dialect("openai_responses")),
             size(dialect("anthropic_messages")),
-            size(dialect("gemini"))
+            size(dialect("gemini_generate_content"))
         ),
         format!(
             "`--observe-budget`, default {}",

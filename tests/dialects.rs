@@ -219,6 +219,15 @@ async fn openai_chat_and_responses_are_recorded_with_identical_bytes() {
     );
 }
 
+/// The `llmtap.api` of a Gemini fixture's host.
+fn record_api(host: &str) -> &'static str {
+    if host == "cloudcode-pa.googleapis.com" {
+        "gemini_code_assist"
+    } else {
+        "gemini_generate_content"
+    }
+}
+
 #[tokio::test]
 async fn gemini_and_code_assist_are_recorded_and_the_key_never_is() {
     let upstream = FakeUpstream::start().await;
@@ -251,7 +260,14 @@ async fn gemini_and_code_assist_are_recorded_and_the_key_never_is() {
         let (direct, via) = both_ways(&upstream, &tap, host, &path, &body, &headers).await;
         assert_eq!(via.body(), direct.body(), "{case}: bytes");
         let record = tap.next_record().await;
-        assert_eq!(record.provider.as_str(), "gcp.gemini");
+        // Gemini CLI reports Code Assist as `gcp.gen_ai` itself (its telemetry docs).
+        let provider = if host == "cloudcode-pa.googleapis.com" {
+            "gcp.gen_ai"
+        } else {
+            "gcp.gemini"
+        };
+        assert_eq!(record.provider.as_str(), provider, "{case}");
+        assert_eq!(record.api, record_api(host), "{case}");
         assert_eq!(record.operation.as_str(), "generate_content");
         assert_eq!(record.client.as_str(), "gemini-cli");
         assert_eq!(

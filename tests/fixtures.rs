@@ -10,9 +10,8 @@
 use std::path::PathBuf;
 
 use llmtap::{
-    dialects::{
-        self, RequestFacts, ResponseFacts, Route, Target, json_array::Splitter, sse::Framer,
-    },
+    dialects::{self, RequestFacts, ResponseFacts, Target, json_array::Splitter, sse::Framer},
+    providers::Route,
     telemetry::spans::fit,
 };
 use llmtap_fake_upstream::fixtures;
@@ -126,11 +125,23 @@ fn check_dialect(dialect: &str) -> usize {
             query: target.query.as_deref(),
             websocket: false,
         };
-        let route = dialects::detect(&t).unwrap_or_else(|| panic!("{name}: no dialect for {path}"));
-        let request =
-            (route.dialect.parse_request)(route.operation, path, &read("request.json"), None)
-                .expect(&name);
-        check_capture(&name, &route, path, &read("request.json"), &request);
+        let route = llmtap::providers::Providers::builtin()
+            .route(&t)
+            .unwrap_or_else(|| panic!("{name}: no dialect for {path}"));
+        let request = (route.dialect.parse_request)(
+            route.operation,
+            route.api_path(path),
+            &read("request.json"),
+            None,
+        )
+        .expect(&name);
+        check_capture(
+            &name,
+            &route,
+            route.api_path(path),
+            &read("request.json"),
+            &request,
+        );
         assert_subset(
             &name,
             &expected["request"],

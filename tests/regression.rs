@@ -533,10 +533,16 @@ async fn websocket_requests_are_read_whole() {
         query: None,
         websocket: true,
     };
-    let route = dialects::detect(&target).unwrap();
-    let whole =
-        (route.dialect.parse_request)(route.operation, target.path, create.as_bytes(), None)
-            .unwrap();
+    let route = llmtap::providers::Providers::builtin()
+        .route(&target)
+        .unwrap();
+    let whole = (route.dialect.parse_request)(
+        route.operation,
+        route.api_path(target.path),
+        create.as_bytes(),
+        None,
+    )
+    .unwrap();
     assert!(whole.system_chars >= 20_000, "{whole:?}");
     assert_eq!(
         record.request.as_ref().map(|r| r.system_chars),
@@ -549,8 +555,9 @@ async fn websocket_requests_are_read_whole() {
 /// for an error, so every such call was recorded failed. Fixed in 68171db.
 #[test]
 fn chat_error_null_is_no_error() {
-    let route =
-        dialects::detect(&dialects::post("api.openai.com", "/v1/chat/completions")).unwrap();
+    let route = llmtap::providers::Providers::builtin()
+        .route(&dialects::post("api.openai.com", "/v1/chat/completions"))
+        .unwrap();
     let mut parser = (route.dialect.stream_parser)(route.operation, None);
     for data in [
         r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-5","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":null}],"error":null}"#,
@@ -574,8 +581,9 @@ fn chat_error_null_is_no_error() {
 /// so a 200 carrying a quota error could not be judged by it. Fixed in 68171db.
 #[test]
 fn chat_json_error_body_status_counts() {
-    let route =
-        dialects::detect(&dialects::post("api.openai.com", "/v1/chat/completions")).unwrap();
+    let route = llmtap::providers::Providers::builtin()
+        .route(&dialects::post("api.openai.com", "/v1/chat/completions"))
+        .unwrap();
     let body = br#"{"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","param":null,"code":429}}"#;
     let facts = (route.dialect.parse_response)(route.operation, 200, body, false).unwrap();
     assert_eq!(facts.error_type.as_deref(), Some("insufficient_quota"));
@@ -588,11 +596,12 @@ fn chat_json_error_body_status_counts() {
 #[test]
 fn token_sums_saturate_instead_of_overflowing() {
     let max = u64::MAX;
-    let gemini = dialects::detect(&dialects::post(
-        "generativelanguage.googleapis.com",
-        "/v1beta/models/gemini-2.5-flash:generateContent",
-    ))
-    .unwrap();
+    let gemini = llmtap::providers::Providers::builtin()
+        .route(&dialects::post(
+            "generativelanguage.googleapis.com",
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+        ))
+        .unwrap();
     let body = json!({
         "candidates": [{"content": {"parts": [{"text": "hi"}], "role": "model"},
             "finishReason": "STOP", "index": 0}],
@@ -606,7 +615,9 @@ fn token_sums_saturate_instead_of_overflowing() {
         (facts.usage.input, facts.usage.output),
         (Some(max), Some(max))
     );
-    let anthropic = dialects::detect(&dialects::post(HOST, "/v1/messages")).unwrap();
+    let anthropic = llmtap::providers::Providers::builtin()
+        .route(&dialects::post(HOST, "/v1/messages"))
+        .unwrap();
     let body = json!({
         "id": "msg_01SaTuRaTe", "type": "message", "role": "assistant", "model": "claude-opus-4-8",
         "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn",
@@ -626,7 +637,9 @@ fn token_sums_saturate_instead_of_overflowing() {
 /// the sums are kept apart and win.
 #[test]
 fn anthropic_compaction_sums_survive_a_later_usage_without_iterations() {
-    let route = dialects::detect(&dialects::post(HOST, "/v1/messages")).unwrap();
+    let route = llmtap::providers::Providers::builtin()
+        .route(&dialects::post(HOST, "/v1/messages"))
+        .unwrap();
     let mut parser = (route.dialect.stream_parser)(route.operation, None);
     let events = [
         (
@@ -671,7 +684,9 @@ fn anthropic_compaction_sums_survive_a_later_usage_without_iterations() {
 /// write went instead of the 1h the request asked for. Fixed in 68171db.
 #[test]
 fn tool_inputs_are_no_cache_breakpoints() {
-    let route = dialects::detect(&dialects::post(HOST, "/v1/messages")).unwrap();
+    let route = llmtap::providers::Providers::builtin()
+        .route(&dialects::post(HOST, "/v1/messages"))
+        .unwrap();
     let request = json!({
         "model": "claude-opus-4-8", "max_tokens": 1024,
         "system": [{"type": "text", "text": "Be terse.",

@@ -14,8 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    Dialect, Framing, Operation, ParseError, Progress, Provider, ResponseFacts, StreamParser,
-    Target, Usage,
+    Dialect, Framing, Operation, ParseError, Progress, ResponseFacts, StreamParser, Target, Usage,
     content::{CaptureBudget, OutputMessage, Part, arguments, to_value},
     error_response,
     json::{self, Object},
@@ -27,7 +26,6 @@ mod request;
 /// Anthropic Messages: `POST /v1/messages` (and `/v1/messages/count_tokens`).
 pub const MESSAGES: Dialect = Dialect {
     name: "anthropic_messages",
-    provider: Provider::Anthropic,
     detect,
     parse_request: request::parse_request,
     parse_response,
@@ -42,8 +40,22 @@ fn detect(t: &Target<'_>) -> Option<(Operation, Framing)> {
     match t.path.trim_end_matches('/') {
         "/v1/messages" => Some((Operation::Chat, Framing::Json)),
         "/v1/messages/count_tokens" => Some((Operation::CountTokens, Framing::Json)),
-        _ => None,
+        path => match vertex_model(path)? {
+            ("count-tokens", "rawPredict") => Some((Operation::CountTokens, Framing::Json)),
+            (_, "rawPredict" | "streamRawPredict") => Some((Operation::Chat, Framing::Json)),
+            _ => None,
+        },
     }
+}
+
+/// The Messages API as Vertex AI serves it (Claude on Vertex AI, "Use Claude models"):
+/// `/models/{model}:rawPredict` or `:streamRawPredict` under
+/// `/v1/projects/{p}/locations/{l}/publishers/anthropic`, the model named in the path
+/// (`claude-sonnet-4-5@20250929`) and not in the body; `/models/count-tokens:rawPredict`
+/// counts tokens. `path` → (model, method).
+pub fn vertex_model(path: &str) -> Option<(&str, &str)> {
+    let (model, method) = path.strip_prefix("/models/")?.rsplit_once(':')?;
+    (!model.is_empty() && !model.contains('/')).then_some((model, method))
 }
 
 /// One Anthropic content block as a GenAI message part (Messages API reference, "Content

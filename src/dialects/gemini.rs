@@ -19,8 +19,7 @@ use serde::{
 use serde_json::Value;
 
 use super::{
-    Dialect, Framing, Operation, ParseError, Progress, Provider, ResponseFacts, StreamParser,
-    Target, Usage,
+    Dialect, Framing, Operation, ParseError, Progress, ResponseFacts, StreamParser, Target, Usage,
     content::{CaptureBudget, OutputMessage, Part, to_value},
     error_response_with,
     json::{self, NonEmpty, Object},
@@ -32,8 +31,7 @@ mod request;
 
 /// The Gemini API: `…/models/{model}:generateContent` and `:streamGenerateContent`.
 pub const GENERATE_CONTENT: Dialect = Dialect {
-    name: "gemini",
-    provider: Provider::GcpGemini,
+    name: "gemini_generate_content",
     detect,
     parse_request: request::parse_request,
     parse_response,
@@ -44,7 +42,6 @@ pub const GENERATE_CONTENT: Dialect = Dialect {
 /// Gemini Code Assist (Gemini CLI signed in with Google): `v1internal:streamGenerateContent`.
 pub const CODE_ASSIST: Dialect = Dialect {
     name: "gemini_code_assist",
-    provider: Provider::GcpGemini,
     detect: detect_code_assist,
     parse_request: request::parse_request,
     parse_response,
@@ -62,14 +59,10 @@ fn framing(method: &str, query: Option<&str>) -> Option<(Operation, Framing)> {
     }
 }
 
-/// `/v1beta/models/gemini-2.5-flash:streamGenerateContent` → (`gemini-2.5-flash`, method).
+/// `/models/gemini-2.5-flash:streamGenerateContent` (the part after the provider's
+/// `/v1beta` or Vertex AI's `…/publishers/google` prefix) → (`gemini-2.5-flash`, method).
 fn split_path(path: &str) -> Option<(&str, &str)> {
-    let rest = path.strip_prefix('/')?;
-    let (version, rest) = rest.split_once('/')?;
-    if !version.starts_with("v1") {
-        return None;
-    }
-    let rest = rest.strip_prefix("models/")?;
+    let rest = path.strip_prefix("/models/")?;
     let (model, method) = rest.rsplit_once(':')?;
     (!model.is_empty() && !model.contains('/')).then_some((model, method))
 }

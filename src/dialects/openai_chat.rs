@@ -14,8 +14,7 @@ use serde::{Deserialize, de::IgnoredAny};
 use serde_json::Value;
 
 use super::{
-    Dialect, Framing, Operation, ParseError, Progress, Provider, ResponseFacts, StreamParser,
-    Target, Usage,
+    Dialect, Framing, Operation, ParseError, Progress, ResponseFacts, StreamParser, Target, Usage,
     content::{CaptureBudget, OutputMessage, Part, arguments, to_value},
     error_response,
     json::{self, NonEmpty, Object, Present},
@@ -24,10 +23,11 @@ use super::{
 
 mod request;
 
-/// OpenAI Chat Completions: `POST /v1/chat/completions`.
+/// OpenAI Chat Completions: `POST …/chat/completions` (`/v1` on OpenAI; the prefix is the
+/// provider table's), and every compatible API: Azure OpenAI, the Gemini API's OpenAI layer,
+/// OpenRouter, DeepSeek, Groq, xAI, Mistral, …
 pub const CHAT_COMPLETIONS: Dialect = Dialect {
-    name: "openai_chat",
-    provider: Provider::OpenAi,
+    name: "openai_chat_completions",
     detect,
     parse_request: request::parse_request,
     parse_response,
@@ -35,33 +35,9 @@ pub const CHAT_COMPLETIONS: Dialect = Dialect {
     max_event: 512 << 10,
 };
 
-/// The Chat Completions API as the Gemini API serves it (its OpenAI compatibility layer,
-/// `POST /v1beta/openai/chat/completions` on `generativelanguage.googleapis.com`): the same
-/// wire format, billed by Google.
-pub const GEMINI_CHAT_COMPLETIONS: Dialect = Dialect {
-    name: "gemini_openai_chat",
-    provider: Provider::GcpGemini,
-    detect: detect_gemini,
-    parse_request: request::parse_request,
-    parse_response,
-    stream_parser,
-    max_event: 512 << 10,
-};
-
 fn detect(t: &Target<'_>) -> Option<(Operation, Framing)> {
-    (t.method == "POST" && !t.websocket && t.path.trim_end_matches('/') == "/v1/chat/completions")
+    (t.method == "POST" && !t.websocket && t.path.trim_end_matches('/') == "/chat/completions")
         .then_some((Operation::Chat, Framing::Json))
-}
-
-fn detect_gemini(t: &Target<'_>) -> Option<(Operation, Framing)> {
-    let path = t.path.trim_end_matches('/');
-    (t.method == "POST"
-        && !t.websocket
-        && matches!(
-            path,
-            "/v1beta/openai/chat/completions" | "/v1/openai/chat/completions"
-        ))
-    .then_some((Operation::Chat, Framing::Json))
 }
 
 fn text_of(content: Option<&Value>) -> String {

@@ -14,8 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    Dialect, Framing, Operation, ParseError, Progress, Provider, ResponseFacts, StreamParser,
-    Target, Usage,
+    Dialect, Framing, Operation, ParseError, Progress, ResponseFacts, StreamParser, Target, Usage,
     content::{CaptureBudget, OutputMessage, Part, arguments, to_value},
     error_response,
     json::{self, Object, Present},
@@ -27,7 +26,6 @@ mod request;
 /// OpenAI Responses: `POST /v1/responses` (SSE) and the `wss://…/v1/responses` socket.
 pub const RESPONSES: Dialect = Dialect {
     name: "openai_responses",
-    provider: Provider::OpenAi,
     detect,
     parse_request: request::parse_request,
     parse_response,
@@ -35,12 +33,10 @@ pub const RESPONSES: Dialect = Dialect {
     max_event: 16 << 20,
 };
 
-const PATHS: &[&str] = &["/v1/responses", "/backend-api/codex/responses"];
-
 fn detect(t: &Target<'_>) -> Option<(Operation, Framing)> {
     let path = t.path.trim_end_matches('/');
     let wanted = if t.websocket { "GET" } else { "POST" };
-    (t.method == wanted && PATHS.contains(&path)).then_some((Operation::Chat, Framing::Json))
+    (t.method == wanted && path == "/responses").then_some((Operation::Chat, Framing::Json))
 }
 
 /// Message content as parts: a string is one text part.

@@ -232,14 +232,15 @@ mod tests {
     /// A chunk of Chat stream bytes through a pipeline; what it concluded.
     fn pipeline_after(chunks: &[&[u8]]) -> (Option<ParseError>, bool, bool) {
         let budget = crate::budget::Budget::new(1 << 30, None);
-        let route = crate::dialects::detect(&crate::dialects::Target {
-            host: "api.openai.com",
-            method: "POST",
-            path: "/v1/chat/completions",
-            query: None,
-            websocket: false,
-        })
-        .expect("chat");
+        let route = crate::providers::Providers::builtin()
+            .route(&crate::dialects::Target {
+                host: "api.openai.com",
+                method: "POST",
+                path: "/v1/chat/completions",
+                query: None,
+                websocket: false,
+            })
+            .expect("chat");
         let mut p = Pipeline {
             framer: StreamFraming::Sse(Framer::new(64)),
             parser: (route.dialect.stream_parser)(route.operation, None),

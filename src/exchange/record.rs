@@ -16,7 +16,8 @@ use super::{
 use crate::{
     budget::{Charge, ChargedBuf, Skipped},
     caller::{Billing, Client},
-    dialects::{ParseError, RequestFacts, ResponseFacts, Route},
+    dialects::{ParseError, RequestFacts, ResponseFacts},
+    providers::Route,
     vocab::{ErrorType, Outcome},
 };
 
@@ -42,8 +43,13 @@ pub struct CallRecord {
     /// `t0` to the first response body byte; `None` when no body byte arrived.
     #[serde(serialize_with = "serialize_opt_duration_ms")]
     pub first_byte: Option<Duration>,
-    /// The API's provider, from the route the dialect table matched.
-    pub provider: crate::dialects::Provider,
+    /// Who served the call: the provider table's entry for the host
+    /// (`gen_ai.provider.name`); serialized as its name.
+    #[serde(serialize_with = "serialize_provider")]
+    pub provider: std::sync::Arc<crate::providers::Provider>,
+    /// The wire format the call used (`llmtap.api`): the dialect's name
+    /// (`anthropic_messages`, `openai_chat_completions`, `bedrock_converse`, …).
+    pub api: &'static str,
     /// What the call did (chat, generate content, count tokens, …), from the route.
     pub operation: crate::dialects::Operation,
     /// The upstream host, as [`normalize_host`](crate::wire::normalize_host) spells it.
@@ -112,6 +118,13 @@ impl CallRecord {
             .as_deref()
             .or(self.request.as_ref()?.model.as_deref())
     }
+}
+
+fn serialize_provider<S: serde::Serializer>(
+    p: &std::sync::Arc<crate::providers::Provider>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&p.name)
 }
 
 pub(super) fn serialize_time<S: serde::Serializer>(
@@ -186,8 +199,16 @@ impl Pending {
                 .body
                 .as_ref()
                 .map_or(&[][..], ChargedBuf::as_slice);
-            guarded(|| (dialect.parse_request)(operation, &self.head.path, body, self.capture))
+            // The dialect reads the path after the provider's prefix.
+            let path = self.route.api_path(&self.head.path);
+            guarded(|| (dialect.parse_request)(operation, path, body, self.capture))
                 .map_err(|e| parse_error = parse_error.or(Some(e)))
+                .map(|mut facts| {
+                    if facts.model.is_none() {
+                        facts.model = self.route.path_model.clone();
+                    }
+                    facts
+                })
                 .ok()
         } else {
             None
@@ -239,7 +260,8 @@ impl Pending {
             duration: self.duration,
             ttft: self.ttft,
             first_byte: self.first_byte,
-            provider: dialect.provider,
+            provider: self.route.provider.clone(),
+            api: dialect.name,
             operation,
             host: self.head.host,
             port: self.head.port,
@@ -275,12 +297,13 @@ pub(super) fn guarded<T>(f: impl FnOnce() -> Result<T, ParseError>) -> Result<T,
 
 /// Error types by which the APIs say "rate limited" when no status says it: Anthropic's
 /// `rate_limit_error`, OpenAI's `rate_limit_exceeded` and `insufficient_quota`, ChatGPT's
-/// `usage_limit_reached`, Google's `RESOURCE_EXHAUSTED`. Quota and plan usage limits are
+/// `usage_limit_reached`, Google's `RESOURCE_EXHAUSTED`, Bedrock's `throttlingException`. Quota and plan usage limits are
 /// rate limits: the call was refused for volume, not for what it asked.
 pub(super) fn is_rate_limit(error_type: &str) -> bool {
     let t = error_type.to_ascii_lowercase();
     t.contains("rate_limit")
         || t.contains("usage_limit")
+        || t.contains("throttl")
         || t.contains("quota")
         || t == "resource_exhausted"
 }

@@ -7,7 +7,7 @@ use super::{
     observe::{MessageObserver, Observing, Side},
     pipeline::keep_for,
 };
-use crate::{budget::Skipped, dialects::Route, vocab::ErrorType};
+use crate::{budget::Skipped, providers::Route, vocab::ErrorType};
 
 /// The calls on one intercepted WebSocket (Codex's Responses socket): each client
 /// `response.create` starts a call, the server's events until the terminal one are its
@@ -68,13 +68,14 @@ impl MessageObserver for WsSession {
     /// Every message of an understood socket is JSON: long strings are cut as the frames
     /// are reassembled, as an HTTP stream's events are (see [`Exchange::keep`]).
     fn text_keep(&self) -> Option<usize> {
-        let route = self.route?;
+        let route = self.route.as_ref()?;
         let max_event = self.observing.limits.sse_line.max(route.dialect.max_event);
         Some(keep_for(self.observing.capture, max_event))
     }
 
     fn on_message(&mut self, side: Side, text: bool, payload: &[u8]) {
-        let Some(route) = self.route else { return };
+        let Some(route) = &self.route else { return };
+        let route = route.clone();
         match side {
             Side::Client => {
                 let create = text

@@ -15,7 +15,7 @@ use super::{
 use crate::{
     caller::{self, Attribution, Caller, header_str},
     config::Config,
-    dialects::{self, Target},
+    dialects::Target,
     exchange::{Exchange, Observing, RequestHead, TraceParent, WsSession},
     policy::{DestinationPolicy, Refusal},
     telemetry::{RateLimit, Telemetry},
@@ -32,8 +32,9 @@ pub struct Shared {
     pub telemetry: Arc<Telemetry>,
     /// What every call's exchange shares (limits, capture, budget, where calls go).
     observing: Arc<Observing>,
-    /// Hosts whose CONNECTs are decrypted (`Config::intercept`, normalized names).
-    pub intercept: std::collections::BTreeSet<String>,
+    /// The provider table (`Config::providers`): which hosts are decrypted, and which of
+    /// their requests are LLM calls.
+    pub providers: Arc<crate::providers::Providers>,
     /// `--team` / `--user`: the attribution of last resort.
     pub attribution: Attribution,
     /// `--auth-file`: who may use the proxy.
@@ -51,13 +52,13 @@ pub struct Shared {
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
-            .field("intercept", &self.intercept)
+            .field("providers", &self.providers.intercepted())
             .finish_non_exhaustive()
     }
 }
 
 impl Shared {
-    /// What the handlers of one proxy share: `config`'s intercept list, attribution, auth
+    /// What the handlers of one proxy share: `config`'s provider table, attribution, auth
     /// file and timeouts, with the connector, policy and `--resolve` map [`super::serve`]
     /// built from it.
     pub fn new(
@@ -71,7 +72,7 @@ impl Shared {
         Shared {
             telemetry,
             observing,
-            intercept: config.intercept.clone(),
+            providers: config.providers.clone(),
             attribution: config.attribution.clone(),
             auth: config.auth.clone(),
             connector,
@@ -83,7 +84,7 @@ impl Shared {
     }
 
     fn intercepts(&self, host: &str) -> bool {
-        self.intercept.contains(&normalize_host(host))
+        self.providers.intercepts(host)
     }
 
     /// The destination policy for a CONNECT or absolute-form target; `--resolve` targets
@@ -138,7 +139,7 @@ impl Tap {
     async fn relay_websocket(
         &self,
         req: Request<Body>,
-        route: Option<dialects::Route>,
+        route: Option<crate::providers::Route>,
         head: RequestHead,
     ) -> RequestOrResponse {
         let observing = self.shared.observing.clone();
@@ -342,7 +343,7 @@ impl HttpHandler for Tap {
             query: req.uri().query(),
             websocket,
         };
-        let route = dialects::detect(&target);
+        let route = self.shared.providers.route(&target);
         if target.websocket {
             // Every upgrade to an intercepted host goes through llmtap's own relay, so the
             // bytes stay faithful; only those a dialect understands are recorded.

@@ -133,7 +133,7 @@ pub fn text(r: &CallRecord) -> String {
     // Only what the provider can report: OpenAI and Gemini have no cache writes.
     if u.cache_read.is_some() || u.cache_write_5m.is_some() || u.cache_write_1h.is_some() {
         line.push_str(&format!(" cache r={}", count(u.cache_read)));
-        if r.provider == crate::dialects::Provider::Anthropic {
+        if u.cache_write_5m.is_some() || u.cache_write_1h.is_some() {
             line.push_str(&format!(
                 " w5m={} w1h={}",
                 count(u.cache_write_5m),
@@ -181,7 +181,8 @@ mod tests {
     use super::*;
     use crate::{
         caller::Client,
-        dialects::{Operation, Provider, RequestFacts, ResponseFacts, Usage},
+        dialects::{Operation, RequestFacts, ResponseFacts, Usage},
+        providers::Provider,
         vocab::Outcome,
     };
 
@@ -192,7 +193,8 @@ mod tests {
             duration: Duration::from_millis(2310),
             ttft: Some(Duration::from_millis(812)),
             first_byte: Some(Duration::from_millis(420)),
-            provider: Provider::Anthropic,
+            provider: std::sync::Arc::new(Provider::named("anthropic", &["anthropic"])),
+            api: "anthropic_messages",
             operation: Operation::Chat,
             host: "api.anthropic.com".into(),
             port: 443,

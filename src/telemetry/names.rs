@@ -91,7 +91,7 @@ pub const OBSERVE_HELD_BYTES: &str = "llmtap_observe_held_bytes";
 /// label's name (`model`, `tool`, `team`, `user`, `error_type`). Unit: values.
 pub const LABEL_OVERFLOW_TOTAL: &str = "llmtap_label_overflow_total";
 
-/// Label: the API provider of the call ([`crate::dialects::Provider`], e.g. `anthropic`,
+/// Label: the API provider of the call ([`crate::providers::Provider`], e.g. `anthropic`,
 /// `openai`).
 pub const PROVIDER: &str = "provider";
 /// Label: the model, as the response names it, else as the request asked; [`UNKNOWN`]
@@ -158,8 +158,8 @@ pub mod attr {
     /// `gen_ai.operation.name` (GenAI semantic conventions): the operation
     /// ([`crate::dialects::Operation`], e.g. `chat`, `generate_content`). Always set.
     pub const OPERATION_NAME: &str = "gen_ai.operation.name";
-    /// `gen_ai.provider.name` (GenAI semantic conventions): the provider
-    /// ([`crate::dialects::Provider`]). Always set.
+    /// `gen_ai.provider.name` (GenAI semantic conventions): the provider table's entry for
+    /// the host ([`crate::providers::Provider`]). Always set.
     pub const PROVIDER_NAME: &str = "gen_ai.provider.name";
     /// `gen_ai.request.model` (GenAI semantic conventions): the model the request body asked
     /// for. Absent when the request was not parsed or named none.
@@ -263,6 +263,14 @@ pub mod attr {
     pub const SYSTEM_CHARS: &str = "llmtap.request.system_chars";
     /// `llmtap.request.messages` (int): entries in the conversation the request sent.
     pub const MESSAGES: &str = "llmtap.request.messages";
+    /// `llmtap.api`: the wire format the call used, apart from who served it
+    /// ([`crate::dialects::Dialect::name`]: `anthropic_messages`, `openai_chat_completions`,
+    /// `openai_responses`, `gemini_generate_content`, `gemini_code_assist`,
+    /// `bedrock_converse`, `bedrock_invoke`). Always set.
+    pub const API: &str = "llmtap.api";
+    /// `openai.api.type` (GenAI conventions, OpenAI): `chat_completions` or `responses`,
+    /// for calls in the OpenAI formats on any provider.
+    pub const OPENAI_API_TYPE: &str = "openai.api.type";
     /// `llmtap.client`: the agent or SDK that made the call ([`crate::caller::Client`]).
     pub const CLIENT: &str = "llmtap.client";
     /// `llmtap.team`: the team the call is attributed to. Absent when none.

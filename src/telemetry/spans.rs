@@ -279,7 +279,19 @@ fn int(v: u64) -> i64 {
 pub fn attributes(r: &CallRecord) -> Vec<KeyValue> {
     let mut a = vec![
         KeyValue::new(attr::OPERATION_NAME, r.operation.as_str()),
-        KeyValue::new(attr::PROVIDER_NAME, r.provider.as_str()),
+        KeyValue::new(
+            attr::PROVIDER_NAME,
+            Value::String(r.provider.name.clone().into()),
+        ),
+        KeyValue::new(attr::API, r.api),
+    ];
+    let openai_type = match r.api {
+        "openai_chat_completions" => Some("chat_completions"),
+        "openai_responses" => Some("responses"),
+        _ => None,
+    };
+    a.extend(openai_type.map(|t| KeyValue::new(attr::OPENAI_API_TYPE, t)));
+    a.extend([
         KeyValue::new(attr::SERVER_ADDRESS, r.host.clone()),
         KeyValue::new(attr::SERVER_PORT, i64::from(r.port)),
         KeyValue::new(attr::HTTP_METHOD, r.method.clone()),
@@ -287,7 +299,7 @@ pub fn attributes(r: &CallRecord) -> Vec<KeyValue> {
         KeyValue::new(attr::CLIENT, r.client.as_str()),
         KeyValue::new(attr::OUTCOME, r.outcome.as_str()),
         KeyValue::new(attr::USAGE_MISSING, r.usage_missing),
-    ];
+    ]);
     let mut push = |key: &'static str, value: Option<Value>| {
         if let Some(value) = value {
             a.push(KeyValue::new(key, value));

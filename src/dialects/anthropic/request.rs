@@ -18,13 +18,17 @@ use crate::dialects::{
 
 pub(super) fn parse_request(
     operation: Operation,
-    _path: &str,
+    path: &str,
     body: &[u8],
     capture: Option<usize>,
 ) -> Result<RequestFacts, ParseError> {
     let r = lenient::parse(body, Body { capture })?;
     Ok(RequestFacts {
-        model: r.model,
+        model: r.model.or_else(|| {
+            super::vertex_model(path)
+                .filter(|(model, _)| *model != "count-tokens")
+                .map(|(model, _)| model.to_owned())
+        }),
         stream: operation == Operation::Chat && r.stream.unwrap_or(false),
         max_tokens: r.max_tokens,
         temperature: r.temperature,

@@ -3,15 +3,16 @@ use super::{request::parse_request, *};
 #[test]
 fn paths_name_the_model_and_the_framing() {
     assert_eq!(
-        model_from_path("/v1beta/models/gemini-2.5-flash:streamGenerateContent"),
+        model_from_path("/models/gemini-2.5-flash:streamGenerateContent"),
         Some("gemini-2.5-flash")
     );
     assert_eq!(
-        model_from_path("/v1/models/gemini-2.5-pro:generateContent"),
+        model_from_path("/models/gemini-2.5-pro:generateContent"),
         Some("gemini-2.5-pro")
     );
     assert_eq!(model_from_path("/v1internal:generateContent"), None);
     assert_eq!(model_from_path("/upload/v1beta/files"), None);
+    assert_eq!(model_from_path("/models/a/b:generateContent"), None);
     assert_eq!(
         framing("streamGenerateContent", Some("key=x&alt=sse")).map(|f| f.1),
         Some(Framing::Json)

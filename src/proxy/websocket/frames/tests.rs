@@ -386,7 +386,7 @@ async fn oversized_websocket_frame_does_not_stop_observation_of_later_calls() {
         caller::{Attribution, Billing, Caller, Client},
         cli::Cli,
         config::Config,
-        dialects::{self, ParseError, Target},
+        dialects::{ParseError, Target},
         exchange::{Observing, RequestHead, WsSession},
         telemetry::Telemetry,
         vocab::Outcome,
@@ -400,7 +400,7 @@ async fn oversized_websocket_frame_does_not_stop_observation_of_later_calls() {
     let config = Config::from_args(cli.run).expect("config");
     let telemetry = Telemetry::start(&config, Box::new(std::io::sink())).expect("telemetry");
     let mut records = telemetry.subscribe();
-    let route = dialects::detect(&Target {
+    let route = config.providers.route(&Target {
         host: "api.openai.com",
         method: "GET",
         path: "/v1/responses",
