@@ -224,7 +224,7 @@ impl Telemetry {
     /// The one place a finished call reaches every output.
     fn emit(&self, mut record: CallRecord, writer: &mut CallWriter) {
         record.cost_usd = self.prices.cost(
-            record.provider,
+            crate::pricing::namespaces_of(record.provider),
             record.operation,
             record.model(),
             record.response.service_tier.as_deref(),
