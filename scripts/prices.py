@@ -11,44 +11,88 @@ when no version is given) and read as a zip; the version recorded in the output 
 the wheel's own `*.dist-info/METADATA`. --from-json takes a litellm-format .json file, or a
 litellm .whl / sdist .tar.gz that is already on disk.
 
-What is included, and why
--------------------------
-llmtap records the calls of Claude Code, Codex CLI, Gemini CLI and the Anthropic / OpenAI /
-google-genai SDKs talking to the providers' own APIs. So the table holds the litellm entries
-  * whose `litellm_provider` is `anthropic`, `openai` or `gemini` (first-party APIs: not
-    Bedrock, Vertex, Azure, OpenRouter, ... whose names and prices differ; not
-    `text-completion-openai`, the legacy /v1/completions models that llmtap does not parse);
-  * whose `mode` is `chat`, `responses` or `completion` (no embeddings, images, audio speech /
+Shape of the output
+-------------------
+  {"source": {"package": "litellm", "version": "X.Y.Z", "file": ..., "generated_by": ...},
+   "namespaces": {
+     "<namespace>": {
+       "models":  {"<model id>": MODEL, ...},
+       "regions": {"<region>": {"<model id>": MODEL, ...}, ...}    # only where litellm has some
+     }, ...}}
+Every namespace is present (possibly with no models), in the order of NAMESPACES; model ids
+and regions are sorted; model ids are lowercase (llmtap matches case-insensitively). MODEL is
+described under "Fields". A namespace is where a provider's prices come from; llmtap's
+provider table names, per provider, the namespaces to try in order. A region holds the prices
+litellm gives for one region or deployment zone (Bedrock `bedrock/us-gov-west-1/...`, Azure
+data zones `azure/eu/...`, `azure/global-standard/...`); llmtap looks them up as the
+namespace `<namespace>/<region>` (e.g. `bedrock/us-gov-west-1`).
+
+Namespaces, and what is included
+--------------------------------
+llmtap records the calls of coding agents and SDKs to the providers' APIs. A namespace holds
+the litellm entries of these `litellm_provider`s:
+  anthropic, openai, gemini   the first-party APIs (not `text-completion-openai`, the legacy
+                              /v1/completions models llmtap does not parse)
+  bedrock                     `bedrock` and `bedrock_converse` (not `bedrock_mantle`, the
+                              OpenAI-compatible endpoint, which no provider maps here yet)
+  vertex_ai                   `vertex_ai` and every `vertex_ai-*` (Claude, Gemini, partners)
+  azure, azure_ai             Azure OpenAI; Azure AI Foundry
+  openrouter, deepseek, groq, xai, mistral, moonshot, zai, together_ai, fireworks_ai,
+  cerebras, perplexity        the provider of the same name
+Names are the model ids as the provider's API names them: litellm's routing prefix is
+stripped (`gemini/`, `bedrock/`, `vertex_ai/`, `azure/`, `azure_ai/`, `openrouter/`,
+`deepseek/`, `groq/`, `xai/`, `mistral/`, `moonshot/`, `zai/`, `together_ai/`,
+`fireworks_ai/`, `cerebras/`, `perplexity/`), what the provider itself names is kept
+(`us.anthropic.claude-...-v1:0`, OpenRouter's `anthropic/claude-...`, Vertex's
+`claude-...@20250929`, Fireworks' `accounts/fireworks/models/...`). In anthropic and openai a
+key with a `/` is dropped (image sizes, routes), as is one in gemini after `gemini/`.
+Special keys:
+  bedrock/<aws-region>/<id>   a regional variant (region `<aws-region>`)
+  bedrock/invoke/<id>         litellm's InvokeModel route: `<id>`, lowest precedence
+  bedrock/*/..., bedrock/<region>/<N>-month-commitment/...   dropped: provisioned
+                              throughput, billed per model unit and hour, not per token
+  bedrock/claude_platform/... dropped: a litellm route to the Claude Platform on AWS, whose
+                              ids are Anthropic's, not Bedrock's (no namespace for it yet)
+  azure/<zone>/<id>           a regional variant: data zones `eu`, `us`, `apac`, `us-gov`,
+                              and `global`, `global-standard` deployments
+  together-ai-<size>          dropped: litellm's price by parameter count, not a model id
+When two keys land on the same name, the one under the routing prefix wins (litellm's
+canonical entry: `gemini/x` over `x`, `deepseek/x` over `x`), then a bare key, then a route
+(`bedrock/invoke/`); a price difference is reported on stderr. litellm's `alias_of` entries
+go to their target's namespace (and region) under their own stripped name, with the target's
+prices and an `"alias_of"` key naming the target.
+
+Within those, an entry is included when
+  * its `mode` is `chat`, `responses` or `completion` (no embeddings, images, audio speech /
     transcription, realtime, moderation, video);
-  * that have both `input_cost_per_token` and `output_cost_per_token` (0 is a price: the Gemini
+  * it has both `input_cost_per_token` and `output_cost_per_token` (0 is a price: the Gemini
     API serves some Gemma models free);
-  * that are not fine-tunes (`ft:...`; their names embed the user's org and job id);
-  * that are not audio / speech / realtime / image / embedding models even where litellm files
-    them under `mode: chat` (name contains audio, realtime, tts, transcribe, image, embedding),
-    nor models that cannot output text (`supported_output_modalities` without "text", e.g.
-    Lyria music models): their per-token text price would under-state what they cost;
-  * plus the bare `alias_of` entries (`claude-opus-latest`, `gpt-sol-latest`, ...) whose target
-    is included; they carry the target's prices and an `"alias_of"` key.
-Names are the bare model ids the providers return: the `gemini/` prefix is stripped. When a
-bare litellm key and a stripped `gemini/` key collide, the `gemini/` entry (litellm's canonical
-Gemini API entry) wins and the collision is reported on stderr.
+  * it is not a fine-tune (`ft:...`; the names embed the user's org and job id);
+  * it is not an audio / speech / realtime / image / embedding model even where litellm files
+    it under `mode: chat` (name contains audio, realtime, tts, transcribe, image, embedding),
+    nor a model that cannot output text (`supported_output_modalities` without "text", e.g.
+    Lyria music models): its per-token text price would under-state what it costs.
 
 Fields (USD per token)
 ----------------------
   input, output        input_cost_per_token, output_cost_per_token. Reasoning / thinking
-                       tokens are billed as output by all three providers: no separate field.
+                       tokens are billed as output by all these providers: no separate field.
   cache_read           cache_read_input_token_cost (null if absent).
-  cache_write_5m       cache_creation_input_token_cost. Anthropic: if absent, 1.25 x input.
-                       Others: null if absent. (litellm lists a write price for some newer
-                       OpenAI models; it is carried as is.)
-  cache_write_1h       cache_creation_input_token_cost_above_1hr. Anthropic: if absent,
-                       2 x input (Anthropic's documented 1-hour write price). Others: null.
+  cache_write_5m       cache_creation_input_token_cost. In the `anthropic` namespace, if
+                       absent: 1.25 x input. Elsewhere null if absent (llmtap's cost rule
+                       then bills Claude writes at 1.25 x input: src/pricing.rs). (litellm
+                       lists a write price for some newer OpenAI models; carried as is.)
+  cache_write_1h       cache_creation_input_token_cost_above_1hr. In `anthropic`, if absent,
+                       2 x input (Anthropic's documented 1-hour write price). Elsewhere null.
+  max_input_tokens     litellm's max_input_tokens (the context window, in tokens), null if
+                       litellm has none.
   above_<N>k           a long-context tier, present only where litellm has
                        `*_above_<N>k_tokens` prices: the whole call is priced at these rates
                        when its input tokens exceed N*1000. Mostly `above_200k` (Gemini Pro
                        models); OpenAI's newest models have `above_272k`. Same five fields;
-                       a field litellm lacks for the tier takes the base rate (for Anthropic
-                       cache fields: the multiple of the tier's input), and is marked derived.
+                       a field litellm lacks for the tier takes the base rate (for cache
+                       fields in `anthropic`: the multiple of the tier's input), and is
+                       marked derived.
   derived              the fields that are not litellm numbers but were filled in by the rules
                        above ("cache_write_1h", "above_200k.cache_read", ...). Omitted if none.
   alias_of             for alias entries: the model whose prices these are.
@@ -56,8 +100,8 @@ Fields (USD per token)
                        `*_priority`, `batch` from `*_batches`), present only where litellm has
                        the tier's input price: the same five fields and `above_<N>k` tiers
                        (`*_above_<N>k_tokens_<tier>`); a field litellm lacks for the tier takes
-                       the standard tier's rate (Anthropic cache fields: the multiple of the
-                       tier's input), marked derived as "flex.output", "priority.above_272k.input".
+                       the standard tier's rate (cache fields in `anthropic`: the multiple of
+                       the tier's input), marked derived as "flex.output", "priority.above_272k.input".
                        llmtap prices a call at the tier its response reports.
 "Ultrafast" tiers and OpenAI's 12-hour cache writes are not carried.
 """
@@ -78,9 +122,20 @@ import zipfile
 LITELLM_FILE = "litellm/model_prices_and_context_window_backup.json"
 GENERATED_BY = "scripts/prices.py"
 
-PROVIDERS = ("anthropic", "openai", "gemini")
+# The namespaces, in file order. Their names are a contract with llmtap's provider table.
+NAMESPACES = (
+    "anthropic", "openai", "gemini", "bedrock", "vertex_ai", "azure", "azure_ai", "openrouter",
+    "deepseek", "groq", "xai", "mistral", "moonshot", "zai", "together_ai", "fireworks_ai",
+    "cerebras", "perplexity",
+)
+FIRST_PARTY = ("anthropic", "openai", "gemini")
+# litellm_provider -> namespace; every `vertex_ai*` provider is `vertex_ai` (namespace_of).
+NAMESPACE_PROVIDERS = {ns: ns for ns in NAMESPACES if ns != "vertex_ai"}
+NAMESPACE_PROVIDERS["bedrock_converse"] = "bedrock"
+# The litellm routing prefix of each namespace's keys; stripped, as no provider returns it.
+# anthropic and openai have none: their keys with a `/` are sizes and routes, not models.
+ROUTING_PREFIX = {ns: ns + "/" for ns in NAMESPACES if ns not in ("anthropic", "openai")}
 MODES = ("chat", "responses", "completion")
-PROVIDER_PREFIXES = {"gemini": "gemini/"}
 EXCLUDED_NAME = re.compile(r"audio|realtime|tts|transcribe|image|embedding")
 
 # Anthropic's documented multiples of the input price.
@@ -225,11 +280,14 @@ def tier_thresholds(entry: dict) -> list[int]:
     return sorted(found)
 
 
-def convert(entry: dict, provider: str) -> dict:
+def convert(entry: dict, ns: str) -> dict:
+    # Only the `anthropic` namespace gets Anthropic's cache multiples filled in; elsewhere a
+    # missing price stays null and llmtap's cost rule decides (src/pricing.rs).
+    provider = "anthropic" if ns == "anthropic" else ns
     derived: list[str] = []
     base = prices_at(entry, provider, "", None, "", derived)
-    model: dict = {"provider": provider}
-    model.update(base)
+    model: dict = dict(base)
+    model["max_input_tokens"] = max_input_tokens(entry)
     for n in tier_thresholds(entry):
         suffix = f"_above_{n}k_tokens"
         if price(entry, LITELLM_FIELDS["input"] + suffix) is None:
@@ -268,24 +326,89 @@ def service_tiers(entry: dict, provider: str, model: dict, derived: list[str]) -
     return out
 
 
-def bare_name(key: str, provider: str) -> str:
-    prefix = PROVIDER_PREFIXES.get(provider)
-    if prefix and key.startswith(prefix):
-        return key[len(prefix):]
-    return key
+# ---------------------------------------------------------------------------------------------
+# Namespaces: which litellm entries go where, under which name
+
+
+class Excluded(Exception):
+    """An entry that is not in the table; the message says why."""
+
+
+# An AWS region as Bedrock's regional keys spell it (`us-east-1`, `us-gov-west-1`).
+AWS_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+# Provisioned-throughput commitments (`bedrock/us-east-1/1-month-commitment/...`, `bedrock/*/...`):
+# billed per model unit and hour, not per token.
+COMMITMENT = re.compile(r"^\d+-month-commitment$")
+
+
+def namespace_of(provider: object) -> str | None:
+    """The namespace of a `litellm_provider`, or None if llmtap does not price it."""
+    if not isinstance(provider, str):
+        return None
+    if provider in NAMESPACE_PROVIDERS:
+        return NAMESPACE_PROVIDERS[provider]
+    if provider.startswith("vertex_ai"):  # vertex_ai, vertex_ai-anthropic_models, ...
+        return "vertex_ai"
+    return None
+
+
+def place(key: str, ns: str) -> tuple[str | None, str, int]:
+    """Where a litellm key goes in namespace `ns`: (region or None, model name, rank).
+
+    The rank orders entries that land on the same name: 0 for a key under the namespace's
+    routing prefix (litellm's canonical entry, e.g. `gemini/x` over `x`), 1 for a bare key,
+    2 for a key under a litellm route (`bedrock/invoke/...`). Raises Excluded.
+    """
+    prefix = ROUTING_PREFIX.get(ns)
+    prefixed = bool(prefix) and key.startswith(prefix)
+    rest = key[len(prefix):] if prefixed else key
+    rank = 0 if prefixed else 1
+    region = None
+    if ns in FIRST_PARTY:
+        if "/" in rest:
+            raise Excluded("prefixed name")
+    elif ns == "bedrock" and "/" in rest:
+        parts = rest.split("/")
+        if not prefixed:
+            raise Excluded("prefixed name")
+        if parts[0] == "invoke":
+            parts, rank = parts[1:], 2
+        elif parts[0] == "claude_platform":
+            raise Excluded("litellm route to the Claude Platform on AWS, not a Bedrock model id")
+        elif parts[0] == "*" or any(COMMITMENT.match(p) for p in parts):
+            raise Excluded("provisioned throughput (billed per hour, not per token)")
+        elif AWS_REGION.match(parts[0]):
+            region, parts = parts[0], parts[1:]
+        if len(parts) != 1:
+            raise Excluded("unrecognised bedrock route")
+        rest = parts[0]
+    elif ns == "azure" and "/" in rest:
+        # azure/eu/gpt-5, azure/global-standard/gpt-4o: data-zone and global deployments.
+        parts = rest.split("/")
+        if not prefixed or len(parts) != 2:
+            raise Excluded("unrecognised azure route")
+        region, rest = parts
+    if ns == "together_ai" and rest.startswith("together-ai-"):
+        raise Excluded("litellm's price-by-model-size fallback, not a model id")
+    name = rest.lower()
+    if not name:
+        raise Excluded("empty name")
+    return region, name, rank
 
 
 def excluded(key: str, entry: dict) -> str | None:
     """Why this litellm entry is not in the table, or None if it is."""
-    if entry.get("litellm_provider") not in PROVIDERS:
+    ns = namespace_of(entry.get("litellm_provider"))
+    if ns is None:
         return "provider"
     if entry.get("mode") not in MODES:
         return "mode"
-    if key.startswith("ft:"):
+    try:
+        _, name, _ = place(key, ns)
+    except Excluded as e:
+        return str(e)
+    if name.startswith("ft:") or key.startswith("ft:"):
         return "fine-tune"
-    name = bare_name(key, entry["litellm_provider"])
-    if "/" in name:
-        return "prefixed name"
     if EXCLUDED_NAME.search(name):
         return "audio/realtime/image/embedding model"
     outputs = entry.get("supported_output_modalities")
@@ -296,54 +419,84 @@ def excluded(key: str, entry: dict) -> str | None:
     return None
 
 
+def max_input_tokens(entry: dict) -> int | None:
+    value = entry.get("max_input_tokens")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not math.isfinite(value) or value < 0 or value != int(value):
+        return None
+    return int(value)
+
+
+def ordered(model: dict) -> dict:
+    out = {k: model[k] for k in FIELDS + ("max_input_tokens",)}
+    for k in sorted((k for k in model if k.startswith("above_")), key=lambda k: int(k[6:-1])):
+        out[k] = model[k]
+    for k in ("service_tiers", "alias_of", "derived"):
+        if k in model:
+            out[k] = model[k]
+    return out
+
+
 def build(data: dict, version: str | None, file: str) -> dict:
     if not isinstance(data, dict):
         raise SystemExit("prices.py: the litellm file is not a JSON object")
-    chosen: dict[str, tuple[str, dict]] = {}  # bare name -> (litellm key, model)
+    # (namespace, region or None, name) -> (rank, litellm key, model)
+    chosen: dict[tuple[str, str | None, str], tuple[int, str, dict]] = {}
     for key in sorted(data):
         entry = data[key]
         if not isinstance(entry, dict) or "alias_of" in entry or excluded(key, entry):
             continue
-        provider = entry["litellm_provider"]
+        ns = namespace_of(entry["litellm_provider"])
+        region, name, rank = place(key, ns)
         try:
-            model = convert(entry, provider)
+            model = convert(entry, ns)
         except BadPrice as e:
             warn(f"skipping {key}: {e}")
             continue
-        name = bare_name(key, provider)
-        if name in chosen:
-            other_key, other = chosen[name]
-            prefixed = key if key != name else other_key
+        slot = (ns, region, name)
+        if slot in chosen:
+            other_rank, other_key, other = chosen[slot]
+            keep_other = other_rank <= rank
             if other != model:
-                warn(f"{name}: litellm has both {other_key!r} and {key!r} with different "
-                     f"prices; using {prefixed!r}")
-            if key != prefixed:
+                winner = other_key if keep_other else key
+                warn(f"{ns}{'/' + region if region else ''}: {name}: litellm has both "
+                     f"{other_key!r} and {key!r} with different prices; using {winner!r}")
+            if keep_other:
                 continue
-        chosen[name] = (key, model)
+        chosen[slot] = (rank, key, model)
 
-    # Aliases (`"alias_of": "target"`) of included models.
-    by_key = {k: m for _, (k, m) in chosen.items()}
+    # Aliases (`"alias_of": "target"`) of included models go where their target is.
+    by_key = {k: (slot, m) for slot, (_, k, m) in chosen.items()}
     for key in sorted(data):
         entry = data[key]
-        if not isinstance(entry, dict) or "alias_of" not in entry or "/" in key:
+        if not isinstance(entry, dict) or "alias_of" not in entry:
             continue
         target = entry["alias_of"]
-        if target in by_key and key not in chosen:
-            model = dict(by_key[target])
-            target_name = next(n for n, (k, _) in chosen.items() if k == target)
-            model["alias_of"] = target_name
-            chosen[key] = (key, model)
+        if target not in by_key:
+            continue
+        (ns, region, target_name), target_model = by_key[target]
+        try:
+            alias_region, name, _ = place(key, ns)
+        except Excluded:
+            continue
+        if alias_region != region or (ns, region, name) in chosen:
+            continue
+        model = dict(target_model)
+        model["alias_of"] = target_name
+        chosen[(ns, region, name)] = (3, key, model)
 
-    models = {}
-    for name in sorted(chosen):
-        model = chosen[name][1]
-        ordered = {k: model[k] for k in ("provider",) + FIELDS}
-        for k in sorted((k for k in model if k.startswith("above_")), key=lambda k: int(k[6:-1])):
-            ordered[k] = model[k]
-        for k in ("service_tiers", "alias_of", "derived"):
-            if k in model:
-                ordered[k] = model[k]
-        models[name] = ordered
+    namespaces: dict = {}
+    for ns in NAMESPACES:
+        models = {name: ordered(m) for (n, r, name), (_, _, m) in sorted(
+            chosen.items(), key=lambda kv: kv[0][2]) if n == ns and r is None}
+        regions: dict = {}
+        for region in sorted({r for (n, r, _) in chosen if n == ns and r is not None}):
+            regions[region] = {name: ordered(m) for (n, r, name), (_, _, m) in sorted(
+                chosen.items(), key=lambda kv: kv[0][2]) if n == ns and r == region}
+        namespaces[ns] = {"models": models}
+        if regions:
+            namespaces[ns]["regions"] = regions
 
     return {
         "source": {
@@ -352,7 +505,7 @@ def build(data: dict, version: str | None, file: str) -> dict:
             "file": file,
             "generated_by": GENERATED_BY,
         },
-        "models": models,
+        "namespaces": namespaces,
     }
 
 
@@ -390,7 +543,11 @@ def main(argv: list[str] | None = None) -> int:
 
     table = build(data, version, file)
     text = render(table)
-    warn(f"litellm {table['source']['version']}: {len(table['models'])} models")
+    sizes = ", ".join(f"{ns} {len(v['models'])}"
+                      + (f" (+{sum(map(len, v['regions'].values()))} regional)"
+                         if "regions" in v else "")
+                      for ns, v in table["namespaces"].items())
+    warn(f"litellm {table['source']['version']}: {sizes}; {len(text)} bytes")
     if args.output:
         tmp_path = args.output + ".tmp"
         with open(tmp_path, "w", encoding="utf-8") as f:

@@ -94,9 +94,40 @@ LITELLM = {
     "gpt-no-mode": {"litellm_provider": "openai", "input_cost_per_token": 1e-06,
                     "output_cost_per_token": 1e-06},
     "babbage-test": {**chat("text-completion-openai", 4e-07, 4e-07), "mode": "completion"},
-    "anthropic.claude-bedrock": chat("bedrock", 3e-06, 1.5e-05),
+    "gemini/gemini-no-window": {**chat("gemini", 1e-07, 4e-07), "max_input_tokens": None},
+    # Other namespaces (test_namespaces_*).
+    "anthropic.claude-bedrock-v1:0": chat("bedrock", 3e-06, 1.5e-05),
+    "us.anthropic.claude-bedrock-v1:0": chat("bedrock_converse", 3.3e-06, 1.65e-05,
+                                             cache_creation_input_token_cost=4.125e-06),
+    "bedrock/us.anthropic.claude-dup-v1:0": chat("bedrock", 1e-06, 2e-06),
+    "us.anthropic.claude-dup-v1:0": chat("bedrock", 9e-06, 9e-06),
+    "bedrock/us-gov-west-1/anthropic.claude-bedrock-v1:0": chat("bedrock", 3.6e-06, 1.8e-05),
+    "bedrock/us-east-1/1-month-commitment/anthropic.claude-bedrock-v1:0":
+        chat("bedrock", 1e-06, 1e-06),
+    "bedrock/*/6-month-commitment/cohere.command-test": chat("bedrock", 1e-06, 1e-06),
+    "bedrock/claude_platform/claude-full-1": chat("bedrock", 5e-06, 2.5e-05),
+    "bedrock/invoke/anthropic.claude-invoke-v1:0": chat("bedrock", 8e-06, 8e-06),
+    "bedrock/claude-bedrock-latest": {"alias_of": "us.anthropic.claude-bedrock-v1:0"},
+    "bedrock_mantle/openai.gpt-test": chat("bedrock_mantle", 1e-06, 1e-06),
     "azure/gpt-test": chat("azure", 1.25e-06, 1e-05),
-    "vertex_ai/gemini-test-pro": chat("vertex_ai-language-models", 1.25e-06, 1e-05),
+    "azure/eu/gpt-test": chat("azure", 1.375e-06, 1.1e-05),
+    "azure/global-standard/gpt-test": chat("azure", 1.25e-06, 1e-05),
+    "azure_ai/claude-full-1": chat("azure_ai", 5e-06, 2.5e-05),
+    "azure_ai/Llama-Test-70B": chat("azure_ai", 7e-07, 7e-07),
+    "vertex_ai/gemini-test-pro": chat("vertex_ai", 1.25e-06, 1e-05),
+    "gemini-test-pro": chat("vertex_ai-language-models", 9e-06, 9e-06),
+    "vertex_ai/claude-full-1@20250101": chat("vertex_ai-anthropic_models", 5e-06, 2.5e-05),
+    "vertex_ai/meta/llama-test-maas": chat("vertex_ai-llama_models", 1e-06, 1e-06),
+    "vertex_ai/text-embedding-test": {**chat("vertex_ai-embedding-models", 1e-07, 0),
+                                      "mode": "embedding"},
+    "openrouter/anthropic/claude-full-1": chat("openrouter", 5e-06, 2.5e-05),
+    "deepseek/deepseek-test": chat("deepseek", 2.8e-07, 4.2e-07),
+    "groq/openai/gpt-oss-test": chat("groq", 1.5e-07, 6e-07),
+    "together_ai/Qwen/Qwen-Test": chat("together_ai", 1.2e-06, 1.2e-06),
+    "together-ai-up-to-4b": chat("together_ai", 1e-07, 1e-07),
+    "fireworks_ai/accounts/fireworks/models/fw-test": chat("fireworks_ai", 9e-07, 9e-07),
+    "zai/glm-test": chat("zai", 6e-07, 2.2e-06),
+    "dashscope/qwen-test": chat("dashscope", 1e-06, 1e-06),
     # Malformed price: skipped with a warning, the rest still built.
     "gpt-bad": chat("openai", "cheap", 1e-05),
     "gpt-bad-bool": chat("openai", True, 1e-05),
@@ -105,9 +136,18 @@ LITELLM = {
 
 EXPECTED_NAMES = [
     "claude-full-1", "claude-long", "claude-no-1h", "claude-no-cache", "claude-test-latest",
-    "gemini-dup", "gemini-test-flash", "gemini-test-pro", "gemma-dup", "gemma-free",
+    "gemini-dup", "gemini-no-window", "gemini-test-flash", "gemini-test-pro", "gemma-dup",
+    "gemma-free",
     "gpt-long", "gpt-test", "gpt-test-responses",
 ]
+
+
+def first_party(table: dict) -> dict:
+    """The anthropic, openai and gemini namespaces as one dict (their names do not collide)."""
+    out = {}
+    for ns in ("anthropic", "openai", "gemini"):
+        out.update(table["namespaces"][ns]["models"])
+    return dict(sorted(out.items()))
 
 
 def run(path: str, *args: str) -> subprocess.CompletedProcess:
@@ -127,7 +167,8 @@ class PricesTest(unittest.TestCase):
             raise AssertionError(cls.proc.stderr)
         cls.out = cls.proc.stdout
         cls.table = json.loads(cls.out)
-        cls.models = cls.table["models"]
+        cls.ns = cls.table["namespaces"]
+        cls.models = first_party(cls.table)
 
     @classmethod
     def tearDownClass(cls):
@@ -139,15 +180,21 @@ class PricesTest(unittest.TestCase):
         self.assertEqual(self.table["source"], {
             "package": "litellm", "version": "9.9.9", "file": "litellm.json",
             "generated_by": "scripts/prices.py"})
-        self.assertEqual(list(self.table), ["source", "models"])
+        self.assertEqual(list(self.table), ["source", "namespaces"])
+        self.assertEqual(list(self.ns), [
+            "anthropic", "openai", "gemini", "bedrock", "vertex_ai", "azure", "azure_ai",
+            "openrouter", "deepseek", "groq", "xai", "mistral", "moonshot", "zai", "together_ai",
+            "fireworks_ai", "cerebras", "perplexity"])
+        for ns, body in self.ns.items():
+            self.assertIn(list(body), (["models"], ["models", "regions"]), ns)
 
     def test_selected_models(self):
         self.assertEqual(list(self.models), EXPECTED_NAMES)
 
     def test_field_order(self):
         self.assertEqual(list(self.models["gemini-test-pro"]),
-                         ["provider", "input", "output", "cache_read", "cache_write_5m",
-                          "cache_write_1h", "above_200k"])
+                         ["input", "output", "cache_read", "cache_write_5m",
+                          "cache_write_1h", "max_input_tokens", "above_200k"])
         self.assertEqual(list(self.models["gemini-test-pro"]["above_200k"]),
                          ["input", "output", "cache_read", "cache_write_5m", "cache_write_1h"])
 
@@ -158,8 +205,8 @@ class PricesTest(unittest.TestCase):
         tiers = m.pop("service_tiers")
         m.pop("derived")  # only the batch tier's fields, below
         self.assertEqual(m, {
-            "provider": "anthropic", "input": 5e-06, "output": 2.5e-05, "cache_read": 5e-07,
-            "cache_write_5m": 6.25e-06, "cache_write_1h": 1e-05})
+            "input": 5e-06, "output": 2.5e-05, "cache_read": 5e-07,
+            "cache_write_5m": 6.25e-06, "cache_write_1h": 1e-05, "max_input_tokens": 200000})
         self.assertEqual(list(tiers), ["batch"])
 
     # --- service tiers
@@ -198,16 +245,16 @@ class PricesTest(unittest.TestCase):
         self.assertEqual(m["derived"], ["cache_read", "cache_write_5m", "cache_write_1h"])
 
     def test_openai_has_no_cache_writes_and_no_reasoning_field(self):
-        self.assertEqual(self.models["gpt-test"], {
-            "provider": "openai", "input": 1.25e-06, "output": 1e-05, "cache_read": 1.25e-07,
-            "cache_write_5m": None, "cache_write_1h": None})
+        self.assertEqual(self.ns["openai"]["models"]["gpt-test"], {
+            "input": 1.25e-06, "output": 1e-05, "cache_read": 1.25e-07,
+            "cache_write_5m": None, "cache_write_1h": None, "max_input_tokens": 200000})
         self.assertIsNone(self.models["gpt-test-responses"]["cache_read"])
 
     # --- long-context tiers
 
     def test_gemini_above_200k(self):
         m = self.models["gemini-test-pro"]
-        self.assertEqual(m["provider"], "gemini")
+        self.assertIn("gemini-test-pro", self.ns["gemini"]["models"])
         self.assertEqual(m["above_200k"], {"input": 2.5e-06, "output": 1.5e-05,
                                            "cache_read": 2.5e-07, "cache_write_5m": None,
                                            "cache_write_1h": None})
@@ -252,6 +299,72 @@ class PricesTest(unittest.TestCase):
             self.assertNotIn(name, self.models)
             self.assertIn(f"skipping {name}", self.proc.stderr)
 
+    # --- context windows
+
+    def test_max_input_tokens_carried_or_null(self):
+        self.assertEqual(self.models["gpt-test"]["max_input_tokens"], 200000)
+        self.assertIsNone(self.models["gemini-no-window"]["max_input_tokens"])
+        self.assertEqual(self.models["claude-test-latest"]["max_input_tokens"], 200000)
+
+    # --- namespaces
+
+    def test_first_party_namespaces_keep_only_their_provider(self):
+        self.assertEqual(sorted(self.ns["anthropic"]["models"]), [
+            "claude-full-1", "claude-long", "claude-no-1h", "claude-no-cache",
+            "claude-test-latest"])
+        self.assertNotIn("gpt-test", self.ns["anthropic"]["models"])
+        self.assertNotIn("regions", self.ns["openai"])
+
+    def test_namespaces_bedrock(self):
+        b = self.ns["bedrock"]
+        # bedrock and bedrock_converse, keys as Bedrock names them; the `bedrock/` route
+        # stripped; an alias goes where its target is.
+        self.assertEqual(sorted(b["models"]), [
+            "anthropic.claude-bedrock-v1:0", "anthropic.claude-invoke-v1:0",
+            "claude-bedrock-latest", "us.anthropic.claude-bedrock-v1:0",
+            "us.anthropic.claude-dup-v1:0"])
+        self.assertEqual(b["models"]["us.anthropic.claude-bedrock-v1:0"]["cache_write_5m"],
+                         4.125e-06)
+        # Outside the `anthropic` namespace nothing is derived: the cost rule decides.
+        self.assertIsNone(b["models"]["us.anthropic.claude-bedrock-v1:0"]["cache_write_1h"])
+        self.assertNotIn("derived", b["models"]["us.anthropic.claude-bedrock-v1:0"])
+        self.assertEqual(b["models"]["claude-bedrock-latest"]["alias_of"],
+                         "us.anthropic.claude-bedrock-v1:0")
+        # The `bedrock/` entry is litellm's canonical one.
+        self.assertEqual(b["models"]["us.anthropic.claude-dup-v1:0"]["input"], 1e-06)
+        self.assertIn("using 'bedrock/us.anthropic.claude-dup-v1:0'", self.proc.stderr)
+        # Regional keys become regional variants; commitments and the Claude Platform route
+        # are dropped; bedrock_mantle is not a namespace.
+        self.assertEqual(b["regions"], {"us-gov-west-1": {
+            "anthropic.claude-bedrock-v1:0": b["regions"]["us-gov-west-1"][
+                "anthropic.claude-bedrock-v1:0"]}})
+        self.assertEqual(
+            b["regions"]["us-gov-west-1"]["anthropic.claude-bedrock-v1:0"]["input"], 3.6e-06)
+        for dropped in ("claude-full-1", "cohere.command-test", "gpt-test"):
+            self.assertNotIn(dropped, json.dumps(b))
+
+    def test_namespaces_vertex_azure_and_others(self):
+        v = self.ns["vertex_ai"]["models"]
+        self.assertEqual(sorted(v), ["claude-full-1@20250101", "gemini-test-pro",
+                                     "meta/llama-test-maas"])
+        self.assertEqual(v["gemini-test-pro"]["input"], 1.25e-06)  # vertex_ai/ key wins
+        a = self.ns["azure"]
+        self.assertEqual(list(a["models"]), ["gpt-test"])
+        self.assertEqual(list(a["regions"]), ["eu", "global-standard"])
+        self.assertEqual(a["regions"]["eu"]["gpt-test"]["input"], 1.375e-06)
+        # Names are lowercase; vendor/model ids keep their vendor.
+        self.assertEqual(sorted(self.ns["azure_ai"]["models"]),
+                         ["claude-full-1", "llama-test-70b"])
+        self.assertEqual(list(self.ns["openrouter"]["models"]), ["anthropic/claude-full-1"])
+        self.assertEqual(list(self.ns["deepseek"]["models"]), ["deepseek-test"])
+        self.assertEqual(list(self.ns["groq"]["models"]), ["openai/gpt-oss-test"])
+        self.assertEqual(list(self.ns["together_ai"]["models"]), ["qwen/qwen-test"])
+        self.assertEqual(list(self.ns["fireworks_ai"]["models"]),
+                         ["accounts/fireworks/models/fw-test"])
+        self.assertEqual(list(self.ns["zai"]["models"]), ["glm-test"])
+        self.assertEqual(self.ns["xai"], {"models": {}})
+        self.assertNotIn("together-ai-up-to-4b", self.ns["together_ai"]["models"])
+
     # --- stability
 
     def test_output_is_stable(self):
@@ -292,7 +405,7 @@ class PricesTest(unittest.TestCase):
         self.assertEqual(table["source"]["version"], "1.2.3")
         self.assertEqual(table["source"]["file"],
                          "litellm/model_prices_and_context_window_backup.json")
-        self.assertEqual(table["models"], self.models)
+        self.assertEqual(table["namespaces"], self.ns)
         # A version that contradicts the wheel is an error.
         self.assertNotEqual(run(whl, "--litellm-version", "1.2.4").returncode, 0)
 
@@ -304,12 +417,12 @@ class PricesTest(unittest.TestCase):
     def test_fixture_files(self):
         proc = run(os.path.join(FIXTURES, "litellm_override.json"))
         self.assertEqual(proc.returncode, 0, proc.stderr)
-        models = json.loads(proc.stdout)["models"]
+        models = first_party(json.loads(proc.stdout))
         self.assertEqual(sorted(models), ["claude-opus-4-8", "gpt-6.1-sol", "gpt-6.2-sol"])
         self.assertEqual(models["gpt-6.1-sol"]["above_272k"]["input"], 5e-06)
         proc = run(os.path.join(FIXTURES, "malformed.json"))
         self.assertEqual(proc.returncode, 0, proc.stderr)
-        self.assertEqual(list(json.loads(proc.stdout)["models"]), ["good-model"])
+        self.assertEqual(list(first_party(json.loads(proc.stdout))), ["good-model"])
         self.assertIn("skipping broken-model", proc.stderr)
 
 
