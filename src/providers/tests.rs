@@ -473,3 +473,12 @@ fn the_readme_lists_every_provider_with_its_hosts() {
         }
     }
 }
+
+#[test]
+fn a_wildcard_never_crosses_a_dot() {
+    // An S3 bucket named `bedrock-runtime.x` is not Bedrock.
+    let t = Providers::builtin();
+    assert!(!t.intercepts("bedrock-runtime.x.s3.amazonaws.com"));
+    assert!(t.intercepts("bedrock-runtime.us-east-1.amazonaws.com"));
+    assert!(!t.intercepts("x.y.openai.azure.com.evil.example"));
+}
