@@ -17,6 +17,7 @@
 pub mod anthropic;
 mod content;
 pub mod elide;
+pub mod eventstream;
 pub mod gemini;
 mod json;
 pub mod json_array;
@@ -247,6 +248,10 @@ pub enum ParseError {
     /// `panic`: a parser panicked; the call keeps what was known.
     #[error("parser panicked")]
     Panic,
+    /// `invalid_frame`: an AWS event-stream message failed its CRC or its headers did not
+    /// parse (skipped), or a prelude failed its CRC (the framing is lost: parsing stops).
+    #[error("event-stream frame failed its checksum")]
+    InvalidFrame,
 }
 
 crate::vocab::label!(ParseError);
