@@ -15,6 +15,7 @@
 //! GenAI parts that `--capture-content` exports and the one budget that caps a response's.
 
 pub mod anthropic;
+pub mod bedrock;
 mod content;
 pub mod elide;
 pub mod eventstream;
@@ -317,6 +318,8 @@ pub static DIALECTS: &[Dialect] = &[
     openai_responses::RESPONSES,
     gemini::GENERATE_CONTENT,
     gemini::CODE_ASSIST,
+    bedrock::CONVERSE,
+    bedrock::INVOKE,
 ];
 
 /// An endpoint recognised as an LLM call.

@@ -5,8 +5,8 @@
 //! Owns: cutting a byte stream that arrives in arbitrary pieces into messages, checking both
 //! CRCs, and reading the headers llmtap needs (`:message-type`, `:event-type`,
 //! `:exception-type`, `:error-code`, `:content-type`). Does not own: what a payload means (the
-//! dialects do), nor the mapping of a message onto an [`sse::Event`](super::sse::Event)
-//! beyond [`Message::event_name`].
+//! dialects do). A message reaches a dialect as an [`sse::Event`] ([`Decoder::push_events`]):
+//! named by [`Message::event_name`], its payload as the data.
 //!
 //! The wire format (AWS SDK developer guides, "Event stream encoding"; smithy-rs
 //! `aws-smithy-eventstream`, whose test vectors are checked in this file's tests): each
@@ -33,7 +33,7 @@
 //! is lost: there is no marker to find the next message by, so the decoder reports
 //! [`ParseError::InvalidFrame`] and reads nothing more.
 
-use super::ParseError;
+use super::{ParseError, sse};
 
 /// The `content-type` of an event-stream response body.
 pub const CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
@@ -136,7 +136,7 @@ impl<'a> Message<'a> {
         self.string(":content-type")
     }
 
-    /// The name this message goes by as an [`sse::Event`](super::sse::Event), written into
+    /// The name this message goes by as an [`sse::Event`], written into
     /// `into` (cleared first), or `None` for a message type llmtap does not know:
     /// - `event` (or no `:message-type`): its `:event-type` (empty when absent);
     /// - `exception`: [`EXCEPTION_PREFIX`] + its `:exception-type`;
@@ -279,6 +279,24 @@ impl Decoder {
             }
         }
         first
+    }
+
+    /// [`Decoder::push`], each message handed on as the [`sse::Event`] its
+    /// [`Message::event_name`] names, with its payload as the data; a message of an unknown
+    /// `:message-type` is not handed on. The one mapping the stream pipeline and the tests use.
+    pub fn push_events(
+        &mut self,
+        chunk: &[u8],
+        on_event: &mut dyn FnMut(sse::Event<'_>) -> Result<(), ParseError>,
+    ) -> Result<(), ParseError> {
+        let mut name = Vec::new();
+        self.push(chunk, &mut |message| match message.event_name(&mut name) {
+            Some(()) => on_event(sse::Event {
+                name: &name,
+                data: message.payload,
+            }),
+            None => Ok(()),
+        })
     }
 
     /// Checks a prelude and returns the message's total length. A bad one loses the framing.

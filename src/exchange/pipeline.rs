@@ -9,6 +9,7 @@ use crate::{
     dialects::{
         ParseError, Progress, StreamParser,
         elide::Elider,
+        eventstream,
         json_array::Splitter,
         sse::{DEFAULT_KEEP, Event, Framer},
     },
@@ -81,11 +82,11 @@ impl Sink for Pipeline {
 }
 
 impl Pipeline {
-    /// Why the stream's facts may be incomplete: an event that could not be read, or one
-    /// over the event cap even with long strings cut (skipped).
+    /// Why the stream's facts may be incomplete: an event that could not be read, one over
+    /// the event cap even with long strings cut (skipped), or an event-stream message that
+    /// failed its CRC (skipped).
     pub(super) fn error(&self) -> Option<ParseError> {
-        self.error
-            .or((self.framer.skipped() > 0).then_some(ParseError::LineTooLong))
+        self.error.or_else(|| self.framer.error())
     }
 
     /// The last event was bad or skipped: it may have been the terminal one, so a missing
@@ -150,6 +151,11 @@ impl Stream {
 pub(super) enum StreamFraming {
     Sse(Framer),
     JsonArray(Splitter),
+    /// AWS event-stream messages (`application/vnd.amazon.eventstream`, Amazon Bedrock), each
+    /// handed on as the event [`eventstream::Message::event_name`] names (an event's
+    /// `:event-type`; `exception:` + `:exception-type`; `error:` + `:error-code`) with the
+    /// payload as its data. A message of another `:message-type` is not handed on.
+    EventStream(eventstream::Decoder),
     /// Each push is one whole event: a WebSocket message, its long strings already cut by
     /// the socket's decoder ([`MessageObserver::text_keep`]).
     ///
@@ -163,6 +169,7 @@ impl StreamFraming {
         match self {
             StreamFraming::Sse(framer) => framer.held(),
             StreamFraming::JsonArray(splitter) => splitter.held(),
+            StreamFraming::EventStream(decoder) => decoder.held(),
             StreamFraming::Message => 0,
         }
     }
@@ -172,7 +179,22 @@ impl StreamFraming {
         match self {
             StreamFraming::Sse(framer) => framer.skipped(),
             StreamFraming::JsonArray(splitter) => splitter.skipped(),
+            StreamFraming::EventStream(decoder) => decoder.skipped(),
             StreamFraming::Message => 0,
+        }
+    }
+
+    /// What the framer skipped, as the call's parse error: a message that failed its CRC
+    /// first (`invalid_frame`), else an event over the cap (`line_too_long`).
+    fn error(&self) -> Option<ParseError> {
+        let corrupt = match self {
+            StreamFraming::EventStream(decoder) => decoder.corrupt(),
+            _ => 0,
+        };
+        if corrupt > 0 {
+            Some(ParseError::InvalidFrame)
+        } else {
+            (self.skipped() > 0).then_some(ParseError::LineTooLong)
         }
     }
 
@@ -181,6 +203,7 @@ impl StreamFraming {
         match self {
             StreamFraming::Sse(framer) => framer.last_skipped(),
             StreamFraming::JsonArray(splitter) => splitter.last_skipped(),
+            StreamFraming::EventStream(decoder) => decoder.last_skipped(),
             StreamFraming::Message => false,
         }
     }
@@ -198,6 +221,7 @@ impl StreamFraming {
                     data: element,
                 })
             }),
+            StreamFraming::EventStream(decoder) => decoder.push_events(bytes, on_event),
             StreamFraming::Message => on_event(Event {
                 name: b"",
                 data: bytes,
