@@ -374,9 +374,12 @@ fn take(bytes: &[u8], n: usize) -> Option<(&[u8], &[u8])> {
     (bytes.len() >= n).then(|| bytes.split_at(n))
 }
 
-/// One header off the front of `bytes`, or `None` when it is cut short or of an unknown
-/// type.
-fn read_header(bytes: &[u8]) -> Option<((&[u8], HeaderValue<'_>), &[u8])> {
+/// One header: its name and value.
+type Header<'a> = (&'a [u8], HeaderValue<'a>);
+
+/// One header off the front of `bytes` and the bytes after it, or `None` when it is cut short
+/// or of an unknown type.
+fn read_header(bytes: &[u8]) -> Option<(Header<'_>, &[u8])> {
     let (&name_len, rest) = bytes.split_first()?;
     let (name, rest) = take(rest, name_len as usize)?;
     let (&kind, rest) = rest.split_first()?;
