@@ -15,8 +15,10 @@
 //! GenAI parts that `--capture-content` exports and the one budget that caps a response's.
 
 pub mod anthropic;
+pub mod bedrock;
 mod content;
 pub mod elide;
+pub mod eventstream;
 pub mod gemini;
 mod json;
 pub mod json_array;
@@ -234,6 +236,10 @@ pub enum ParseError {
     /// `panic`: a parser panicked; the call keeps what was known.
     #[error("parser panicked")]
     Panic,
+    /// `invalid_frame`: an AWS event-stream message failed its CRC or its headers did not
+    /// parse (skipped), or a prelude failed its CRC (the framing is lost: parsing stops).
+    #[error("event-stream frame failed its checksum")]
+    InvalidFrame,
 }
 
 crate::vocab::label!(ParseError);
@@ -299,6 +305,8 @@ pub static DIALECTS: &[Dialect] = &[
     openai_responses::RESPONSES,
     gemini::GENERATE_CONTENT,
     gemini::CODE_ASSIST,
+    bedrock::CONVERSE,
+    bedrock::INVOKE,
 ];
 
 /// The dialect named `name` (`anthropic_messages`, …).

@@ -40,7 +40,9 @@ use bytes::Bytes;
 use crate::{
     budget::{Charge, ChargedBuf, Full, Skipped},
     config::Limits,
-    dialects::{Framing, ParseError, elide::Elider, json_array::Splitter, sse::Framer},
+    dialects::{
+        Framing, ParseError, elide::Elider, eventstream, json_array::Splitter, sse::Framer,
+    },
     providers::Route,
     vocab::ErrorType,
 };
@@ -163,13 +165,24 @@ impl Exchange {
         content_encoding: Option<&str>,
     ) -> Box<dyn BodyObserver> {
         self.status = Some(status);
-        let sse = content_type.is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"));
+        let is = |wanted: &str| {
+            content_type.is_some_and(|ct| {
+                ct.trim_start()
+                    .get(..wanted.len())
+                    .is_some_and(|t| t.eq_ignore_ascii_case(wanted))
+            })
+        };
+        let sse = is("text/event-stream");
         // An event's cap is the dialect's own (a Responses `response.completed` carries the
         // whole output) or the configured line cap, whichever is larger.
         let max_event = self.limits.sse_line.max(self.route.dialect.max_event);
         let keep = self.keep(max_event);
         let framer = if sse {
             Some(StreamFraming::Sse(Framer::new(max_event).keep(keep)))
+        } else if is(eventstream::CONTENT_TYPE) {
+            Some(StreamFraming::EventStream(eventstream::Decoder::new(
+                max_event,
+            )))
         } else if self.route.framing == Framing::JsonArray && (200..300).contains(&status) {
             Some(StreamFraming::JsonArray(
                 Splitter::new(max_event).keep(keep),

@@ -1,7 +1,8 @@
 //! Golden fixtures: every case under `tests/fixtures/<dialect>/` parsed by its dialect gives
-//! the facts in its `.expected.json`, and streamed cases (SSE, or Gemini's streamed JSON
-//! array) give the same facts however the stream is split: at every byte offset, and byte by
-//! byte. Read with `--capture-content`, a request gives the same facts, and its content
+//! the facts in its `.expected.json`, and streamed cases (SSE, Gemini's streamed JSON
+//! array, or Bedrock's AWS event stream) give the same facts however the stream is split: at
+//! every byte offset, and byte by byte. Every `.eventstream` file is its readable source
+//! (`.eventstream.jsonl`) as smithy-rs's encoder writes it, byte for byte. Read with `--capture-content`, a request gives the same facts, and its content
 //! capped while read exports exactly what the whole content would, under any cap. Each case
 //! is routed by llmtap's own detection from the host, method and path its folder's
 //! `route.json` (or its own `path`) says it was sent to.
@@ -10,7 +11,9 @@
 use std::path::PathBuf;
 
 use llmtap::{
-    dialects::{self, RequestFacts, ResponseFacts, Target, json_array::Splitter, sse::Framer},
+    dialects::{
+        self, RequestFacts, ResponseFacts, Target, eventstream, json_array::Splitter, sse::Framer,
+    },
     providers::Route,
     telemetry::spans::fit,
 };
@@ -39,14 +42,19 @@ fn cases(dialect: &str) -> Vec<String> {
     cases
 }
 
-/// Parses a streamed body fed as the given pieces.
-fn parse_stream(route: &Route, array: bool, pieces: &[&[u8]]) -> ResponseFacts {
+/// Parses a streamed body (`ext`: `sse`, `jsonarray` or `eventstream`) fed as the given pieces.
+fn parse_stream(route: &Route, ext: &str, pieces: &[&[u8]]) -> ResponseFacts {
     let mut parser = (route.dialect.stream_parser)(route.operation, None);
     let mut framer = Framer::new(16 << 20);
     let mut splitter = Splitter::new(16 << 20);
+    let mut decoder = eventstream::Decoder::new(16 << 20);
     for piece in pieces {
         let mut on_event = |event: dialects::sse::Event<'_>| parser.on_event(&event).map(|_| ());
-        if array {
+        if ext == "eventstream" {
+            decoder
+                .push_events(piece, &mut on_event)
+                .expect("fixture parses");
+        } else if ext == "jsonarray" {
             splitter
                 .push(piece, &mut |element| {
                     on_event(dialects::sse::Event {
@@ -148,25 +156,24 @@ fn check_dialect(dialect: &str) -> usize {
             &serde_json::to_value(&request).unwrap(),
         );
 
-        let stream = ["sse", "jsonarray"]
+        let stream = ["sse", "jsonarray", "eventstream"]
             .into_iter()
             .find(|ext| dir.join(format!("{case}.{ext}")).exists());
         let mut facts = if let Some(ext) = stream {
             streamed += 1;
             let body = read(ext);
-            let array = ext == "jsonarray";
-            let whole = parse_stream(&route, array, &[&body]);
+            let whole = parse_stream(&route, ext, &[&body]);
             for at in 0..=body.len() {
                 let (a, b) = body.split_at(at);
                 assert_eq!(
-                    parse_stream(&route, array, &[a, b]),
+                    parse_stream(&route, ext, &[a, b]),
                     whole,
                     "{name} split at byte {at}"
                 );
             }
             let bytes: Vec<&[u8]> = body.chunks(1).collect();
             assert_eq!(
-                parse_stream(&route, array, &bytes),
+                parse_stream(&route, ext, &bytes),
                 whole,
                 "{name} byte by byte"
             );
@@ -210,9 +217,26 @@ fn gemini_fixtures_give_their_expected_facts() {
     assert!(check_dialect("gemini") >= 3);
 }
 
+#[test]
+fn bedrock_converse_fixtures_give_their_expected_facts() {
+    assert!(check_dialect("bedrock_converse") >= 3);
+}
+
+#[test]
+fn bedrock_invoke_fixtures_give_their_expected_facts() {
+    assert!(check_dialect("bedrock_invoke") >= 2);
+}
+
 /// The folders the tests above name; any other folder with a `route.json` (a new dialect's)
 /// is checked by the next test, with no code of its own.
-const NAMED: [&str; 4] = ["anthropic", "openai_chat", "openai_responses", "gemini"];
+const NAMED: [&str; 6] = [
+    "anthropic",
+    "openai_chat",
+    "openai_responses",
+    "gemini",
+    "bedrock_converse",
+    "bedrock_invoke",
+];
 
 #[test]
 fn every_other_fixture_folder_gives_its_expected_facts() {
@@ -223,4 +247,59 @@ fn every_other_fixture_folder_gives_its_expected_facts() {
     for folder in folders.iter().filter(|f| !NAMED.contains(&f.as_str())) {
         check_dialect(folder);
     }
+}
+
+/// One message of an event-stream fixture's readable source (see `scripts/eventstream.py`):
+/// string headers in order, and the payload as JSON or as a chunk to wrap in base64.
+fn encode_message(line: &Value) -> Vec<u8> {
+    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    use base64::Engine as _;
+    // serde_json without `preserve_order` writes keys sorted, as the script does.
+    let payload = match (line.get("chunk"), line.get("payload")) {
+        (Some(chunk), _) => {
+            let bytes = base64::engine::general_purpose::STANDARD.encode(chunk.to_string());
+            serde_json::json!({"bytes": bytes, "p": line["p"]}).to_string()
+        }
+        (None, Some(payload)) => payload.to_string(),
+        (None, None) => String::new(),
+    };
+    let headers = line["headers"].as_array().expect("headers");
+    let message = headers
+        .iter()
+        .fold(Message::new(payload.into_bytes()), |m, h| {
+            let name = h[0].as_str().expect("name").to_owned();
+            let value = h[1].as_str().expect("value").to_owned();
+            m.add_header(Header::new(name, HeaderValue::String(value.into())))
+        });
+    let mut out = Vec::new();
+    aws_smithy_eventstream::frame::write_message_to(&message, &mut out).expect("encodable");
+    out
+}
+
+#[test]
+fn eventstream_fixtures_are_their_readable_source_encoded() {
+    let mut checked = 0;
+    for folder in fixtures::folders() {
+        for entry in std::fs::read_dir(fixture_dir(&folder)).unwrap() {
+            let path = entry.unwrap().path();
+            let Some(name) = path
+                .to_str()
+                .and_then(|p| p.strip_suffix(".eventstream.jsonl"))
+            else {
+                continue;
+            };
+            let source = std::fs::read_to_string(&path).unwrap();
+            let encoded: Vec<u8> = source
+                .lines()
+                .flat_map(|line| encode_message(&serde_json::from_str(line).unwrap()))
+                .collect();
+            let wire = std::fs::read(format!("{name}.eventstream")).unwrap();
+            assert!(
+                encoded == wire,
+                "{name}.eventstream is not its source encoded"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "found {checked} event-stream fixtures");
 }

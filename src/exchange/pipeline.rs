@@ -9,6 +9,7 @@ use crate::{
     dialects::{
         ParseError, Progress, StreamParser,
         elide::Elider,
+        eventstream,
         json_array::Splitter,
         sse::{DEFAULT_KEEP, Event, Framer},
     },
@@ -81,11 +82,11 @@ impl Sink for Pipeline {
 }
 
 impl Pipeline {
-    /// Why the stream's facts may be incomplete: an event that could not be read, or one
-    /// over the event cap even with long strings cut (skipped).
+    /// Why the stream's facts may be incomplete: an event that could not be read, one over
+    /// the event cap even with long strings cut (skipped), or an event-stream message that
+    /// failed its CRC (skipped).
     pub(super) fn error(&self) -> Option<ParseError> {
-        self.error
-            .or((self.framer.skipped() > 0).then_some(ParseError::LineTooLong))
+        self.error.or_else(|| self.framer.error())
     }
 
     /// The last event was bad or skipped: it may have been the terminal one, so a missing
@@ -150,6 +151,11 @@ impl Stream {
 pub(super) enum StreamFraming {
     Sse(Framer),
     JsonArray(Splitter),
+    /// AWS event-stream messages (`application/vnd.amazon.eventstream`, Amazon Bedrock), each
+    /// handed on as the event [`eventstream::Message::event_name`] names (an event's
+    /// `:event-type`; `exception:` + `:exception-type`; `error:` + `:error-code`) with the
+    /// payload as its data. A message of another `:message-type` is not handed on.
+    EventStream(eventstream::Decoder),
     /// Each push is one whole event: a WebSocket message, its long strings already cut by
     /// the socket's decoder ([`MessageObserver::text_keep`]).
     ///
@@ -163,6 +169,7 @@ impl StreamFraming {
         match self {
             StreamFraming::Sse(framer) => framer.held(),
             StreamFraming::JsonArray(splitter) => splitter.held(),
+            StreamFraming::EventStream(decoder) => decoder.held(),
             StreamFraming::Message => 0,
         }
     }
@@ -172,7 +179,22 @@ impl StreamFraming {
         match self {
             StreamFraming::Sse(framer) => framer.skipped(),
             StreamFraming::JsonArray(splitter) => splitter.skipped(),
+            StreamFraming::EventStream(decoder) => decoder.skipped(),
             StreamFraming::Message => 0,
+        }
+    }
+
+    /// What the framer skipped, as the call's parse error: a message that failed its CRC
+    /// first (`invalid_frame`), else an event over the cap (`line_too_long`).
+    fn error(&self) -> Option<ParseError> {
+        let corrupt = match self {
+            StreamFraming::EventStream(decoder) => decoder.corrupt(),
+            _ => 0,
+        };
+        if corrupt > 0 {
+            Some(ParseError::InvalidFrame)
+        } else {
+            (self.skipped() > 0).then_some(ParseError::LineTooLong)
         }
     }
 
@@ -181,6 +203,7 @@ impl StreamFraming {
         match self {
             StreamFraming::Sse(framer) => framer.last_skipped(),
             StreamFraming::JsonArray(splitter) => splitter.last_skipped(),
+            StreamFraming::EventStream(decoder) => decoder.last_skipped(),
             StreamFraming::Message => false,
         }
     }
@@ -198,6 +221,7 @@ impl StreamFraming {
                     data: element,
                 })
             }),
+            StreamFraming::EventStream(decoder) => decoder.push_events(bytes, on_event),
             StreamFraming::Message => on_event(Event {
                 name: b"",
                 data: bytes,
@@ -253,6 +277,128 @@ mod tests {
             p.take(chunk).expect("framing never fails on SSE");
         }
         (p.error(), p.end_unknown(), p.parser.terminal())
+    }
+
+    /// A Bedrock `ConverseStream` pipeline with event-stream framing (message cap `max`).
+    fn converse_pipeline(max: usize) -> Pipeline {
+        let budget = crate::budget::Budget::new(1 << 30, None);
+        let route = crate::providers::Providers::builtin()
+            .route(&crate::dialects::post(
+                "bedrock-runtime.us-east-1.amazonaws.com",
+                "/model/anthropic.claude-sonnet-4-5-20250929-v1:0/converse-stream",
+            ))
+            .expect("converse");
+        Pipeline {
+            framer: StreamFraming::EventStream(eventstream::Decoder::new(max)),
+            parser: (route.dialect.stream_parser)(route.operation, None),
+            saw_delta: false,
+            error: None,
+            last_bad: false,
+            tree: Charge::new(&budget),
+        }
+    }
+
+    /// One event-stream message with string headers (the framing AWS documents).
+    fn message(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
+        let mut raw = Vec::new();
+        for (name, value) in headers {
+            raw.push(u8::try_from(name.len()).expect("short name"));
+            raw.extend(name.as_bytes());
+            raw.push(7);
+            raw.extend(
+                u16::try_from(value.len())
+                    .expect("short value")
+                    .to_be_bytes(),
+            );
+            raw.extend(value.as_bytes());
+        }
+        let total = u32::try_from(16 + raw.len() + payload.len()).expect("small");
+        let headers_len = u32::try_from(raw.len()).expect("small");
+        let mut out = [total.to_be_bytes(), headers_len.to_be_bytes()].concat();
+        out.extend(crc32fast::hash(&out).to_be_bytes());
+        out.extend(raw);
+        out.extend(payload);
+        out.extend(crc32fast::hash(&out).to_be_bytes());
+        out
+    }
+
+    fn event(kind: &str, payload: &str) -> Vec<u8> {
+        message(
+            &[(":event-type", kind), (":message-type", "event")],
+            payload.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn event_stream_messages_reach_the_parser_with_caps_and_crcs_counted() {
+        let delta = event(
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":0,"delta":{"text":"Hi"}}"#,
+        );
+        let stop = event("messageStop", r#"{"stopReason":"end_turn"}"#);
+        let metadata = event(
+            "metadata",
+            r#"{"usage":{"inputTokens":3,"outputTokens":2,"totalTokens":5}}"#,
+        );
+        let mut p = converse_pipeline(256);
+        for piece in [&delta[..], &stop, &metadata].concat().chunks(5) {
+            p.take(piece).expect("framed");
+        }
+        assert!(p.saw_delta && p.parser.terminal());
+        assert_eq!((p.error(), p.end_unknown()), (None, false));
+        assert_eq!(p.parser.facts().usage.input, Some(3));
+
+        // A message over the cap is skipped and counted like an SSE event over it.
+        let big = event(
+            "contentBlockDelta",
+            &format!(r#"{{"p":"{}"}}"#, "x".repeat(300)),
+        );
+        let mut p = converse_pipeline(256);
+        p.take(&[&delta[..], &big].concat()).expect("framed");
+        assert_eq!(p.error(), Some(ParseError::LineTooLong));
+        assert!(
+            p.end_unknown(),
+            "the skipped message may have been the last"
+        );
+        assert!(p.framer.held() <= 256);
+
+        // A message failing its CRC is skipped: invalid_frame, and parsing goes on.
+        let mut bad = stop.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        let mut p = converse_pipeline(256);
+        p.take(&[&bad[..], &metadata].concat()).expect("framed");
+        assert_eq!(p.error(), Some(ParseError::InvalidFrame));
+        assert!(p.parser.terminal() && !p.end_unknown());
+
+        // A bad prelude: the framing is lost, the stream fails (the exchange stops observing).
+        let mut lost = delta.clone();
+        lost[9] ^= 1;
+        let mut p = converse_pipeline(256);
+        assert_eq!(
+            p.take(&[&stop[..], &lost, &metadata].concat()),
+            Err(ParseError::InvalidFrame)
+        );
+        assert!(
+            !p.parser.terminal(),
+            "nothing after the lost prelude was read"
+        );
+
+        // An exception message is handed on by its type.
+        let throttled = message(
+            &[
+                (":exception-type", "throttlingException"),
+                (":message-type", "exception"),
+            ],
+            br#"{"message":"slow down"}"#,
+        );
+        let mut p = converse_pipeline(256);
+        p.take(&[&delta[..], &throttled].concat()).expect("framed");
+        let facts = p.parser.facts();
+        assert_eq!(
+            (facts.error_type.as_deref(), facts.error_status),
+            (Some("throttlingException"), Some(429))
+        );
     }
 
     #[test]

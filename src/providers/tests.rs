@@ -141,6 +141,24 @@ fn cloud_and_compatible_endpoints_are_one_table_entry_each() {
     let r = |h, p| routed(&t, h, p);
     let cases = [
         (
+            "bedrock-runtime.us-east-1.amazonaws.com",
+            "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream",
+            "aws.bedrock",
+            "bedrock_converse",
+        ),
+        (
+            "bedrock-runtime.eu-west-3.amazonaws.com",
+            "/model/anthropic.claude-haiku-4-5-20251001-v1:0/invoke-with-response-stream",
+            "aws.bedrock",
+            "bedrock_invoke",
+        ),
+        (
+            "bedrock-runtime.us-east-1.amazonaws.com",
+            "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fus.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse",
+            "aws.bedrock",
+            "bedrock_converse",
+        ),
+        (
             "us-east5-aiplatform.googleapis.com",
             "/v1/projects/p-1/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict",
             "gcp.vertex_ai",
@@ -268,6 +286,14 @@ fn cloud_and_compatible_endpoints_are_one_table_entry_each() {
         r(
             "evil.com.openai.azure.com.attacker.net",
             "/openai/v1/responses"
+        )
+        .is_none()
+    );
+    assert!(r("bedrock-runtime.amazonaws.com", "/model/x/converse").is_none());
+    assert!(
+        r(
+            "bedrock-runtime.us-east-1.amazonaws.com",
+            "/model/x/get-async-invoke"
         )
         .is_none()
     );

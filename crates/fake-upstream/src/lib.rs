@@ -1,11 +1,12 @@
 //! A fake LLM upstream for end-to-end tests: every host the golden fixtures name
 //! (`api.anthropic.com`, `api.openai.com`, `chatgpt.com`, `generativelanguage.googleapis.com`,
-//! `cloudcode-pa.googleapis.com`) on one port, with real TLS (its own test CA), real HTTP/1.1
+//! `cloudcode-pa.googleapis.com`, `bedrock-runtime.us-east-1.amazonaws.com`) on one port, with real TLS (its own test CA), real HTTP/1.1
 //! (hyper) and a real WebSocket server, serving the golden fixtures in
 //! `tests/fixtures/<dialect>/` of the repository.
 //!
 //! It owns wire faithfulness, and nothing about llmtap. Streams go out as one HTTP chunk per
-//! event (SSE) or per element (Gemini's JSON array), flushed as written, with optional gzip,
+//! event (SSE), per element (Gemini's JSON array) or per message (Bedrock's AWS event stream,
+//! `application/vnd.amazon.eventstream`), flushed as written, with optional gzip,
 //! hold, delay and reset modifiers. It records every request and every WebSocket message it
 //! receives. It does not parse or judge what it serves.
 //!
@@ -19,11 +20,12 @@
 //!
 //! Everything else gets a 404 in the style of the host: Anthropic's `not_found_error` (also for
 //! unknown hosts), OpenAI's `invalid_request_error` for `api.openai.com` and `chatgpt.com`,
-//! Google's `NOT_FOUND` for `*.googleapis.com`.
+//! Google's `NOT_FOUND` for `*.googleapis.com`, AWS's `{"message"}` with `x-amzn-ErrorType`
+//! for `*.amazonaws.com` (whose `error_NNN` cases get that header too).
 //!
 //! The request header `x-fake-scenario: <case>` picks another case in the route's folder; every
-//! fixture case is one. A case is served from `<case>.sse`, `<case>.jsonarray` or `<case>.json`,
-//! whichever exists. Case `error_NNN` is served with status NNN; on Anthropic and OpenAI routes
+//! fixture case is one. A case is served from `<case>.sse`, `<case>.eventstream`,
+//! `<case>.jsonarray` or `<case>.json`, whichever exists. Case `error_NNN` is served with status NNN; on Anthropic and OpenAI routes
 //! `error_429` also gets `retry-after: 7`. `malformed` (Anthropic routes only) is an SSE stream
 //! built in code (see [`FakeUpstream::malformed_sse`]). An unknown scenario gets a 500.
 //!
@@ -386,6 +388,27 @@ impl FakeUpstream {
             events.push(raw[event_start..].to_vec());
         }
         events
+    }
+
+    /// Splits an AWS event stream (`.eventstream`) into its messages, by the total length
+    /// each prelude declares; a last piece holds any bytes that do not make a message. The
+    /// pieces concatenate back to `raw`.
+    pub fn eventstream_messages(raw: &[u8]) -> Vec<Vec<u8>> {
+        let mut pieces = Vec::new();
+        let mut rest = raw;
+        while let Some(len) = rest.get(..4) {
+            let total = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            if total < 16 || total > rest.len() {
+                break;
+            }
+            let (message, after) = rest.split_at(total);
+            pieces.push(message.to_vec());
+            rest = after;
+        }
+        if !rest.is_empty() {
+            pieces.push(rest.to_vec());
+        }
+        pieces
     }
 
     /// Splits a JSON array body (Gemini without `alt=sse`) into the chunks the server sends:
@@ -800,6 +823,8 @@ enum Provider {
     Anthropic,
     OpenAi,
     Google,
+    /// Amazon Bedrock Runtime (`*.amazonaws.com`).
+    Aws,
 }
 
 impl Provider {
@@ -807,6 +832,7 @@ impl Provider {
         match host {
             "api.openai.com" | "chatgpt.com" => Provider::OpenAi,
             h if h.ends_with(".googleapis.com") => Provider::Google,
+            h if h.ends_with(".amazonaws.com") => Provider::Aws,
             _ => Provider::Anthropic,
         }
     }
@@ -1033,6 +1059,9 @@ async fn handle(
         }
         (Provider::Anthropic, 529) => set(&mut res, "x-should-retry", "true"),
         (Provider::OpenAi, 429) => set(&mut res, "retry-after", "7"),
+        (Provider::Aws, code) if code >= 400 => {
+            set(&mut res, "x-amzn-errortype", aws_error_type(code));
+        }
         _ => {}
     }
     Ok(res)
@@ -1085,6 +1114,12 @@ fn load_scenario(route: &Route, scenario: &str) -> Option<Payload> {
             content_type: sse_content_type(provider),
         });
     }
+    if let Ok(raw) = std::fs::read(fixtures::path(folder, scenario, "eventstream")) {
+        return Some(Payload::Stream {
+            pieces: FakeUpstream::eventstream_messages(&raw),
+            content_type: "application/vnd.amazon.eventstream",
+        });
+    }
     if let Ok(raw) = std::fs::read(fixtures::path(folder, scenario, "jsonarray")) {
         return Some(Payload::Stream {
             pieces: FakeUpstream::json_array_elements(&raw),
@@ -1099,14 +1134,16 @@ fn load_scenario(route: &Route, scenario: &str) -> Option<Payload> {
 fn sse_content_type(provider: Provider) -> &'static str {
     match provider {
         Provider::Google => "text/event-stream",
-        Provider::Anthropic | Provider::OpenAi => "text/event-stream; charset=utf-8",
+        Provider::Anthropic | Provider::OpenAi | Provider::Aws => {
+            "text/event-stream; charset=utf-8"
+        }
     }
 }
 
 fn json_content_type(provider: Provider) -> &'static str {
     match provider {
         Provider::Google => "application/json; charset=UTF-8",
-        Provider::Anthropic | Provider::OpenAi => "application/json",
+        Provider::Anthropic | Provider::OpenAi | Provider::Aws => "application/json",
     }
 }
 
@@ -1115,6 +1152,7 @@ fn request_id(provider: Provider, n: u64) -> Option<String> {
     match provider {
         Provider::Anthropic => Some(format!("req_011CVfakeUpstream{n:06}")),
         Provider::OpenAi => Some(format!("req_fa4e{n:028x}")),
+        Provider::Aws => Some(format!("fa4e0000-0000-4000-8000-{n:012x}")),
         Provider::Google => None,
     }
 }
@@ -1132,6 +1170,11 @@ fn provider_headers(res: &mut Response<ResBody>, provider: Provider, request_id:
                 set(res, "x-request-id", id);
             }
             set(res, "openai-version", "2020-10-01");
+        }
+        Provider::Aws => {
+            if let Some(id) = request_id {
+                set(res, "x-amzn-requestid", id);
+            }
         }
         Provider::Google => {}
     }
@@ -1333,6 +1376,32 @@ fn openai_error(
     json_response(status, Provider::OpenAi, &body, n)
 }
 
+/// The error type AWS sends in `x-amzn-ErrorType` for a Bedrock Runtime status.
+fn aws_error_type(status: u16) -> &'static str {
+    match status {
+        400 => "ValidationException",
+        403 => "AccessDeniedException",
+        404 => "ResourceNotFoundException",
+        408 => "ModelTimeoutException",
+        424 => "ModelErrorException",
+        429 => "ThrottlingException",
+        503 => "ServiceUnavailableException",
+        _ => "InternalServerException",
+    }
+}
+
+/// AWS's restJson1 error: `{"message"}`, the type in `x-amzn-ErrorType`.
+fn aws_error(status: StatusCode, message: &str, n: u64) -> Response<ResBody> {
+    let body = serde_json::json!({ "message": message });
+    let mut res = json_response(status, Provider::Aws, &body, n);
+    set(
+        &mut res,
+        "x-amzn-errortype",
+        aws_error_type(status.as_u16()),
+    );
+    res
+}
+
 /// Google's error body (`{"error":{"code","message","status"}}`).
 fn google_error(status: StatusCode, message: &str, n: u64) -> Response<ResBody> {
     let google_status = match status.as_u16() {
@@ -1364,6 +1433,7 @@ fn provider_error(
         }
         Provider::OpenAi => openai_error(status, "server_error", None, message, n),
         Provider::Google => google_error(status, message, n),
+        Provider::Aws => aws_error(status, message, n),
     }
 }
 
@@ -1381,6 +1451,11 @@ fn not_found(provider: Provider, method: &Method, path: &str, n: u64) -> Respons
             n,
         ),
         Provider::Google => google_error(
+            StatusCode::NOT_FOUND,
+            &format!("fake upstream: nothing at {method} {path}"),
+            n,
+        ),
+        Provider::Aws => aws_error(
             StatusCode::NOT_FOUND,
             &format!("fake upstream: nothing at {method} {path}"),
             n,

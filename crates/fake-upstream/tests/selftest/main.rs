@@ -898,6 +898,88 @@ async fn modifiers_apply_to_the_new_streamed_routes() {
 }
 
 #[tokio::test]
+async fn bedrock_streams_one_event_stream_message_per_chunk_and_errors_carry_their_type() {
+    let upstream = FakeUpstream::start().await;
+    let host = "bedrock-runtime.us-east-1.amazonaws.com";
+    let mut client = connect_as(&upstream, host).await;
+    let request = FakeUpstream::fixture_in("bedrock_converse", "stream_text", "request.json");
+    // The model id of an inference profile ARN, `/` encoded as `%2F`.
+    let arn = "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fus.anthropic.claude-sonnet-4-5-20250929-v1%3A0";
+    let res = client
+        .send_request(post_to(
+            host,
+            &format!("/model/{arn}/converse-stream"),
+            &[],
+            request.clone(),
+        ))
+        .await
+        .expect("response");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        header(&res, "content-type"),
+        Some("application/vnd.amazon.eventstream")
+    );
+    assert!(header(&res, "x-amzn-requestid").is_some());
+    let fixture = FakeUpstream::fixture_in("bedrock_converse", "stream_text", "eventstream");
+    let messages = FakeUpstream::eventstream_messages(&fixture);
+    assert_eq!(messages.len(), 7);
+    assert!(messages.iter().all(|m| {
+        let total = u32::from_be_bytes([m[0], m[1], m[2], m[3]]) as usize;
+        total == m.len()
+    }));
+    assert_streamed_as("stream_text", &frames_ok(res).await, &messages);
+
+    // The non-streamed operation of the same folder, and the invoke folder's stream.
+    let model = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+    let res = client
+        .send_request(post_to(
+            host,
+            &format!("/model/{model}/converse"),
+            &[],
+            request.clone(),
+        ))
+        .await
+        .expect("response");
+    assert_eq!(header(&res, "content-type"), Some("application/json"));
+    assert_eq!(
+        concat(&frames_ok(res).await),
+        FakeUpstream::fixture_in("bedrock_converse", "json_text", "json")
+    );
+    let res = client
+        .send_request(post_to(
+            host,
+            &format!("/model/{model}/invoke-with-response-stream"),
+            &[],
+            FakeUpstream::fixture_in("bedrock_invoke", "stream_anthropic_cache", "request.json"),
+        ))
+        .await
+        .expect("response");
+    let fixture =
+        FakeUpstream::fixture_in("bedrock_invoke", "stream_anthropic_cache", "eventstream");
+    assert_streamed_as(
+        "stream_anthropic_cache",
+        &frames_ok(res).await,
+        &FakeUpstream::eventstream_messages(&fixture),
+    );
+
+    let res = client
+        .send_request(post_to(
+            host,
+            &format!("/model/{model}/converse"),
+            &[("x-fake-scenario", "error_400")],
+            request,
+        ))
+        .await
+        .expect("response");
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        header(&res, "x-amzn-errortype"),
+        Some("ValidationException")
+    );
+    assert_eq!(upstream.seen().len(), 4);
+}
+
+#[tokio::test]
 async fn unknown_routes_get_a_404_in_the_style_of_their_host() {
     let upstream = FakeUpstream::start().await;
     let cases = [
@@ -936,6 +1018,13 @@ async fn unknown_routes_get_a_404_in_the_style_of_their_host() {
             "/error/type",
             "not_found_error",
         ),
+        (
+            "bedrock-runtime.us-east-1.amazonaws.com",
+            "POST",
+            "/model/amazon.titan-embed-text-v2:0/embed",
+            "/message",
+            "fake upstream: nothing at POST /model/amazon.titan-embed-text-v2:0/embed",
+        ),
     ];
     for (host, method, path, pointer, want) in cases {
         let mut client = connect_as(&upstream, host).await;
@@ -968,6 +1057,7 @@ async fn the_leaf_certificate_names_every_host() {
         "chatgpt.com",
         "generativelanguage.googleapis.com",
         "cloudcode-pa.googleapis.com",
+        "bedrock-runtime.us-east-1.amazonaws.com",
         "localhost",
     ];
     for host in hosts {
