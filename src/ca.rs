@@ -38,7 +38,8 @@ pub const CA_CERT_FILE: &str = "ca.pem";
 /// directory. Whoever can read it can impersonate every host to every client that trusts
 /// the CA.
 pub const CA_KEY_FILE: &str = "ca-key.pem";
-/// System roots plus llmtap's CA, for SSL_CERT_FILE / REQUESTS_CA_BUNDLE / CODEX_CA_CERTIFICATE.
+/// System roots plus llmtap's CA, for SSL_CERT_FILE / REQUESTS_CA_BUNDLE / AWS_CA_BUNDLE /
+/// CODEX_CA_CERTIFICATE.
 pub const BUNDLE_FILE: &str = "bundle.pem";
 /// Mode of the CA directory and of any parent llmtap creates for it.
 const DIR_MODE: u32 = 0o700;
@@ -143,7 +144,7 @@ impl CaFiles {
     }
 
     /// `DIR/bundle.pem` (written by [`CaFiles::write_bundle`]): the value of
-    /// `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE` and `CODEX_CA_CERTIFICATE`.
+    /// `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`, `AWS_CA_BUNDLE` and `CODEX_CA_CERTIFICATE`.
     pub fn bundle_path(&self) -> PathBuf {
         self.dir.join(BUNDLE_FILE)
     }

@@ -437,6 +437,8 @@ impl Exports {
             ("NODE_EXTRA_CA_CERTS", ca),
             ("SSL_CERT_FILE", bundle.clone()),
             ("REQUESTS_CA_BUNDLE", bundle.clone()),
+            // botocore (boto3, the AWS CLI, Bedrock SDKs) reads only this one.
+            ("AWS_CA_BUNDLE", bundle.clone()),
             ("CODEX_CA_CERTIFICATE", bundle),
         ]
     }

@@ -101,7 +101,8 @@ fn env_and_ca_commands_print_what_clients_need() {
     let b = bundle.to_str().unwrap();
     let want = format!(
         "export HTTPS_PROXY=http://127.0.0.1:18080\nexport NODE_EXTRA_CA_CERTS={}\n\
-         export SSL_CERT_FILE={b}\nexport REQUESTS_CA_BUNDLE={b}\nexport CODEX_CA_CERTIFICATE={b}\n",
+         export SSL_CERT_FILE={b}\nexport REQUESTS_CA_BUNDLE={b}\nexport AWS_CA_BUNDLE={b}\n\
+         export CODEX_CA_CERTIFICATE={b}\n",
         ca.to_str().unwrap()
     );
     assert_eq!(env, want);

@@ -131,6 +131,7 @@ async fn wrap_changes_only_the_proxy_and_ca_variables_and_passes_signals() {
     assert_eq!(
         added,
         [
+            "AWS_CA_BUNDLE",
             "CODEX_CA_CERTIFICATE",
             "HTTPS_PROXY",
             "NODE_EXTRA_CA_CERTS",

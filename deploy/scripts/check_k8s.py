@@ -43,7 +43,8 @@ SERVICEMONITOR_ENDPOINT = {"port", "targetPort", "path", "scheme", "params", "in
                            "basicAuth", "oauth2", "metricRelabelings", "relabelings", "proxyUrl",
                            "noProxy", "proxyFromEnvironment", "proxyConnectHeader",
                            "followRedirects", "enableHttp2", "filterRunning", "scrapeProtocols"}
-CA_VARS = ("NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CODEX_CA_CERTIFICATE")
+CA_VARS = ("NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE",
+           "CODEX_CA_CERTIFICATE")
 
 
 class Check:

@@ -208,6 +208,10 @@ struct WireUsage {
     /// DeepSeek: prompt tokens not read from cache.
     #[serde(deserialize_with = "json::lenient")]
     prompt_cache_miss_tokens: Option<u64>,
+    /// Moonshot (Kimi): prompt tokens read from its context cache, at the top level of
+    /// `usage` (Moonshot API reference, "Chat Completion", `usage.cached_tokens`).
+    #[serde(deserialize_with = "json::lenient")]
+    cached_tokens: Option<u64>,
     /// OpenRouter: what the call was billed, in USD (OpenRouter docs, "Usage Accounting":
     /// `usage.cost`, credits at 1 credit = 1 USD).
     #[serde(deserialize_with = "json::lenient")]
@@ -247,7 +251,8 @@ impl WireUsage {
                 .prompt_tokens_details
                 .as_ref()
                 .and_then(|d| d.cached_tokens)
-                .or(self.prompt_cache_hit_tokens),
+                .or(self.prompt_cache_hit_tokens)
+                .or(self.cached_tokens),
             cache_write_5m: None,
             cache_write_1h: None,
             reasoning: self

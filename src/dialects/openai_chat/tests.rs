@@ -167,11 +167,14 @@ fn compatible_providers_usage_extensions_are_read() {
     );
     feed(
         p.as_mut(),
-        r#"{"id":"m1","model":"kimi-k2-0905-preview","choices":[{"index":0,"delta":{},"finish_reason":"stop","usage":{"prompt_tokens":19,"completion_tokens":13,"total_tokens":32,"cached_tokens":0}}]}"#,
+        r#"{"id":"m1","model":"kimi-k2-0905-preview","choices":[{"index":0,"delta":{},"finish_reason":"stop","usage":{"prompt_tokens":19,"completion_tokens":13,"total_tokens":32,"cached_tokens":8}}]}"#,
     );
     feed(p.as_mut(), "[DONE]");
     let f = p.facts();
-    assert_eq!((f.usage.input, f.usage.output), (Some(19), Some(13)));
+    assert_eq!(
+        (f.usage.input, f.usage.output, f.usage.cache_read),
+        (Some(19), Some(13), Some(8))
+    );
 
     // OpenRouter: the billed cost, and cached and reasoning details.
     let mut p = stream_parser(Operation::Chat, None);
