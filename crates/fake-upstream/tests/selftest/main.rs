@@ -1009,19 +1009,19 @@ const PROVIDER_ROUTES: &[(&str, &str, &str, &str)] = &[
         "us-east5-aiplatform.googleapis.com",
         "/v1/projects/p-1/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict",
         "anthropic",
-        "stream_text",
+        "vertex_stream_text",
     ),
     (
         "aiplatform.googleapis.com",
         "/v1/projects/p-1/locations/global/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
         "gemini",
-        "stream_sse",
+        "vertex_stream_sse",
     ),
     (
         "fake-resource.services.ai.azure.com",
         "/anthropic/v1/messages",
         "anthropic",
-        "stream_text",
+        "foundry_stream_text",
     ),
 ];
 
@@ -1056,7 +1056,7 @@ async fn provider_hosts_are_served_from_their_own_folders() {
             "us-east5-aiplatform.googleapis.com",
             "/v1/projects/p-1/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:rawPredict",
             "anthropic",
-            "json_message",
+            "vertex_json_message",
         ),
         (
             "us-east5-aiplatform.googleapis.com",
