@@ -407,16 +407,15 @@ fn streamed_text(dialect: &str, case: &str) -> String {
         .collect()
 }
 
+/// A call's fixture (folder, case) and the price (namespace, model) it must have, `None`
+/// where the table has none.
+type Priced<'a> = (&'a str, &'a str, Option<(&'a str, &'a str)>);
+
 impl Run {
     /// Each record is the case's call as `provider` / `api` recorded it: outcome, facts (the
     /// case's pending ones aside), the price from `price`'s namespace and model (the oracle of
     /// `support::prices`), or unknown; the path without its query.
-    fn assert_records(
-        &self,
-        provider: &str,
-        api: &str,
-        cases: &[(&str, &str, Option<(&str, &str)>)],
-    ) {
+    fn assert_records(&self, provider: &str, api: &str, cases: &[Priced<'_>]) {
         assert_eq!(
             self.records.len(),
             cases.len(),
