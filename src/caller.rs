@@ -141,7 +141,10 @@ pub fn proxy_identity(headers: &HeaderMap) -> Attribution {
 
 /// How the call is paid for, from the kind of credential only: Claude OAuth tokens
 /// (`sk-ant-oat…`), ChatGPT sign-in (chatgpt.com, or a JWT bearer to OpenAI), Google
-/// sign-in (Code Assist, or an OAuth `ya29.` bearer) are subscriptions; keys are API billing.
+/// sign-in (Code Assist, or an OAuth `ya29.` bearer to the Gemini API) are subscriptions;
+/// keys are API billing. On the clouds every credential bills per token to the cloud
+/// account: an OAuth `ya29.` bearer to Vertex AI, an Entra ID (Azure AD) JWT or an
+/// `api-key` to Azure, SigV4 or a Bedrock API key to Bedrock are all API billing.
 pub fn billing(host: &str, headers: &HeaderMap) -> Billing {
     let bearer = header_str(headers, "authorization")
         .and_then(|v| {
@@ -156,7 +159,7 @@ pub fn billing(host: &str, headers: &HeaderMap) -> Billing {
         || host == "chatgpt.com"
         || host == "cloudcode-pa.googleapis.com"
         || (host == "api.openai.com" && bearer.starts_with("eyJ"))
-        || bearer.starts_with("ya29.");
+        || (bearer.starts_with("ya29.") && host == "generativelanguage.googleapis.com");
     if subscription {
         Billing::Subscription
     } else {
@@ -237,6 +240,40 @@ mod tests {
                 "cloudcode-pa.googleapis.com",
                 vec![("authorization", "Bearer ya29.x")],
                 sub,
+            ),
+            (
+                "generativelanguage.googleapis.com",
+                vec![("authorization", "Bearer ya29.x")],
+                sub,
+            ),
+            // The clouds: every credential bills the cloud account per token.
+            (
+                "us-east5-aiplatform.googleapis.com",
+                vec![("authorization", "Bearer ya29.x")],
+                Billing::Api,
+            ),
+            (
+                "my-res.openai.azure.com",
+                vec![("authorization", "Bearer eyJ0eXAiOi.x.y")],
+                Billing::Api,
+            ),
+            (
+                "my-res.openai.azure.com",
+                vec![("api-key", "0123abcd")],
+                Billing::Api,
+            ),
+            (
+                "bedrock-runtime.us-east-1.amazonaws.com",
+                vec![(
+                    "authorization",
+                    "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261130/us-east-1/bedrock/aws4_request, SignedHeaders=host, Signature=0",
+                )],
+                Billing::Api,
+            ),
+            (
+                "bedrock-runtime.us-east-1.amazonaws.com",
+                vec![("authorization", "Bearer ABSKQmVkcm9jaw==")],
+                Billing::Api,
             ),
         ];
         for (host, pairs, want) in cases {

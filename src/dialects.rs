@@ -171,6 +171,10 @@ pub struct ResponseFacts {
     /// `batch`): it decides the price.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_tier: Option<String>,
+    /// What the provider says it billed for the call, in USD (OpenRouter `usage.cost`):
+    /// the call's cost when present (`llmtap.cost_source = provider`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub billed_usd: Option<f64>,
     /// The HTTP status an in-band error stands for (a socket's error frame `status`, a
     /// Gemini stream error's `error.code`): it decides the outcome before the error type.
     #[serde(skip_serializing_if = "Option::is_none")]

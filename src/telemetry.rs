@@ -223,13 +223,7 @@ impl Telemetry {
 
     /// The one place a finished call reaches every output.
     fn emit(&self, mut record: CallRecord, writer: &mut CallWriter) {
-        record.cost_usd = self.prices.cost(
-            &record.provider.price_namespaces(),
-            record.operation,
-            record.model(),
-            record.response.service_tier.as_deref(),
-            &record.response.usage,
-        );
+        price(&self.prices, &mut record);
         self.metrics.record(&record);
         if let Some(spans) = &self.spans {
             spans.record(&record);
@@ -317,9 +311,67 @@ impl RateLimit {
     }
 }
 
+/// Sets a call's cost: what the provider says it billed when it says
+/// ([`ResponseFacts::billed_usd`](crate::dialects::ResponseFacts::billed_usd), source
+/// `provider`, the table's price kept beside it), else the table's price in the provider's
+/// price namespaces (source `table`).
+fn price(prices: &PriceTable, record: &mut CallRecord) {
+    let table = prices.cost(
+        &record.provider.price_namespaces(),
+        record.operation,
+        record.model(),
+        record.response.service_tier.as_deref(),
+        &record.response.usage,
+    );
+    match record.response.billed_usd {
+        Some(billed) => {
+            record.cost_usd = Some(billed);
+            record.cost_source = crate::vocab::CostSource::Provider;
+            record.table_cost_usd = table;
+        }
+        None => {
+            record.cost_usd = table;
+            record.cost_source = crate::vocab::CostSource::Table;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_provider_billed_cost_is_the_cost_and_the_table_price_is_kept() {
+        let prices = PriceTable::embedded();
+        let mut record = calls::tests::record();
+        record.provider = Arc::new(crate::providers::Provider::named(
+            "openrouter",
+            &["openrouter", "anthropic"],
+        ));
+        record.response.model = Some("anthropic/claude-sonnet-4.5".into());
+        record.response.usage = crate::dialects::Usage {
+            input: Some(1_000_000),
+            output: Some(0),
+            ..Default::default()
+        };
+        price(&prices, &mut record);
+        let table = record
+            .cost_usd
+            .expect("priced from the anthropic namespace");
+        assert_eq!(record.cost_source, crate::vocab::CostSource::Table);
+        assert!(table > 0.0);
+        record.response.billed_usd = Some(2.5);
+        price(&prices, &mut record);
+        assert_eq!(record.cost_usd, Some(2.5));
+        assert_eq!(record.cost_source, crate::vocab::CostSource::Provider);
+        assert_eq!(record.table_cost_usd, Some(table));
+        let line: serde_json::Value =
+            serde_json::from_str(&calls::json(&record)).expect("json line");
+        assert_eq!(line["cost_source"], "provider");
+        assert_eq!(line["cost_usd"], 2.5);
+        assert_eq!(line["provider"], "openrouter");
+        assert_eq!(line["api"], "anthropic_messages");
+    }
 
     #[test]
     fn rate_limit_lets_one_through_per_interval() {

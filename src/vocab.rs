@@ -35,6 +35,23 @@ macro_rules! label {
 }
 pub(crate) use label;
 
+/// Where a call's cost came from: the span attribute `llmtap.cost_source` and the call
+/// line's `cost_source`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, strum::IntoStaticStr, strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum CostSource {
+    /// `table`: usage × the price table's rates (`pricing`).
+    #[default]
+    Table,
+    /// `provider`: what the provider said it billed (OpenRouter `usage.cost`); the table's
+    /// price is kept beside it.
+    Provider,
+}
+
+label!(CostSource);
+
 /// How a call ended. Label values of `llmtap_requests_total{outcome}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
 #[strum(serialize_all = "snake_case")]

@@ -563,6 +563,7 @@ impl StreamParser for Messages {
             error_status: self.error_type.as_deref().and_then(error_status),
             complete: self.complete,
             service_tier: self.usage.service_tier.clone(),
+            billed_usd: None,
             cache_write_unsplit,
             output: None,
         };

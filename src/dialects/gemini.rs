@@ -451,6 +451,7 @@ impl StreamParser for Gemini {
             error_status: self.error_status,
             complete: self.terminal() && self.error_type.is_none(),
             service_tier: None,
+            billed_usd: None,
             cache_write_unsplit: 0,
             output: self.capture.as_ref().map(|_| {
                 self.candidates

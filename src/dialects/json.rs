@@ -139,6 +139,14 @@ impl Lenient for Option<u64> {
     }
 }
 
+/// Any number (`Value::as_f64`).
+impl Lenient for Option<f64> {
+    type Shape = super::lenient::F64;
+    fn shape() -> super::lenient::F64 {
+        super::lenient::F64
+    }
+}
+
 /// A boolean (`Value::as_bool`).
 impl Lenient for Option<bool> {
     type Shape = Bool;

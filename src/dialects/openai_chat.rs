@@ -80,9 +80,23 @@ struct Chunk {
     error: Option<Present<WireError>>,
     #[serde(deserialize_with = "json::lenient")]
     choices: Vec<WireChoice>,
+    /// Groq's extension: a stream's usage in the last chunk's `x_groq.usage` (Groq API
+    /// reference, "Chat completions", streaming).
+    #[serde(deserialize_with = "json::lenient")]
+    x_groq: Option<XGroq>,
 }
 
 impl Object for Chunk {}
+
+/// Groq's `x_groq` object.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct XGroq {
+    #[serde(deserialize_with = "json::lenient")]
+    usage: Option<WireUsage>,
+}
+
+impl Object for XGroq {}
 
 impl Chunk {
     /// The error the chunk or body is: `error` present and not `null` (of another type than an
@@ -108,6 +122,10 @@ struct WireChoice {
     delta: Option<Delta>,
     #[serde(deserialize_with = "json::lenient")]
     message: Option<Delta>,
+    /// Moonshot (Kimi) puts a stream's usage in the last chunk's choice (Moonshot API
+    /// reference, "Chat Completion", streaming).
+    #[serde(deserialize_with = "json::lenient")]
+    usage: Option<WireUsage>,
 }
 
 impl Object for WireChoice {}
@@ -183,6 +201,17 @@ struct WireUsage {
     prompt_tokens_details: Option<PromptDetails>,
     #[serde(deserialize_with = "json::lenient")]
     completion_tokens_details: Option<CompletionDetails>,
+    /// DeepSeek: prompt tokens read from its context cache (API docs, "Context Caching":
+    /// `prompt_tokens` = `prompt_cache_hit_tokens` + `prompt_cache_miss_tokens`).
+    #[serde(deserialize_with = "json::lenient")]
+    prompt_cache_hit_tokens: Option<u64>,
+    /// DeepSeek: prompt tokens not read from cache.
+    #[serde(deserialize_with = "json::lenient")]
+    prompt_cache_miss_tokens: Option<u64>,
+    /// OpenRouter: what the call was billed, in USD (OpenRouter docs, "Usage Accounting":
+    /// `usage.cost`, credits at 1 credit = 1 USD).
+    #[serde(deserialize_with = "json::lenient")]
+    cost: Option<f64>,
 }
 
 impl Object for WireUsage {}
@@ -207,13 +236,18 @@ impl Object for CompletionDetails {}
 
 impl WireUsage {
     fn usage(&self) -> Usage {
+        let deepseek = match (self.prompt_cache_hit_tokens, self.prompt_cache_miss_tokens) {
+            (Some(hit), Some(miss)) => Some(hit.saturating_add(miss)),
+            _ => None,
+        };
         Usage {
-            input: self.prompt_tokens,
+            input: self.prompt_tokens.or(deepseek),
             output: self.completion_tokens,
             cache_read: self
                 .prompt_tokens_details
                 .as_ref()
-                .and_then(|d| d.cached_tokens),
+                .and_then(|d| d.cached_tokens)
+                .or(self.prompt_cache_hit_tokens),
             cache_write_5m: None,
             cache_write_1h: None,
             reasoning: self
@@ -355,6 +389,8 @@ struct Chat {
     id: Option<String>,
     choices: Vec<Choice>,
     usage: Option<Usage>,
+    /// What the provider says it billed (OpenRouter `usage.cost`).
+    billed_usd: Option<f64>,
     error_type: Option<String>,
     error_status: Option<u16>,
     service_tier: Option<String>,
@@ -375,14 +411,19 @@ fn slot(choices: &mut Vec<Choice>, index: usize) -> &mut Choice {
 
 impl Chat {
     fn on_chunk_meta(&mut self, v: &Chunk) {
-        if let Some(model) = &v.model {
+        // Azure OpenAI's first chunk (`prompt_filter_results`, no choices) names no model
+        // (`""`) and no id: it must not replace what the other chunks say.
+        if let Some(model) = v.model.as_ref().filter(|m| !m.is_empty()) {
             self.model = Some(model.clone());
         }
-        if let Some(id) = &v.id {
+        if let Some(id) = v.id.as_ref().filter(|id| !id.is_empty()) {
             self.id = Some(id.clone());
         }
-        if let Some(u) = &v.usage {
+        let extension = v.x_groq.as_ref().and_then(|x| x.usage.as_ref());
+        let in_choice = v.choices.iter().find_map(|c| c.usage.as_ref());
+        if let Some(u) = v.usage.as_ref().or(extension).or(in_choice) {
             self.usage = Some(u.usage());
+            self.billed_usd = u.cost.filter(|c| c.is_finite() && *c >= 0.0);
         }
         if let Some(tier) = &v.service_tier {
             self.service_tier = Some(tier.clone());
@@ -512,6 +553,7 @@ impl StreamParser for Chat {
             error_status: self.error_status,
             complete: self.complete,
             service_tier: self.service_tier.clone(),
+            billed_usd: self.billed_usd,
             cache_write_unsplit: 0,
             output,
         }

@@ -81,9 +81,16 @@ pub struct CallRecord {
     pub user: Option<String>,
     /// How the call is paid for, from the kind of credential it carried.
     pub billing: Billing,
-    /// USD at the price table's rates; `None` when the model has no price or the call no
-    /// usage. Set once, by `pricing`, before the call reaches any output.
+    /// USD: what the provider said it billed when it says (`cost_source` `provider`), else
+    /// at the price table's rates; `None` when neither is known (no price for the model, or
+    /// no usage). Set once, by telemetry with `pricing`, before the call reaches any output.
     pub cost_usd: Option<f64>,
+    /// Where `cost_usd` came from.
+    pub cost_source: crate::vocab::CostSource,
+    /// USD at the price table's rates when `cost_usd` is the provider's (both kept, so a
+    /// difference shows); `None` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_cost_usd: Option<f64>,
     /// `None` when the request body could not be read or parsed.
     pub request: Option<RequestFacts>,
     /// What the response said (model, id, usage, tools called, …); empty when nothing was
@@ -280,6 +287,8 @@ impl Pending {
             user: self.head.caller.attribution.user,
             billing: self.head.caller.billing,
             cost_usd: None,
+            cost_source: crate::vocab::CostSource::Table,
+            table_cost_usd: None,
             request,
             response,
             outcome,

@@ -442,3 +442,43 @@ fn a_providers_file_adds_and_replaces_entries() {
         assert!(err.entry.starts_with("p.json"), "{err}");
     }
 }
+
+#[test]
+fn the_readme_lists_every_provider_with_its_hosts() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("### Providers")
+        .nth(1)
+        .expect("a Providers section");
+    for entry in Providers::builtin().entries() {
+        let row = section
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", entry.name)))
+            .unwrap_or_else(|| panic!("README has no row for {}", entry.name));
+        for host in &entry.hosts {
+            assert!(
+                row.contains(&format!("`{}`", host.as_str())),
+                "{}: README row lacks {}",
+                entry.name,
+                host.as_str()
+            );
+        }
+        for namespace in &entry.prices {
+            assert!(
+                row.contains(&format!("`{namespace}`")),
+                "{}: {namespace}",
+                entry.name
+            );
+        }
+    }
+}
+
+#[test]
+fn a_wildcard_never_crosses_a_dot() {
+    // An S3 bucket named `bedrock-runtime.x` is not Bedrock.
+    let t = Providers::builtin();
+    assert!(!t.intercepts("bedrock-runtime.x.s3.amazonaws.com"));
+    assert!(t.intercepts("bedrock-runtime.us-east-1.amazonaws.com"));
+    assert!(!t.intercepts("x.y.openai.azure.com.evil.example"));
+}

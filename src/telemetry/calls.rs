@@ -175,7 +175,7 @@ pub fn text(r: &CallRecord) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
@@ -186,7 +186,7 @@ mod tests {
         vocab::Outcome,
     };
 
-    fn record() -> CallRecord {
+    pub(crate) fn record() -> CallRecord {
         CallRecord {
             id: 7,
             start: SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_079_392_345),
@@ -209,6 +209,8 @@ mod tests {
             user: None,
             billing: crate::caller::Billing::Api,
             cost_usd: Some(0.123456),
+            cost_source: crate::vocab::CostSource::Table,
+            table_cost_usd: None,
             request: Some(RequestFacts {
                 model: Some("claude-opus-4-8".into()),
                 ..Default::default()

@@ -243,9 +243,16 @@ pub mod attr {
     /// `llmtap.usage.cache_creation.1h_input_tokens` (int): cache writes with a 1-hour TTL
     /// (Anthropic `cache_creation.ephemeral_1h_input_tokens`).
     pub const CACHE_WRITE_1H: &str = "llmtap.usage.cache_creation.1h_input_tokens";
-    /// `llmtap.cost_usd` (double): what the call cost in USD at the price table's rates.
-    /// Absent when the model has no price or the call no usage.
+    /// `llmtap.cost_usd` (double): what the call cost in USD: what the provider billed when
+    /// it says (`llmtap.cost_source = provider`), else at the price table's rates. Absent
+    /// when the model has no price or the call no usage.
     pub const COST_USD: &str = "llmtap.cost_usd";
+    /// `llmtap.cost_source`: where `llmtap.cost_usd` came from
+    /// ([`crate::vocab::CostSource`]: `table` or `provider`); set with it.
+    pub const COST_SOURCE: &str = "llmtap.cost_source";
+    /// `llmtap.cost.table_usd` (double): the price table's cost of a call whose
+    /// `llmtap.cost_usd` is the provider's own (`llmtap.cost_source = provider`).
+    pub const COST_TABLE_USD: &str = "llmtap.cost.table_usd";
     /// `llmtap.billing`: how the call is paid for ([`crate::caller::Billing`]: `api` or
     /// `subscription`).
     pub const BILLING: &str = "llmtap.billing";

@@ -364,6 +364,10 @@ pub fn attributes(r: &CallRecord) -> Vec<KeyValue> {
         r.ttft.map(|t| Value::F64(t.as_secs_f64() * 1000.0)),
     );
     push(attr::COST_USD, r.cost_usd.map(Value::F64));
+    if r.cost_usd.is_some() {
+        push(attr::COST_SOURCE, Some(Value::from(r.cost_source.as_str())));
+    }
+    push(attr::COST_TABLE_USD, r.table_cost_usd.map(Value::F64));
     push(attr::BILLING, Some(Value::from(r.billing.as_str())));
     push(attr::TEAM, r.team.clone().map(Value::from));
     push(attr::USER, r.user.clone().map(Value::from));

@@ -88,3 +88,111 @@ fn a_10_mb_body_of_small_values_gives_its_facts_and_capped_content() {
     .expect("request");
     crate::dialects::tests::assert_capped(&r, &captured, max);
 }
+
+/// Azure OpenAI's extra chunks: a first one with `"choices": []`, `prompt_filter_results`
+/// and `"model": ""`, and `content_filter_results` in each choice (Azure OpenAI reference,
+/// "Content filtering", streaming). They must not replace the model or disturb the usage.
+#[test]
+fn azure_filter_chunks_do_not_disturb_the_record() {
+    let mut p = stream_parser(Operation::Chat, None);
+    feed(
+        p.as_mut(),
+        r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}}}]}"#,
+    );
+    feed(
+        p.as_mut(),
+        r#"{"choices":[{"content_filter_results":{},"delta":{"content":"Hi","role":"assistant"},"finish_reason":null,"index":0}],"created":1764079392,"id":"chatcmpl-AZ1","model":"gpt-4o-2024-11-20","object":"chat.completion.chunk","system_fingerprint":"fp_1"}"#,
+    );
+    feed(
+        p.as_mut(),
+        r#"{"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}},"delta":{},"finish_reason":"stop","index":0}],"created":1764079392,"id":"chatcmpl-AZ1","model":"gpt-4o-2024-11-20","object":"chat.completion.chunk","usage":null}"#,
+    );
+    feed(
+        p.as_mut(),
+        r#"{"choices":[],"created":1764079392,"id":"chatcmpl-AZ1","model":"gpt-4o-2024-11-20","object":"chat.completion.chunk","usage":{"completion_tokens":2,"prompt_tokens":12,"total_tokens":14,"prompt_tokens_details":{"cached_tokens":0}}}"#,
+    );
+    feed(p.as_mut(), "[DONE]");
+    let f = p.facts();
+    assert_eq!(f.model.as_deref(), Some("gpt-4o-2024-11-20"));
+    assert_eq!(f.id.as_deref(), Some("chatcmpl-AZ1"));
+    assert_eq!(f.finish_reasons, ["stop"]);
+    assert_eq!((f.usage.input, f.usage.output), (Some(12), Some(2)));
+    assert!(f.complete);
+}
+
+/// The compatible providers' usage extensions, each read where the provider puts it.
+#[test]
+fn compatible_providers_usage_extensions_are_read() {
+    // DeepSeek: cache hits and misses, prompt_tokens = hit + miss.
+    let f = parse_response(
+        Operation::Chat,
+        200,
+        br#"{"id":"d1","model":"deepseek-chat","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1000,"completion_tokens":10,"total_tokens":1010,"prompt_cache_hit_tokens":768,"prompt_cache_miss_tokens":232}}"#,
+        false,
+    )
+    .expect("body");
+    assert_eq!(
+        (f.usage.input, f.usage.cache_read, f.usage.output),
+        (Some(1000), Some(768), Some(10))
+    );
+    // Hit and miss alone still give the whole prompt.
+    let f = parse_response(
+        Operation::Chat,
+        200,
+        br#"{"choices":[],"usage":{"completion_tokens":1,"prompt_cache_hit_tokens":5,"prompt_cache_miss_tokens":7}}"#,
+        false,
+    )
+    .expect("body");
+    assert_eq!((f.usage.input, f.usage.cache_read), (Some(12), Some(5)));
+
+    // Groq: the stream's usage in the last chunk's x_groq.usage.
+    let mut p = stream_parser(Operation::Chat, None);
+    feed(
+        p.as_mut(),
+        r#"{"id":"g1","model":"llama-3.3-70b-versatile","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}],"x_groq":{"id":"req_01"}}"#,
+    );
+    feed(
+        p.as_mut(),
+        r#"{"id":"g1","model":"llama-3.3-70b-versatile","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"id":"req_01","usage":{"queue_time":0.01,"prompt_tokens":40,"prompt_time":0.002,"completion_tokens":3,"completion_time":0.01,"total_tokens":43,"total_time":0.012}}}"#,
+    );
+    feed(p.as_mut(), "[DONE]");
+    let f = p.facts();
+    assert_eq!((f.usage.input, f.usage.output), (Some(40), Some(3)));
+
+    // Moonshot: usage inside the last chunk's choice.
+    let mut p = stream_parser(Operation::Chat, None);
+    feed(
+        p.as_mut(),
+        r#"{"id":"m1","model":"kimi-k2-0905-preview","choices":[{"index":0,"delta":{"content":"x"}}]}"#,
+    );
+    feed(
+        p.as_mut(),
+        r#"{"id":"m1","model":"kimi-k2-0905-preview","choices":[{"index":0,"delta":{},"finish_reason":"stop","usage":{"prompt_tokens":19,"completion_tokens":13,"total_tokens":32,"cached_tokens":0}}]}"#,
+    );
+    feed(p.as_mut(), "[DONE]");
+    let f = p.facts();
+    assert_eq!((f.usage.input, f.usage.output), (Some(19), Some(13)));
+
+    // OpenRouter: the billed cost, and cached and reasoning details.
+    let mut p = stream_parser(Operation::Chat, None);
+    feed(
+        p.as_mut(),
+        r#"{"id":"gen-1","provider":"Anthropic","model":"anthropic/claude-sonnet-4.5","choices":[{"index":0,"delta":{"content":"x"}}]}"#,
+    );
+    feed(
+        p.as_mut(),
+        r#"{"id":"gen-1","provider":"Anthropic","model":"anthropic/claude-sonnet-4.5","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":2000,"completion_tokens":50,"total_tokens":2050,"cost":0.00231,"is_byok":false,"prompt_tokens_details":{"cached_tokens":1500},"completion_tokens_details":{"reasoning_tokens":0}}}"#,
+    );
+    let f = p.facts();
+    assert_eq!(f.billed_usd, Some(0.00231));
+    assert_eq!(f.usage.cache_read, Some(1500));
+    // A cost that is not a finite non-negative number is no cost.
+    let f = parse_response(
+        Operation::Chat,
+        200,
+        br#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"cost":-3}}"#,
+        false,
+    )
+    .expect("body");
+    assert_eq!(f.billed_usd, None);
+}
