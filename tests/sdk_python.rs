@@ -412,8 +412,7 @@ fn streamed_text(dialect: &str, case: &str) -> String {
 type Priced<'a> = (&'a str, &'a str, Option<(&'a str, &'a str)>);
 
 impl Run {
-    /// Each record is the case's call as `provider` / `api` recorded it: outcome, facts (the
-    /// case's pending ones aside), the price from `price`'s namespace and model (the oracle of
+    /// Each record is the case's call as `provider` / `api` recorded it: outcome, facts, the price from `price`'s namespace and model (the oracle of
     /// `support::prices`), or unknown; the path without its query.
     fn assert_records(&self, provider: &str, api: &str, cases: &[Priced<'_>]) {
         assert_eq!(
@@ -430,8 +429,7 @@ impl Run {
             assert_eq!(r["outcome"], "ok", "{name}: {r}");
             assert_eq!(r["parse_error"], Value::Null, "{name}");
             assert!(!r["path"].as_str().unwrap().contains('?'), "{name}");
-            let mut want = expected(dialect, case);
-            crate::fixtures::take_pending(&name, &mut want);
+            let want = expected(dialect, case);
             for (key, value) in want["response"].as_object().unwrap() {
                 if key == "usage" {
                     for (k, v) in value.as_object().unwrap() {
