@@ -634,6 +634,66 @@ async fn claude_code_on_vertex_ai_runs_a_tool_and_each_call_is_recorded_as_verte
     }
 }
 
+/// Claude Code on Amazon Bedrock (its docs, "Claude Code on Amazon Bedrock"): the Bedrock
+/// client without AWS credentials of its own (`CLAUDE_CODE_SKIP_BEDROCK_AUTH`), a region, so
+/// its calls go to `https://bedrock-runtime.us-east-1.amazonaws.com/model/{model}/invoke-with-response-stream`.
+///
+/// READY BUT IGNORED: needs Bedrock (branch wt-bedrock) in main, and the fake upstream's agent
+/// mode must also answer that path: the Anthropic agent events, each wrapped as Bedrock's
+/// `chunk` (`{"bytes": base64}`) in an AWS event-stream message (not built yet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "Bedrock: needs branch wt-bedrock merged into main and an event-stream agent answer in the fake upstream"]
+async fn claude_code_on_bedrock_runs_a_tool_and_each_call_is_recorded_as_aws_bedrock() {
+    let Some(bin) = agents() else { return };
+    let vars = [
+        ("CLAUDE_CODE_USE_BEDROCK", "1"),
+        ("CLAUDE_CODE_SKIP_BEDROCK_AUTH", "1"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let run = run_agent(
+        &bin,
+        AgentCmd {
+            bin: "claude",
+            args: ["-p", PROMPT, "--allowedTools", "Bash"]
+                .map(str::to_owned)
+                .to_vec(),
+            env: vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            home_files: vec![],
+        },
+    )
+    .await;
+    run.check(&Expect {
+        api: Api::Anthropic,
+        client: "claude-code",
+        tool: "Bash",
+        session: true,
+        websocket: false,
+    });
+    for s in run.upstream.model_requests() {
+        assert!(
+            s.path_and_query.starts_with("/model/")
+                && s.path_and_query.ends_with("/invoke-with-response-stream"),
+            "{}",
+            run.dump()
+        );
+    }
+    for r in &run.records {
+        assert_eq!(r["provider"], "aws.bedrock", "{r}");
+        let model = r["request"]["model"].as_str().unwrap();
+        let cost = r["cost_usd"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("priced: {r}"));
+        let want = crate::support::prices::cost("bedrock", model, &r["response"]["usage"]);
+        assert!(
+            crate::support::prices::close(cost, want),
+            "{cost} vs {want}: {r}"
+        );
+    }
+}
+
 /// The tool through which Codex 0.169 runs commands with its default model: code mode's
 /// freeform `exec` (JavaScript that calls the nested `exec_command`), offered inside the
 /// `functions` namespace of an `additional_tools` input item.
