@@ -8,5 +8,6 @@
 pub mod client;
 pub mod harness;
 pub mod otlp;
+pub mod prices;
 pub mod process;
 pub mod raw;

@@ -20,6 +20,7 @@ mod fixtures;
 mod hardening;
 mod otlp;
 mod prometheus;
+mod providers;
 mod proxy;
 mod real_traffic;
 mod regression;

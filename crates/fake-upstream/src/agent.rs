@@ -38,11 +38,13 @@ pub const NO_MARKER_TEXT: &str = "FAILED: the tool result does not contain the m
 /// The wire format of a model request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
-    /// `POST /v1/messages`.
+    /// `POST /v1/messages` (also under a prefix), Vertex AI's `:rawPredict` /
+    /// `:streamRawPredict`.
     Anthropic,
-    /// `POST /v1/responses` (or ChatGPT's codex path), and `response.create` on the socket.
+    /// `POST /v1/responses` (or ChatGPT's codex path, Azure's `/openai/responses`), and
+    /// `response.create` on the socket.
     Responses,
-    /// `…:generateContent` / `…:streamGenerateContent`, and Code Assist.
+    /// `…:generateContent` / `…:streamGenerateContent` (Vertex AI's too), and Code Assist.
     Gemini,
 }
 
@@ -315,18 +317,51 @@ fn shell_tool(api: Api, body: &Value) -> Option<String> {
     }
 }
 
+/// The API of an agent's model request on `path`, by the path's end, so that every host
+/// that serves an API under a prefix of its own is answered alike: Anthropic Messages
+/// (`/v1/messages`, also under `/anthropic/…`, and Vertex AI's
+/// `…/publishers/anthropic/models/{model}:rawPredict|:streamRawPredict`), Responses
+/// (`…/responses`: OpenAI, ChatGPT's codex path, Azure's `/openai/responses` and
+/// `/openai/v1/responses`), Gemini (`…/models/{model}:…`, Vertex AI's
+/// `…/publishers/google/models/{model}:…`, Code Assist). `None` for a route the agent
+/// behaviour leaves to the fixtures (`count_tokens`, Vertex AI's `count-tokens:rawPredict`,
+/// Chat Completions).
+fn api_of(path: &str) -> Option<Api> {
+    if path.ends_with("/v1/messages") {
+        return Some(Api::Anthropic);
+    }
+    if let Some((_, rest)) = path.rsplit_once("/publishers/anthropic/models/") {
+        let (model, method) = rest.split_once(':')?;
+        return (model != "count-tokens" && matches!(method, "rawPredict" | "streamRawPredict"))
+            .then_some(Api::Anthropic);
+    }
+    if path.ends_with("/responses") {
+        return Some(Api::Responses);
+    }
+    (path.starts_with("/v1internal:") || path.contains("/models/")).then_some(Api::Gemini)
+}
+
+/// The model a path names (`…/models/{model}:method`), if it names one.
+fn path_model(path: &str) -> Option<String> {
+    let (_, rest) = path.rsplit_once("/models/")?;
+    let (model, _) = rest.split_once(':')?;
+    (!model.is_empty() && !model.contains('/')).then(|| model.to_owned())
+}
+
 /// The agent's answer to an HTTP model request on `path`, or `None` for a route the agent
-/// behaviour leaves to the fixtures (`count_tokens`, Chat Completions).
+/// behaviour leaves to the fixtures ([`api_of`]).
 pub(crate) fn payload(
     path: &str,
     query: Option<&str>,
     body: &Value,
     n: u64,
 ) -> Option<(Payload, Answer)> {
-    let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
-    let payload = match path {
-        "/v1/messages" => Some(anthropic(body, stream, n)),
-        "/v1/responses" | "/backend-api/codex/responses" => {
+    let stream = body.get("stream").and_then(Value::as_bool) == Some(true)
+        || path.ends_with(":streamRawPredict");
+    let api = api_of(path)?;
+    let payload = match api {
+        Api::Anthropic => Some(anthropic(&anthropic_model(path, body), body, stream, n)),
+        Api::Responses => {
             let events = responses_events(body, n);
             Some(if stream {
                 Payload::Stream {
@@ -348,16 +383,24 @@ pub(crate) fn payload(
                 Payload::Json(pretty(&done))
             })
         }
-        _ => gemini(path, query, body, n),
+        Api::Gemini => gemini(path, query, body, n),
     }?;
-    let answer = match path {
-        "/v1/messages" => answer(Api::Anthropic, model_of(body, "claude-opus-4-8"), body, n),
-        "/v1/responses" | "/backend-api/codex/responses" => {
-            answer(Api::Responses, model_of(body, "gpt-6.1-sol"), body, n)
-        }
-        _ => answer(Api::Gemini, gemini_model(path, body), body, n),
+    let answer = match api {
+        Api::Anthropic => answer(Api::Anthropic, anthropic_model(path, body), body, n),
+        Api::Responses => answer(Api::Responses, model_of(body, "gpt-6.1-sol"), body, n),
+        Api::Gemini => answer(Api::Gemini, gemini_model(path, body), body, n),
     };
     Some((payload, answer))
+}
+
+/// The model of an Anthropic request: the body's, else the path's (Vertex AI names it in
+/// the path only).
+fn anthropic_model(path: &str, body: &Value) -> String {
+    body.get("model")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| path_model(path))
+        .unwrap_or_else(|| "claude-opus-4-8".to_owned())
 }
 
 /// The server messages answering one `response.create` on the Responses socket.
@@ -372,16 +415,10 @@ pub(crate) fn ws_frames(create: &Value, n: u64) -> (Vec<String>, Answer) {
     )
 }
 
-/// The model of a Gemini request: from the path (`/v1beta/models/{model}:…`), else from the
+/// The model of a Gemini request: from the path (`…/models/{model}:…`), else from the
 /// body (Code Assist).
 fn gemini_model(path: &str, body: &Value) -> String {
-    path.strip_prefix("/v1beta/models/")
-        .or_else(|| path.strip_prefix("/v1/models/"))
-        .and_then(|rest| rest.split_once(':'))
-        .map_or_else(
-            || model_of(body, "gemini-2.5-flash"),
-            |(model, _)| model.to_owned(),
-        )
+    path_model(path).unwrap_or_else(|| model_of(body, "gemini-2.5-flash"))
 }
 
 fn pretty(v: &Value) -> Vec<u8> {
@@ -407,8 +444,7 @@ fn split(s: &str, parts: usize) -> Vec<String> {
 // Anthropic Messages
 // ------------------------------------------------------------------------------------------
 
-fn anthropic(body: &Value, stream: bool, n: u64) -> Payload {
-    let model = model_of(body, "claude-opus-4-8");
+fn anthropic(model: &str, body: &Value, stream: bool, n: u64) -> Payload {
     let turn = classify(Api::Anthropic, body);
     let id = response_id(Api::Anthropic, n);
     // (input_tokens, cache read, cache write 1h, output) on the wire.
@@ -784,9 +820,7 @@ fn gemini(path: &str, query: Option<&str>, body: &Value, n: u64) -> Option<Paylo
     let (model, method, code_assist) = if let Some(method) = path.strip_prefix("/v1internal:") {
         (model_of(body, "gemini-2.5-flash"), method, true)
     } else {
-        let rest = path
-            .strip_prefix("/v1beta/models/")
-            .or_else(|| path.strip_prefix("/v1/models/"))?;
+        let (_, rest) = path.rsplit_once("/models/")?;
         let (model, method) = rest.split_once(':')?;
         (model.to_owned(), method, false)
     };

@@ -152,18 +152,29 @@ pub fn hosts() -> Vec<String> {
     hosts
 }
 
-/// The route a plain request (not a WebSocket upgrade) takes, if any.
-pub fn route(method: &str, path: &str, query: Option<&str>) -> Option<&'static Route> {
-    routes()
-        .iter()
-        .find(|r| !r.websocket && r.method == method && r.matches(path, query))
+/// The route a plain request (not a WebSocket upgrade) to `host` takes, if any: a route of
+/// that host whose method and path fit, else (a host no such route names, such as
+/// `127.0.0.1`) the first route in folder order whose method and path fit. So the same path
+/// on two hosts (`/v1/chat/completions` on OpenAI and Moonshot, `/openai/v1/chat/completions`
+/// on Azure and Groq) is served from each host's own folder.
+pub fn route(host: &str, method: &str, path: &str, query: Option<&str>) -> Option<&'static Route> {
+    pick(host, |r| {
+        !r.websocket && r.method == method && r.matches(path, query)
+    })
 }
 
-/// The route a WebSocket upgrade for `path` takes, if any.
-pub fn websocket_route(path: &str, query: Option<&str>) -> Option<&'static Route> {
-    routes()
-        .iter()
-        .find(|r| r.websocket && r.matches(path, query))
+/// The route a WebSocket upgrade to `host` for `path` takes, if any (host first, as
+/// [`route`]).
+pub fn websocket_route(host: &str, path: &str, query: Option<&str>) -> Option<&'static Route> {
+    pick(host, |r| r.websocket && r.matches(path, query))
+}
+
+fn pick(host: &str, fits: impl Fn(&Route) -> bool) -> Option<&'static Route> {
+    let mut fitting = routes().iter().filter(|r| fits(r));
+    let first = fitting.clone().next();
+    fitting
+        .find(|r| r.host.eq_ignore_ascii_case(host))
+        .or(first)
 }
 
 /// The request a fixture case stands for.

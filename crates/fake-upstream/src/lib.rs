@@ -1,6 +1,10 @@
 //! A fake LLM upstream for end-to-end tests: every host the golden fixtures name
 //! (`api.anthropic.com`, `api.openai.com`, `chatgpt.com`, `generativelanguage.googleapis.com`,
-//! `cloudcode-pa.googleapis.com`, `bedrock-runtime.us-east-1.amazonaws.com`) on one port, with real TLS (its own test CA), real HTTP/1.1
+//! `cloudcode-pa.googleapis.com`, `bedrock-runtime.us-east-1.amazonaws.com`, Vertex AI's
+//! `us-east5-aiplatform.googleapis.com` and
+//! `aiplatform.googleapis.com`, Azure's `fake-resource.openai.azure.com` and
+//! `fake-resource.services.ai.azure.com`, and the compatible providers `api.deepseek.com`,
+//! `openrouter.ai`, `api.groq.com`, `api.moonshot.ai`) on one port, with real TLS (its own test CA), real HTTP/1.1
 //! (hyper) and a real WebSocket server, serving the golden fixtures in
 //! `tests/fixtures/<dialect>/` of the repository.
 //!
@@ -11,8 +15,10 @@
 //! receives. It does not parse or judge what it serves.
 //!
 //! Routing is by method and path (and a query pair where a route names one), as each fixture
-//! folder's `route.json` lists its API's routes ([`fixtures`]); the host only picks the shape
-//! of error bodies and headers. A route also names the case served when a request names none
+//! folder's `route.json` lists its API's routes ([`fixtures`]), a route of the request's own
+//! host first ([`fixtures::route`]: `/v1/chat/completions` on `api.moonshot.ai` is served from
+//! `openai_compatible/`, on `api.openai.com` from `openai_chat/`); the host also picks the
+//! shape of error bodies and headers. A route also names the case served when a request names none
 //! (`stream_text` for a streamed `POST /v1/messages`, `json_message` otherwise, and so on),
 //! possibly by what the request body sets to `true` (`stream`,
 //! `stream_options.include_usage`). A WebSocket upgrade takes the folder's `websocket` routes
@@ -70,7 +76,9 @@
 //!
 //! [`FakeUpstream::start_agent`] starts the same server with one difference: model requests
 //! that name no `x-fake-scenario` nor `x-fake-case` (`POST /v1/messages`, the Responses routes and their
-//! WebSocket `response.create`s, the Gemini and Code Assist routes) are answered by a fake
+//! WebSocket `response.create`s, the Gemini and Code Assist routes, and the same APIs under a
+//! provider's prefix: Vertex AI's `:rawPredict` / `:streamRawPredict` and `publishers/google`,
+//! Azure's `/openai/responses`) are answered by a fake
 //! model that plays a two-turn agent task, chosen from the conversation in the request
 //! rather than from a header, since a real agent cannot send one: a call to the agent's shell
 //! tool, then a final answer once the tool result is in the conversation (see [`agent`]).
@@ -315,7 +323,8 @@ impl FakeUpstream {
                     .path_and_query
                     .split_once('?')
                     .map_or((s.path_and_query.as_str(), None), |(p, q)| (p, Some(q)));
-                fixtures::route(&s.method, path, query).is_some()
+                let host = s.header("host").map(host_name).unwrap_or_default();
+                fixtures::route(&host, &s.method, path, query).is_some()
             })
             .collect()
     }
@@ -867,17 +876,26 @@ enum Payload {
 
 /// The route of a plain request, from the fixtures' `route.json` files ([`fixtures::route`]).
 fn route(
+    host: &str,
     method: &Method,
     path: &str,
     query: Option<&str>,
     body: &serde_json::Value,
 ) -> Option<Route> {
-    let route = fixtures::route(method.as_str(), path, query)?;
+    let route = fixtures::route(host, method.as_str(), path, query)?;
     Some(Route {
         provider: Provider::of_host(&route.host),
         folder: &route.folder,
         default_case: route.default_case(body),
     })
+}
+
+/// A `Host` header's name: lowercase, without its port.
+fn host_name(host: &str) -> String {
+    host.rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(name, _)| name)
+        .to_ascii_lowercase()
 }
 
 fn is_websocket_upgrade(method: &Method, headers: &HeaderMap) -> bool {
@@ -932,16 +950,12 @@ async fn handle(
     let host = header("host")
         .or_else(|| parts.uri.host().map(str::to_owned))
         .unwrap_or_default();
-    let host = host
-        .rsplit_once(':')
-        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-        .map_or(host.as_str(), |(name, _)| name)
-        .to_ascii_lowercase();
+    let host = host_name(&host);
     let n = state.next_request_id.fetch_add(1, Ordering::Relaxed);
     let path = parts.uri.path();
 
     if let Some(on_upgrade) = on_upgrade
-        && let Some(route) = fixtures::websocket_route(path, parts.uri.query())
+        && let Some(route) = fixtures::websocket_route(&host, path, parts.uri.query())
     {
         return Ok(websocket_handshake(
             &state,
@@ -982,7 +996,7 @@ async fn handle(
         ));
     }
 
-    let Some(route) = route(&parts.method, path, parts.uri.query(), &body_json) else {
+    let Some(route) = route(&host, &parts.method, path, parts.uri.query(), &body_json) else {
         return Ok(not_found(Provider::of_host(&host), &parts.method, path, n));
     };
     let provider = route.provider;

@@ -191,6 +191,61 @@ async fn anthropic_tool_call_then_final_answer() {
 }
 
 #[tokio::test]
+async fn provider_paths_get_the_agent_answers_with_the_model_of_the_path() {
+    let upstream = FakeUpstream::start_agent().await;
+    let user = json!({"role": "user", "content": [{"type": "text", "text": "go"}]});
+    // Vertex AI: no model in the body, `anthropic_version`, streamed by the method.
+    let vertex = json!({"anthropic_version": "vertex-2023-10-16", "stream": true,
+        "max_tokens": 32000, "tools": [bash_tool()], "messages": [user]});
+    let got = post(
+        &upstream,
+        "us-east5-aiplatform.googleapis.com",
+        "/v1/projects/p-1/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict",
+        &vertex,
+    )
+    .await;
+    let events = sse_data(&got);
+    assert_eq!(events[0]["message"]["model"], "claude-sonnet-4-5@20250929");
+    assert!(events.iter().any(|e| e["content_block"]["name"] == "Bash"));
+    // Azure's Responses path (Codex with `base_url = …/openai`).
+    let body: Value = serde_json::from_slice(&FakeUpstream::fixture_in(
+        "openai_responses",
+        "stream_function_call",
+        "request.json",
+    ))
+    .unwrap();
+    let got = post(
+        &upstream,
+        "fake-resource.openai.azure.com",
+        "/openai/responses?api-version=2025-04-01-preview",
+        &body,
+    )
+    .await;
+    assert!(
+        sse_data(&got)
+            .iter()
+            .any(|e| e["type"] == "response.completed")
+    );
+    // Vertex AI's count-tokens stays a fixture.
+    let got = post(
+        &upstream,
+        "us-east5-aiplatform.googleapis.com",
+        "/v1/projects/p-1/locations/us-east5/publishers/anthropic/models/count-tokens:rawPredict",
+        &json!({"model": "claude-sonnet-4-5@20250929", "messages": [user]}),
+    )
+    .await;
+    assert_eq!(
+        got.body(),
+        FakeUpstream::fixture_in("anthropic", "count_tokens", "json")
+    );
+    let answers = upstream.answers();
+    assert_eq!(answers.len(), 2, "count-tokens is not an agent answer");
+    assert_eq!(answers[0].api, Api::Anthropic);
+    assert_eq!(answers[0].model, "claude-sonnet-4-5@20250929");
+    assert_eq!(answers[1].api, Api::Responses);
+}
+
+#[tokio::test]
 async fn responses_calls_a_shell_function_or_codex_code_mode() {
     let upstream = FakeUpstream::start_agent().await;
     // Older Codex: a `shell` function with an argv `command`.

@@ -1047,6 +1047,145 @@ async fn unknown_routes_get_a_404_in_the_style_of_their_host() {
     assert_eq!(upstream.seen().len(), cases.len());
 }
 
+/// Each (host, path, body's folder and case) of the providers that serve an API under a
+/// prefix of their own, or the same path as another host: the case served by default.
+const PROVIDER_ROUTES: &[(&str, &str, &str, &str)] = &[
+    // The same path on two hosts: each host's own folder.
+    (
+        "api.openai.com",
+        "/v1/chat/completions",
+        "openai_chat",
+        "stream_usage",
+    ),
+    (
+        "api.moonshot.ai",
+        "/v1/chat/completions",
+        "openai_compatible",
+        "moonshot_stream",
+    ),
+    (
+        "fake-resource.openai.azure.com",
+        "/openai/v1/chat/completions",
+        "azure_openai",
+        "stream_chat_v1",
+    ),
+    (
+        "api.groq.com",
+        "/openai/v1/chat/completions",
+        "openai_compatible",
+        "groq_stream",
+    ),
+    // A path pattern, with a query the route does not name.
+    (
+        "fake-resource.openai.azure.com",
+        "/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21",
+        "azure_openai",
+        "stream_chat",
+    ),
+    (
+        "fake-resource.openai.azure.com",
+        "/openai/responses?api-version=2025-04-01-preview",
+        "azure_openai",
+        "stream_responses",
+    ),
+    (
+        "api.deepseek.com",
+        "/chat/completions",
+        "openai_compatible",
+        "deepseek_stream",
+    ),
+    (
+        "us-east5-aiplatform.googleapis.com",
+        "/v1/projects/p-1/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict",
+        "anthropic",
+        "vertex_stream_text",
+    ),
+    (
+        "aiplatform.googleapis.com",
+        "/v1/projects/p-1/locations/global/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+        "gemini",
+        "vertex_stream_sse",
+    ),
+    (
+        "fake-resource.services.ai.azure.com",
+        "/anthropic/v1/messages",
+        "anthropic",
+        "foundry_stream_text",
+    ),
+];
+
+#[tokio::test]
+async fn provider_hosts_are_served_from_their_own_folders() {
+    let upstream = FakeUpstream::start().await;
+    for &(host, path, folder, case) in PROVIDER_ROUTES {
+        let name = format!("{host}{path}");
+        let mut client = connect_as(&upstream, host).await;
+        // Every streamed request body asks for usage, as the streamed cases carry it.
+        let body = br#"{"stream":true,"stream_options":{"include_usage":true}}"#.to_vec();
+        let res = client
+            .send_request(post_to(host, path, &[], body))
+            .await
+            .expect("response");
+        assert_eq!(res.status(), StatusCode::OK, "{name}");
+        let fixture = ["sse", "jsonarray"]
+            .iter()
+            .find_map(|ext| {
+                std::fs::read(llmtap_fake_upstream::fixtures::path(folder, case, ext)).ok()
+            })
+            .expect("a streamed case");
+        assert_streamed_as(
+            &name,
+            &frames_ok(res).await,
+            &FakeUpstream::sse_events(&fixture),
+        );
+    }
+    // Not streamed: Vertex AI's rawPredict and count-tokens, Azure's chat by deployment.
+    let plain: &[(&str, &str, &str, &str)] = &[
+        (
+            "us-east5-aiplatform.googleapis.com",
+            "/v1/projects/p-1/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:rawPredict",
+            "anthropic",
+            "vertex_json_message",
+        ),
+        (
+            "us-east5-aiplatform.googleapis.com",
+            "/v1/projects/p-1/locations/us-east5/publishers/anthropic/models/count-tokens:rawPredict",
+            "anthropic",
+            "count_tokens",
+        ),
+        (
+            "fake-resource.openai.azure.com",
+            "/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21",
+            "azure_openai",
+            "json_chat",
+        ),
+        (
+            "api.deepseek.com",
+            "/chat/completions",
+            "openai_compatible",
+            "deepseek_json",
+        ),
+    ];
+    for &(host, path, folder, case) in plain {
+        let mut client = connect_as(&upstream, host).await;
+        let res = client
+            .send_request(post_to(host, path, &[], b"{}".to_vec()))
+            .await
+            .expect("response");
+        assert_eq!(res.status(), StatusCode::OK, "{host}{path}");
+        assert_eq!(
+            concat(&frames_ok(res).await),
+            FakeUpstream::fixture_in(folder, case, "json"),
+            "{host}{path}"
+        );
+    }
+    assert_eq!(
+        upstream.model_requests().len(),
+        PROVIDER_ROUTES.len() + plain.len(),
+        "each is a model request"
+    );
+}
+
 #[tokio::test]
 async fn the_leaf_certificate_names_every_host() {
     let upstream = FakeUpstream::start().await;
@@ -1058,6 +1197,14 @@ async fn the_leaf_certificate_names_every_host() {
         "generativelanguage.googleapis.com",
         "cloudcode-pa.googleapis.com",
         "bedrock-runtime.us-east-1.amazonaws.com",
+        "us-east5-aiplatform.googleapis.com",
+        "aiplatform.googleapis.com",
+        "fake-resource.openai.azure.com",
+        "fake-resource.services.ai.azure.com",
+        "api.deepseek.com",
+        "openrouter.ai",
+        "api.groq.com",
+        "api.moonshot.ai",
         "localhost",
     ];
     for host in hosts {
