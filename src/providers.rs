@@ -20,7 +20,8 @@
 //!    "hosts": ["api.deepseek.com"],           // host patterns, `*` within one label
 //!    "apis": {"openai_chat_completions": ["", "/v1"],   // dialect → path prefixes
 //!             "anthropic_messages": ["/anthropic"]},
-//!    "prices": ["deepseek"]}                  // price namespaces, tried in order
+//!    "prices": ["deepseek"],                  // price namespaces, tried in order
+//!    "price_model": "response"}               // or "request" (optional; see PriceModel)
 //! ]}
 //! ```
 
@@ -270,6 +271,23 @@ pub struct Provider {
     pub apis: Vec<(&'static Dialect, Vec<PathPattern>)>,
     /// Price namespaces (`pricing`), tried in order.
     pub prices: Vec<Box<str>>,
+    /// Which model a call is priced by.
+    pub price_model: PriceModel,
+}
+
+/// Which of a call's models decides its price (the other is the fallback when the first is
+/// absent or unpriced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceModel {
+    /// `response`: the model the response names (a dated snapshot, Azure's model behind a
+    /// free-form deployment name), else the one the request asked for.
+    #[default]
+    Response,
+    /// `request`: the model the request asked for. Bedrock bills the model id or inference
+    /// profile invoked (`us.anthropic.…` costs more than `anthropic.…`, Bedrock pricing,
+    /// "Cross-region inference"), and its responses name the model without the profile.
+    Request,
 }
 
 impl Provider {
@@ -290,6 +308,7 @@ impl Provider {
             hosts: Vec::new(),
             apis: Vec::new(),
             prices: prices.iter().map(|p| (*p).into()).collect(),
+            price_model: PriceModel::Response,
         }
     }
 }
@@ -346,6 +365,8 @@ struct Entry {
     apis: std::collections::BTreeMap<String, Vec<String>>,
     #[serde(default)]
     prices: Vec<String>,
+    #[serde(default)]
+    price_model: PriceModel,
 }
 
 /// The provider table in force: entries in lookup order, and the hosts `--no-intercept`
@@ -487,6 +508,7 @@ fn generic(pattern: HostPattern) -> Provider {
         hosts: vec![pattern],
         apis: DIALECTS.iter().map(|d| (d, vec![any.clone()])).collect(),
         prices: FIRST_PARTY_PRICES.iter().map(|p| (*p).into()).collect(),
+        price_model: PriceModel::Response,
     }
 }
 
@@ -544,6 +566,7 @@ fn parse_file(path: &str, text: &str) -> Result<Vec<Arc<Provider>>, ProviderErro
                 hosts,
                 apis,
                 prices: entry.prices.iter().map(|p| p.as_str().into()).collect(),
+                price_model: entry.price_model,
             }))
         })
         .collect()

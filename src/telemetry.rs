@@ -316,13 +316,34 @@ impl RateLimit {
 /// `provider`, the table's price kept beside it), else the table's price in the provider's
 /// price namespaces (source `table`).
 fn price(prices: &PriceTable, record: &mut CallRecord) {
-    let table = prices.cost(
-        &record.provider.price_namespaces(),
-        record.operation,
-        record.model(),
-        record.response.service_tier.as_deref(),
-        &record.response.usage,
-    );
+    let namespaces = record.provider.price_namespaces();
+    let asked = record.request.as_ref().and_then(|r| r.model.as_deref());
+    let answered = record.response.model.as_deref();
+    let models = match record.provider.price_model {
+        crate::providers::PriceModel::Response => [answered, asked],
+        crate::providers::PriceModel::Request => [asked, answered],
+    };
+    // The first model the table prices; none priced, no cost.
+    let table = models.into_iter().flatten().find_map(|model| {
+        prices.lookup(&namespaces, model)?;
+        prices.cost(
+            &namespaces,
+            record.operation,
+            Some(model),
+            record.response.service_tier.as_deref(),
+            &record.response.usage,
+        )
+    });
+    let table = table.or_else(|| {
+        // count_tokens is free whatever the model; a call without usage has no cost.
+        prices.cost(
+            &namespaces,
+            record.operation,
+            record.model(),
+            record.response.service_tier.as_deref(),
+            &record.response.usage,
+        )
+    });
     match record.response.billed_usd {
         Some(billed) => {
             record.cost_usd = Some(billed);
@@ -339,6 +360,40 @@ fn price(prices: &PriceTable, record: &mut CallRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bedrock_prices_the_profile_invoked_not_the_model_the_response_names() {
+        let prices = PriceTable::embedded();
+        let table = crate::providers::Providers::builtin();
+        let mut record = calls::tests::record();
+        record.provider = table
+            .provider_of("bedrock-runtime.us-east-1.amazonaws.com")
+            .expect("bedrock")
+            .clone();
+        record.request.as_mut().expect("request").model =
+            Some("us.anthropic.claude-sonnet-4-5-20250929-v1:0".into());
+        record.response.model = Some("claude-sonnet-4-5-20250929".into());
+        record.response.usage = crate::dialects::Usage {
+            input: Some(100_000),
+            output: Some(0),
+            ..Default::default()
+        };
+        price(&prices, &mut record);
+        let ns = ["bedrock"];
+        let profile = prices
+            .lookup(&ns, "us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+            .expect("priced")
+            .base
+            .input;
+        let base = prices
+            .lookup(&ns, "anthropic.claude-sonnet-4-5-20250929-v1:0")
+            .expect("priced")
+            .base
+            .input;
+        assert!(profile > base, "the cross-region profile costs more");
+        let cost = record.cost_usd.expect("priced");
+        assert!((cost - profile * 1e5).abs() < 1e-9, "{cost} vs {profile}");
+    }
 
     #[test]
     fn a_provider_billed_cost_is_the_cost_and_the_table_price_is_kept() {
