@@ -638,11 +638,10 @@ async fn claude_code_on_vertex_ai_runs_a_tool_and_each_call_is_recorded_as_verte
 /// client without AWS credentials of its own (`CLAUDE_CODE_SKIP_BEDROCK_AUTH`), a region, so
 /// its calls go to `https://bedrock-runtime.us-east-1.amazonaws.com/model/{model}/invoke-with-response-stream`.
 ///
-/// READY BUT IGNORED: needs Bedrock (branch wt-bedrock) in main, and the fake upstream's agent
-/// mode must also answer that path: the Anthropic agent events, each wrapped as Bedrock's
-/// `chunk` (`{"bytes": base64}`) in an AWS event-stream message (not built yet).
+/// The fake upstream's agent mode answers Bedrock's InvokeModelWithResponseStream with the
+/// Anthropic agent events, each wrapped as Bedrock's `chunk` (`{"bytes": base64}`) in an AWS
+/// event-stream message, the last with the invocation metrics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "Bedrock: needs branch wt-bedrock merged into main and an event-stream agent answer in the fake upstream"]
 async fn claude_code_on_bedrock_runs_a_tool_and_each_call_is_recorded_as_aws_bedrock() {
     let Some(bin) = agents() else { return };
     let vars = [

@@ -348,6 +348,94 @@ fn path_model(path: &str) -> Option<String> {
     (!model.is_empty() && !model.contains('/')).then(|| model.to_owned())
 }
 
+/// Amazon Bedrock's InvokeModel paths (`/model/{modelId}/invoke`,
+/// `/invoke-with-response-stream`): the model id, percent-decoded, and whether the answer
+/// streams.
+fn bedrock_invoke(path: &str) -> Option<(String, bool)> {
+    let (model, operation) = path.strip_prefix("/model/")?.rsplit_once('/')?;
+    let stream = match operation {
+        "invoke" => false,
+        "invoke-with-response-stream" => true,
+        _ => return None,
+    };
+    let mut decoded = Vec::new();
+    let mut bytes = model.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex: String = bytes.by_ref().take(2).map(char::from).collect();
+            decoded.push(u8::from_str_radix(&hex, 16).ok()?);
+        } else {
+            decoded.push(b);
+        }
+    }
+    Some((String::from_utf8(decoded).ok()?, stream))
+}
+
+/// Claude on Bedrock's InvokeModel: the Anthropic answer, the stream's events each wrapped
+/// as a `chunk` (`{"bytes": base64 of the event, "p": padding}`) in an AWS event-stream
+/// message, the last with `amazon-bedrock-invocationMetrics` (Bedrock API reference,
+/// `InvokeModelWithResponseStream`, `PayloadPart`).
+fn bedrock(model: &str, body: &Value, stream: bool, n: u64) -> Payload {
+    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    use base64::Engine as _;
+    if !stream {
+        return anthropic(model, body, false, n);
+    }
+    let Payload::Stream { pieces, .. } = anthropic(model, body, true, n) else {
+        unreachable!("a streamed Anthropic answer");
+    };
+    let mut events: Vec<Value> = pieces
+        .iter()
+        .filter_map(|piece| {
+            let text = std::str::from_utf8(piece).ok()?;
+            let data = text.lines().find_map(|l| l.strip_prefix("data: "))?;
+            serde_json::from_str(data).ok()
+        })
+        .collect();
+    let start = events.first().cloned().unwrap_or(Value::Null);
+    let usage = &start["message"]["usage"];
+    let output = events
+        .iter()
+        .rev()
+        .find_map(|e| e["usage"]["output_tokens"].as_u64())
+        .unwrap_or(0);
+    if let Some(stop) = events.last_mut() {
+        stop["amazon-bedrock-invocationMetrics"] = json!({
+            "inputTokenCount": usage["input_tokens"],
+            "outputTokenCount": output,
+            "invocationLatency": 812,
+            "firstByteLatency": 240,
+            "cacheReadInputTokenCount": usage["cache_read_input_tokens"],
+            "cacheWriteInputTokenCount": usage["cache_creation_input_tokens"],
+        });
+    }
+    let engine = base64::engine::general_purpose::STANDARD;
+    let header = |name: &str, value: &str| {
+        Header::new(
+            name.to_owned(),
+            HeaderValue::String(value.to_owned().into()),
+        )
+    };
+    Payload::Stream {
+        pieces: events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| {
+                let payload = json!({"bytes": engine.encode(event.to_string()), "p": "abcdefghij"[..(i % 10)]});
+                let message = Message::new(payload.to_string().into_bytes())
+                    .add_header(header(":event-type", "chunk"))
+                    .add_header(header(":content-type", "application/json"))
+                    .add_header(header(":message-type", "event"));
+                let mut out = Vec::new();
+                aws_smithy_eventstream::frame::write_message_to(&message, &mut out)
+                    .expect("a small message encodes");
+                out
+            })
+            .collect(),
+        content_type: "application/vnd.amazon.eventstream",
+    }
+}
+
 /// The agent's answer to an HTTP model request on `path`, or `None` for a route the agent
 /// behaviour leaves to the fixtures ([`api_of`]).
 pub(crate) fn payload(
@@ -356,6 +444,10 @@ pub(crate) fn payload(
     body: &Value,
     n: u64,
 ) -> Option<(Payload, Answer)> {
+    if let Some((model, stream)) = bedrock_invoke(path) {
+        let payload = bedrock(&model, body, stream, n);
+        return Some((payload, answer(Api::Anthropic, model, body, n)));
+    }
     let stream = body.get("stream").and_then(Value::as_bool) == Some(true)
         || path.ends_with(":streamRawPredict");
     let api = api_of(path)?;
