@@ -185,10 +185,13 @@ fn stream_error(name: &[u8]) -> Option<(String, Option<u16>)> {
         .strip_prefix(eventstream::EXCEPTION_PREFIX)
         .or_else(|| name.strip_prefix(eventstream::ERROR_PREFIX))?;
     let kind = String::from_utf8_lossy(kind).into_owned();
-    let kind = if kind.is_empty() {
-        "exception".to_owned()
-    } else {
-        kind
+    // The stream spells the exception as its member name (`throttlingException`); the
+    // `x-amzn-ErrorType` header and `__type` of a non-2xx answer as the shape name
+    // (`ThrottlingException`). One spelling, the shape's, so one error is one label value.
+    let mut chars = kind.chars();
+    let kind = match chars.next() {
+        Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+        None => "Exception".to_owned(),
     };
     let status = exception_status(&kind);
     Some((kind, status))

@@ -397,7 +397,7 @@ mod tests {
         let facts = p.parser.facts();
         assert_eq!(
             (facts.error_type.as_deref(), facts.error_status),
-            (Some("throttlingException"), Some(429))
+            (Some("ThrottlingException"), Some(429))
         );
     }
 

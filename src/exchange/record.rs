@@ -306,7 +306,7 @@ pub(super) fn guarded<T>(f: impl FnOnce() -> Result<T, ParseError>) -> Result<T,
 
 /// Error types by which the APIs say "rate limited" when no status says it: Anthropic's
 /// `rate_limit_error`, OpenAI's `rate_limit_exceeded` and `insufficient_quota`, ChatGPT's
-/// `usage_limit_reached`, Google's `RESOURCE_EXHAUSTED`, Bedrock's `throttlingException`. Quota and plan usage limits are
+/// `usage_limit_reached`, Google's `RESOURCE_EXHAUSTED`, Bedrock's `ThrottlingException`. Quota and plan usage limits are
 /// rate limits: the call was refused for volume, not for what it asked.
 pub(super) fn is_rate_limit(error_type: &str) -> bool {
     let t = error_type.to_ascii_lowercase();

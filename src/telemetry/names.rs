@@ -46,7 +46,7 @@ pub const USAGE_MISSING_TOTAL: &str = "llmtap_usage_missing_total";
 /// Counter of calls llmtap could not fully parse; the traffic itself was forwarded
 /// unchanged (ARCHITECTURE.md, invariant 3). Labels: `provider`, `kind`
 /// ([`crate::dialects::ParseError::as_str`]: `invalid_json`, `invalid_utf8`,
-/// `line_too_long`, `body_too_large`, `decode`, `panic`). Unit: calls.
+/// `line_too_long`, `body_too_large`, `decode`, `invalid_frame`, `panic`). Unit: calls.
 pub const PARSE_ERRORS_TOTAL: &str = "llmtap_parse_errors_total";
 /// Gauge of LLM calls started and not yet finished (recorded calls only: tunnels and
 /// non-LLM requests are not counted). No labels. Unit: calls.

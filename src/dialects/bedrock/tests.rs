@@ -74,7 +74,9 @@ fn exceptions_carry_the_status_the_api_reference_gives_them() {
             r#"{"message":"m"}"#,
         );
         let facts = p.facts();
-        assert_eq!(facts.error_type.as_deref(), Some(kind));
+        // One spelling for one error: the shape name, as `x-amzn-ErrorType` gives it.
+        let shape = kind[..1].to_ascii_uppercase() + &kind[1..];
+        assert_eq!(facts.error_type.as_deref(), Some(shape.as_str()));
         assert_eq!(facts.error_status, Some(status), "{kind}");
         assert!(p.terminal() && !facts.complete);
     }
