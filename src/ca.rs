@@ -352,40 +352,14 @@ mod tests {
         assert_eq!(first.cert_pem, second.cert_pem);
     }
 
-    fn mode(path: &Path) -> u32 {
-        fs::metadata(path).expect("metadata").permissions().mode() & 0o7777
-    }
-
     fn chmod(path: &Path, mode: u32) {
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
     }
 
-    /// Puts the umask back when dropped, even if the code under test panics.
-    struct RestoreUmask(nix::sys::stat::Mode);
-
-    impl Drop for RestoreUmask {
-        fn drop(&mut self) {
-            nix::sys::stat::umask(self.0);
-        }
-    }
-
-    // The umask is process-wide: this is the only test that changes it, and only around the
-    // one call under test, so that other tests' files are not created under it.
-    #[test]
-    fn modes_are_explicit_whatever_the_umask() {
-        let root = tempfile::tempdir().expect("tempdir");
-        let parent = root.path().join("home");
-        let dir = parent.join(".llmtap");
-        let created = {
-            let _restore = RestoreUmask(nix::sys::stat::umask(nix::sys::stat::Mode::empty()));
-            CaFiles::load_or_create(&dir, false)
-        };
-        created.expect("create");
-        assert_eq!(mode(&parent), 0o700, "parent created by llmtap");
-        assert_eq!(mode(&dir), 0o700, "CA directory");
-        assert_eq!(mode(&dir.join(CA_KEY_FILE)), 0o600, "key");
-        assert_eq!(mode(&dir.join(CA_CERT_FILE)), 0o644, "certificate");
-    }
+    // The umask is process-wide and tests run on threads: a test that changed it made the
+    // temporary directories of the tests beside it 0777 (`ca_is_created_once_…` then failed
+    // on `InsecureDir`). Modes under `umask 000` are tested on the binary, in a process of
+    // its own: `ca_directory_and_key_are_private_whatever_the_umask` (tests/regression.rs).
 
     #[test]
     fn a_key_or_directory_others_can_reach_is_refused_unless_allowed() {

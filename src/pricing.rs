@@ -16,7 +16,11 @@
 //! `<namespace>/<region>`: `bedrock/us-gov-west-1` (litellm's `bedrock/<region>/…` keys),
 //! `azure/eu`, `azure/global-standard` (Azure data zones and global deployments). A lookup
 //! takes an ordered list of namespaces (`["bedrock/us-gov-west-1", "bedrock"]`) and tries
-//! each with that namespace's matching rules; the first hit wins.
+//! each with that namespace's matching rules; the first hit wins. Neighbouring namespaces of
+//! one kind (a region and its namespace) are searched name by name, the most specific name
+//! first: a cross-region profile `us.anthropic.…` priced in `bedrock` keeps that price
+//! rather than the bare model's price in the region the call entered by. The provider table
+//! fills `{region}` from the host (`bedrock-runtime.<region>.amazonaws.com`).
 //!
 //! # Matching a model name
 //!
@@ -174,12 +178,29 @@ impl PriceTable {
     /// The price of `model` in the first of `namespaces` (in order) that has it, each
     /// tried with its matching rules (module docs). `None`: no namespace prices it.
     pub fn lookup(&self, namespaces: &[&str], model: &str) -> Option<&ModelPrice> {
-        namespaces.iter().find_map(|namespace| {
-            let models = self.namespaces.get(*namespace)?;
-            candidates(namespace, model)
+        // Neighbouring namespaces of one kind (`bedrock/us-east-1`, `bedrock`) are searched
+        // name first: the most specific name wins before the most specific namespace, so a
+        // cross-region profile (`us.…`) priced in `bedrock` is not priced as the bare model
+        // of the region the call entered by.
+        let kind = |ns: &str| ns.split_once('/').map_or(ns, |(k, _)| k).to_owned();
+        let mut rest = namespaces;
+        while let Some(first) = rest.first() {
+            let k = kind(first);
+            let len = rest.iter().take_while(|ns| kind(ns) == k).count();
+            let (group, after) = rest.split_at(len);
+            let tables: Vec<_> = group
                 .iter()
-                .find_map(|name| models.get(name))
-        })
+                .filter_map(|ns| self.namespaces.get(*ns))
+                .collect();
+            let found = candidates(first, model)
+                .iter()
+                .find_map(|name| tables.iter().find_map(|models| models.get(name)));
+            if found.is_some() {
+                return found;
+            }
+            rest = after;
+        }
+        None
     }
 
     /// The context window of `model` in tokens (litellm `max_input_tokens`), found as

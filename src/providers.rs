@@ -21,7 +21,8 @@
 //!    "apis": {"openai_chat_completions": ["", "/v1"],   // dialect → path prefixes
 //!             "anthropic_messages": ["/anthropic"]},
 //!    "prices": ["deepseek"],                  // price namespaces, tried in order
-//!    "price_model": "response"}               // or "request" (optional; see PriceModel)
+//!    "price_model": "response",               // or "request" (optional; see PriceModel)
+//!    "billed_cost": false}                    // the provider's billed cost is the cost
 //! ]}
 //! ```
 
@@ -41,6 +42,10 @@ const FIRST_PARTY_PRICES: &[&str] = &["anthropic", "openai", "gemini"];
 /// Longest provider name: it is a metric label value and a span attribute.
 const MAX_NAME: usize = 64;
 
+/// Most segments any dialect's path suffix has (`/v1/messages/count_tokens`,
+/// `/model/{id}/converse`: 3), with room to spare: how far back a `**` prefix looks.
+const MAX_SUFFIX_SEGMENTS: usize = 6;
+
 /// A host pattern (README, "Supported APIs"): DNS labels compared one by one,
 /// case-insensitively; `*` inside a label matches one or more characters of that label and
 /// never a dot (RFC 6125 §6.4.3 allows a wildcard in one label; here any label may hold one,
@@ -51,8 +56,8 @@ const MAX_NAME: usize = 64;
 pub struct HostPattern {
     text: Box<str>,
     labels: Vec<Box<str>>,
-    /// An IP literal: matches only itself, compared whole.
-    ip: bool,
+    /// An IP literal: matches only the same address, however it is spelled.
+    ip: Option<std::net::IpAddr>,
 }
 
 impl HostPattern {
@@ -65,11 +70,11 @@ impl HostPattern {
     pub fn parse(text: &str) -> Result<HostPattern, String> {
         let host = crate::wire::normalize_host(text.trim());
         let host = host.trim_end_matches('.');
-        if host.parse::<std::net::IpAddr>().is_ok() {
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
             return Ok(HostPattern {
                 text: host.into(),
                 labels: Vec::new(),
-                ip: true,
+                ip: Some(ip),
             });
         }
         let labels: Vec<Box<str>> = host.split('.').map(Box::from).collect();
@@ -96,7 +101,7 @@ impl HostPattern {
         Ok(HostPattern {
             text: host.into(),
             labels,
-            ip: false,
+            ip: None,
         })
     }
 
@@ -108,18 +113,31 @@ impl HostPattern {
     /// Whether `host` (as [`normalize_host`](crate::wire::normalize_host) spells it)
     /// matches.
     pub fn matches(&self, host: &str) -> bool {
+        self.capture(host).is_some()
+    }
+
+    /// What the pattern's first `*` matched in `host` (`us-east-1` of
+    /// `bedrock-runtime.us-east-1.amazonaws.com`); `Some("")` for a match without a
+    /// wildcard, `None` when `host` does not match.
+    pub fn capture<'h>(&self, host: &'h str) -> Option<&'h str> {
         let host = host.trim_end_matches('.');
-        if self.ip {
-            return host == &*self.text;
+        if let Some(ip) = self.ip {
+            return (host.parse::<std::net::IpAddr>().ok() == Some(ip)).then_some("");
         }
         let mut labels = host.split('.');
+        let mut captured = None;
         for pattern in &self.labels {
-            match labels.next() {
-                Some(label) if label_matches(pattern, label) => {}
-                _ => return false,
+            let label = labels.next()?;
+            if !label_matches(pattern, label) {
+                return None;
+            }
+            if captured.is_none()
+                && let Some((prefix, suffix)) = pattern.split_once('*')
+            {
+                captured = Some(&label[prefix.len()..label.len() - suffix.len()]);
             }
         }
-        labels.next().is_none()
+        labels.next().is_none().then_some(captured.unwrap_or(""))
     }
 }
 
@@ -223,16 +241,18 @@ impl PathPattern {
         let mut model = None;
         for segment in &self.segments {
             if *segment == Segment::Rest {
-                let mut ends = vec![PrefixMatch { rest: at, model }];
-                ends.extend(
-                    path[at..]
-                        .match_indices('/')
-                        .skip(1)
-                        .map(|(i, _)| PrefixMatch {
-                            rest: at + i,
-                            model,
-                        }),
-                );
+                // Only the last few segment boundaries: no dialect's suffix has more than
+                // MAX_SUFFIX_SEGMENTS segments, and trying every `/` of a 64 KiB path of
+                // slashes would be quadratic work (each dialect reads the whole rest).
+                let mut ends: Vec<PrefixMatch<'a>> = path[at..]
+                    .rmatch_indices('/')
+                    .take(MAX_SUFFIX_SEGMENTS)
+                    .map(|(i, _)| PrefixMatch {
+                        rest: at + i,
+                        model,
+                    })
+                    .collect();
+                ends.reverse();
                 return ends;
             }
             let Some(after) = path[at..].strip_prefix('/') else {
@@ -273,6 +293,9 @@ pub struct Provider {
     pub prices: Vec<Box<str>>,
     /// Which model a call is priced by.
     pub price_model: PriceModel,
+    /// The cost the provider says it billed (OpenRouter's `usage.cost`) is the call's cost.
+    /// Only for entries that opt in: any upstream could otherwise set a call's cost.
+    pub billed_cost: bool,
 }
 
 /// Which of a call's models decides its price (the other is the fallback when the first is
@@ -296,9 +319,30 @@ impl Provider {
         &self.name
     }
 
-    /// The price namespaces as a slice of `&str`, for `PriceTable::cost`.
+    /// The price namespaces as a slice of `&str`, for `PriceTable::cost`, with `{region}`
+    /// left in (see [`Provider::price_namespaces_for`]).
     pub fn price_namespaces(&self) -> Vec<&str> {
         self.prices.iter().map(|p| &**p).collect()
+    }
+
+    /// The price namespaces of a call to `host`: a namespace with `{region}` gets what the
+    /// first `*` of the host pattern matched (`bedrock/{region}` on
+    /// `bedrock-runtime.us-gov-west-1.amazonaws.com` is `bedrock/us-gov-west-1`, litellm's
+    /// regional prices); one whose region the host does not say is left out.
+    pub fn price_namespaces_for(&self, host: &str) -> Vec<String> {
+        let region = self
+            .hosts
+            .iter()
+            .find_map(|h| h.capture(host))
+            .filter(|r| !r.is_empty());
+        self.prices
+            .iter()
+            .filter_map(|p| match (p.contains("{region}"), region) {
+                (false, _) => Some(p.to_string()),
+                (true, Some(region)) => Some(p.replace("{region}", region)),
+                (true, None) => None,
+            })
+            .collect()
     }
 
     /// A provider for tests and fallbacks: `name` on no host, speaking nothing.
@@ -309,6 +353,7 @@ impl Provider {
             apis: Vec::new(),
             prices: prices.iter().map(|p| (*p).into()).collect(),
             price_model: PriceModel::Response,
+            billed_cost: false,
         }
     }
 }
@@ -367,6 +412,8 @@ struct Entry {
     prices: Vec<String>,
     #[serde(default)]
     price_model: PriceModel,
+    #[serde(default)]
+    billed_cost: bool,
 }
 
 /// The provider table in force: entries in lookup order, and the hosts `--no-intercept`
@@ -509,6 +556,7 @@ fn generic(pattern: HostPattern) -> Provider {
         apis: DIALECTS.iter().map(|d| (d, vec![any.clone()])).collect(),
         prices: FIRST_PARTY_PRICES.iter().map(|p| (*p).into()).collect(),
         price_model: PriceModel::Response,
+        billed_cost: false,
     }
 }
 
@@ -567,6 +615,7 @@ fn parse_file(path: &str, text: &str) -> Result<Vec<Arc<Provider>>, ProviderErro
                 apis,
                 prices: entry.prices.iter().map(|p| p.as_str().into()).collect(),
                 price_model: entry.price_model,
+                billed_cost: entry.billed_cost,
             }))
         })
         .collect()

@@ -316,12 +316,15 @@ impl RateLimit {
 /// `provider`, the table's price kept beside it), else the table's price in the provider's
 /// price namespaces (source `table`).
 fn price(prices: &PriceTable, record: &mut CallRecord) {
-    let namespaces = record.provider.price_namespaces();
+    let namespaces = record.provider.price_namespaces_for(&record.host);
+    let namespaces: Vec<&str> = namespaces.iter().map(String::as_str).collect();
     let asked = record.request.as_ref().and_then(|r| r.model.as_deref());
     let answered = record.response.model.as_deref();
     let models = match record.provider.price_model {
         crate::providers::PriceModel::Response => [answered, asked],
-        crate::providers::PriceModel::Request => [asked, answered],
+        // The model invoked decides; the response's only when the request named none (an
+        // opaque application-inference-profile ARN stays unpriced, as `pricing` documents).
+        crate::providers::PriceModel::Request => [asked.or(answered), None],
     };
     // The first model the table prices; none priced, no cost.
     let table = models.into_iter().flatten().find_map(|model| {
@@ -334,17 +337,14 @@ fn price(prices: &PriceTable, record: &mut CallRecord) {
             &record.response.usage,
         )
     });
-    let table = table.or_else(|| {
-        // count_tokens is free whatever the model; a call without usage has no cost.
-        prices.cost(
-            &namespaces,
-            record.operation,
-            record.model(),
-            record.response.service_tier.as_deref(),
-            &record.response.usage,
-        )
-    });
-    match record.response.billed_usd {
+    // count_tokens is free whatever the model.
+    let table = table
+        .or_else(|| (record.operation == crate::dialects::Operation::CountTokens).then_some(0.0));
+    match record
+        .response
+        .billed_usd
+        .filter(|_| record.provider.billed_cost)
+    {
         Some(billed) => {
             record.cost_usd = Some(billed);
             record.cost_source = crate::vocab::CostSource::Provider;
@@ -399,10 +399,10 @@ mod tests {
     fn a_provider_billed_cost_is_the_cost_and_the_table_price_is_kept() {
         let prices = PriceTable::embedded();
         let mut record = calls::tests::record();
-        record.provider = Arc::new(crate::providers::Provider::named(
-            "openrouter",
-            &["openrouter", "anthropic"],
-        ));
+        let mut openrouter =
+            crate::providers::Provider::named("openrouter", &["openrouter", "anthropic"]);
+        openrouter.billed_cost = true;
+        record.provider = Arc::new(openrouter);
         record.response.model = Some("anthropic/claude-sonnet-4.5".into());
         record.response.usage = crate::dialects::Usage {
             input: Some(1_000_000),
@@ -426,6 +426,13 @@ mod tests {
         assert_eq!(line["cost_usd"], 2.5);
         assert_eq!(line["provider"], "openrouter");
         assert_eq!(line["api"], "anthropic_messages");
+        // A provider that has not opted in cannot set a call's cost.
+        let mut other = crate::providers::Provider::named("gw", &["anthropic"]);
+        other.billed_cost = false;
+        record.provider = Arc::new(other);
+        price(&prices, &mut record);
+        assert_eq!(record.cost_source, crate::vocab::CostSource::Table);
+        assert_eq!(record.cost_usd, Some(table));
     }
 
     #[test]

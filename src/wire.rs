@@ -4,12 +4,14 @@
 //! percent-decoding ([`percent_decode`]). No dependencies on the rest of the crate.
 
 /// A host as llmtap compares it: ASCII-lowercase (RFC 9110 §4.2.3: the host is
-/// case-insensitive), an IPv6 literal without its brackets (`[::1]` → `::1`). Used for the
-/// intercept list, the destination policy, `--resolve` and the leaf certificate's name.
+/// case-insensitive), an IPv6 literal without its brackets (`[::1]` → `::1`), a fully
+/// qualified name without its final dot (`chatgpt.com.` → `chatgpt.com`, the same DNS name,
+/// RFC 1034 §3.1), so that every rule (provider table, billing, destination policy) sees one
+/// spelling. Used for the intercept list, the destination policy, `--resolve` and the leaf
+/// certificate's name.
 pub fn normalize_host(host: &str) -> String {
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase()
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
 }
 
 /// Decodes `%XX` escapes (RFC 3986 §2.1: URL userinfo, OTEL header and resource values);
@@ -38,6 +40,7 @@ mod tests {
     #[test]
     fn hosts_are_compared_lowercase_without_brackets() {
         assert_eq!(normalize_host("API.Anthropic.COM"), "api.anthropic.com");
+        assert_eq!(normalize_host("chatgpt.com."), "chatgpt.com");
         assert_eq!(normalize_host("[::1]"), "::1");
     }
 

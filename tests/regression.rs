@@ -264,14 +264,17 @@ async fn a_client_that_hangs_up_mid_handshake_gets_the_trust_hint() {
 
 /// The CA directory was made with the process's umask (0777 under `umask 000`), so other
 /// users could replace the CA files. Fixed in fa6536f: the directory is 0700 and the key
-/// 0600 whatever the umask.
+/// 0600 whatever the umask. Run in a process of its own: the umask is process-wide, and a
+/// unit test that changed it raced the tests beside it (their temporary directories 0777).
 #[test]
 fn ca_directory_and_key_are_private_whatever_the_umask() {
-    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    // A HOME that does not exist yet: llmtap creates it too, 0700.
+    let home = root.path().join("home");
     let out = Command::new("sh")
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
+        .env("HOME", &home)
         .args(["-c", "umask 000 && exec \"$@\"", "sh", BIN, "ca", "path"])
         .output()
         .unwrap();
@@ -281,9 +284,11 @@ fn ca_directory_and_key_are_private_whatever_the_umask() {
         String::from_utf8_lossy(&out.stderr)
     );
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    let dir = home.path().join(".llmtap");
+    let dir = home.join(".llmtap");
+    assert_eq!(mode(&home), 0o700, "a parent llmtap created");
     assert_eq!(mode(&dir), 0o700, "the CA directory");
     assert_eq!(mode(&dir.join("ca-key.pem")), 0o600, "the CA key");
+    assert_eq!(mode(&dir.join("ca.pem")), 0o644, "the CA certificate");
 }
 
 /// A multi-byte character in an `--auth-file` hash reached byte slicing and panicked at

@@ -262,7 +262,8 @@ impl Decoder {
                     self.skip_message(total);
                     continue;
                 }
-                self.buf.reserve_exact(total - PRELUDE);
+                // No reservation up front: the buffer grows as bytes arrive, so a prelude
+                // that declares a large message costs nothing until its bytes come.
             }
             let total = declared(&self.buf);
             let n = (total - self.buf.len()).min(chunk.len());

@@ -216,9 +216,43 @@ struct WireUsage {
     /// `usage.cost`, credits at 1 credit = 1 USD).
     #[serde(deserialize_with = "json::lenient")]
     cost: Option<f64>,
+    /// OpenRouter: the call ran on the user's own provider key ("BYOK"): `cost` is then only
+    /// OpenRouter's fee, and the provider's charge is `cost_details.upstream_inference_cost`.
+    #[serde(deserialize_with = "json::lenient")]
+    is_byok: Option<bool>,
+    #[serde(deserialize_with = "json::lenient")]
+    cost_details: Option<CostDetails>,
 }
 
 impl Object for WireUsage {}
+
+/// OpenRouter's `usage.cost_details`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CostDetails {
+    #[serde(deserialize_with = "json::lenient")]
+    upstream_inference_cost: Option<f64>,
+}
+
+impl Object for CostDetails {}
+
+/// Largest billed cost believed for one call, in USD: far above any real call, so that a
+/// hostile or broken `usage.cost` cannot ruin `llmtap_cost_usd_total` for good.
+const MAX_BILLED_USD: f64 = 10_000.0;
+
+impl WireUsage {
+    /// What the call was billed in USD: OpenRouter's `cost`, plus the provider's own charge
+    /// for a BYOK call; `None` when absent, not a number, negative or implausibly large.
+    fn billed(&self) -> Option<f64> {
+        let valid = |c: f64| (c.is_finite() && (0.0..=MAX_BILLED_USD).contains(&c)).then_some(c);
+        let fee = valid(self.cost?)?;
+        if self.is_byok == Some(true) {
+            let upstream = self.cost_details.as_ref()?.upstream_inference_cost;
+            return valid(fee + valid(upstream?)?);
+        }
+        Some(fee)
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -428,7 +462,7 @@ impl Chat {
         let in_choice = v.choices.iter().find_map(|c| c.usage.as_ref());
         if let Some(u) = v.usage.as_ref().or(extension).or(in_choice) {
             self.usage = Some(u.usage());
-            self.billed_usd = u.cost.filter(|c| c.is_finite() && *c >= 0.0);
+            self.billed_usd = u.billed();
         }
         if let Some(tier) = &v.service_tier {
             self.service_tier = Some(tier.clone());

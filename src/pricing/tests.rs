@@ -599,3 +599,26 @@ fn a_router_finds_first_party_prices_by_the_vendor_model_id() {
         None
     );
 }
+
+/// A cross-region profile is priced as the profile, not at a regional price of the region
+/// the call entered by; a foundation model in a region with its own price gets that price.
+#[test]
+fn regional_bedrock_prices_apply_to_foundation_models_not_profiles() {
+    let t = PriceTable::embedded();
+    let regional = ["bedrock/us-gov-west-1", "bedrock"];
+    let profile = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+    assert_eq!(
+        t.lookup(&regional, profile),
+        t.lookup(&["bedrock"], profile)
+    );
+    let model = "anthropic.claude-3-5-sonnet-20240620-v1:0";
+    let in_region = t
+        .lookup(&["bedrock/us-gov-west-1"], model)
+        .expect("litellm prices it in us-gov-west-1");
+    let base = t.lookup(&["bedrock"], model).expect("and globally");
+    assert!(
+        in_region.base.input > base.base.input,
+        "GovCloud costs more"
+    );
+    assert_eq!(t.lookup(&regional, model), Some(in_region));
+}

@@ -508,3 +508,61 @@ fn a_wildcard_never_crosses_a_dot() {
     assert!(t.intercepts("bedrock-runtime.us-east-1.amazonaws.com"));
     assert!(!t.intercepts("x.y.openai.azure.com.evil.example"));
 }
+
+/// A `**` prefix (every `--intercept` host without an entry) once tried every `/` of the
+/// path, and each dialect read the whole rest: a 64 KiB path of slashes was quadratic work
+/// on a runtime thread. Only the last few boundaries are tried now.
+#[test]
+fn a_path_of_slashes_on_a_gateway_host_costs_linear_work() {
+    let t = Providers::new(None, &["gw.corp.example".into()], &[]).expect("valid");
+    let slashes = "/".repeat(65_534);
+    let candidates = PathPattern::parse("/**").expect("valid").ends(&slashes);
+    assert!(
+        candidates.len() <= MAX_SUFFIX_SEGMENTS,
+        "{}",
+        candidates.len()
+    );
+    assert!(t.route(&post("gw.corp.example", &slashes)).is_none());
+    let deep = format!("{}/v1/chat/completions", "/a".repeat(10_000));
+    assert_eq!(
+        routed(&t, "gw.corp.example", &deep),
+        Some(("gw.corp.example".into(), "openai_chat_completions"))
+    );
+}
+
+#[test]
+fn ip_patterns_compare_addresses_not_spellings() {
+    let t = Providers::new(None, &["2001:db8::1".into()], &[]).expect("valid");
+    assert!(t.intercepts("[2001:DB8:0::1]"));
+    let t =
+        Providers::new(None, &["2001:db8::1".into()], &["2001:DB8:0::1".into()]).expect("valid");
+    assert!(!t.intercepts("2001:db8::1"), "--no-intercept wins");
+}
+
+#[test]
+fn a_regional_price_namespace_takes_the_region_from_the_host() {
+    let t = Providers::builtin();
+    let bedrock = t
+        .provider_of("bedrock-runtime.us-gov-west-1.amazonaws.com")
+        .expect("bedrock");
+    assert_eq!(
+        bedrock.price_namespaces_for("bedrock-runtime.us-gov-west-1.amazonaws.com"),
+        ["bedrock/us-gov-west-1", "bedrock"]
+    );
+    // A host whose pattern has no wildcard says no region: the namespace is left out.
+    assert_eq!(
+        bedrock.price_namespaces_for("elsewhere.example"),
+        ["bedrock"]
+    );
+    let p = HostPattern::parse("*-aiplatform.googleapis.com").expect("valid");
+    assert_eq!(
+        p.capture("europe-west4-aiplatform.googleapis.com"),
+        Some("europe-west4")
+    );
+    assert_eq!(
+        HostPattern::parse("api.x.ai")
+            .expect("valid")
+            .capture("api.x.ai"),
+        Some("")
+    );
+}

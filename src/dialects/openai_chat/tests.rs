@@ -189,13 +189,21 @@ fn compatible_providers_usage_extensions_are_read() {
     let f = p.facts();
     assert_eq!(f.billed_usd, Some(0.00231));
     assert_eq!(f.usage.cache_read, Some(1500));
-    // A cost that is not a finite non-negative number is no cost.
+    // A cost that is negative or implausibly large is no cost.
+    for cost in ["-3", "1e300", "\"0.5\""] {
+        let body = format!(
+            r#"{{"choices":[],"usage":{{"prompt_tokens":1,"completion_tokens":1,"cost":{cost}}}}}"#
+        );
+        let f = parse_response(Operation::Chat, 200, body.as_bytes(), false).expect("body");
+        assert_eq!(f.billed_usd, None, "{cost}");
+    }
+    // BYOK: OpenRouter's fee plus the provider's own charge.
     let f = parse_response(
         Operation::Chat,
         200,
-        br#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"cost":-3}}"#,
+        br#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"cost":0.0001,"is_byok":true,"cost_details":{"upstream_inference_cost":0.0019}}}"#,
         false,
     )
     .expect("body");
-    assert_eq!(f.billed_usd, None);
+    assert!((f.billed_usd.expect("billed") - 0.002).abs() < 1e-12);
 }
