@@ -267,6 +267,12 @@ impl Decoder {
             }
             let total = declared(&self.buf);
             let n = (total - self.buf.len()).min(chunk.len());
+            // Grow by doubling, never past the message's declared length (≤ the cap).
+            let need = self.buf.len() + n;
+            if need > self.buf.capacity() {
+                let target = need.max(self.buf.capacity().saturating_mul(2)).min(total);
+                self.buf.reserve_exact(target - self.buf.len());
+            }
             self.buf.extend_from_slice(&chunk[..n]);
             chunk = &chunk[n..];
             if self.buf.len() == total {
