@@ -2,7 +2,8 @@
 //!
 //! Owns HTTP plumbing only: listening, CONNECT, deciding which tunnels are decrypted,
 //! minting leaves, reaching upstream, wrapping bodies. It knows nothing about LLM APIs
-//! beyond asking `dialects::detect` whether a request is one.
+//! beyond asking the provider table (`providers`) whether a host is intercepted and a
+//! request is a call.
 
 pub mod handler;
 pub mod tap_body;
