@@ -191,6 +191,28 @@ pub struct ResponseFacts {
     pub output: Option<Vec<serde_json::Value>>,
 }
 
+/// The output count with reasoning included (`Usage::output`), by the arithmetic the
+/// response itself states. OpenAI counts reasoning inside the completion count (`total` =
+/// prompt + completion); xAI's Grok counts it apart (`completion_tokens` without
+/// `reasoning_tokens`, `total` = prompt + completion + reasoning: Vertex AI's Grok reasoning
+/// page, "reasoning tokens are reported in `reasoning_tokens`, separate from
+/// `completion_tokens`"). Only the total tells them apart, so this rule needs no provider.
+pub(crate) fn output_tokens(
+    prompt: Option<u64>,
+    completion: Option<u64>,
+    reasoning: Option<u64>,
+    total: Option<u64>,
+) -> Option<u64> {
+    let completion = completion?;
+    if let (Some(p), Some(r), Some(t)) = (prompt, reasoning, total)
+        && r > 0
+        && p.checked_add(completion).and_then(|n| n.checked_add(r)) == Some(t)
+    {
+        return Some(completion + r);
+    }
+    Some(completion)
+}
+
 /// Applies the rules that need both sides of a call: cache writes whose TTL the response
 /// did not say (see [`ResponseFacts::cache_write_unsplit`]) go to the TTL the request's last
 /// breakpoint asked for ([`RequestFacts::cache_ttl`]), 5m when it asked for none.

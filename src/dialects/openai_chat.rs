@@ -198,6 +198,8 @@ struct WireUsage {
     #[serde(deserialize_with = "json::lenient")]
     completion_tokens: Option<u64>,
     #[serde(deserialize_with = "json::lenient")]
+    total_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
     prompt_tokens_details: Option<PromptDetails>,
     #[serde(deserialize_with = "json::lenient")]
     completion_tokens_details: Option<CompletionDetails>,
@@ -278,9 +280,19 @@ impl WireUsage {
             (Some(hit), Some(miss)) => Some(hit.saturating_add(miss)),
             _ => None,
         };
+        let input = self.prompt_tokens.or(deepseek);
+        let reasoning = self
+            .completion_tokens_details
+            .as_ref()
+            .and_then(|d| d.reasoning_tokens);
         Usage {
-            input: self.prompt_tokens.or(deepseek),
-            output: self.completion_tokens,
+            input,
+            output: super::output_tokens(
+                input,
+                self.completion_tokens,
+                reasoning,
+                self.total_tokens,
+            ),
             cache_read: self
                 .prompt_tokens_details
                 .as_ref()
@@ -289,10 +301,7 @@ impl WireUsage {
                 .or(self.cached_tokens),
             cache_write_5m: None,
             cache_write_1h: None,
-            reasoning: self
-                .completion_tokens_details
-                .as_ref()
-                .and_then(|d| d.reasoning_tokens),
+            reasoning,
         }
     }
 }

@@ -206,6 +206,8 @@ struct WireUsage {
     #[serde(deserialize_with = "json::lenient")]
     output_tokens: Option<u64>,
     #[serde(deserialize_with = "json::lenient")]
+    total_tokens: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
     input_tokens_details: Option<InputDetails>,
     #[serde(deserialize_with = "json::lenient")]
     output_tokens_details: Option<OutputDetails>,
@@ -233,19 +235,25 @@ impl Object for OutputDetails {}
 
 impl WireUsage {
     fn usage(&self) -> Usage {
+        let reasoning = self
+            .output_tokens_details
+            .as_ref()
+            .and_then(|d| d.reasoning_tokens);
         Usage {
             input: self.input_tokens,
-            output: self.output_tokens,
+            output: super::output_tokens(
+                self.input_tokens,
+                self.output_tokens,
+                reasoning,
+                self.total_tokens,
+            ),
             cache_read: self
                 .input_tokens_details
                 .as_ref()
                 .and_then(|d| d.cached_tokens),
             cache_write_5m: None,
             cache_write_1h: None,
-            reasoning: self
-                .output_tokens_details
-                .as_ref()
-                .and_then(|d| d.reasoning_tokens),
+            reasoning,
         }
     }
 }

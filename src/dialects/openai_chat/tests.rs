@@ -207,3 +207,33 @@ fn compatible_providers_usage_extensions_are_read() {
     .expect("body");
     assert!((f.billed_usd.expect("billed") - 0.002).abs() < 1e-12);
 }
+
+/// xAI's Grok reports reasoning apart from `completion_tokens` (total = prompt + completion +
+/// reasoning); OpenAI counts it inside (total = prompt + completion). Output includes
+/// reasoning either way, decided by the response's own total.
+#[test]
+fn reasoning_outside_the_completion_count_is_added_to_output() {
+    let body = |total: u64| {
+        format!(
+            r#"{{"model":"grok-4","choices":[],"usage":{{"prompt_tokens":100,"completion_tokens":20,"total_tokens":{total},"completion_tokens_details":{{"reasoning_tokens":300}}}}}}"#
+        )
+    };
+    let grok = parse_response(Operation::Chat, 200, body(420).as_bytes(), false).expect("body");
+    assert_eq!(
+        (grok.usage.output, grok.usage.reasoning),
+        (Some(320), Some(300))
+    );
+    // OpenAI's arithmetic (reasoning inside completion): unchanged. Here 300 > 20 cannot be
+    // inside it, but the total says the API counted it so, and llmtap does not second-guess.
+    let openai = parse_response(Operation::Chat, 200, body(120).as_bytes(), false).expect("body");
+    assert_eq!(openai.usage.output, Some(20));
+    // No total: as sent.
+    let none = parse_response(
+        Operation::Chat,
+        200,
+        br#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"completion_tokens_details":{"reasoning_tokens":1}}}"#,
+        false,
+    )
+    .expect("body");
+    assert_eq!(none.usage.output, Some(2));
+}

@@ -157,3 +157,11 @@ fn an_error_body_with_a_null_code_gives_its_type() {
     );
     assert_eq!(p.facts().error_type.as_deref(), Some("server_error"));
 }
+
+/// The Responses API on xAI: `output_tokens` without `reasoning_tokens`, the total says so.
+#[test]
+fn reasoning_outside_output_tokens_is_added_to_output() {
+    let body = br#"{"id":"resp_x","object":"response","status":"completed","model":"grok-4","output":[],"usage":{"input_tokens":50,"output_tokens":10,"total_tokens":160,"output_tokens_details":{"reasoning_tokens":100}}}"#;
+    let f = parse_response(Operation::Chat, 200, body, false).expect("body");
+    assert_eq!((f.usage.output, f.usage.reasoning), (Some(110), Some(100)));
+}
