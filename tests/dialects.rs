@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::support::{
-    client::{self, collect},
+    assert_subset, both_ways, client,
     harness::{self, metric},
 };
 use hudsucker::futures::{SinkExt as _, StreamExt as _};
@@ -123,45 +123,6 @@ fn fixture(dialect: &str, case: &str, ext: &str) -> Vec<u8> {
 
 fn expected(dialect: &str, case: &str) -> Value {
     serde_json::from_slice(&fixture(dialect, case, "expected.json")).unwrap()
-}
-
-/// Asserts every key of `expected` equals the same key of `got` (recursively for objects).
-fn assert_subset(what: &str, expected: &Value, got: &Value) {
-    match expected {
-        Value::Object(fields) => {
-            for (key, want) in fields {
-                assert_subset(&format!("{what}.{key}"), want, &got[key]);
-            }
-        }
-        _ => assert_eq!(got, expected, "{what}"),
-    }
-}
-
-/// The same request directly and through llmtap.
-async fn both_ways(
-    upstream: &FakeUpstream,
-    tap: &harness::Tap,
-    host: &str,
-    path: &str,
-    body: &[u8],
-    headers: &[(&str, &str)],
-) -> (client::Collected, client::Collected) {
-    let mut direct = client::direct(upstream.addr, host, &upstream.ca_pem).await;
-    let direct = collect(
-        direct
-            .send(client::post(host, path, body, headers))
-            .await
-            .unwrap(),
-    )
-    .await;
-    let mut via = client::via_proxy(tap.proxy, host, &tap.ca_pem, false).await;
-    let via = collect(
-        via.send(client::post(host, path, body, headers))
-            .await
-            .unwrap(),
-    )
-    .await;
-    (direct, via)
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+use crate::support::assert_subset;
 use llmtap::{
     dialects::{
         self, RequestFacts, ResponseFacts, Target, eventstream, json_array::Splitter, sse::Framer,
@@ -68,18 +69,6 @@ fn parse_stream(route: &Route, ext: &str, pieces: &[&[u8]]) -> ResponseFacts {
         }
     }
     parser.facts()
-}
-
-/// Asserts every key of `expected` equals the same key of `got` (recursively for objects).
-fn assert_subset(case: &str, expected: &Value, got: &Value) {
-    match expected {
-        Value::Object(fields) => {
-            for (key, want) in fields {
-                assert_subset(&format!("{case}.{key}"), want, &got[key]);
-            }
-        }
-        _ => assert_eq!(got, expected, "{case}"),
-    }
 }
 
 /// With capture the facts are those of `plain` (capture off), and each content list, capped

@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support::{
-    client::{self, collect},
+    assert_subset, both_ways,
     harness::{self, metric},
     prices,
 };
@@ -168,45 +168,6 @@ const CASES: &[Case] = &[
         billed: None,
     },
 ];
-
-/// The same request directly and through llmtap.
-async fn both_ways(
-    upstream: &FakeUpstream,
-    tap: &harness::Tap,
-    host: &str,
-    path: &str,
-    body: &[u8],
-    headers: &[(&str, &str)],
-) -> (client::Collected, client::Collected) {
-    let mut direct = client::direct(upstream.addr, host, &upstream.ca_pem).await;
-    let direct = collect(
-        direct
-            .send(client::post(host, path, body, headers))
-            .await
-            .unwrap(),
-    )
-    .await;
-    let mut via = client::via_proxy(tap.proxy, host, &tap.ca_pem, false).await;
-    let via = collect(
-        via.send(client::post(host, path, body, headers))
-            .await
-            .unwrap(),
-    )
-    .await;
-    (direct, via)
-}
-
-/// Asserts every key of `expected` equals the same key of `got` (recursively for objects).
-fn assert_subset(what: &str, expected: &Value, got: &Value) {
-    match expected {
-        Value::Object(fields) => {
-            for (key, want) in fields {
-                assert_subset(&format!("{what}.{key}"), want, &got[key]);
-            }
-        }
-        _ => assert_eq!(got, expected, "{what}"),
-    }
-}
 
 #[tokio::test]
 async fn provider_routes_are_recorded_with_identical_bytes_and_their_namespace_prices() {
