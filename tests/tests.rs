@@ -10,6 +10,7 @@
 
 mod support;
 
+mod agent_loop;
 mod agents;
 mod architecture;
 mod auth;

@@ -83,9 +83,17 @@
 //! rather than from a header, since a real agent cannot send one: a call to the agent's shell
 //! tool, then a final answer once the tool result is in the conversation (see [`agent`]).
 //! Everything else (fixtures by header, `count_tokens`, Chat Completions, 404s) is unchanged.
+//!
+//! [`FakeUpstream::start_scripted`] starts the same server with a list of [`Reply`]s (status,
+//! content type, headers, exact body): each Anthropic `POST /v1/messages` that names no
+//! `x-fake-scenario` nor `x-fake-case` gets the next one, in order, whatever it asks (see
+//! [`script`]). Everything else is unchanged.
 
 pub mod agent;
 pub mod fixtures;
+pub mod script;
+
+pub use script::Reply;
 
 use std::{
     convert::Infallible,
@@ -201,6 +209,8 @@ struct State {
     agent: bool,
     /// Every [`agent`] answer sent, in order.
     answers: Mutex<Vec<agent::Answer>>,
+    /// Anthropic messages requests without `x-fake-scenario` get these, in order.
+    script: Option<script::Script>,
 }
 
 /// A running fake upstream. Dropping it stops the server and closes its connections.
@@ -228,16 +238,23 @@ impl FakeUpstream {
     /// Starts a server on `127.0.0.1:0` with a fresh CA. The leaf certificate covers every
     /// host of [`fixtures::hosts`], `localhost` and `127.0.0.1`. ALPN offers `http/1.1` only.
     pub async fn start() -> FakeUpstream {
-        Self::start_with(false).await
+        Self::start_with(false, None).await
     }
 
     /// Starts a server whose model routes play a two-turn agent task (see [`agent`]): the
     /// first request gets a shell tool call, the one carrying the tool result a final answer.
     pub async fn start_agent() -> FakeUpstream {
-        Self::start_with(true).await
+        Self::start_with(true, None).await
     }
 
-    async fn start_with(agent: bool) -> FakeUpstream {
+    /// Starts a server that answers each Anthropic `POST /v1/messages` naming no
+    /// `x-fake-scenario` nor `x-fake-case` with the next of `replies`, in order (see
+    /// [`script`]); past the last one, a 500. Panics at once on a reply HTTP cannot carry.
+    pub async fn start_scripted(replies: Vec<Reply>) -> FakeUpstream {
+        Self::start_with(false, Some(script::Script::new(replies))).await
+    }
+
+    async fn start_with(agent: bool, script: Option<script::Script>) -> FakeUpstream {
         let _ = aws_lc_rs::default_provider().install_default();
         let (ca_pem, tls) = test_pki();
 
@@ -264,6 +281,7 @@ impl FakeUpstream {
             connections: AtomicU64::new(0),
             agent,
             answers: Mutex::new(Vec::new()),
+            script,
         });
         let server = tokio::spawn(accept_loop(
             listener,
@@ -336,6 +354,12 @@ impl FakeUpstream {
             .lock()
             .expect("answers lock poisoned")
             .clone()
+    }
+
+    /// The scripted replies not served yet ([`FakeUpstream::start_scripted`]); 0 for a server
+    /// started without a script.
+    pub fn replies_left(&self) -> usize {
+        self.state.script.as_ref().map_or(0, script::Script::left)
     }
 
     /// The `response.create` messages received on WebSockets, parsed, in arrival order.
@@ -1000,6 +1024,14 @@ async fn handle(
         return Ok(not_found(Provider::of_host(&host), &parts.method, path, n));
     };
     let provider = route.provider;
+    if let Some(script) = &state.script
+        && header("x-fake-scenario").is_none()
+        && provider == Provider::Anthropic
+        && parts.method == Method::POST
+        && path == "/v1/messages"
+    {
+        return Ok(serve_scripted(&state, script, modifiers, n));
+    }
     let scenario = header("x-fake-scenario").unwrap_or_else(|| route.default_case.to_owned());
 
     let encoding = modifiers.encoding;
@@ -1107,6 +1139,56 @@ fn serve_case(
     if let Some(name) = encoding {
         set(&mut res, "content-encoding", name);
     }
+    res
+}
+
+/// Serves the next scripted reply ([`script`]), or a 500 once the script is spent.
+fn serve_scripted(
+    state: &Arc<State>,
+    script: &script::Script,
+    modifiers: Modifiers,
+    n: u64,
+) -> Response<ResBody> {
+    let reply = match script.next() {
+        Ok(reply) => reply,
+        Err(served) => {
+            return provider_error(
+                Provider::Anthropic,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("fake upstream: the script is spent ({served} replies served)"),
+                n,
+            );
+        }
+    };
+    let encoding = modifiers.encoding;
+    let mut res = if reply.is_sse() {
+        let (tx, rx) = mpsc::channel(1);
+        let pieces = FakeUpstream::sse_events(&reply.body);
+        tokio::spawn(produce_stream(tx, pieces, modifiers, state.clone()));
+        let mut res = Response::new(BoxBody::new(ChannelBody { rx }));
+        set(&mut res, "cache-control", "no-cache");
+        res
+    } else {
+        let body = match encoding {
+            Some(name) => {
+                let mut encoder = Encoder::new(name);
+                let mut out = encoder.push(&reply.body);
+                out.extend(encoder.finish());
+                out
+            }
+            None => reply.body.clone(),
+        };
+        Response::new(full(body))
+    };
+    provider_headers(
+        &mut res,
+        Provider::Anthropic,
+        request_id(Provider::Anthropic, n).as_deref(),
+    );
+    if let Some(name) = encoding {
+        set(&mut res, "content-encoding", name);
+    }
+    reply.apply(&mut res);
     res
 }
 

@@ -1,8 +1,9 @@
 //! Checks the fake upstream itself. Each test talks to it directly, over TLS that trusts only
 //! its test CA, with hyper's HTTP/1.1 client (or a WebSocket client), so the end-to-end tests
-//! can rely on what it serves. Its agent mode: `agent`.
+//! can rely on what it serves. Its agent mode: `agent`; its scripted replies: `script`.
 
 mod agent;
+mod script;
 
 use std::{
     io::Write as _,
