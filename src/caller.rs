@@ -54,6 +54,8 @@ pub struct Caller {
     pub attribution: Attribution,
     /// Decided from the kind of credential (never the credential itself).
     pub billing: Billing,
+    /// The agent marks the request as a subagent's ([`agents::SUBAGENT_HEADERS`]).
+    pub subagent: bool,
 }
 
 impl Caller {
@@ -70,6 +72,9 @@ impl Caller {
             conversation_id: session_id(headers),
             attribution: attribution(headers, tunnel, flags),
             billing: billing(host, headers),
+            subagent: agents::SUBAGENT_HEADERS
+                .iter()
+                .any(|h| headers.contains_key(*h)),
         }
     }
 }

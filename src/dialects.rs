@@ -14,6 +14,7 @@
 //! and [`error_response`] is every dialect's answer to a non-2xx body; `content` holds the
 //! GenAI parts that `--capture-content` exports and the one budget that caps a response's.
 
+pub mod agent;
 pub mod anthropic;
 pub mod bedrock;
 mod content;
@@ -25,6 +26,7 @@ pub mod json_array;
 mod lenient;
 pub mod openai_chat;
 pub mod openai_responses;
+pub mod ratelimits;
 pub mod sse;
 
 use serde::Serialize;
@@ -163,6 +165,10 @@ pub struct ResponseFacts {
     pub usage: Usage,
     /// Names of the tools the model called, in order.
     pub tools_called: Vec<String>,
+    /// The same calls with the ids their results will carry (the first
+    /// [`agent::MAX_TOOL_IDS`]), for matching results in later requests. Not in call lines.
+    #[serde(skip)]
+    pub tool_calls: Vec<agent::ToolCall>,
     /// The API's own error type (`overloaded_error`, `rate_limit_error`, ...), from an error
     /// body or an in-stream error event.
     pub error_type: Option<String>,
@@ -189,6 +195,10 @@ pub struct ResponseFacts {
     /// `gen_ai.output.messages`, only with `--capture-content`. Never in call lines.
     #[serde(skip)]
     pub output: Option<Vec<serde_json::Value>>,
+    /// Rate and plan limits reported in the body (Codex's `codex.rate_limits` socket event);
+    /// the call's record joins them with its response headers'.
+    #[serde(skip)]
+    pub ratelimits: Option<ratelimits::RateLimits>,
 }
 
 /// The output count with reasoning included (`Usage::output`), by the arithmetic the

@@ -26,7 +26,7 @@ use decode::{Decoder, Encoding};
 pub use head::{RequestHead, TraceParent};
 pub use observe::{BodyEnd, BodyObserver, MessageObserver, Observing, Recorder, Side};
 use pipeline::{Document, Stream, StreamFraming, decoded_cap, keep_for};
-pub use record::{CallRecord, Pending};
+pub use record::{CallRecord, LoopFacts, Pending, ToolExecution};
 pub use ws::WsSession;
 
 use std::{
@@ -98,6 +98,8 @@ pub struct Exchange {
     first_byte: Option<Instant>,
     first_delta: Option<Instant>,
     finished: bool,
+    /// What the response head's limit headers said.
+    ratelimits: Option<crate::dialects::ratelimits::RateLimits>,
 }
 
 impl std::fmt::Debug for Exchange {
@@ -132,6 +134,7 @@ impl Exchange {
             first_byte: None,
             first_delta: None,
             finished: false,
+            ratelimits: None,
         }
     }
 
@@ -158,13 +161,22 @@ impl Exchange {
     }
 
     /// The response head arrived; returns the observer that owns the exchange from here on.
+    /// `headers`: the response's, read for the rate and plan limits they report
+    /// ([`crate::dialects::ratelimits`]); nothing else of them is kept.
     pub fn on_response(
         mut self,
         status: u16,
         content_type: Option<&str>,
         content_encoding: Option<&str>,
+        headers: &http::HeaderMap,
     ) -> Box<dyn BodyObserver> {
         self.status = Some(status);
+        self.ratelimits = crate::dialects::ratelimits::RateLimits::from_headers(
+            headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+            SystemTime::now(),
+        );
         let is = |wanted: &str| {
             content_type.is_some_and(|ct| {
                 ct.trim_start()
@@ -404,6 +416,7 @@ impl Exchange {
             request,
             parse_error: self.parse_error,
             capture: self.capture,
+            ratelimits: self.ratelimits.take(),
         };
         self.observing.recorder.call_finished(pending);
     }

@@ -7,6 +7,7 @@
 //! finishes it exactly once; `telemetry` turns the finished call into every output.
 //! `cli` and `config` are the only readers of flags and environment.
 
+pub mod agentloop;
 pub mod budget;
 pub mod ca;
 pub mod caller;

@@ -137,6 +137,8 @@ impl Telemetry {
             None => None,
         };
         let mut writer = CallWriter::new(format, calls, file);
+        // The agent loop's state: the worker's alone.
+        let mut agent_loop = crate::agentloop::AgentLoop::new(crate::agentloop::Limits::default());
         // A thread, not a task: a blocked stdout must never stall the runtime.
         let spawned = std::thread::Builder::new()
             .name("llmtap-telemetry".into())
@@ -148,7 +150,7 @@ impl Telemetry {
                                 break;
                             };
                             match catch_unwind(AssertUnwindSafe(|| pending.into_record())) {
-                                Ok(record) => telemetry.emit(record, &mut writer),
+                                Ok(record) => telemetry.emit(record, &mut writer, &mut agent_loop),
                                 Err(_) => {
                                     tracing::error!("building a call record panicked; call dropped")
                                 }
@@ -222,8 +224,15 @@ impl Telemetry {
     }
 
     /// The one place a finished call reaches every output.
-    fn emit(&self, mut record: CallRecord, writer: &mut CallWriter) {
+    fn emit(
+        &self,
+        mut record: CallRecord,
+        writer: &mut CallWriter,
+        agent_loop: &mut crate::agentloop::AgentLoop,
+    ) {
         price(&self.prices, &mut record);
+        let dropped = agent_loop.observe(&mut record, &self.prices);
+        self.metrics.tool_calls_unmatched(dropped);
         self.metrics.record(&record);
         if let Some(spans) = &self.spans {
             spans.record(&record);

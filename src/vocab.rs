@@ -72,6 +72,29 @@ pub enum Outcome {
 
 label!(Outcome);
 
+/// Why a retried call's earlier attempt failed: the `reason` label of
+/// `llmtap_retries_total` and the call line's `retry_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
+pub enum RetryReason {
+    /// 429, or an in-band rate, quota or plan limit error.
+    RateLimited,
+    /// Anthropic's 529 / `overloaded_error`.
+    Overloaded,
+    /// Another 5xx or in-band API error.
+    ServerError,
+    /// The stream was cut (no terminal event, or the body broke off).
+    StreamTruncated,
+    /// The client went away first (and came back with the same request).
+    Cancelled,
+    /// Connect, TLS or request failure before a response.
+    UpstreamError,
+    /// A connect, response-head or stream-idle timeout.
+    Timeout,
+}
+
+label!(RetryReason);
+
 /// Longest API error type kept, in bytes: longer values are cut at a character boundary
 /// (the value is traffic-derived; the label cap bounds how many, this bounds how long).
 pub const API_ERROR_TYPE_MAX: usize = 64;

@@ -127,6 +127,16 @@ impl Client {
     }
 }
 
+/// Headers by which an agent marks a request as its subagent's (their values are ids, never
+/// read): Claude Code 2.1.197 `x-claude-code-parent-agent-id` (beside
+/// `x-claude-code-agent-id`), Codex 0.169.0 `x-codex-parent-thread-id` and
+/// `x-openai-subagent`. Found in the agents' own bundles (README, "Agents").
+pub const SUBAGENT_HEADERS: &[&str] = &[
+    "x-claude-code-parent-agent-id",
+    "x-codex-parent-thread-id",
+    "x-openai-subagent",
+];
+
 /// Every session header of every agent, in table order. A session id is taken from any of
 /// them whatever the user-agent says: a wrapper may rename the client, not the session.
 pub(super) fn session_headers() -> impl Iterator<Item = &'static str> {

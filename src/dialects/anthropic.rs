@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::{
     Dialect, Framing, Operation, ParseError, Progress, ResponseFacts, StreamParser, Target, Usage,
+    agent,
     content::{CaptureBudget, OutputMessage, Part, arguments, to_value},
     error_response,
     json::{self, Object},
@@ -121,7 +122,9 @@ fn parse_response(
     }
     let mut parser = Messages::default();
     parser.on_message(&m);
-    m.content.iter().for_each(|b| parser.on_block(b));
+    (0..)
+        .zip(&m.content)
+        .for_each(|(i, b)| parser.on_block(i, b));
     parser.complete = true;
     let mut facts = parser.facts();
     if let Some(tree) = &tree {
@@ -192,6 +195,9 @@ struct Message {
     /// A `count_tokens` body's count.
     #[serde(deserialize_with = "json::lenient")]
     input_tokens: Option<u64>,
+    /// An `input_json_delta`'s piece of a tool call's input.
+    #[serde(deserialize_with = "json::lenient")]
+    partial_json: Option<String>,
 }
 
 impl Object for Message {}
@@ -226,6 +232,9 @@ struct Event {
     /// `error`.
     #[serde(deserialize_with = "json::lenient")]
     error: Option<ErrorDetail>,
+    /// `content_block_start`, `content_block_delta`: the block's position.
+    #[serde(deserialize_with = "json::lenient")]
+    index: Option<u64>,
 }
 
 impl Object for Event {}
@@ -238,6 +247,12 @@ struct Block {
     kind: Option<String>,
     #[serde(deserialize_with = "json::lenient")]
     name: Option<String>,
+    /// A tool call's id, which its `tool_result` names.
+    #[serde(deserialize_with = "json::lenient")]
+    id: Option<String>,
+    /// A tool call's input, read only for the fields that name a subagent.
+    #[serde(deserialize_with = "json::lenient")]
+    input: Option<agent::SubagentArgs>,
 }
 
 impl Object for Block {}
@@ -464,6 +479,7 @@ struct Messages {
     stop_reason: Option<String>,
     usage: RawUsage,
     tools_called: Vec<String>,
+    tool_calls: agent::ToolCalls,
     error_type: Option<String>,
     complete: bool,
     capture: Option<Output>,
@@ -485,11 +501,16 @@ impl Messages {
         }
     }
 
-    fn on_block(&mut self, block: &Block) {
+    /// A content block starts (a stream's `content_block_start` at `index`) or is read
+    /// whole (a body's, its input then complete).
+    fn on_block(&mut self, index: u64, block: &Block) {
         let kind = block.kind.as_deref().unwrap_or_default();
         if is_tool_call(kind) {
             let name = block.name.as_deref().unwrap_or(kind);
             self.tools_called.push(name.to_owned());
+            let subagent = block.input.as_ref().and_then(|i| i.name_for(name));
+            self.tool_calls
+                .start(index, block.id.as_deref(), name, subagent);
         }
     }
 }
@@ -510,7 +531,7 @@ impl StreamParser for Messages {
             }
             "content_block_start" => {
                 if let Some(block) = &v.content_block {
-                    self.on_block(block);
+                    self.on_block(v.index.unwrap_or(0), block);
                 }
                 let block = tree.as_ref().and_then(|t| t.get("content_block"));
                 if let (Some(output), Some(block)) = (&mut self.capture, block) {
@@ -523,6 +544,9 @@ impl StreamParser for Messages {
                     kind,
                     Some("text_delta" | "thinking_delta" | "input_json_delta")
                 );
+                if let Some(piece) = v.delta.as_ref().and_then(|d| d.partial_json.as_deref()) {
+                    self.tool_calls.args(v.index.unwrap_or(0), piece);
+                }
                 let delta = tree.as_ref().and_then(|t| t.get("delta"));
                 if let (Some(output), Some(delta)) = (&mut self.capture, delta) {
                     let text = ["text", "thinking", "partial_json"]
@@ -559,11 +583,13 @@ impl StreamParser for Messages {
             finish_reasons: self.stop_reason.iter().cloned().collect(),
             usage,
             tools_called: self.tools_called.clone(),
+            tool_calls: self.tool_calls.calls(),
             error_type: self.error_type.clone(),
             error_status: self.error_type.as_deref().and_then(error_status),
             complete: self.complete,
             service_tier: self.usage.service_tier.clone(),
             billed_usd: None,
+            ratelimits: None,
             cache_write_unsplit,
             output: None,
         };

@@ -360,6 +360,9 @@ impl Object for Block {}
 struct Named {
     #[serde(deserialize_with = "json::lenient")]
     name: Option<String>,
+    /// `toolUse.toolUseId`, which the `toolResult` names.
+    #[serde(rename = "toolUseId", deserialize_with = "json::lenient")]
+    tool_use_id: Option<String>,
 }
 
 impl Object for Named {}
@@ -577,6 +580,7 @@ struct ConverseState {
     stop_reason: Option<String>,
     usage: RawUsage,
     tools_called: Vec<String>,
+    tool_calls: super::agent::ToolCalls,
     error_type: Option<String>,
     error_status: Option<u16>,
     /// `messageStop` was seen (or the body was whole).
@@ -591,6 +595,9 @@ impl ConverseState {
         if let Some(call) = &block.tool_use {
             let name = call.name.as_deref().unwrap_or("toolUse");
             self.tools_called.push(name.to_owned());
+            let key = self.tools_called.len() as u64;
+            self.tool_calls
+                .start(key, call.tool_use_id.as_deref(), name, None);
         }
     }
 
@@ -648,6 +655,7 @@ impl StreamParser for ConverseState {
             finish_reasons: self.stop_reason.iter().cloned().collect(),
             usage,
             tools_called: self.tools_called.clone(),
+            tool_calls: self.tool_calls.calls(),
             error_type: self.error_type.clone(),
             error_status: self.error_status,
             complete: self.complete,

@@ -266,6 +266,12 @@ impl Object for WirePart {}
 struct Named {
     #[serde(deserialize_with = "json::lenient")]
     name: Option<String>,
+    /// `functionCall.id`, which the `functionResponse` echoes (when the API sets it).
+    #[serde(deserialize_with = "json::lenient")]
+    id: Option<String>,
+    /// `functionCall.args`, read only for the fields that name a subagent.
+    #[serde(deserialize_with = "json::lenient")]
+    args: Option<super::agent::SubagentArgs>,
 }
 
 impl Object for Named {}
@@ -353,6 +359,7 @@ struct Gemini {
     candidates: Vec<Candidate>,
     usage: Option<Usage>,
     tools_called: Vec<String>,
+    tool_calls: super::agent::ToolCalls,
     error_type: Option<String>,
     error_status: Option<u16>,
     /// `promptFeedback.blockReason`: the prompt was refused; the answer is complete.
@@ -402,8 +409,15 @@ impl Gemini {
                 slot.finish = Some(reason.clone());
             }
             for p in c.content.iter().flat_map(|c| &c.parts) {
-                if let Some(name) = p.function_call.as_ref().and_then(|f| f.name.as_ref()) {
+                if let Some(call) = &p.function_call
+                    && let Some(name) = &call.name
+                {
                     self.tools_called.push(name.clone());
+                    // Gemini sends each call whole, in one chunk.
+                    let subagent = call.args.as_ref().and_then(|a| a.name_for(name));
+                    let key = self.tools_called.len() as u64;
+                    self.tool_calls
+                        .start(key, call.id.as_deref(), name, subagent);
                     generated = true;
                 }
                 // Code the model runs with the built-in code execution tool.
@@ -447,11 +461,13 @@ impl StreamParser for Gemini {
             finish_reasons,
             usage: self.usage.clone().unwrap_or_default(),
             tools_called: self.tools_called.clone(),
+            tool_calls: self.tool_calls.calls(),
             error_type: self.error_type.clone(),
             error_status: self.error_status,
             complete: self.terminal() && self.error_type.is_none(),
             service_tier: None,
             billed_usd: None,
+            ratelimits: None,
             cache_write_unsplit: 0,
             output: self.capture.as_ref().map(|_| {
                 self.candidates

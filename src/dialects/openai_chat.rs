@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::{
     Dialect, Framing, Operation, ParseError, Progress, ResponseFacts, StreamParser, Target, Usage,
+    agent,
     content::{CaptureBudget, OutputMessage, Part, arguments, to_value},
     error_response,
     json::{self, NonEmpty, Object, Present},
@@ -169,6 +170,15 @@ struct WireToolCall {
 impl Object for WireToolCall {}
 
 impl WireToolCall {
+    /// The arguments' text (or the piece of it) in the call's body.
+    fn arguments(&self) -> Option<&str> {
+        match &self.function {
+            Some(f) => f.object(),
+            None => self.custom.as_ref(),
+        }
+        .and_then(|f| f.arguments.as_deref())
+    }
+
     /// The tool's name, from the call's body.
     fn name(&self) -> Option<&str> {
         match &self.function {
@@ -185,6 +195,10 @@ impl WireToolCall {
 struct Named {
     #[serde(deserialize_with = "json::lenient")]
     name: Option<String>,
+    /// `function.arguments` (a piece of it when streamed): read only for a subagent tool's
+    /// name ([`agent::SUBAGENT_TOOLS`]).
+    #[serde(deserialize_with = "json::lenient")]
+    arguments: Option<String>,
 }
 
 impl Object for Named {}
@@ -379,11 +393,17 @@ fn parse_response(
                     let (f, arguments) = call_body(call);
                     f?.get(arguments)?.as_str()
                 });
+                let name = call.name().unwrap_or_default();
+                let scan = agent::ArgScan::for_tool(name).map(|mut scan| {
+                    scan.push(call.arguments().unwrap_or_default());
+                    scan
+                });
                 slot.calls.push(ToolCall {
                     id: call.id.clone(),
-                    name: call.name().unwrap_or_default().to_owned(),
+                    name: name.to_owned(),
                     arguments: arguments.unwrap_or_default().to_owned(),
                     kept: true,
+                    scan,
                 });
             }
         }
@@ -415,6 +435,8 @@ struct ToolCall {
     arguments: String,
     /// Admitted by the capture budget: exported as a part.
     kept: bool,
+    /// A subagent tool's arguments, searched for its name as they stream.
+    scan: Option<agent::ArgScan>,
 }
 
 #[derive(Debug, Default)]
@@ -548,6 +570,14 @@ impl StreamParser for Chat {
                 if let Some(name) = call.name() {
                     entry.name.push_str(name);
                 }
+                if let Some(piece) = call.arguments() {
+                    if entry.scan.is_none() {
+                        entry.scan = agent::ArgScan::for_tool(&entry.name);
+                    }
+                    if let Some(scan) = &mut entry.scan {
+                        scan.push(piece);
+                    }
+                }
                 let arguments = raw_calls.and_then(|c| c.get(i)).and_then(|call| {
                     let (f, arguments) = call_body(call);
                     f?.get(arguments)?.as_str()
@@ -597,11 +627,23 @@ impl StreamParser for Chat {
                 .flat_map(|c| c.calls.iter().map(|t| t.name.clone()))
                 .filter(|n| !n.is_empty())
                 .collect(),
+            tool_calls: self
+                .choices
+                .iter()
+                .flat_map(|c| &c.calls)
+                .filter(|t| !t.name.is_empty())
+                .take(agent::MAX_TOOL_IDS)
+                .map(|t| {
+                    let subagent = t.scan.as_ref().and_then(agent::ArgScan::finish);
+                    agent::tool_call(t.id.as_deref(), &t.name, subagent)
+                })
+                .collect(),
             error_type: self.error_type.clone(),
             error_status: self.error_status,
             complete: self.complete,
             service_tier: self.service_tier.clone(),
             billed_usd: self.billed_usd,
+            ratelimits: None,
             cache_write_unsplit: 0,
             output,
         }

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::{
     Dialect, Framing, Operation, ParseError, Progress, ResponseFacts, StreamParser, Target, Usage,
+    agent,
     content::{CaptureBudget, OutputMessage, Part, arguments, to_value},
     error_response,
     json::{self, Object, Present},
@@ -36,7 +37,11 @@ pub const RESPONSES: Dialect = Dialect {
 fn detect(t: &Target<'_>) -> Option<(Operation, Framing)> {
     let path = t.path.trim_end_matches('/');
     let wanted = if t.websocket { "GET" } else { "POST" };
-    (t.method == wanted && path == "/responses").then_some((Operation::Chat, Framing::Json))
+    // `/responses/compact`: Codex's remote compaction, a JSON body whose `output` replaces
+    // the conversation (openai/codex `codex-rs/codex-api`, `compact`).
+    let compact = path == "/responses/compact" && !t.websocket;
+    (t.method == wanted && (path == "/responses" || compact))
+        .then_some((Operation::Chat, Framing::Json))
 }
 
 /// Message content as parts: a string is one text part.
@@ -135,9 +140,15 @@ struct Event {
     /// with any value it is the response (one that is not an object says nothing but its end).
     #[serde(deserialize_with = "json::lenient")]
     response: Option<Present<Response>>,
-    /// `response.output_item.added`.
+    /// `response.output_item.added`, `.done`.
     #[serde(deserialize_with = "json::lenient")]
     item: Option<OutputItem>,
+    /// `codex.rate_limits` (Codex's socket event): `{"primary": {…}, "secondary": {…}}`.
+    #[serde(deserialize_with = "json::lenient")]
+    rate_limits: Option<CodexLimits>,
+    /// `response.output_item.added`, `.done`: the item's position in the output.
+    #[serde(deserialize_with = "json::lenient")]
+    output_index: Option<u64>,
     /// `error`: its code (`null` for some).
     #[serde(deserialize_with = "json::lenient")]
     code: Option<String>,
@@ -193,6 +204,13 @@ struct OutputItem {
     kind: Option<String>,
     #[serde(deserialize_with = "json::lenient")]
     name: Option<String>,
+    /// A tool call's id, which its `*_call_output` item names.
+    #[serde(deserialize_with = "json::lenient")]
+    call_id: Option<String>,
+    /// A function call's arguments (whole once the item is done): read only for a subagent
+    /// tool's name ([`agent::SUBAGENT_TOOLS`]).
+    #[serde(deserialize_with = "json::lenient")]
+    arguments: Option<String>,
 }
 
 impl Object for OutputItem {}
@@ -258,6 +276,32 @@ impl WireUsage {
     }
 }
 
+/// The `rate_limits` of Codex's `codex.rate_limits` event (openai/codex
+/// `codex-rs/codex-api`, the socket's rate-limit event): two plan windows.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CodexLimits {
+    #[serde(deserialize_with = "json::lenient")]
+    primary: Option<CodexWindow>,
+    #[serde(deserialize_with = "json::lenient")]
+    secondary: Option<CodexWindow>,
+}
+
+impl Object for CodexLimits {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CodexWindow {
+    #[serde(deserialize_with = "json::lenient")]
+    used_percent: Option<f64>,
+    #[serde(deserialize_with = "json::lenient")]
+    window_minutes: Option<u64>,
+    #[serde(deserialize_with = "json::lenient")]
+    reset_at: Option<u64>,
+}
+
+impl Object for CodexWindow {}
+
 #[derive(Debug, Default)]
 struct Responses {
     model: Option<String>,
@@ -265,6 +309,8 @@ struct Responses {
     finish: Option<String>,
     usage: Option<Usage>,
     tools_called: Vec<String>,
+    tool_calls: agent::ToolCalls,
+    ratelimits: Option<super::ratelimits::RateLimits>,
     error_type: Option<String>,
     error_status: Option<u16>,
     service_tier: Option<String>,
@@ -310,7 +356,9 @@ impl Responses {
         }
         // A JSON body carries its items only here; streams announced them as they came.
         if self.tools_called.is_empty() {
-            r.output.iter().for_each(|item| self.on_item(item));
+            (0..)
+                .zip(&r.output)
+                .for_each(|(at, item)| self.on_item(at, item));
         }
         if let Some(budget) = &self.capture {
             let mut budget = budget.clone();
@@ -325,10 +373,17 @@ impl Responses {
         }
     }
 
-    fn on_item(&mut self, item: &OutputItem) {
+    /// An output item at `at` in the output: announced (`output_item.added`) or whole (a
+    /// body's).
+    fn on_item(&mut self, at: u64, item: &OutputItem) {
         let kind = item.kind.as_deref().unwrap_or_default();
         if let Some(name) = tool_called(kind, item) {
             self.tools_called.push(name.to_owned());
+            self.tool_calls
+                .start(at, item.call_id.as_deref(), name, None);
+            if let Some(args) = &item.arguments {
+                self.tool_calls.args(at, args);
+            }
         }
     }
 }
@@ -384,7 +439,21 @@ impl StreamParser for Responses {
             }
             "response.output_item.added" => {
                 if let Some(item) = &v.item {
-                    self.on_item(item);
+                    self.on_item(v.output_index.unwrap_or(0), item);
+                }
+            }
+            "codex.rate_limits" => {
+                if let Some(limits) = &v.rate_limits {
+                    let out = self.ratelimits.get_or_insert_with(Default::default);
+                    for w in [&limits.primary, &limits.secondary].into_iter().flatten() {
+                        out.codex_window(w.used_percent, w.window_minutes, w.reset_at);
+                    }
+                }
+            }
+            // The item whole: a subagent tool's arguments, now complete.
+            "response.output_item.done" => {
+                if let Some(args) = v.item.as_ref().and_then(|i| i.arguments.as_deref()) {
+                    self.tool_calls.args(v.output_index.unwrap_or(0), args);
                 }
             }
             "error" => {
@@ -416,6 +485,8 @@ impl StreamParser for Responses {
             finish_reasons: self.finish.iter().cloned().collect(),
             usage: self.usage.clone().unwrap_or_default(),
             tools_called: self.tools_called.clone(),
+            tool_calls: self.tool_calls.calls(),
+            ratelimits: self.ratelimits.clone().filter(|r| !r.is_empty()),
             error_type: self.error_type.clone(),
             error_status: self.error_status,
             complete: self.complete,

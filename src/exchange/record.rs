@@ -106,6 +106,93 @@ pub struct CallRecord {
     pub usage_missing: bool,
     /// A part of the call relayed but not observed: the observation budget was spent.
     pub observe_skipped: Option<Skipped>,
+    /// The rate and plan limits the response reported (its headers, a socket's
+    /// `codex.rate_limits` event); `None` when it reported none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratelimits: Option<crate::dialects::ratelimits::RateLimits>,
+    /// What the call shows of the agent's loop (thread, agent, tools run before it, context
+    /// fill, cache break, retry): set by `agentloop` on the telemetry thread before any
+    /// output. Its fields sit at the call line's top level, each left out when unknown.
+    #[serde(flatten)]
+    pub agent_loop: LoopFacts,
+    /// The request read for the loop (tool results, thread); consumed by `agentloop`.
+    #[serde(skip)]
+    pub loop_request: Option<crate::dialects::agent::LoopRequest>,
+    /// The client said the call is a subagent's (Claude Code's
+    /// `x-claude-code-parent-agent-id`, Codex's `x-openai-subagent`).
+    #[serde(skip)]
+    pub client_is_subagent: bool,
+}
+
+/// What a call shows of the agent's loop (ARCHITECTURE.md, "Agent loop"); every field is
+/// absent (left out of the call line) when not known.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoopFacts {
+    /// `gen_ai.agent.name`: `main`, or the subagent's name (`Explore`, a Codex task).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// `llmtap.thread.id`: the conversation, 16 hex digits of the hash of its system prompt
+    /// and first user turn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    /// The tools whose results this request carried: how long each ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_executions: Vec<ToolExecution>,
+    /// The model's context window in tokens (the price data's `max_input_tokens`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_window_tokens: Option<u64>,
+    /// Input tokens over the context window (0–1; above 1 when the window is misreported).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_utilization: Option<f64>,
+    /// `gen_ai.conversation.compacted`: the call compacts its thread.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub compacted: bool,
+    /// Prompt-cache break: tokens of the thread's cached prefix written again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_break_tokens: Option<u64>,
+    /// USD the break cost: those tokens as cache writes instead of cache reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_break_cost_usd: Option<f64>,
+    /// `http.request.resend_count`: earlier failed attempts of this same request.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub resend_count: u32,
+    /// Why the previous attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_reason: Option<crate::vocab::RetryReason>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One tool run, between the response that asked for it and the request that carried its
+/// result. Serialized in the call line as `{"tool","call_id","duration_ms","error"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolExecution {
+    /// `gen_ai.tool.name`.
+    pub tool: String,
+    /// `gen_ai.tool.call.id`.
+    pub call_id: Option<String>,
+    /// The end of the response that asked for the call.
+    #[serde(skip)]
+    pub start: SystemTime,
+    /// Until the request carrying the result arrived (approval time included).
+    #[serde(rename = "duration_ms", serialize_with = "serialize_duration_ms")]
+    pub duration: Duration,
+    /// The result says the tool failed.
+    pub error: bool,
+    /// The provider of the call that asked for it.
+    #[serde(skip)]
+    pub provider: std::sync::Arc<crate::providers::Provider>,
+    /// The agent and thread that asked for it.
+    #[serde(skip)]
+    pub agent: Option<String>,
+    #[serde(skip)]
+    /// The thread of the call that asked for it.
+    pub thread_id: Option<String>,
+    /// The session key of the call that asked (not the agent's id: internal).
+    #[serde(skip)]
+    pub session: Option<String>,
 }
 
 impl CallRecord {
@@ -184,6 +271,8 @@ pub struct Pending {
     pub(super) request: RequestCapture,
     pub(super) parse_error: Option<ParseError>,
     pub(super) capture: Option<usize>,
+    /// What the response head's limit headers said.
+    pub(super) ratelimits: Option<crate::dialects::ratelimits::RateLimits>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -219,6 +308,22 @@ impl Pending {
                 .ok()
         } else {
             None
+        };
+        // The loop's view of the request (tool results, thread): a second tree-less read of
+        // the same body, only for calls that carry a conversation.
+        let loop_request = match (&request, operation) {
+            (
+                Some(_),
+                crate::dialects::Operation::Chat | crate::dialects::Operation::GenerateContent,
+            ) => {
+                let body = self
+                    .request
+                    .body
+                    .as_ref()
+                    .map_or(&[][..], ChargedBuf::as_slice);
+                guarded(|| crate::dialects::agent::read_request(body)).ok()
+            }
+            _ => None,
         };
         let response = match (self.stream_facts, self.status) {
             (Some(facts), _) => facts,
@@ -259,6 +364,14 @@ impl Pending {
             self.judged && self.skipped.is_none(),
             &response,
         );
+        // Limits from the head, joined by those the body reported.
+        let ratelimits = match (self.ratelimits, response.ratelimits.take()) {
+            (Some(mut head), Some(body)) => {
+                head.merge(body);
+                Some(head)
+            }
+            (head, body) => head.or(body),
+        };
         // Errors carry no usage by nature; only a successful call without usage is "missing".
         let usage_missing = outcome == Outcome::Ok && response.usage.is_empty();
         CallRecord {
@@ -296,6 +409,10 @@ impl Pending {
             parse_error,
             usage_missing,
             observe_skipped: skipped,
+            ratelimits,
+            agent_loop: LoopFacts::default(),
+            loop_request,
+            client_is_subagent: self.head.caller.subagent,
         }
     }
 }

@@ -373,6 +373,7 @@ impl HttpHandler for Tap {
             res.status().as_u16(),
             header_str(headers, "content-type"),
             header_str(headers, "content-encoding"),
+            headers,
         );
         res.map(|body| tap(idle_limit(body, idle), observer))
     }

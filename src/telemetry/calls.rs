@@ -234,6 +234,10 @@ pub(crate) mod tests {
             parse_error: None,
             usage_missing: false,
             observe_skipped: None,
+            ratelimits: None,
+            agent_loop: crate::exchange::LoopFacts::default(),
+            loop_request: None,
+            client_is_subagent: false,
         }
     }
 

@@ -30,6 +30,8 @@ pub struct Caps {
     pub user: usize,
     /// Distinct `error_type` values (50, whatever `--label-cap` says).
     pub error_type: usize,
+    /// Distinct `agent` values (`--label-cap`).
+    pub agent: usize,
 }
 
 impl Caps {
@@ -42,6 +44,7 @@ impl Caps {
             team: cap,
             user: cap,
             error_type: 50,
+            agent: cap,
         }
     }
 }
@@ -110,6 +113,18 @@ pub struct Metrics {
     pub(crate) spans_dropped: IntCounter,
     pub(crate) export_failures: IntCounter,
     overflow: IntCounterVec,
+    tool_duration: HistogramVec,
+    tool_errors: IntCounterVec,
+    tool_unmatched: IntCounterVec,
+    context: HistogramVec,
+    compactions: IntCounterVec,
+    cache_breaks: IntCounterVec,
+    cache_break_cost: prometheus::CounterVec,
+    retries: IntCounterVec,
+    ratelimit_utilization: prometheus::GaugeVec,
+    ratelimit_remaining: prometheus::GaugeVec,
+    ratelimit_reset: prometheus::GaugeVec,
+    agent: Capped,
     model: Capped,
     tool: Capped,
     team: Capped,
@@ -123,7 +138,7 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-const COMMON: [&str; 5] = [n::PROVIDER, n::MODEL, n::TEAM, n::USER, n::CLIENT];
+const COMMON: [&str; 6] = [n::PROVIDER, n::MODEL, n::TEAM, n::USER, n::CLIENT, n::AGENT];
 
 impl Metrics {
     /// Registers every family. Label sets known in advance (both `intercepted` values, every
@@ -271,6 +286,84 @@ impl Metrics {
         build_info
             .get_metric_with_label_values(&[env!("CARGO_PKG_VERSION")])?
             .set(1);
+        let histogram_of = |name: &str, help: &str, buckets: &[f64], labels: &[&str]| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+                labels,
+            )?;
+            registry.register(Box::new(h.clone()))?;
+            Ok::<_, prometheus::Error>(h)
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = prometheus::GaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok::<_, prometheus::Error>(g)
+        };
+        let tool_duration = histogram_of(
+            n::TOOL_DURATION_SECONDS,
+            "Tool execution time: end of the response asking for a tool call to the request carrying its result.",
+            n::TOOL_BUCKETS,
+            &[n::PROVIDER, n::TOOL],
+        )?;
+        let tool_errors = counter(
+            n::TOOL_ERRORS_TOTAL,
+            "Tool results that say the tool failed.",
+            &[n::PROVIDER, n::TOOL],
+        )?;
+        let tool_unmatched = counter(
+            n::TOOL_CALLS_UNMATCHED_TOTAL,
+            "Tool calls dropped while waiting for their result (evicted or expired).",
+            &[n::REASON],
+        )?;
+        for reason in ["evicted", "expired"] {
+            tool_unmatched.get_metric_with_label_values(&[reason])?;
+        }
+        let context = histogram_of(
+            n::CONTEXT_UTILIZATION_RATIO,
+            "Input tokens over the model's context window.",
+            n::RATIO_BUCKETS,
+            &[n::PROVIDER, n::MODEL],
+        )?;
+        let per_agent = [n::PROVIDER, n::MODEL, n::AGENT];
+        let compactions = counter(
+            n::COMPACTIONS_TOTAL,
+            "Calls that compact their conversation.",
+            &per_agent,
+        )?;
+        let cache_breaks = counter(
+            n::CACHE_BREAKS_TOTAL,
+            "Calls that broke their thread's prompt cache while it was alive.",
+            &per_agent,
+        )?;
+        let cache_break_cost = prometheus::CounterVec::new(
+            Opts::new(
+                n::CACHE_BREAK_COST_USD_TOTAL,
+                "USD cache breaks cost: the broken prefix as cache writes instead of reads.",
+            ),
+            &per_agent,
+        )?;
+        registry.register(Box::new(cache_break_cost.clone()))?;
+        let retries = counter(
+            n::RETRIES_TOTAL,
+            "Calls that resend a request that failed in the last 10 minutes.",
+            &[n::PROVIDER, n::MODEL, n::REASON],
+        )?;
+        let identity = |extra: &'static str| [n::PROVIDER, n::TEAM, n::USER, extra];
+        let ratelimit_utilization = gauge(
+            n::RATELIMIT_UTILIZATION_RATIO,
+            "Plan-window utilization the provider last reported (0-1).",
+            &identity(n::WINDOW),
+        )?;
+        let ratelimit_remaining = gauge(
+            n::RATELIMIT_REMAINING,
+            "What is left of an API rate limit, as the provider last reported.",
+            &identity(n::RESOURCE),
+        )?;
+        let ratelimit_reset = gauge(
+            n::RATELIMIT_RESET_TIMESTAMP_SECONDS,
+            "When a plan window or API limit resets, as the provider last reported (Unix seconds).",
+            &identity(n::WINDOW),
+        )?;
         // Every outcome and tunnel kind exists from the start, so rates and alerts see 0.
         tunnels.get_metric_with_label_values(&["true"])?;
         tunnels.get_metric_with_label_values(&["false"])?;
@@ -297,6 +390,18 @@ impl Metrics {
             spans_dropped,
             export_failures,
             overflow,
+            tool_duration,
+            tool_errors,
+            tool_unmatched,
+            context,
+            compactions,
+            cache_breaks,
+            cache_break_cost,
+            retries,
+            ratelimit_utilization,
+            ratelimit_remaining,
+            ratelimit_reset,
+            agent: Capped::new(n::AGENT, caps.agent),
             model: Capped::new(n::MODEL, caps.model),
             tool: Capped::new(n::TOOL, caps.tool),
             team: Capped::new(n::TEAM, caps.team),
@@ -362,7 +467,11 @@ impl Metrics {
             .user
             .get(r.user.as_deref().unwrap_or(n::UNKNOWN), &self.overflow);
         let client = r.client.as_str();
-        let common = [provider, model, team, user, client];
+        let agent = self.agent.get(
+            r.agent_loop.agent.as_deref().unwrap_or(n::UNKNOWN),
+            &self.overflow,
+        );
+        let common = [provider, model, team, user, client, agent];
         let labels = |extra: &str| {
             let mut l = common.to_vec();
             l.push(extra);
@@ -449,6 +558,115 @@ impl Metrics {
         }
         if let Some(skipped) = r.observe_skipped {
             self.observe_skipped(skipped);
+        }
+        self.record_loop(r, provider, model, team, user, agent);
+    }
+
+    /// The agent-loop families: tools run, context fill, compactions, cache breaks, retries,
+    /// and the limits the response reported.
+    fn record_loop(
+        &self,
+        r: &CallRecord,
+        provider: &str,
+        model: &str,
+        team: &str,
+        user: &str,
+        agent: &str,
+    ) {
+        let facts = &r.agent_loop;
+        for run in &facts.tool_executions {
+            let tool = self.tool.get(&run.tool, &self.overflow);
+            let provider = run.provider.as_str();
+            if let Ok(h) = self
+                .tool_duration
+                .get_metric_with_label_values(&[provider, tool])
+            {
+                h.observe(run.duration.as_secs_f64());
+            }
+            if run.error
+                && let Ok(c) = self
+                    .tool_errors
+                    .get_metric_with_label_values(&[provider, tool])
+            {
+                c.inc();
+            }
+        }
+        if let Some(u) = facts.context_utilization
+            && let Ok(h) = self
+                .context
+                .get_metric_with_label_values(&[provider, model])
+        {
+            h.observe(u);
+        }
+        let per_agent = [provider, model, agent];
+        if facts.compacted
+            && let Ok(c) = self.compactions.get_metric_with_label_values(&per_agent)
+        {
+            c.inc();
+        }
+        if facts.cache_break_tokens.is_some() {
+            if let Ok(c) = self.cache_breaks.get_metric_with_label_values(&per_agent) {
+                c.inc();
+            }
+            if let (Some(cost), Ok(c)) = (
+                facts.cache_break_cost_usd,
+                self.cache_break_cost
+                    .get_metric_with_label_values(&per_agent),
+            ) {
+                c.inc_by(cost);
+            }
+        }
+        if let Some(reason) = facts.retry_reason
+            && let Ok(c) =
+                self.retries
+                    .get_metric_with_label_values(&[provider, model, reason.as_str()])
+        {
+            c.inc();
+        }
+        if let Some(limits) = &r.ratelimits {
+            for (window, w) in &limits.windows {
+                let labels = [provider, team, user, window.as_str()];
+                if let (Some(u), Ok(g)) = (
+                    w.utilization,
+                    self.ratelimit_utilization
+                        .get_metric_with_label_values(&labels),
+                ) {
+                    g.set(u);
+                }
+                if let (Some(t), Ok(g)) = (
+                    w.reset,
+                    self.ratelimit_reset.get_metric_with_label_values(&labels),
+                ) {
+                    g.set(t as f64);
+                }
+            }
+            for (resource, res) in &limits.resources {
+                let labels = [provider, team, user, resource];
+                if let (Some(left), Ok(g)) = (
+                    res.remaining,
+                    self.ratelimit_remaining
+                        .get_metric_with_label_values(&labels),
+                ) {
+                    g.set(left as f64);
+                }
+                if let (Some(t), Ok(g)) = (
+                    res.reset,
+                    self.ratelimit_reset.get_metric_with_label_values(&labels),
+                ) {
+                    g.set(t as f64);
+                }
+            }
+        }
+    }
+
+    /// Counts tool calls that waited for a result in vain (`llmtap_tool_calls_unmatched_total`).
+    pub fn tool_calls_unmatched(&self, dropped: crate::agentloop::Dropped) {
+        for (reason, n) in [("evicted", dropped.evicted), ("expired", dropped.expired)] {
+            if n > 0
+                && let Ok(c) = self.tool_unmatched.get_metric_with_label_values(&[reason])
+            {
+                c.inc_by(n);
+            }
         }
     }
 

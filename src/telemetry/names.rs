@@ -134,6 +134,14 @@ pub const REASON: &str = "reason";
 /// Value of a capped label past its cap (`--label-cap` distinct values already seen);
 /// each use counts in [`LABEL_OVERFLOW_TOTAL`].
 pub const OTHER: &str = "other";
+/// Label: the agent that made the call, `gen_ai.agent.name` (`main`, a subagent's name,
+/// capped by `--label-cap`; `unknown` when the call carries no conversation).
+pub const AGENT: &str = "agent";
+/// Label: a plan window (`5h`, `7d`, a Codex window `<n>m`), or for
+/// [`RATELIMIT_RESET_TIMESTAMP_SECONDS`] also an API resource.
+pub const WINDOW: &str = "window";
+/// Label: an API rate-limit resource: `requests`, `tokens`, `input_tokens`, `output_tokens`.
+pub const RESOURCE: &str = "resource";
 /// Value of a label whose source is absent (no model in the call, no team configured).
 pub const UNKNOWN: &str = "unknown";
 
@@ -144,6 +152,60 @@ pub const UNKNOWN: &str = "unknown";
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
 ];
+
+/// Histogram of tool execution time: the end of the response that asked for a tool call to
+/// the arrival of the request carrying its result (the tool's run, and any time a person took
+/// to approve it). Labels: `provider`, `tool`; buckets [`TOOL_BUCKETS`]. Unit: seconds.
+pub const TOOL_DURATION_SECONDS: &str = "llmtap_tool_duration_seconds";
+/// Counter of tool results that say the tool failed (Anthropic `is_error`, Converse
+/// `status: "error"`, a Gemini `functionResponse` with an `error`). Labels: `provider`,
+/// `tool`. Unit: tool calls.
+pub const TOOL_ERRORS_TOTAL: &str = "llmtap_tool_errors_total";
+/// Counter of tool calls dropped while waiting for their result, by `reason`: `evicted` (the
+/// pending set, 16 Ki calls, was full) or `expired` (no result within an hour). Both values
+/// exist from startup. Unit: tool calls.
+pub const TOOL_CALLS_UNMATCHED_TOTAL: &str = "llmtap_tool_calls_unmatched_total";
+/// Histogram of context-window fill: a call's input tokens over its model's context window
+/// (the price data's `max_input_tokens`). Labels: `provider`, `model`; buckets
+/// [`RATIO_BUCKETS`]. Unit: ratio (0–1).
+pub const CONTEXT_UTILIZATION_RATIO: &str = "llmtap_context_utilization_ratio";
+/// Counter of compactions: a call the agent marks as compacting its conversation, or whose
+/// input is under half its thread's previous call's. Labels: `provider`, `model`, `agent`.
+/// Unit: calls.
+pub const COMPACTIONS_TOTAL: &str = "llmtap_compactions_total";
+/// Counter of prompt-cache breaks: within a thread, a call that read back less than the
+/// prefix the previous call left cached while that cache was alive (ARCHITECTURE.md, "Agent
+/// loop"). Labels: `provider`, `model`, `agent`. Unit: calls.
+pub const CACHE_BREAKS_TOTAL: &str = "llmtap_cache_breaks_total";
+/// Counter (floating point) of what cache breaks cost: the broken prefix billed as a cache
+/// write instead of a cache read. Labels: `provider`, `model`, `agent`. Unit: USD.
+pub const CACHE_BREAK_COST_USD_TOTAL: &str = "llmtap_cache_break_cost_usd_total";
+/// Counter of retries: a call that resends a request that failed in the last 10 minutes
+/// (same client, thread, conversation length and tool results). Labels: `provider`,
+/// `model`, `reason` ([`crate::vocab::RetryReason`]). Unit: calls.
+pub const RETRIES_TOTAL: &str = "llmtap_retries_total";
+/// Gauge of plan-window utilization, the last value a response reported (Anthropic
+/// `anthropic-ratelimit-unified-{window}-utilization`, Codex `x-codex-*-used-percent` / 100).
+/// Labels: `provider`, `team`, `user`, `window`. Unit: ratio (0–1).
+pub const RATELIMIT_UTILIZATION_RATIO: &str = "llmtap_ratelimit_utilization_ratio";
+/// Gauge of an API rate limit's remaining amount, the last value a response reported
+/// (`anthropic-ratelimit-*-remaining`, `x-ratelimit-remaining-*`). Labels: `provider`,
+/// `team`, `user`, `resource`. Unit: requests or tokens.
+pub const RATELIMIT_REMAINING: &str = "llmtap_ratelimit_remaining";
+/// Gauge of when a plan window (or an API resource, named in `window`) resets, the last
+/// value a response reported. Labels: `provider`, `team`, `user`, `window`. Unit: seconds
+/// since the Unix epoch.
+pub const RATELIMIT_RESET_TIMESTAMP_SECONDS: &str = "llmtap_ratelimit_reset_timestamp_seconds";
+
+/// Bucket bounds of [`TOOL_DURATION_SECONDS`], in seconds: 10 ms to an hour (a tool may wait
+/// on a person's approval).
+pub const TOOL_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+    3600.0,
+];
+
+/// Bucket bounds of [`CONTEXT_UTILIZATION_RATIO`].
+pub const RATIO_BUCKETS: &[f64] = &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0];
 
 /// Counter of spans not exported: the export queue was full when the span ended, or the
 /// batch holding it failed to export (`src/telemetry/export.rs`). Traffic is never
@@ -229,6 +291,44 @@ pub mod attr {
     /// `error.type` (OpenTelemetry general conventions): why the call failed
     /// ([`crate::vocab::ErrorType`]); also sets the span status to error. Absent on success.
     pub const ERROR_TYPE: &str = "error.type";
+
+    /// `gen_ai.agent.name` (GenAI semantic conventions): the agent that made the call, `main`
+    /// or the subagent's name (ARCHITECTURE.md, "Agent loop"). Also on `execute_tool` spans.
+    pub const AGENT_NAME: &str = "gen_ai.agent.name";
+    /// `gen_ai.conversation.compacted` (GenAI semantic conventions, bool, only `true`): the
+    /// call compacts its conversation.
+    pub const CONVERSATION_COMPACTED: &str = "gen_ai.conversation.compacted";
+    /// `gen_ai.tool.name` (GenAI semantic conventions): the tool an `execute_tool` span ran.
+    pub const TOOL_NAME: &str = "gen_ai.tool.name";
+    /// `gen_ai.tool.call.id` (GenAI semantic conventions): the id the tool call and its
+    /// result share (`toolu_…`, `call_…`).
+    pub const TOOL_CALL_ID: &str = "gen_ai.tool.call.id";
+    /// `gen_ai.tool.type` (GenAI semantic conventions): `function` (a tool the client runs).
+    pub const TOOL_TYPE: &str = "gen_ai.tool.type";
+    /// `http.request.resend_count` (OpenTelemetry HTTP conventions, int): earlier failed
+    /// attempts of this same request. Absent on a first attempt.
+    pub const HTTP_RESEND_COUNT: &str = "http.request.resend_count";
+    /// `llmtap.thread.id`: the conversation the call continues, 16 hex digits of the hash of
+    /// its system prompt and first user turn.
+    pub const THREAD_ID: &str = "llmtap.thread.id";
+    /// `llmtap.context.window_tokens` (int): the model's context window.
+    pub const CONTEXT_WINDOW_TOKENS: &str = "llmtap.context.window_tokens";
+    /// `llmtap.context.utilization` (double): input tokens over the context window.
+    pub const CONTEXT_UTILIZATION: &str = "llmtap.context.utilization";
+    /// `llmtap.cache.break` (bool, only `true`): the call broke its thread's prompt cache.
+    pub const CACHE_BREAK: &str = "llmtap.cache.break";
+    /// `llmtap.cache.break_tokens` (int): the cached prefix written again.
+    pub const CACHE_BREAK_TOKENS: &str = "llmtap.cache.break_tokens";
+    /// `llmtap.cache.break_cost_usd` (double): what writing it again cost over reading it.
+    pub const CACHE_BREAK_COST_USD: &str = "llmtap.cache.break_cost_usd";
+    /// `llmtap.retry.reason`: why the previous attempt failed ([`crate::vocab::RetryReason`]).
+    pub const RETRY_REASON: &str = "llmtap.retry.reason";
+    /// `llmtap.ratelimit.status`: Anthropic's `anthropic-ratelimit-unified-status`.
+    pub const RATELIMIT_STATUS: &str = "llmtap.ratelimit.status";
+    /// `llmtap.ratelimit.<window>.utilization` (double, 0–1) and `.reset` (int, Unix
+    /// seconds) for each plan window; `llmtap.ratelimit.<resource>.limit`, `.remaining`,
+    /// `.reset` for each API resource. This is the prefix.
+    pub const RATELIMIT_PREFIX: &str = "llmtap.ratelimit.";
 
     /// `llmtap.stream` (bool): the response was an event stream (SSE, or messages on a
     /// WebSocket).

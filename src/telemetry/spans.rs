@@ -122,24 +122,7 @@ impl Spans {
 
     /// Builds and ends the span of one call. Non-blocking: ending hands it to the queue.
     pub fn record(&self, r: &CallRecord) {
-        let parent = match (&r.traceparent, &r.conversation_id) {
-            (Some(tp), _) => Context::new().with_remote_span_context(SpanContext::new(
-                TraceId::from_bytes(tp.trace_id),
-                SpanId::from_bytes(tp.span_id),
-                if tp.sampled {
-                    TraceFlags::SAMPLED
-                } else {
-                    TraceFlags::default()
-                },
-                true,
-                TraceState::default(),
-            )),
-            (None, Some(session)) => {
-                NEXT_TRACE_ID.with(|next| next.set(Some(session_trace_id(session))));
-                Context::new()
-            }
-            (None, None) => Context::new(),
-        };
+        let parent = parent_of(r);
         let end = r.start + r.duration;
         let mut span = self
             .tracer
@@ -157,6 +140,81 @@ impl Spans {
             span.set_status(Status::error(error.to_string()));
         }
         span.end_with_timestamp(end.max(r.start));
+        for run in &r.agent_loop.tool_executions {
+            self.tool_span(r, run);
+        }
+    }
+
+    /// The `execute_tool {gen_ai.tool.name}` span of one tool run (GenAI conventions,
+    /// "Execute tool span"): INTERNAL, from the end of the response that asked for it to the
+    /// request carrying its result, in the trace of the call that carried it.
+    fn tool_span(&self, r: &CallRecord, run: &crate::exchange::ToolExecution) {
+        let parent = parent_of(r);
+        let mut attrs = vec![
+            KeyValue::new(attr::OPERATION_NAME, "execute_tool"),
+            KeyValue::new(attr::TOOL_NAME, run.tool.clone()),
+            KeyValue::new(attr::TOOL_TYPE, "function"),
+            KeyValue::new(
+                attr::PROVIDER_NAME,
+                Value::String(run.provider.name.clone().into()),
+            ),
+        ];
+        let optional = [
+            (attr::TOOL_CALL_ID, run.call_id.clone()),
+            (attr::AGENT_NAME, run.agent.clone()),
+            (attr::THREAD_ID, run.thread_id.clone()),
+            (attr::CONVERSATION_ID, r.conversation_id.clone()),
+            (attr::TEAM, r.team.clone()),
+            (attr::USER, r.user.clone()),
+        ];
+        attrs.extend(
+            optional
+                .into_iter()
+                .filter_map(|(k, v)| Some(KeyValue::new(k, v?))),
+        );
+        if run.error {
+            attrs.push(KeyValue::new(attr::ERROR_TYPE, TOOL_ERROR));
+        }
+        let mut span = self
+            .tracer
+            .span_builder(format!("execute_tool {}", run.tool))
+            .with_kind(SpanKind::Internal)
+            .with_start_time(run.start)
+            .with_attributes(attrs)
+            .start_with_context(&self.tracer, &parent);
+        NEXT_TRACE_ID.with(Cell::take);
+        if run.error {
+            span.set_status(Status::error(TOOL_ERROR));
+        }
+        span.end_with_timestamp(run.start + run.duration);
+    }
+}
+
+/// `error.type` of a tool run whose result says it failed.
+pub const TOOL_ERROR: &str = "tool_error";
+
+/// Where a call's spans go: child of the client's `traceparent`, else a root span in the
+/// session's trace (the id generator is told the trace id), else a root span.
+fn parent_of(r: &CallRecord) -> Context {
+    {
+        match (&r.traceparent, &r.conversation_id) {
+            (Some(tp), _) => Context::new().with_remote_span_context(SpanContext::new(
+                TraceId::from_bytes(tp.trace_id),
+                SpanId::from_bytes(tp.span_id),
+                if tp.sampled {
+                    TraceFlags::SAMPLED
+                } else {
+                    TraceFlags::default()
+                },
+                true,
+                TraceState::default(),
+            )),
+            (None, Some(session)) => {
+                NEXT_TRACE_ID.with(|next| next.set(Some(session_trace_id(session))));
+                Context::new()
+            }
+            (None, None) => Context::new(),
+        }
     }
 }
 
@@ -375,6 +433,62 @@ pub fn attributes(r: &CallRecord) -> Vec<KeyValue> {
         attr::PARSE_ERROR,
         r.parse_error.map(|e| Value::from(e.as_str())),
     );
+    let l = &r.agent_loop;
+    push(attr::AGENT_NAME, l.agent.clone().map(Value::from));
+    push(attr::THREAD_ID, l.thread_id.clone().map(Value::from));
+    push(attr::CONTEXT_WINDOW_TOKENS, tokens(l.context_window_tokens));
+    push(
+        attr::CONTEXT_UTILIZATION,
+        l.context_utilization.map(Value::F64),
+    );
+    push(
+        attr::CONVERSATION_COMPACTED,
+        l.compacted.then_some(Value::Bool(true)),
+    );
+    push(
+        attr::CACHE_BREAK,
+        l.cache_break_tokens.map(|_| Value::Bool(true)),
+    );
+    push(attr::CACHE_BREAK_TOKENS, tokens(l.cache_break_tokens));
+    push(
+        attr::CACHE_BREAK_COST_USD,
+        l.cache_break_cost_usd.map(Value::F64),
+    );
+    push(
+        attr::HTTP_RESEND_COUNT,
+        (l.resend_count > 0).then(|| Value::I64(i64::from(l.resend_count))),
+    );
+    push(
+        attr::RETRY_REASON,
+        l.retry_reason.map(|r| Value::from(r.as_str())),
+    );
+    if let Some(limits) = &r.ratelimits {
+        push(
+            attr::RATELIMIT_STATUS,
+            limits.status.clone().map(Value::from),
+        );
+        for (window, w) in &limits.windows {
+            let key = |field: &str| format!("{}{window}.{field}", attr::RATELIMIT_PREFIX);
+            if let Some(u) = w.utilization {
+                a.push(KeyValue::new(key("utilization"), u));
+            }
+            if let Some(t) = w.reset {
+                a.push(KeyValue::new(key("reset"), int(t)));
+            }
+        }
+        for (resource, res) in &limits.resources {
+            let key = |field: &str| format!("{}{resource}.{field}", attr::RATELIMIT_PREFIX);
+            for (field, v) in [
+                ("limit", res.limit),
+                ("remaining", res.remaining),
+                ("reset", res.reset),
+            ] {
+                if let Some(v) = v {
+                    a.push(KeyValue::new(key(field), int(v)));
+                }
+            }
+        }
+    }
     a
 }
 

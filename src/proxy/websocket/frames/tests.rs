@@ -418,6 +418,7 @@ async fn oversized_websocket_frame_does_not_stop_observation_of_later_calls() {
             conversation_id: None,
             attribution: Attribution::default(),
             billing: Billing::Api,
+            subagent: false,
         },
         traceparent: None,
     };
