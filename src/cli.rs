@@ -72,7 +72,8 @@ pub enum Command {
     Wrap(Box<WrapArgs>),
     /// Exit 0 if the llmtap at the admin address answers `/healthz` (container healthchecks).
     Healthcheck(HealthcheckArgs),
-    /// Cost and tokens by day, team, user, client and model, from a `--calls-file`.
+    /// Cost and tokens by day, team, user, client and model (or by session, agent, tool:
+    /// `--by`), from a `--calls-file`.
     Report(ReportArgs),
 }
 
@@ -82,7 +83,17 @@ pub struct ReportArgs {
     /// JSON call lines (`--calls-file`, or `--calls json` output); standard input if absent.
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
+    /// The tables to print, in this order (repeat the flag or separate with commas);
+    /// default: day, team, user, client, model.
+    #[arg(long, value_name = "DIMENSION", value_delimiter = ',',
+          value_parser = clap::builder::PossibleValuesParser::new(REPORT_DIMENSIONS))]
+    pub by: Vec<String>,
 }
+
+/// The tables `llmtap report --by` knows (`report::Dimension`, which a test keeps equal).
+pub const REPORT_DIMENSIONS: &[&str] = &[
+    "day", "team", "user", "client", "model", "session", "agent", "tool",
+];
 
 /// Flags of `llmtap healthcheck`.
 #[derive(Debug, Args)]

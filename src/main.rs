@@ -90,7 +90,15 @@ fn main() -> ExitCode {
             };
             match read {
                 Ok(report) => {
-                    print!("{}", report.text());
+                    // clap admitted only the names `cli::REPORT_DIMENSIONS` lists.
+                    let asked: Vec<llmtap::report::Dimension> =
+                        args.by.iter().filter_map(|d| d.parse().ok()).collect();
+                    let by = if asked.is_empty() {
+                        llmtap::report::Dimension::DEFAULT
+                    } else {
+                        &asked
+                    };
+                    print!("{}", report.text(by));
                     ExitCode::SUCCESS
                 }
                 Err(err) => fail(2, format!("report: {err}")),

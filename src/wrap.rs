@@ -170,4 +170,5 @@ impl Summary {
 fn add(t: &mut Totals, r: &CallRecord) {
     let ok = r.outcome == Outcome::Ok;
     t.add(ok, &r.response.usage, r.cost_usd, &r.response.tools_called);
+    t.add_loop(crate::summary::LoopPart::of(&r.agent_loop));
 }
