@@ -21,14 +21,7 @@ use crate::{
 
 /// A table of the report.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantNames,
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantNames,
 )]
 #[strum(serialize_all = "snake_case")]
 pub enum Dimension {
@@ -272,7 +265,10 @@ impl Report {
             ));
         }
         let row = self.sessions.get(session).cloned().unwrap_or_default();
-        s.push_str(&format!(", {}", plural(row.subagents.len() as u64, "subagent")));
+        s.push_str(&format!(
+            ", {}",
+            plural(row.subagents.len() as u64, "subagent")
+        ));
         if !row.subagents.is_empty() {
             let names: Vec<&str> = row.subagents.iter().map(String::as_str).collect();
             s.push_str(&format!(" ({})", names.join(", ")));
@@ -352,7 +348,10 @@ mod tests {
         ] {
             assert!(session.contains(part), "{part:?} in {session}");
         }
-        assert!(text.contains("  Bash: 2 runs, 1 error, total 2.0s, p50 500ms, p95 1.5s"), "{text}");
+        assert!(
+            text.contains("  Bash: 2 runs, 1 error, total 2.0s, p50 500ms, p95 1.5s"),
+            "{text}"
+        );
         assert!(text.contains("  Read: 1 run, 0 errors"), "{text}");
         assert!(text.contains("  Explore: 1 call"), "{text}");
         // The default tables are the ones before `--by` existed.
