@@ -22,11 +22,14 @@ OUT = ROOT / "dashboards"
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
-# Label filters. Calls, tokens and cost carry team/user/model/client; the latency
-# histograms carry provider/model/client only; tool calls and usage_missing carry model.
+# Label filters. Calls, tokens and cost carry team/user/model/client (and agent); the latency
+# histograms carry provider/model/client only; tool calls, usage_missing, context fill,
+# compactions, cache breaks and retries carry model; the plan (rate limit) gauges carry
+# team/user but no model or client; tool executions carry provider/tool only (unfiltered).
 F_ALL = 'team=~"$team", user=~"$user", model=~"$model", client=~"$client"'
 F_MC = 'model=~"$model", client=~"$client"'
 F_M = 'model=~"$model"'
+F_TU = 'team=~"$team", user=~"$user"'
 RI = "$__rate_interval"
 
 REQ = "llmtap_requests_total"
@@ -34,6 +37,13 @@ TOK = "llmtap_tokens_total"
 COST = "llmtap_cost_usd_total"
 TTFT = "llmtap_time_to_first_token_seconds_bucket"
 DUR = "llmtap_request_duration_seconds_bucket"
+TOOL_DUR = "llmtap_tool_duration_seconds_bucket"
+CTX = "llmtap_context_utilization_ratio_bucket"
+PLAN_UTIL = "llmtap_ratelimit_utilization_ratio"
+PLAN_RESET = "llmtap_ratelimit_reset_timestamp_seconds"
+# Share of a plan window at which the dashboards draw their threshold line and
+# deploy/prometheus/alerts.yml (LLMTapPlanWindowNearlyUsed) warns.
+PLAN_WARN = 0.8
 # Outcomes that count as errors on the dashboards: everything but ok and cancelled (a
 # cancelled call is the user pressing Esc, not a failure).
 ERR = 'outcome!~"ok|cancelled"'
@@ -105,7 +115,7 @@ def targets(*specs: tuple[str, str], instant: bool = False, fmt: str = "time_ser
 
 def timeseries(title: str, desc: str, unit: str, tgts: list[dict], stack: bool = False,
                legend_calcs: list[str] | None = None, decimals: int | None = None,
-               max_: float | None = None) -> dict:
+               max_: float | None = None, line_at: float | None = None) -> dict:
     defaults: dict = {
         "unit": unit,
         "min": 0,
@@ -124,6 +134,11 @@ def timeseries(title: str, desc: str, unit: str, tgts: list[dict], stack: bool =
         defaults["decimals"] = decimals
     if max_ is not None:
         defaults["max"] = max_
+    if line_at is not None:
+        # A dashed threshold line (green below, red from line_at); series keep their colours.
+        defaults["thresholds"] = {"mode": "absolute",
+                                  "steps": [{"color": "green", "value": None}, {"color": "red", "value": line_at}]}
+        defaults["custom"]["thresholdsStyle"] = {"mode": "dashed"}
     return {
         "type": "timeseries",
         "title": title,
@@ -411,6 +426,37 @@ def team_cost() -> dict:
                      targets((f'sum by (type) (rate({TOK}{{{F_ALL}, type=~"cache_write_5m|cache_write_1h"}}[{RI}])) * 60',
                               "{{type}}")), stack=True), 12, 8)
 
+    L.row("Cost by agent (main session vs subagents)")
+    L.add(timeseries("Cost per hour by agent",
+                     "Spend rate by agent: main is the session's own loop, other values are subagents "
+                     "(named from the Task call's subagent_type), stacked: the top line is the total.",
+                     "currencyUSD",
+                     targets((f"sum by (agent) (rate({cost}[{RI}])) * 3600", "{{agent}}")),
+                     stack=True), 16, 8)
+    L.add(bargauge("Cost by agent", "Cost per agent (main and each subagent) in the time range.",
+                   "currencyUSD", f"topk(10, sum by (agent) (increase({cost}[$__range])))", "{{agent}}"),
+          8, 8)
+
+    plan = f"{PLAN_UTIL}{{{F_TU}}}"
+    L.row("Subscription plan windows (filtered by team and user only)")
+    L.add(timeseries("Plan utilization by user",
+                     "Share of each subscription window (Claude 5h / 7d, Codex primary / secondary) "
+                     "used, as the provider's response headers last reported it, per team, user and "
+                     f"window. The dashed line is {PLAN_WARN:.0%}, where the LLMTapPlanWindowNearlyUsed "
+                     "alert warns. These gauges carry provider, team, user and window: Model and Client "
+                     "do not apply.", "percentunit",
+                     targets((f"max by (provider, team, user, window) ({plan})",
+                              "{{team}} / {{user}} {{provider}} {{window}}")),
+                     decimals=1, max_=1, line_at=PLAN_WARN), 14, 9)
+    L.add(table("Plan windows now",
+                "Per team, user and window: the share used and the time until the window resets "
+                "(reset time minus now; 0 when the reset has passed and no call has reported the "
+                "new window yet). Windows only, not the API's per-minute limits.", "short",
+                [(f"max by (provider, team, user, window) ({plan})", "Used", "percentunit"),
+                 (f"clamp_min(min by (provider, team, user, window) ({PLAN_RESET}{{{F_TU}}}) - time(), 0)"
+                  f" and on (provider, team, user, window) {plan}", "Resets in", "s")],
+                ["provider", "team", "user", "window"], "Used"), 10, 9)
+
     L.row("Top spenders (selected time range)")
     L.add(bargauge("Top 10 users by cost", "Users who spent the most in the time range.", "currencyUSD",
                    f"topk(10, sum by (team, user) (increase({cost}[$__range])))", "{{team}} / {{user}}"),
@@ -529,6 +575,61 @@ def agent_performance() -> dict:
     L.add(timeseries("In-flight calls", "LLM calls in progress per llmtap instance.", "short",
                      targets(("sum by (instance) (llmtap_in_flight_calls)", "{{instance}}")),
                      legend_calcs=["mean", "max"], decimals=0), 6, 9)
+
+    L.row("Agent loop (tool executions not filtered; context, compactions, cache breaks and "
+          "retries by model only)")
+    L.add(timeseries("Tool execution time by tool (p50 / p95)",
+                     "Time the agent took to run a tool: from the end of the response that asked for "
+                     "the call to the arrival of the request carrying its result (so it includes the "
+                     "user approving it). Not filtered: this histogram carries provider and tool only.",
+                     "s",
+                     targets((f"histogram_quantile(0.5, sum by (le, tool) (rate({TOOL_DUR}[{RI}])))",
+                              "{{tool}} p50"),
+                             (f"histogram_quantile(0.95, sum by (le, tool) (rate({TOOL_DUR}[{RI}])))",
+                              "{{tool}} p95"))), 12, 9)
+    L.add(timeseries("Tool errors per minute by tool",
+                     "Tool results marked as failed (Anthropic is_error, Bedrock status error), per "
+                     "minute. Not filtered: provider and tool only.", "opm",
+                     targets(("sum by (tool) (rate(llmtap_tool_errors_total[$__rate_interval])) * 60",
+                              "{{tool}}")), stack=True), 6, 9)
+    L.add(bargauge("Tool error share by tool", "Failed executions / executions per tool in the "
+                   "time range. Not filtered.", "percentunit",
+                   "topk(15, sum by (tool) (increase(llmtap_tool_errors_total[$__range]))"
+                   " / sum by (tool) (increase(llmtap_tool_duration_seconds_count[$__range])))", "{{tool}}"),
+          6, 9)
+    L.add(timeseries("Calls per second by agent",
+                     "Call rate of the main loop and of each subagent (named from the Task call's "
+                     "subagent_type). Follows every variable.", "reqps",
+                     targets((f"sum by (agent) (rate({req}[{RI}]))", "{{agent}}")), stack=True), 8, 8)
+    L.add(timeseries("Context fill by model (p50 / p95)",
+                     "Prompt (input) tokens / the model's context window, per call. Near 1 the agent "
+                     "is about to compact or fail. Filtered by model only.", "percentunit",
+                     targets((f"histogram_quantile(0.5, sum by (le, model) (rate({CTX}{{{F_M}}}[{RI}])))",
+                              "{{model}} p50"),
+                             (f"histogram_quantile(0.95, sum by (le, model) (rate({CTX}{{{F_M}}}[{RI}])))",
+                              "{{model}} p95")), decimals=1, max_=1), 8, 8)
+    L.add(timeseries("Retries per minute by reason",
+                     "Calls that resend a request which failed in the last 10 minutes, by why the "
+                     "first one failed (rate_limited, overloaded, server_error, stream_truncated, "
+                     "cancelled, upstream_error, timeout). Filtered by model only.", "opm",
+                     targets((f"sum by (reason) (rate(llmtap_retries_total{{{F_M}}}[{RI}])) * 60", "{{reason}}")),
+                     stack=True), 8, 8)
+    L.add(timeseries("Compactions per hour by model and agent",
+                     "Conversations compacted (input dropped by more than half from one call to the "
+                     "next, or a compaction request). Filtered by model only.", "short",
+                     targets((f"sum by (model, agent) (rate(llmtap_compactions_total{{{F_M}}}[{RI}])) * 3600",
+                              "{{model}} {{agent}}")), stack=True), 8, 8)
+    L.add(timeseries("Cache breaks per hour by model and agent",
+                     "Calls that read less of the prompt cache than the previous call of the thread "
+                     "left alive (prefix changed or cache evicted). Filtered by model only.", "short",
+                     targets((f"sum by (model, agent) (rate(llmtap_cache_breaks_total{{{F_M}}}[{RI}])) * 3600",
+                              "{{model}} {{agent}}")), stack=True), 8, 8)
+    L.add(timeseries("Cache break cost per hour by model",
+                     "What the breaks cost: the broken prefix billed as a cache write (at the TTL it "
+                     "was written with) instead of a cache read, in USD per hour. Filtered by model only.",
+                     "currencyUSD",
+                     targets((f"sum by (model) (rate(llmtap_cache_break_cost_usd_total{{{F_M}}}[{RI}])) * 3600",
+                              "{{model}}")), stack=True), 8, 8)
 
     L.row("llmtap health (not filtered)")
     L.add(stat("Parse errors", "Calls whose response llmtap could not parse in the time range: traffic "

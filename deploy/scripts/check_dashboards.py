@@ -33,13 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 COMMON = {"provider", "model", "team", "user", "client"}
+PLAN = {"provider", "team", "user"}
 TARGET_LABELS = {"instance", "job"}
 
 # Metric -> labels it carries (ARCHITECTURE.md "Names", src/telemetry/names.rs).
 METRICS: dict[str, set[str]] = {
-    "llmtap_requests_total": COMMON | {"outcome"},
-    "llmtap_tokens_total": COMMON | {"type"},
-    "llmtap_cost_usd_total": COMMON | {"billing"},
+    "llmtap_requests_total": COMMON | {"agent", "outcome"},
+    "llmtap_tokens_total": COMMON | {"agent", "type"},
+    "llmtap_cost_usd_total": COMMON | {"agent", "billing"},
     "llmtap_cost_unknown_total": {"provider", "model"},
     "llmtap_tool_calls_total": {"provider", "model", "tool"},
     "llmtap_errors_total": {"provider", "error_type"},
@@ -52,10 +53,22 @@ METRICS: dict[str, set[str]] = {
     "llmtap_label_overflow_total": {"label"},
     "llmtap_tunnels_total": {"intercepted"},
     "llmtap_build_info": {"version"},
+    # The agent loop (issue 15).
+    "llmtap_tool_errors_total": {"provider", "tool"},
+    "llmtap_tool_calls_unmatched_total": {"reason"},
+    "llmtap_compactions_total": {"provider", "model", "agent"},
+    "llmtap_cache_breaks_total": {"provider", "model", "agent"},
+    "llmtap_cache_break_cost_usd_total": {"provider", "model", "agent"},
+    "llmtap_retries_total": {"provider", "model", "reason"},
+    "llmtap_ratelimit_utilization_ratio": PLAN | {"window"},
+    "llmtap_ratelimit_remaining": PLAN | {"resource"},
+    "llmtap_ratelimit_reset_timestamp_seconds": PLAN | {"window"},
 }
 HISTOGRAMS = {
     "llmtap_request_duration_seconds": {"provider", "model", "client"},
     "llmtap_time_to_first_token_seconds": {"provider", "model", "client"},
+    "llmtap_tool_duration_seconds": {"provider", "tool"},
+    "llmtap_context_utilization_ratio": {"provider", "model"},
 }
 for _h, _labels in HISTOGRAMS.items():
     METRICS[_h + "_bucket"] = _labels | {"le"}

@@ -5,7 +5,8 @@
     python3 deploy/scripts/check_promql_live.py --url http://127.0.0.1:9090
 
 Writes two hours of synthetic llmtap series (every metric, three teams, three providers,
-five clients, every outcome and token type; the label sets of src/telemetry/names.rs), backfills them
+five clients, two agents, every outcome and token type, tool executions, plan windows; the
+label sets of src/telemetry/names.rs), backfills them
 with `promtool tsdb create-blocks-from openmetrics`, starts Debian's `prometheus` on a
 free loopback port, then evaluates each panel query and each variable query of
 dashboards/*.json (Grafana variables substituted) at the end of the data. Fails when a
@@ -56,6 +57,12 @@ PEOPLE = [("team-a", "alice"), ("team-a", "bob"), ("team-b", "carol")]
 OUTCOMES = {"ok": 0.85, "client_error": 0.03, "upstream_error": 0.04, "rate_limited": 0.04,
             "cancelled": 0.03, "proxy_error": 0.01}
 TOOLS = ["Bash", "Edit", "Read", "shell", "apply_patch", "read_file"]
+AGENTS = ["main", "general-purpose"]  # the session's own loop and one subagent
+TOOL_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0]
+CONTEXT_BUCKETS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+RETRY_REASONS = ["rate_limited", "overloaded", "server_error", "stream_truncated"]
+PLAN_WINDOWS = {"anthropic": [("5h", 5 * 3600), ("7d", 7 * 86400)],  # window, length in seconds
+                "openai": [("5h", 5 * 3600), ("7d", 7 * 86400)]}
 
 
 def labels(d: dict) -> str:
@@ -84,27 +91,31 @@ def synth(start: int) -> str:
 
     hist: dict[tuple, list[float]] = {}
 
-    def observe(family: str, lbl: dict, values: list[float], t: int) -> None:
+    def observe(family: str, lbl: dict, values: list[float], t: int, buckets: list[float] = BUCKETS) -> None:
         key = (family, tuple(sorted(lbl.items())))
-        h = hist.setdefault(key, [0.0] * (len(BUCKETS) + 3))  # buckets..., +Inf, count, sum
+        h = hist.setdefault(key, [0.0] * (len(buckets) + 3))  # buckets..., +Inf, count, sum
         for v in values:
-            for i, b in enumerate(BUCKETS):
+            for i, b in enumerate(buckets):
                 if v <= b:
                     h[i] += 1
-            h[len(BUCKETS)] += 1
-            h[len(BUCKETS) + 1] += 1
-            h[len(BUCKETS) + 2] += v
-        for i, b in enumerate(BUCKETS + [math.inf]):
+            h[len(buckets)] += 1
+            h[len(buckets) + 1] += 1
+            h[len(buckets) + 2] += v
+        for i, b in enumerate(buckets + [math.inf]):
             le = "+Inf" if b == math.inf else repr(b)
             series(family, "histogram", family + "_bucket", {**lbl, "le": le}).append((t, h[i]))
-        series(family, "histogram", family + "_count", lbl).append((t, h[len(BUCKETS) + 1]))
-        series(family, "histogram", family + "_sum", lbl).append((t, h[len(BUCKETS) + 2]))
+        series(family, "histogram", family + "_count", lbl).append((t, h[len(buckets) + 1]))
+        series(family, "histogram", family + "_sum", lbl).append((t, h[len(buckets) + 2]))
+
+    plan_used: dict[tuple, float] = {}
 
     for t in times:
         in_flight = 0
-        for provider, model, client in ROUTES:
-            for team, user in PEOPLE:
-                base = {"provider": provider, "model": model, "team": team, "user": user, "client": client}
+        for r, (provider, model, client) in enumerate(ROUTES):
+            for p, (team, user) in enumerate(PEOPLE):
+                agent = AGENTS[(r + p) % len(AGENTS)]
+                base = {"provider": provider, "model": model, "team": team, "user": user, "client": client,
+                        "agent": agent}
                 for outcome, share in OUTCOMES.items():
                     inc("llmtap_requests", {**base, "outcome": outcome}, rnd.random() * 2 * share, t)
                 inp = rnd.randint(2000, 40000)
@@ -126,8 +137,43 @@ def synth(start: int) -> str:
             pm = {"provider": provider, "model": model}
             for tool in TOOLS[:3] if provider == "anthropic" else TOOLS[3:]:
                 inc("llmtap_tool_calls", {**pm, "tool": tool}, rnd.randint(0, 3), t)
+            observe("llmtap_context_utilization_ratio", pm, [rnd.uniform(0.05, 1.0) for _ in range(3)], t,
+                    CONTEXT_BUCKETS)
+            for agent in AGENTS:
+                pma = {**pm, "agent": agent}
+                inc("llmtap_compactions", pma, rnd.random() < 0.02, t)
+                broke = rnd.random() < 0.05
+                inc("llmtap_cache_breaks", pma, broke, t)
+                inc("llmtap_cache_break_cost_usd", pma, broke * rnd.uniform(0.001, 0.05), t)
+            for reason in RETRY_REASONS:
+                inc("llmtap_retries", {**pm, "reason": reason}, rnd.random() < 0.05, t)
             inc("llmtap_usage_missing", pm, rnd.random() < 0.1, t)
             inc("llmtap_cost_unknown", pm, rnd.random() < 0.05, t)
+        for provider, tools in (("anthropic", TOOLS[:3]), ("openai", TOOLS[3:])):
+            for tool in tools:
+                pt = {"provider": provider, "tool": tool}
+                observe("llmtap_tool_duration_seconds", pt,
+                        [rnd.lognormvariate(1, 1.5) for _ in range(rnd.randint(0, 3))], t, TOOL_BUCKETS)
+                inc("llmtap_tool_errors", pt, rnd.random() < 0.1, t)
+        for team, user in PEOPLE:
+            for provider, windows in PLAN_WINDOWS.items():
+                who = {"provider": provider, "team": team, "user": user}
+                for window, length in windows:
+                    key = (provider, team, user, window)
+                    used = plan_used[key] = min(1.0, plan_used.get(key, rnd.uniform(0, 0.5)) + rnd.uniform(0, 0.004))
+                    series("llmtap_ratelimit_utilization_ratio", "gauge", "llmtap_ratelimit_utilization_ratio",
+                           {**who, "window": window}).append((t, used))
+                    series("llmtap_ratelimit_reset_timestamp_seconds", "gauge",
+                           "llmtap_ratelimit_reset_timestamp_seconds",
+                           {**who, "window": window}).append((t, (t // length + 1) * length))
+            # API-key limits: a reset per resource (window = the resource's name) and what remains.
+            who = {"provider": "anthropic", "team": team, "user": user}
+            for resource in ("requests", "tokens"):
+                series("llmtap_ratelimit_reset_timestamp_seconds", "gauge", "llmtap_ratelimit_reset_timestamp_seconds",
+                       {**who, "window": resource}).append((t, (t // 60 + 1) * 60))
+                series("llmtap_ratelimit_remaining", "gauge", "llmtap_ratelimit_remaining",
+                       {**who, "resource": resource}).append((t, rnd.randint(0, 50)))
+        inc("llmtap_tool_calls_unmatched", {"reason": "expired"}, rnd.random() < 0.02, t)
         for provider in ("anthropic", "openai", "gcp.gemini"):
             inc("llmtap_errors", {"provider": provider, "error_type": "overloaded_error"}, rnd.random() < 0.2, t)
             inc("llmtap_parse_errors", {"provider": provider, "kind": "sse"}, rnd.random() < 0.05, t)
