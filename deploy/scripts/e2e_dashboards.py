@@ -101,6 +101,14 @@ class Upstream(http.server.BaseHTTPRequestHandler):
 
     def _reply(self, status: int, ctype: str, body: bytes) -> None:
         self.send_response(status)
+        # The plan-window headers Anthropic sends on every subscription response.
+        if status == 200 and self.headers.get("x-fake-scenario", "").startswith("anthropic/"):
+            reset = str(int(time.time()) + 3 * 3600)
+            for name, value in (("status", "allowed"), ("5h-utilization", "0.42"),
+                                ("5h-reset", reset), ("7d-utilization", "0.85"),
+                                ("7d-reset", reset)):
+                self.send_header(f"anthropic-ratelimit-unified-{name}", value)
+            self.send_header("anthropic-ratelimit-requests-remaining", "49")
         self.send_header("content-type", ctype)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
@@ -184,6 +192,21 @@ def traffic(proxy_port: int, ca: Path, upstream_port: int, upstream_ca: Path, wa
             headers["authorization"] = "Bearer sk-e2e"
         call(proxy_port, ctx, host, path, body, headers)
         n += 1
+    # A tool round trip: the tool call's id comes back as a failed tool result a moment
+    # later (tool time, tool errors).
+    tool_use = json.loads((FIXTURES / "anthropic" / "stream_tool_use.request.json").read_text())
+    call(proxy_port, ctx, "api.anthropic.com", "/v1/messages", json.dumps(tool_use).encode(),
+         {"x-api-key": "sk-ant-api03-e2e", "x-fake-scenario": "anthropic/stream_tool_use"})
+    time.sleep(0.2)
+    tool_use["messages"] += [
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9k",
+                                           "name": "get_weather", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "is_error": True, "content": "boom",
+                                      "tool_use_id": "toolu_01A09q90qw90lq917835lq9k"}]},
+    ]
+    call(proxy_port, ctx, "api.anthropic.com", "/v1/messages", json.dumps(tool_use).encode(),
+         {"x-api-key": "sk-ant-api03-e2e", "x-fake-scenario": "anthropic/stream_text"})
+    n += 2
     # A tunnel llmtap does not intercept: bytes relayed, never decrypted.
     raw = http.client.HTTPSConnection("127.0.0.1", proxy_port, timeout=10,
                                       context=ssl.create_default_context(cafile=str(upstream_ca)))
