@@ -165,6 +165,15 @@ struct PendingTool {
     thread: Option<String>,
     /// The call's subagent name, for a tool that starts one.
     subagent: Option<String>,
+    /// Calls waiting under this entry: 1 for a call with an id; for calls without one
+    /// (matched by session and tool name), how many are still unanswered.
+    waiting: u32,
+}
+
+/// The pending key of tool calls without an id (Gemini's `functionCall` often has none, and
+/// Gemini CLI then makes its own id for the result): matched by session and tool name.
+fn anonymous(session: &str, tool: &str) -> String {
+    format!("\u{0}{session}\u{0}{tool}")
 }
 
 /// The last successful call of a thread: what the next one is compared with.
@@ -264,14 +273,29 @@ impl AgentLoop {
         let mut facts = LoopFacts::default();
 
         // Tool results: each answers a call some earlier response asked for.
-        for result in &loop_request.tool_results {
-            let Some(id) = &result.id else { continue };
-            let Some((asked_end, tool)) = self.pending.remove(id) else {
+        // Newest first: a result matched by name must take the newest call of that tool, and
+        // every request also carries the results of calls answered long ago.
+        for result in loop_request.tool_results.iter().rev() {
+            let by_id = result.id.as_ref().and_then(|id| self.pending.remove(id));
+            let found = by_id.or_else(|| {
+                // A result for a call that had no id: the oldest unanswered call of that tool.
+                let key = anonymous(&session, result.name.as_deref()?);
+                let tool = self.pending.get_mut(&key)?;
+                tool.waiting = tool.waiting.saturating_sub(1);
+                if tool.waiting == 0 {
+                    self.pending.remove(&key)
+                } else {
+                    let at = self.pending.map.get(&key).map(|(_, at, _)| *at)?;
+                    Some((at, self.pending.get(&key)?.clone()))
+                }
+            });
+            let Some((asked_end, tool)) = found else {
                 continue;
             };
+            let id = &result.id;
             facts.tool_executions.push(ToolExecution {
                 tool: tool.name,
-                call_id: Some(id.clone()),
+                call_id: id.clone(),
                 start: asked_end,
                 duration: record.start.duration_since(asked_end).unwrap_or_default(),
                 error: result.error,
@@ -281,6 +305,8 @@ impl AgentLoop {
                 session: Some(tool.session),
             });
         }
+
+        facts.tool_executions.reverse();
 
         // The thread, and the agent it belongs to.
         let thread = loop_request.thread.or_else(|| {
@@ -403,7 +429,25 @@ impl AgentLoop {
 
         // What this response leaves pending.
         for call in &record.response.tool_calls {
-            let Some(id) = &call.id else { continue };
+            let Some(id) = &call.id else {
+                let key = anonymous(&session, &call.name);
+                let waiting = self.pending.get(&key).map_or(0, |t| t.waiting);
+                // A result without an id names no call: only the name and time matter.
+                dropped.evicted += self.pending.insert(
+                    key,
+                    end,
+                    PendingTool {
+                        name: call.name.clone(),
+                        provider: record.provider.clone(),
+                        session: session.clone(),
+                        agent: facts.agent.clone(),
+                        thread: facts.thread_id.clone(),
+                        subagent: None,
+                        waiting: waiting.saturating_add(1),
+                    },
+                );
+                continue;
+            };
             if call.subagent.is_some()
                 && let Some(s) = self.sessions.get_mut(&session)
                 && s.subagent_calls.len() < self.limits.threads
@@ -420,6 +464,7 @@ impl AgentLoop {
                     agent: facts.agent.clone(),
                     thread: facts.thread_id.clone(),
                     subagent: call.subagent.clone(),
+                    waiting: 1,
                 },
             );
         }

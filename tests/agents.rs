@@ -4,7 +4,10 @@
 //! binary, against the fake upstream in agent mode ([`FakeUpstream::start_agent`]). Each
 //! completes a task that needs one shell tool call and a second model turn that carries the
 //! tool result. Claude Code on Vertex AI and Codex at an Azure OpenAI resource run the same
-//! task, recorded with those providers and priced from their namespaces.
+//! task, recorded with those providers and priced from their namespaces. The tool's run is
+//! checked as the agent loop sees it (`Run::check_tool_run`): one `tool_executions` entry on
+//! the call that carried the result, timed from the end of the response that asked for it,
+//! and one `execute_tool` span with that duration in the same trace.
 //!
 //! The agents come from npm, versions pinned in `tests/e2e/agents/package.json` and its
 //! `package-lock.json`, installed into `target/agents` (`LLMTAP_AGENTS_DIR` overrides) by
@@ -27,7 +30,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::support::process::{BIN, Llmtap};
+use crate::support::{
+    otlp::{Received, Receiver},
+    process::{BIN, Llmtap},
+};
 use llmtap_fake_upstream::{
     FakeUpstream, Seen,
     agent::{self, Api, Turn},
@@ -127,6 +133,8 @@ struct Run {
     agent_stdout: String,
     agent_stderr: String,
     elapsed: Duration,
+    /// The spans llmtap exported (OTLP gRPC), every one.
+    spans: Vec<Received>,
     /// llmtap's call lines (`--calls json`), parsed.
     records: Vec<Value>,
     llmtap_stdout: String,
@@ -159,6 +167,7 @@ fn pump(mut r: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
 /// own process group under [`AGENT_TIMEOUT`], then stops llmtap with SIGTERM.
 async fn run_agent(bin_dir: &Path, cmd: AgentCmd<'_>) -> Run {
     let upstream = FakeUpstream::start_agent().await;
+    let receiver = Receiver::grpc().await;
     let llmtap_home = tempfile::tempdir().unwrap();
     let resolve = upstream.resolve();
     let mut llmtap = Llmtap::spawn(
@@ -170,6 +179,10 @@ async fn run_agent(bin_dir: &Path, cmd: AgentCmd<'_>) -> Run {
             &resolve,
             "--calls",
             "json",
+            "--otel-exporter-otlp-protocol",
+            "grpc",
+            "--otel-exporter-otlp-endpoint",
+            &receiver.endpoint(),
         ],
     );
     let exports = Command::new(BIN)
@@ -304,11 +317,14 @@ async fn run_agent(bin_dir: &Path, cmd: AgentCmd<'_>) -> Run {
         std::fs::write(dir.join("agent.stdout"), &agent_stdout).unwrap();
         std::fs::write(dir.join("agent.stderr"), &agent_stderr).unwrap();
     }
+    // llmtap flushed its spans when it exited.
+    let spans = receiver.spans();
     let run = Run {
         agent_stdout,
         agent_stderr,
         elapsed,
         records,
+        spans,
         llmtap_stdout,
         llmtap_stderr,
         upstream,
@@ -493,6 +509,7 @@ impl Run {
         } else {
             assert!(sessions.is_empty(), "{sessions:?}");
         }
+        self.check_tool_run(want);
         // Side traffic reached the upstream but is not a call.
         let record_paths: BTreeSet<&str> = self
             .records
@@ -506,6 +523,78 @@ impl Run {
                 "side traffic {path} was recorded"
             );
         }
+    }
+
+    /// The one tool run: on the final turn's record, timed from the end of the tool-call
+    /// turn's response to the final turn's request, and as its `execute_tool` span.
+    fn check_tool_run(&self, want: &Expect<'_>) {
+        let dump = || self.dump();
+        let answers = self.upstream.answers();
+        let record_of = |turn: Turn| {
+            let id = &answers.iter().find(|a| a.turn == turn).unwrap().id;
+            self.records
+                .iter()
+                .find(|r| r["response"]["id"].as_str() == Some(id.as_str()))
+                .unwrap()
+        };
+        let (asked, carried) = (record_of(Turn::ToolCall), record_of(Turn::Final));
+        let runs = carried["tool_executions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            runs.len(),
+            1,
+            "one tool run on the final turn: {carried}\n{}",
+            dump()
+        );
+        let run = &runs[0];
+        assert_eq!(run["tool"], want.tool, "{run}");
+        assert_eq!(run["error"], false, "{run}");
+        let call_id = run["call_id"].as_str().expect("the call's id");
+        let ms = run["duration_ms"].as_f64().expect("a duration");
+        // Times in call lines are milliseconds (start whole, duration to the microsecond).
+        let gap = carried["start"].as_f64().unwrap()
+            - (asked["start"].as_f64().unwrap() + asked["duration"].as_f64().unwrap());
+        assert!(
+            ms > 0.0 && (ms - gap).abs() < 2.0,
+            "tool time {ms} ms vs the gap {gap} ms"
+        );
+        for r in &self.records {
+            if r != carried {
+                assert!(r.get("tool_executions").is_none(), "only one run: {r}");
+            }
+        }
+        assert_eq!(carried["agent"], "main", "{carried}");
+        assert_eq!(asked["thread_id"], carried["thread_id"], "one thread");
+
+        let name = format!("execute_tool {}", want.tool);
+        let tool_spans: Vec<&Received> = self
+            .spans
+            .iter()
+            .filter(|s| s.span.name.starts_with("execute_tool"))
+            .collect();
+        assert_eq!(tool_spans.len(), 1, "one execute_tool span: {tool_spans:?}");
+        let span = tool_spans[0];
+        assert_eq!(span.span.name, name);
+        assert_eq!(span.span.kind, 1, "INTERNAL");
+        assert_eq!(span.str("gen_ai.operation.name"), Some("execute_tool"));
+        assert_eq!(span.str("gen_ai.tool.name"), Some(want.tool));
+        assert_eq!(span.str("gen_ai.tool.call.id"), Some(call_id));
+        assert_eq!(span.str("gen_ai.tool.type"), Some("function"));
+        assert_eq!(span.str("gen_ai.agent.name"), Some("main"));
+        let span_ms = (span.span.end_time_unix_nano - span.span.start_time_unix_nano) as f64 / 1e6;
+        assert!(
+            (span_ms - ms).abs() < 0.01,
+            "span {span_ms} ms vs call line {ms} ms"
+        );
+        // In the trace of the call that carried the result.
+        let carrier = self
+            .spans
+            .iter()
+            .find(|s| s.str("gen_ai.response.id") == carried["response"]["id"].as_str())
+            .expect("the final turn's span");
+        assert_eq!(span.span.trace_id, carrier.span.trace_id, "same trace");
     }
 
     /// The API key appears in nothing llmtap printed.

@@ -253,3 +253,44 @@ fn previous_response_id_continues_a_thread() {
     assert_eq!(b.agent_loop.thread_id, a.agent_loop.thread_id);
     assert_eq!(b.agent_loop.tool_executions.len(), 1);
 }
+
+#[test]
+fn calls_without_ids_are_matched_by_tool_name_newest_result_first() {
+    let prices = PriceTable::embedded();
+    let mut l = AgentLoop::new(Limits::default());
+    let anonymous = |mut r: CallRecord| {
+        for c in &mut r.response.tool_calls {
+            c.id = None;
+        }
+        for t in &mut r.loop_request.as_mut().expect("loop").tool_results {
+            t.name = Some("run_shell_command".into());
+        }
+        r
+    };
+    l.observe(
+        &mut anonymous(call(0, 1, &[], &[("x", "run_shell_command", None)])),
+        &prices,
+    );
+    let mut second = anonymous(call(
+        3,
+        1,
+        &[("gen_1", false)],
+        &[("x", "run_shell_command", None)],
+    ));
+    l.observe(&mut second, &prices);
+    assert_eq!(second.agent_loop.tool_executions.len(), 1);
+    assert_eq!(
+        second.agent_loop.tool_executions[0].duration,
+        Duration::from_secs(2)
+    );
+    // The third request carries both results: only the newest answers the waiting call.
+    let mut third = anonymous(call(10, 1, &[("gen_1", false), ("gen_2", true)], &[]));
+    l.observe(&mut third, &prices);
+    let runs = &third.agent_loop.tool_executions;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].call_id.as_deref(), runs[0].error),
+        (Some("gen_2"), true)
+    );
+    assert_eq!(runs[0].duration, Duration::from_secs(6));
+}

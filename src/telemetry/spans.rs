@@ -139,17 +139,26 @@ impl Spans {
         if let Some(error) = &r.error_type {
             span.set_status(Status::error(error.to_string()));
         }
+        let trace = span.span_context().trace_id();
         span.end_with_timestamp(end.max(r.start));
         for run in &r.agent_loop.tool_executions {
-            self.tool_span(r, run);
+            self.tool_span(r, run, trace);
         }
     }
 
     /// The `execute_tool {gen_ai.tool.name}` span of one tool run (GenAI conventions,
     /// "Execute tool span"): INTERNAL, from the end of the response that asked for it to the
     /// request carrying its result, in the trace of the call that carried it.
-    fn tool_span(&self, r: &CallRecord, run: &crate::exchange::ToolExecution) {
-        let parent = parent_of(r);
+    fn tool_span(&self, r: &CallRecord, run: &crate::exchange::ToolExecution, trace: TraceId) {
+        // Beside the call in its trace: the client's parent, else a root span in the call's
+        // trace (the session's, or the call's own when it names no session).
+        let parent = match r.traceparent {
+            Some(_) => parent_of(r),
+            None => {
+                NEXT_TRACE_ID.with(|next| next.set(Some(trace)));
+                Context::new()
+            }
+        };
         let mut attrs = vec![
             KeyValue::new(attr::OPERATION_NAME, "execute_tool"),
             KeyValue::new(attr::TOOL_NAME, run.tool.clone()),
