@@ -165,8 +165,9 @@ pub struct ResponseFacts {
     pub usage: Usage,
     /// Names of the tools the model called, in order.
     pub tools_called: Vec<String>,
-    /// The same calls with the ids their results will carry (the first
-    /// [`agent::MAX_TOOL_IDS`]), for matching results in later requests. Not in call lines.
+    /// The calls of `tools_called` the client runs (not the provider's server tools), with the
+    /// ids their results will carry (the first [`agent::MAX_TOOL_IDS`]), for matching results
+    /// in later requests. Not in call lines.
     #[serde(skip)]
     pub tool_calls: Vec<agent::ToolCall>,
     /// The API's own error type (`overloaded_error`, `rate_limit_error`, ...), from an error

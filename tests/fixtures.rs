@@ -218,6 +218,22 @@ fn check_dialect(dialect: &str) -> usize {
             .expect(&name)
         };
         dialects::settle(Some(&request), &mut facts);
+        // The loop's view: the calls the client runs, with their ids; the request readable by
+        // the loop's reader too.
+        // (Server tools, which the provider runs itself, are called but wait for no result.)
+        let mut called: Vec<&str> = facts.tools_called.iter().map(String::as_str).collect();
+        for call in &facts.tool_calls {
+            let at = called.iter().position(|c| *c == call.name);
+            let at = at.unwrap_or_else(|| panic!("{name}: {call:?} is among the calls made"));
+            called.remove(at);
+        }
+        dialects::agent::read_request(&read("request.json")).expect(&name);
+        if name == "anthropic/stream_tool_use" {
+            assert_eq!(
+                facts.tool_calls[0].id.as_deref(),
+                Some("toolu_01A09q90qw90lq917835lq9k")
+            );
+        }
         let facts = serde_json::to_value(&facts).unwrap();
         assert_subset(&name, &expected["response"], &facts);
         assert_still_pending(&name, "response", &pending, &facts);

@@ -508,9 +508,13 @@ impl Messages {
         if is_tool_call(kind) {
             let name = block.name.as_deref().unwrap_or(kind);
             self.tools_called.push(name.to_owned());
-            let subagent = block.input.as_ref().and_then(|i| i.name_for(name));
-            self.tool_calls
-                .start(index, block.id.as_deref(), name, subagent);
+            // Only a `tool_use` is the client's to run and answer; server and MCP tools run
+            // on Anthropic's side and no result comes back in a request.
+            if kind == "tool_use" {
+                let subagent = block.input.as_ref().and_then(|i| i.name_for(name));
+                self.tool_calls
+                    .start(index, block.id.as_deref(), name, subagent);
+            }
         }
     }
 }

@@ -379,10 +379,13 @@ impl Responses {
         let kind = item.kind.as_deref().unwrap_or_default();
         if let Some(name) = tool_called(kind, item) {
             self.tools_called.push(name.to_owned());
-            self.tool_calls
-                .start(at, item.call_id.as_deref(), name, None);
-            if let Some(args) = &item.arguments {
-                self.tool_calls.args(at, args);
+            // A call the client runs has a `call_id` its `*_call_output` answers (function,
+            // custom, local shell, computer calls); built-in tools run on OpenAI's side.
+            if let Some(call_id) = &item.call_id {
+                self.tool_calls.start(at, Some(call_id), name, None);
+                if let Some(args) = &item.arguments {
+                    self.tool_calls.args(at, args);
+                }
             }
         }
     }

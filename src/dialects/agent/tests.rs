@@ -140,3 +140,105 @@ fn arg_scan_finds_the_subagent_in_pieces_and_past_long_prompts() {
         "unnamed: the tool's own name"
     );
 }
+
+/// Feeds JSON events to `dialect`'s stream parser.
+fn stream(dialect: &crate::dialects::Dialect, events: &[&str]) -> crate::dialects::ResponseFacts {
+    let mut p = (dialect.stream_parser)(crate::dialects::Operation::Chat, None);
+    for data in events {
+        let v: serde_json::Value = serde_json::from_str(data).expect("json");
+        let name = v["type"].as_str().unwrap_or_default().to_owned();
+        p.on_event(&crate::dialects::sse::Event {
+            name: name.as_bytes(),
+            data: data.as_bytes(),
+        })
+        .expect("event");
+    }
+    p.facts()
+}
+
+#[test]
+fn a_streamed_agent_call_is_named_from_its_input_pieces() {
+    let facts = stream(
+        &crate::dialects::anthropic::MESSAGES,
+        &[
+            r#"{"type":"message_start","message":{"id":"msg_1","model":"m"}}"#,
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_a","name":"Agent","input":{}}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"description\":\"Find it\",\"subagent_"}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"type\": \"Explore\"}"}}"#,
+            r#"{"type":"content_block_start","index":2,"content_block":{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{}}}"#,
+            r#"{"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"toolu_b","name":"Bash","input":{}}}"#,
+            r#"{"type":"message_stop"}"#,
+        ],
+    );
+    assert_eq!(facts.tools_called, ["Agent", "web_search", "Bash"]);
+    let calls: Vec<(Option<&str>, &str, Option<&str>)> = facts
+        .tool_calls
+        .iter()
+        .map(|c| (c.id.as_deref(), c.name.as_str(), c.subagent.as_deref()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (Some("toolu_a"), "Agent", Some("Explore")),
+            (Some("toolu_b"), "Bash", None)
+        ],
+        "the server tool waits for no result"
+    );
+}
+
+#[test]
+fn responses_calls_and_codex_rate_limits_from_the_socket() {
+    let facts = stream(
+        &crate::dialects::openai_responses::RESPONSES,
+        &[
+            r#"{"type":"codex.rate_limits","rate_limits":{"primary":{"used_percent":42.0,"window_minutes":300,"reset_at":1764558000},"secondary":{"used_percent":7.5,"window_minutes":10080,"reset_at":1765000000}}}"#,
+            r#"{"type":"response.output_item.added","output_index":0,"item":{"type":"function_call","call_id":"call_1","name":"spawn_agent","arguments":""}}"#,
+            r#"{"type":"response.output_item.done","output_index":0,"item":{"type":"function_call","call_id":"call_1","name":"spawn_agent","arguments":"{\"task_name\":\"fix_tests\",\"message\":\"go\"}"}}"#,
+            r#"{"type":"response.output_item.added","output_index":1,"item":{"type":"web_search_call","id":"ws_1"}}"#,
+            r#"{"type":"response.output_item.added","output_index":2,"item":{"type":"custom_tool_call","call_id":"call_2","name":"exec","input":""}}"#,
+            r#"{"type":"response.completed","response":{"id":"resp_1","status":"completed","usage":{"input_tokens":1,"output_tokens":1}}}"#,
+        ],
+    );
+    let calls: Vec<(Option<&str>, &str, Option<&str>)> = facts
+        .tool_calls
+        .iter()
+        .map(|c| (c.id.as_deref(), c.name.as_str(), c.subagent.as_deref()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (Some("call_1"), "spawn_agent", Some("fix_tests")),
+            (Some("call_2"), "exec", None)
+        ]
+    );
+    let limits = facts.ratelimits.expect("the socket's limits");
+    assert_eq!(limits.windows["5h"].utilization, Some(0.42));
+    assert_eq!(limits.windows["7d"].reset, Some(1_765_000_000));
+}
+
+#[test]
+fn compaction_markers_the_agents_send() {
+    let claude = r#"{"system":"s","messages":[{"role":"user","content":"Fix it."},{"role":"assistant","content":"ok"},
+        {"role":"user","content":[{"type":"text","text":"CRITICAL: Respond with TEXT ONLY. Your task is to create a detailed summary of the conversation so far, paying close attention"}]}]}"#;
+    assert!(read(claude).compaction);
+    // The marker in an earlier user message is history, not this request's ask.
+    let after = r#"{"system":"s","messages":[{"role":"user","content":"Your task is to create a detailed summary of the conversation so far"},{"role":"assistant","content":"ok"},{"role":"user","content":"go on"}]}"#;
+    assert!(!read(after).compaction);
+    let codex = r#"{"input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"x"}]},{"type":"compaction_trigger"}]}"#;
+    assert!(read(codex).compaction);
+    let gemini = r#"{"systemInstruction":{"parts":[{"text":"You distil chat history into a structured XML <state_snapshot>."}]},"contents":[{"role":"user","parts":[{"text":"x"}]}]}"#;
+    assert!(read(gemini).compaction);
+    assert!(!read(r#"{"system":"s","messages":[{"role":"user","content":"hi"}]}"#).compaction);
+}
+
+#[test]
+fn claude_codes_billing_line_is_not_part_of_the_thread() {
+    let turn = |cch: &str| {
+        read(&format!(
+            r#"{{"system":[{{"type":"text","text":"x-anthropic-billing-header: cc_version=2.1.197.fbe; cc_entrypoint=sdk-cli; cch={cch};"}},{{"type":"text","text":"You are Claude Code."}}],"messages":[{{"role":"user","content":"Fix it."}}]}}"#
+        ))
+        .thread
+    };
+    assert_eq!(turn("33f33"), turn("1a0ce"));
+}
