@@ -212,7 +212,7 @@ struct Failure {
 /// conversation was, and the tool results it carried. Request bodies are not compared byte
 /// for byte: the agents change per-attempt fields on every resend (Claude Code's billing
 /// line in `system[0]`, Codex's `client_metadata` order), so the body hash would never match.
-type RetryKey = (String, Option<[u8; 8]>, u64, Vec<String>);
+type RetryKey = (String, Option<[u8; 8]>, u64, u64);
 
 /// The loop's state. One per process, owned by the telemetry thread.
 #[derive(Debug)]
@@ -393,12 +393,14 @@ impl AgentLoop {
             }
         }
 
-        // Context fill: input over the model's context window.
+        // Context fill: input over the model's context window (the provider entry's, else
+        // the price data's).
         if let (Some(input), Some(model)) = (record.response.usage.input, record.model()) {
             let namespaces = record.provider.price_namespaces_for(&record.host);
             let namespaces: Vec<&str> = namespaces.iter().map(String::as_str).collect();
-            if let Some(window) = prices
-                .max_input_tokens(&namespaces, model)
+            let declared = record.provider.context_windows.get(model).copied();
+            if let Some(window) = declared
+                .or_else(|| prices.max_input_tokens(&namespaces, model))
                 .filter(|w| *w > 0)
             {
                 facts.context_window_tokens = Some(window);
@@ -407,16 +409,16 @@ impl AgentLoop {
         }
 
         // Retries: the same request, from the same client, after a failure.
-        let key: RetryKey = (
-            session.clone(),
-            thread,
-            messages,
-            loop_request
-                .tool_results
-                .iter()
-                .filter_map(|r| r.id.clone())
-                .collect(),
-        );
+        let key: RetryKey = (session.clone(), thread, messages, {
+            // The tool result ids, as one hash: a key stays small whatever the request.
+            use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
+            let mut h =
+                std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().build_hasher();
+            for r in &loop_request.tool_results {
+                r.id.hash(&mut h);
+            }
+            h.finish()
+        });
         let earlier = self.failures.remove(&key).map(|(_, f)| f);
         if let Some(f) = earlier {
             facts.resend_count = f.count;

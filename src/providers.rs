@@ -22,7 +22,8 @@
 //!             "anthropic_messages": ["/anthropic"]},
 //!    "prices": ["deepseek"],                  // price namespaces, tried in order
 //!    "price_model": "response",               // or "request" (optional; see PriceModel)
-//!    "billed_cost": false}                    // the provider's billed cost is the cost
+//!    "billed_cost": false,                    // the provider's billed cost is the cost
+//!    "context_windows": {"deepseek-chat": 131072}}  // model → context window, tokens
 //! ]}
 //! ```
 
@@ -296,6 +297,9 @@ pub struct Provider {
     /// The cost the provider says it billed (OpenRouter's `usage.cost`) is the call's cost.
     /// Only for entries that opt in: any upstream could otherwise set a call's cost.
     pub billed_cost: bool,
+    /// Context windows in tokens by model name, for models the price data does not know
+    /// (a gateway's own names, a self-hosted model): they win over `max_input_tokens`.
+    pub context_windows: std::collections::BTreeMap<String, u64>,
 }
 
 /// Which of a call's models decides its price (the other is the fallback when the first is
@@ -354,6 +358,7 @@ impl Provider {
             prices: prices.iter().map(|p| (*p).into()).collect(),
             price_model: PriceModel::Response,
             billed_cost: false,
+            context_windows: Default::default(),
         }
     }
 }
@@ -414,6 +419,8 @@ struct Entry {
     price_model: PriceModel,
     #[serde(default)]
     billed_cost: bool,
+    #[serde(default)]
+    context_windows: std::collections::BTreeMap<String, u64>,
 }
 
 /// The provider table in force: entries in lookup order, and the hosts `--no-intercept`
@@ -557,6 +564,7 @@ fn generic(pattern: HostPattern) -> Provider {
         prices: FIRST_PARTY_PRICES.iter().map(|p| (*p).into()).collect(),
         price_model: PriceModel::Response,
         billed_cost: false,
+        context_windows: Default::default(),
     }
 }
 
@@ -609,6 +617,11 @@ fn parse_file(path: &str, text: &str) -> Result<Vec<Arc<Provider>>, ProviderErro
                     .map_err(at)?;
                 apis.push((dialect, prefixes));
             }
+            if let Some((model, _)) = entry.context_windows.iter().find(|(_, w)| **w == 0) {
+                return Err(at(format!(
+                    "context window of {model:?} must be over 0 tokens"
+                )));
+            }
             Ok(Arc::new(Provider {
                 name: entry.name.as_str().into(),
                 hosts,
@@ -616,6 +629,7 @@ fn parse_file(path: &str, text: &str) -> Result<Vec<Arc<Provider>>, ProviderErro
                 prices: entry.prices.iter().map(|p| p.as_str().into()).collect(),
                 price_model: entry.price_model,
                 billed_cost: entry.billed_cost,
+                context_windows: entry.context_windows.clone(),
             }))
         })
         .collect()

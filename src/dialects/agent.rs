@@ -79,11 +79,20 @@ pub fn subagent_fields(tool: &str) -> Option<&'static [&'static str]> {
         .map(|(_, fields)| *fields)
 }
 
-/// A tool call, its id checked: an id over [`MAX_ID_BYTES`] or empty is no id.
+/// Longest tool name kept, in bytes (longer ones are cut at a character boundary): names are
+/// labels, and what waits for a result must stay small.
+pub const MAX_NAME_BYTES: usize = 128;
+
+/// A tool call, its id checked (an id over [`MAX_ID_BYTES`] or empty is no id) and its name
+/// cut to [`MAX_NAME_BYTES`].
 pub(crate) fn tool_call(id: Option<&str>, name: &str, subagent: Option<String>) -> ToolCall {
+    let mut end = name.len().min(MAX_NAME_BYTES);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
     ToolCall {
         id: id.filter(|i| usable_id(i)).map(str::to_owned),
-        name: name.to_owned(),
+        name: name[..end].to_owned(),
         subagent: subagent.or_else(|| subagent_fields(name).map(|_| name.to_owned())),
     }
 }
@@ -323,10 +332,11 @@ impl Acc {
         h.update(text.as_bytes());
     }
 
-    fn result(&mut self, result: ToolResult) {
+    fn result(&mut self, mut result: ToolResult) {
         if result.id.as_deref().is_some_and(|i| !usable_id(i)) {
             return;
         }
+        result.name = result.name.filter(|n| n.len() <= MAX_NAME_BYTES);
         if self.results.len() == MAX_TOOL_IDS {
             self.results.pop_front();
         }

@@ -420,7 +420,7 @@ fn a_providers_file_adds_and_replaces_entries() {
          "apis": {"openai_chat_completions": ["/v9"]}, "prices": ["deepseek"]},
         {"name": "acme", "hosts": ["*.llm.acme.example"],
          "apis": {"anthropic_messages": ["/claude"], "openai_responses": ["/oai/v1"]},
-         "prices": ["anthropic", "openai"]}
+         "prices": ["anthropic", "openai"], "context_windows": {"acme-large": 500000}}
     ]}"#;
     let t = Providers::new(Some(("p.json", file)), &[], &[]).expect("valid");
     assert_eq!(
@@ -431,6 +431,8 @@ fn a_providers_file_adds_and_replaces_entries() {
         routed(&t, "llm.deepseek.internal", "/v9/chat/completions"),
         Some(("deepseek".into(), "openai_chat_completions"))
     );
+    let acme = t.provider_of("eu.llm.acme.example").expect("acme");
+    assert_eq!(acme.context_windows.get("acme-large"), Some(&500_000));
     // The replaced entry's hosts are no longer DeepSeek's.
     assert!(!t.intercepts("api.deepseek.com"));
     assert!(t.intercepts("api.anthropic.com"));
@@ -461,6 +463,10 @@ fn a_providers_file_adds_and_replaces_entries() {
             "named twice",
         ),
         ("not json", "not a provider table"),
+        (
+            r#"{"providers": [{"name": "x", "hosts": [], "apis": {}, "context_windows": {"m": 0}}]}"#,
+            "context window",
+        ),
     ];
     for (text, want) in errors {
         let err = Providers::new(Some(("p.json", text)), &[], &[]).expect_err(text);
