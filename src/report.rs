@@ -358,4 +358,18 @@ mod tests {
         let default = report.text(Dimension::DEFAULT);
         assert!(default.contains("by day") && !default.contains("by session"));
     }
+
+    /// Review (issue 15): "a line that is not a call record is skipped and counted, never
+    /// fatal", but a well-formed line with a huge `duration_ms` panics
+    /// (`Duration::from_secs_f64`), and so does a sum of runs past `Duration::MAX`.
+    #[test]
+    fn review_a_huge_tool_duration_is_not_fatal() {
+        let line = r#"{"time":"2026-12-01T00:00:00Z","client":"x","outcome":"ok","response":{"usage":{}},"tool_executions":[{"tool":"Bash","duration_ms":1e300}]}"#;
+        let text = std::panic::catch_unwind(|| {
+            Report::read(line.as_bytes())
+                .map(|r| r.text(&[Dimension::Tool]))
+                .ok()
+        });
+        assert!(text.is_ok(), "report panicked on a call line");
+    }
 }

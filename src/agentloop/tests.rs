@@ -294,3 +294,145 @@ fn calls_without_ids_are_matched_by_tool_name_newest_result_first() {
     );
     assert_eq!(runs[0].duration, Duration::from_secs(6));
 }
+
+// Review (issue 15): tests that demonstrate defects; each says what it expects.
+
+/// Codex over its WebSocket: a later turn sends `previous_response_id` and only the new
+/// items. When those include a user message (the next prompt), `read_request` hashes it as
+/// the "first user turn" and the thread it gives wins over `previous_response_id`: the turn
+/// starts a new thread instead of continuing its response's.
+#[test]
+fn review_a_socket_turn_with_a_new_prompt_continues_the_thread_of_its_previous_response() {
+    let prices = PriceTable::embedded();
+    let mut l = AgentLoop::new(Limits::default());
+    let mut a = call(0, 1, &[], &[]);
+    a.response.id = Some("resp_1".into());
+    l.observe(&mut a, &prices);
+    let mut b = call(3, 0, &[], &[]);
+    b.loop_request = Some(
+        crate::dialects::agent::read_request(
+            br#"{"type":"response.create","previous_response_id":"resp_1","input":[
+            {"type":"message","role":"user","content":[{"type":"input_text","text":"and now the tests"}]}]}"#,
+        )
+        .expect("json"),
+    );
+    l.observe(&mut b, &prices);
+    assert_eq!(
+        b.agent_loop.thread_id, a.agent_loop.thread_id,
+        "previous_response_id names the thread"
+    );
+}
+
+/// Threads of a session are never forgotten and a session holds at most 256: once a
+/// long session (or every call of an SDK client without a session id, all one "session")
+/// has seen 256 threads, no new thread is tracked: no agent, no subagent, no cache break.
+#[test]
+fn review_a_session_past_its_thread_cap_still_names_its_subagents() {
+    let prices = PriceTable::embedded();
+    let mut l = AgentLoop::new(Limits::default());
+    for i in 0..256u32 {
+        let mut r = call(u64::from(i), 0, &[], &[]);
+        let mut t = [0u8; 8];
+        t[..4].copy_from_slice(&i.to_le_bytes());
+        t[7] = 0xAA;
+        r.loop_request.as_mut().expect("loop").thread = Some(t);
+        l.observe(&mut r, &prices);
+    }
+    l.observe(
+        &mut call(300, 1, &[], &[("toolu_a", "Agent", Some("Explore"))]),
+        &prices,
+    );
+    let mut sub = call(301, 2, &[], &[]);
+    l.observe(&mut sub, &prices);
+    assert_eq!(sub.agent_loop.agent.as_deref(), Some("Explore"));
+}
+
+/// Tool calls without ids (Gemini) wait under (session, tool name). Gemini CLI on the
+/// API-key path sends no session id, so the session is the client identity and host: a
+/// second Gemini CLI conversation of the same user (which resends its own old
+/// `functionResponse`s in every request) answers the first one's pending call.
+#[test]
+fn review_another_conversation_does_not_answer_a_call_without_id() {
+    let prices = PriceTable::embedded();
+    let mut l = AgentLoop::new(Limits::default());
+    let gemini = |mut r: CallRecord| {
+        r.conversation_id = None;
+        r.client = crate::caller::Client::GeminiCli;
+        for c in &mut r.response.tool_calls {
+            c.id = None;
+        }
+        for t in &mut r.loop_request.as_mut().expect("loop").tool_results {
+            t.name = Some("read_file".into());
+        }
+        r
+    };
+    // Conversation A asks for read_file at t=1 s.
+    l.observe(
+        &mut gemini(call(0, 1, &[], &[("x", "read_file", None)])),
+        &prices,
+    );
+    // Conversation B (another thread, another terminal) resends an old result of its own.
+    let mut b = gemini(call(2, 2, &[("read_file_1700000000000_0", false)], &[]));
+    l.observe(&mut b, &prices);
+    assert!(
+        b.agent_loop.tool_executions.is_empty(),
+        "B answered A's call: {:?}",
+        b.agent_loop.tool_executions
+    );
+}
+
+/// `Limits::sessions` says "past it the least recently used is forgotten", but sessions are
+/// never moved on use (`get_mut`), so the oldest *created* goes: a long, busy session is
+/// dropped while idle ones stay, and its running subagent becomes `main`.
+#[test]
+fn review_a_busy_session_outlives_idle_newer_ones() {
+    let prices = PriceTable::embedded();
+    let mut l = AgentLoop::new(Limits {
+        sessions: 2,
+        ..Limits::default()
+    });
+    let in_session = |mut r: CallRecord, s: &str| {
+        r.conversation_id = Some(s.into());
+        r
+    };
+    l.observe(
+        &mut in_session(
+            call(0, 1, &[], &[("toolu_a", "Agent", Some("Explore"))]),
+            "A",
+        ),
+        &prices,
+    );
+    let mut sub = in_session(call(2, 2, &[], &[]), "A");
+    l.observe(&mut sub, &prices);
+    assert_eq!(sub.agent_loop.agent.as_deref(), Some("Explore"));
+    l.observe(&mut in_session(call(3, 7, &[], &[]), "B"), &prices);
+    // A is used again (its subagent works on), then a third session appears.
+    l.observe(&mut in_session(call(4, 2, &[], &[]), "A"), &prices);
+    l.observe(&mut in_session(call(5, 8, &[], &[]), "C"), &prices);
+    let mut again = in_session(call(6, 2, &[], &[]), "A");
+    l.observe(&mut again, &prices);
+    assert_eq!(again.agent_loop.agent.as_deref(), Some("Explore"));
+}
+
+/// Gemini's `functionCall` usually has no id (Gemini CLI makes `<name>_<ms>_<n>` itself), and
+/// a call without id is never queued as a subagent call: Gemini CLI's `invoke_agent`
+/// subagents (README's table: named by `agent_name`) always come out `main`.
+#[test]
+fn review_a_gemini_subagent_call_without_id_names_its_subagent() {
+    let prices = PriceTable::embedded();
+    let mut l = AgentLoop::new(Limits::default());
+    let mut ask = call(
+        0,
+        1,
+        &[],
+        &[("x", "invoke_agent", Some("codebase_investigator"))],
+    );
+    ask.response.tool_calls[0].id = None;
+    l.observe(&mut ask, &prices);
+    let mut sub = call(2, 2, &[], &[]);
+    l.observe(&mut sub, &prices);
+    assert_eq!(
+        sub.agent_loop.agent.as_deref(),
+        Some("codebase_investigator")
+    );
+}

@@ -706,3 +706,30 @@ impl Metrics {
             .sum()
     }
 }
+
+#[cfg(test)]
+mod review_tests {
+    use super::*;
+
+    /// Review (issue 15): the `window` label takes its values from upstream headers (any
+    /// `[a-z0-9_]{1,16}`, or Codex's `<n>m`), capped at 8 per response but never across
+    /// responses, unlike every other traffic-derived label (`--label-cap`).
+    #[test]
+    fn review_the_window_label_is_capped_like_the_others() {
+        let m = Metrics::new(Caps::all(2)).expect("metrics");
+        for i in 0..20 {
+            let mut r = crate::telemetry::calls::tests::record();
+            let mut limits = crate::dialects::ratelimits::RateLimits::default();
+            limits.codex_window(Some(10.0), Some(1000 + i), None);
+            r.ratelimits = Some(limits);
+            m.record(&r);
+        }
+        let (text, _) = m.encode();
+        let text = String::from_utf8(text).expect("utf-8");
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("llmtap_ratelimit_utilization_ratio{"))
+            .count();
+        assert!(series <= 3, "{series} window series with --label-cap 2");
+    }
+}

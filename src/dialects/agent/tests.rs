@@ -242,3 +242,34 @@ fn claude_codes_billing_line_is_not_part_of_the_thread() {
     };
     assert_eq!(turn("33f33"), turn("1a0ce"));
 }
+
+// Review (issue 15): tests that demonstrate defects; each says what it expects.
+
+/// Gemini CLI puts the user's GEMINI.md memory into `systemInstruction`; a project whose
+/// notes mention Gemini CLI's `<state_snapshot>` makes every request a "compaction" (and
+/// so turns off cache-break detection for the whole session).
+#[test]
+fn review_a_system_prompt_quoting_the_marker_is_no_compaction() {
+    let r = read(
+        r#"{"systemInstruction":{"parts":[{"text":"You are an interactive CLI agent.\n# Memory (GEMINI.md)\nOur parser must handle the <state_snapshot> XML that compression writes."}]},
+        "contents":[{"role":"user","parts":[{"text":"fix the parser"}]}],
+        "tools":[{"functionDeclarations":[{"name":"read_file"}]}]}"#,
+    );
+    assert!(!r.compaction, "an ordinary turn with tools");
+}
+
+/// Subagent names read from an arguments object (Anthropic's non-streamed `tool_use.input`,
+/// every Gemini `functionCall.args`) are only length-checked, while the streamed reader
+/// (`find_field`) admits `[A-Za-z0-9._:@+ -]` only. The name becomes the `agent` label, the
+/// `gen_ai.agent.name` attribute and a `llmtap report --by agent` row printed raw.
+#[test]
+fn review_subagent_names_from_argument_objects_are_as_constrained_as_streamed_ones() {
+    let args: SubagentArgs =
+        serde_json::from_str(r#"{"agent_name":"x\u001b]0;owned\u0007\ny"}"#).expect("json");
+    let streamed = find_field(
+        r#"{"agent_name":"x\u001b]0;owned\u0007\ny"}"#,
+        &["agent_name"],
+    );
+    assert_eq!(streamed, None);
+    assert_eq!(args.name_for("invoke_agent"), None, "control characters");
+}
