@@ -59,7 +59,10 @@ fn main() {
         });
         let looped = time(n, || {
             let r = dialects::agent::read_request(&body).unwrap();
-            assert_eq!(r.tool_results.len(), turns.min(dialects::agent::MAX_TOOL_IDS));
+            assert_eq!(
+                r.tool_results.len(),
+                turns.min(dialects::agent::MAX_TOOL_IDS)
+            );
         });
         println!(
             "{:<28} {:>10} {:>13.0} µs {:>13.0} µs {:>10.0}",

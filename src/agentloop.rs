@@ -38,7 +38,7 @@ pub struct Limits {
     pub tool_age: Duration,
     /// Sessions (and their threads) remembered; past it the least recently used is forgotten.
     pub sessions: usize,
-    /// Threads per session.
+    /// Threads per session; past it the session's least recently used is forgotten.
     pub threads: usize,
     /// Failed calls remembered for retry detection, and for how long.
     pub failures: usize,
@@ -142,6 +142,13 @@ impl<K: Eq + Hash + Clone, V> Bounded<K, V> {
         n
     }
 
+    /// Moves `key` to the back (least recently used goes first), stamped `at`.
+    fn touch(&mut self, key: &K, at: SystemTime) {
+        if let Some((_, _, v)) = self.map.remove(key) {
+            self.insert(key.clone(), at, v);
+        }
+    }
+
     fn get(&self, key: &K) -> Option<&V> {
         self.map.get(key).map(|(_, _, v)| v)
     }
@@ -171,9 +178,11 @@ struct PendingTool {
 }
 
 /// The pending key of tool calls without an id (Gemini's `functionCall` often has none, and
-/// Gemini CLI then makes its own id for the result): matched by session and tool name.
-fn anonymous(session: &str, tool: &str) -> String {
-    format!("\u{0}{session}\u{0}{tool}")
+/// Gemini CLI then makes its own id for the result): matched by session, thread and tool
+/// name (Gemini CLI sends no session id with an API key: the thread keeps two conversations
+/// of one user apart).
+fn anonymous(session: &str, thread: Option<&str>, tool: &str) -> String {
+    format!("\u{0}{session}\u{0}{}\u{0}{tool}", thread.unwrap_or(""))
 }
 
 /// The last successful call of a thread: what the next one is compared with.
@@ -189,15 +198,26 @@ struct LastCall {
 
 #[derive(Debug, Clone)]
 struct Thread {
-    agent: String,
+    agent: Arc<str>,
     last: Option<LastCall>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Session {
-    threads: HashMap<[u8; 8], Thread>,
-    /// Subagent tool calls of this session not yet claimed by a thread, oldest first.
+    /// Its threads, the least recently used forgotten first past [`Limits::threads`].
+    threads: Bounded<[u8; 8], Thread>,
+    /// Pending keys of this session's subagent tool calls not yet claimed by a thread,
+    /// oldest first.
     subagent_calls: VecDeque<String>,
+}
+
+impl Session {
+    fn new(limits: &Limits) -> Session {
+        Session {
+            threads: Bounded::new(limits.threads),
+            subagent_calls: VecDeque::new(),
+        }
+    }
 }
 
 /// A failed call that may be retried.
@@ -271,15 +291,30 @@ impl AgentLoop {
         let loop_request = record.loop_request.take().unwrap_or_default();
         let session = session_key(record);
         let mut facts = LoopFacts::default();
+        // A refused call (401, 403, llmtap's own refusal) opens no session or thread: a flood
+        // of them must not fill the loop's state.
+        let opens = !matches!(record.outcome, Outcome::ClientError | Outcome::ProxyError);
 
-        // Tool results: each answers a call some earlier response asked for.
-        // Newest first: a result matched by name must take the newest call of that tool, and
-        // every request also carries the results of calls answered long ago.
+        // The thread: the one its previous response belongs to (Codex's socket sends only the
+        // new items, which may start with the next prompt), else the hash.
+        let thread = loop_request
+            .previous_response_id
+            .as_ref()
+            .and_then(|previous| self.responses.get(previous).copied())
+            .or(loop_request.thread);
+        let thread_hex = thread.as_ref().map(|t| hex(t));
+
+        // Tool results: each answers a call an earlier response of the same session asked
+        // for. Newest first: a result matched by name must take the newest call of that tool,
+        // and every request also carries the results of calls answered long ago.
         for result in loop_request.tool_results.iter().rev() {
-            let by_id = result.id.as_ref().and_then(|id| self.pending.remove(id));
+            let by_id = result.id.as_ref().and_then(|id| {
+                let same = self.pending.get(id).is_some_and(|t| t.session == session);
+                if same { self.pending.remove(id) } else { None }
+            });
             let found = by_id.or_else(|| {
                 // A result for a call that had no id: the oldest unanswered call of that tool.
-                let key = anonymous(&session, result.name.as_deref()?);
+                let key = anonymous(&session, thread_hex.as_deref(), result.name.as_deref()?);
                 let tool = self.pending.get_mut(&key)?;
                 tool.waiting = tool.waiting.saturating_sub(1);
                 if tool.waiting == 0 {
@@ -292,10 +327,9 @@ impl AgentLoop {
             let Some((asked_end, tool)) = found else {
                 continue;
             };
-            let id = &result.id;
             facts.tool_executions.push(ToolExecution {
                 tool: tool.name,
-                call_id: id.clone(),
+                call_id: result.id.clone(),
                 start: asked_end,
                 duration: record.start.duration_since(asked_end).unwrap_or_default(),
                 error: result.error,
@@ -305,89 +339,89 @@ impl AgentLoop {
                 session: Some(tool.session),
             });
         }
-
         facts.tool_executions.reverse();
 
-        // The thread, and the agent it belongs to.
-        let thread = loop_request.thread.or_else(|| {
-            let previous = loop_request.previous_response_id.as_ref()?;
-            self.responses.get(previous).copied()
-        });
+        // The thread's agent.
         let offers_tools = !request.tools_offered.is_empty();
         let messages = request.messages;
         if let Some(thread) = thread {
             let limits = self.limits;
-            if self.sessions.get(&session).is_none() {
+            if self.sessions.get(&session).is_none() && opens {
                 self.sessions
-                    .insert(session.clone(), record.start, Session::default());
+                    .insert(session.clone(), record.start, Session::new(&limits));
             }
+            self.sessions.touch(&session, record.start);
             let pending = &self.pending;
-            let s = self.sessions.get_mut(&session).expect("inserted above");
-            if !s.threads.contains_key(&thread) && s.threads.len() < limits.threads {
-                // A subagent: its thread opens while a subagent tool call of the same session
-                // waits for its result, and it is given tools (an agent's side calls, such as
-                // a title or a summary, are given none).
-                s.subagent_calls.retain(|id| pending.get(id).is_some());
-                let claimed = if offers_tools || record.client_is_subagent {
-                    s.subagent_calls.pop_front()
-                } else {
-                    None
-                };
-                let agent = match claimed {
-                    Some(id) => pending
-                        .get(&id)
-                        .and_then(|t| t.subagent.clone())
-                        .unwrap_or_else(|| "subagent".to_owned()),
-                    None if record.client_is_subagent => "subagent".to_owned(),
-                    None => MAIN.to_owned(),
-                };
-                s.threads.insert(thread, Thread { agent, last: None });
-            }
-            let t = s.threads.get_mut(&thread);
-            facts.agent = t.as_ref().map(|t| t.agent.clone());
-            facts.thread_id = Some(hex(&thread));
-            if let Some(t) = t {
-                let usage = &record.response.usage;
-                let ok = record.outcome == Outcome::Ok;
-                // Compaction: the agent says so, or the thread's input halves.
-                let shrank = match (t.last.and_then(|l| l.input), usage.input) {
-                    (Some(before), Some(now)) => ok && now.saturating_mul(2) < before,
-                    _ => false,
-                };
-                facts.compacted = loop_request.compaction
-                    || shrank
-                    || record.path.ends_with("/responses/compact");
-                // Cache break: the prefix the last call left in the cache, still alive, was
-                // not read back in full though the prompt still holds it.
-                if let (Some(last), Some(read), Some(input), false) =
-                    (t.last, usage.cache_read, usage.input, facts.compacted)
-                {
-                    let ttl = Duration::from_secs(if last.one_hour { 3600 } else { 300 });
-                    let alive = record.start <= last.end + ttl;
-                    if ok && alive && read < last.cached_prefix && input >= last.cached_prefix {
-                        let tokens = last.cached_prefix - read;
-                        facts.cache_break_tokens = Some(tokens);
-                        facts.cache_break_cost_usd =
-                            break_cost(prices, record, tokens, last.one_hour);
-                    }
+            if let Some(s) = self.sessions.get_mut(&session) {
+                if s.threads.get(&thread).is_none() && opens {
+                    // A subagent: its thread opens while a subagent tool call of the same
+                    // session waits for its result, and it is given tools (an agent's side
+                    // calls, such as a title or a summary, are given none) or the agent marks
+                    // it as a subagent's.
+                    s.subagent_calls.retain(|key| pending.get(key).is_some());
+                    let claimed = if offers_tools || record.client_is_subagent {
+                        s.subagent_calls.pop_front()
+                    } else {
+                        None
+                    };
+                    let agent: Arc<str> = match claimed {
+                        Some(key) => pending
+                            .get(&key)
+                            .and_then(|t| t.subagent.as_deref())
+                            .unwrap_or("subagent")
+                            .into(),
+                        None if record.client_is_subagent => "subagent".into(),
+                        None => MAIN.into(),
+                    };
+                    s.threads
+                        .insert(thread, record.start, Thread { agent, last: None });
                 }
-                if ok && usage.input.is_some() {
-                    let prefix = [usage.cache_read, usage.cache_write_5m, usage.cache_write_1h]
-                        .iter()
-                        .map(|n| n.unwrap_or(0))
-                        .sum();
-                    t.last = Some(LastCall {
-                        end,
-                        input: usage.input,
-                        cached_prefix: prefix,
-                        one_hour: usage.cache_write_1h.unwrap_or(0) > 0
-                            || (usage.cache_write_5m.unwrap_or(0) == 0
-                                && t.last.is_some_and(|l| l.one_hour)),
-                    });
+                s.threads.touch(&thread, record.start);
+                if let Some(t) = s.threads.get_mut(&thread) {
+                    facts.agent = Some(t.agent.to_string());
+                    facts.thread_id = thread_hex.clone();
+                    let usage = &record.response.usage;
+                    let ok = record.outcome == Outcome::Ok;
+                    // Compaction: the agent says so, or the thread's input halves.
+                    let shrank = match (t.last.and_then(|l| l.input), usage.input) {
+                        (Some(before), Some(now)) => ok && now.saturating_mul(2) < before,
+                        _ => false,
+                    };
+                    facts.compacted = loop_request.compaction
+                        || shrank
+                        || record.path.ends_with("/responses/compact");
+                    // Cache break: the prefix the last call left in the cache, still alive,
+                    // was not read back in full though the prompt still holds it.
+                    if let (Some(last), Some(read), Some(input), false) =
+                        (t.last, usage.cache_read, usage.input, facts.compacted)
+                    {
+                        let ttl = Duration::from_secs(if last.one_hour { 3600 } else { 300 });
+                        let alive = last.end.checked_add(ttl).is_some_and(|e| record.start <= e);
+                        if ok && alive && read < last.cached_prefix && input >= last.cached_prefix {
+                            let tokens = last.cached_prefix - read;
+                            facts.cache_break_tokens = Some(tokens);
+                            facts.cache_break_cost_usd =
+                                break_cost(prices, record, tokens, last.one_hour);
+                        }
+                    }
+                    if ok && usage.input.is_some() {
+                        let prefix = [usage.cache_read, usage.cache_write_5m, usage.cache_write_1h]
+                            .iter()
+                            .fold(0u64, |sum, n| sum.saturating_add(n.unwrap_or(0)));
+                        t.last = Some(LastCall {
+                            end,
+                            input: usage.input,
+                            cached_prefix: prefix,
+                            one_hour: usage.cache_write_1h.unwrap_or(0) > 0
+                                || (usage.cache_write_5m.unwrap_or(0) == 0
+                                    && t.last.is_some_and(|l| l.one_hour)),
+                        });
+                    }
                 }
             }
             if let Some(id) = &record.response.id
                 && id.len() <= crate::dialects::agent::MAX_ID_BYTES
+                && opens
             {
                 self.responses.insert(id.clone(), end, thread);
             }
@@ -431,33 +465,22 @@ impl AgentLoop {
 
         // What this response leaves pending.
         for call in &record.response.tool_calls {
-            let Some(id) = &call.id else {
-                let key = anonymous(&session, &call.name);
-                let waiting = self.pending.get(&key).map_or(0, |t| t.waiting);
-                // A result without an id names no call: only the name and time matter.
-                dropped.evicted += self.pending.insert(
-                    key,
-                    end,
-                    PendingTool {
-                        name: call.name.clone(),
-                        provider: record.provider.clone(),
-                        session: session.clone(),
-                        agent: facts.agent.clone(),
-                        thread: facts.thread_id.clone(),
-                        subagent: None,
-                        waiting: waiting.saturating_add(1),
-                    },
-                );
-                continue;
+            let (key, waiting) = match &call.id {
+                Some(id) => (id.clone(), 1),
+                None => {
+                    let key = anonymous(&session, thread_hex.as_deref(), &call.name);
+                    let waiting = self.pending.get(&key).map_or(0, |t| t.waiting);
+                    (key, waiting.saturating_add(1))
+                }
             };
             if call.subagent.is_some()
                 && let Some(s) = self.sessions.get_mut(&session)
                 && s.subagent_calls.len() < self.limits.threads
             {
-                s.subagent_calls.push_back(id.clone());
+                s.subagent_calls.push_back(key.clone());
             }
             dropped.evicted += self.pending.insert(
-                id.clone(),
+                key,
                 end,
                 PendingTool {
                     name: call.name.clone(),
@@ -466,7 +489,7 @@ impl AgentLoop {
                     agent: facts.agent.clone(),
                     thread: facts.thread_id.clone(),
                     subagent: call.subagent.clone(),
-                    waiting: 1,
+                    waiting,
                 },
             );
         }

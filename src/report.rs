@@ -99,6 +99,12 @@ struct ToolRun {
     error: bool,
 }
 
+/// A call line's milliseconds as a duration; what no duration can be (negative, not a
+/// number, past `Duration::MAX`) is zero, never a panic.
+fn millis(ms: f64) -> Duration {
+    Duration::try_from_secs_f64(ms / 1e3).unwrap_or_default()
+}
+
 /// A session's row beyond its totals.
 #[derive(Debug, Default, Clone)]
 pub struct SessionRow {
@@ -163,8 +169,8 @@ impl Report {
                 tool_time: call
                     .tool_executions
                     .iter()
-                    .map(|t| Duration::from_secs_f64(t.duration_ms.max(0.0) / 1e3))
-                    .sum(),
+                    .map(|t| millis(t.duration_ms))
+                    .fold(Duration::ZERO, Duration::saturating_add),
                 tool_errors: call.tool_executions.iter().filter(|t| t.error).count() as u64,
                 cache_break: call.cache_break_tokens.map(|_| call.cache_break_cost_usd),
                 retry: call.resend_count > 0,
@@ -241,8 +247,10 @@ impl Report {
                 rows.sort_by(|a, b| b.1.cost_usd.total_cmp(&a.1.cost_usd).then(a.0.cmp(b.0)));
             }
             for (value, totals) in rows {
+                // Values come from traffic (a model's name, a subagent's): printable only.
+                let shown = crate::telemetry::calls::visible(value);
                 out.push_str(&format!(
-                    "  {value}: {} — {}",
+                    "  {shown}: {} — {}",
                     plural(totals.calls, "call"),
                     totals.line()
                 ));
@@ -274,7 +282,7 @@ impl Report {
             s.push_str(&format!(" ({})", names.join(", ")));
         }
         if let Some((start, end)) = row.span_ms {
-            let d = Duration::from_secs_f64((end - start).max(0.0) / 1e3);
+            let d = millis(end - start);
             s.push_str(&format!(", lasted {}", seconds(d)));
         }
         s
@@ -294,13 +302,14 @@ impl Report {
             runs.sort_by(f64::total_cmp);
             let at = |q: f64| {
                 let i = ((runs.len() as f64 * q).ceil() as usize).clamp(1, runs.len()) - 1;
-                Duration::from_secs_f64(runs[i].max(0.0) / 1e3)
+                millis(runs[i])
             };
+            let name = crate::telemetry::calls::visible(name);
             out.push_str(&format!(
                 "  {name}: {}, {}, total {}, p50 {}, p95 {}\n",
                 plural(runs.len() as u64, "run"),
                 plural(row.errors, "error"),
-                seconds(Duration::from_secs_f64(total.max(0.0) / 1e3)),
+                seconds(millis(total)),
                 seconds(at(0.5)),
                 seconds(at(0.95)),
             ));
@@ -359,11 +368,11 @@ mod tests {
         assert!(default.contains("by day") && !default.contains("by session"));
     }
 
-    /// Review (issue 15): "a line that is not a call record is skipped and counted, never
+    /// Found by the attacker review of issue 15: "a line that is not a call record is skipped and counted, never
     /// fatal", but a well-formed line with a huge `duration_ms` panics
     /// (`Duration::from_secs_f64`), and so does a sum of runs past `Duration::MAX`.
     #[test]
-    fn review_a_huge_tool_duration_is_not_fatal() {
+    fn a_huge_tool_duration_is_not_fatal() {
         let line = r#"{"time":"2026-12-01T00:00:00Z","client":"x","outcome":"ok","response":{"usage":{}},"tool_executions":[{"tool":"Bash","duration_ms":1e300}]}"#;
         let text = std::panic::catch_unwind(|| {
             Report::read(line.as_bytes())

@@ -133,7 +133,7 @@ impl Totals {
     /// Adds what one call shows of the agent loop.
     pub fn add_loop(&mut self, part: LoopPart) {
         self.tool_runs += part.tool_runs;
-        self.tool_time += part.tool_time;
+        self.tool_time = self.tool_time.saturating_add(part.tool_time);
         self.tool_errors += part.tool_errors;
         if let Some(cost) = part.cache_break {
             self.cache_breaks += 1;
@@ -195,11 +195,10 @@ pub fn line(t: &Totals) -> String {
         }
     }
     if t.cache_breaks > 0 {
-        s.push_str(&format!(
-            ", {} (${:.4})",
-            plural(t.cache_breaks, "cache break"),
-            t.cache_break_cost_usd
-        ));
+        s.push_str(&format!(", {}", plural(t.cache_breaks, "cache break")));
+        if t.cache_break_cost_usd > 0.0 {
+            s.push_str(&format!(" (${:.4})", t.cache_break_cost_usd));
+        }
     }
     if t.retries > 0 {
         s.push_str(&format!(", {}", plural(t.retries, "retry")));

@@ -150,7 +150,19 @@ impl Telemetry {
                                 break;
                             };
                             match catch_unwind(AssertUnwindSafe(|| pending.into_record())) {
-                                Ok(record) => telemetry.emit(record, &mut writer, &mut agent_loop),
+                                Ok(record) => {
+                                    let emitted = catch_unwind(AssertUnwindSafe(|| {
+                                        telemetry.emit(record, &mut writer, &mut agent_loop)
+                                    }));
+                                    if emitted.is_err() {
+                                        // The loop's state may be half-updated: start afresh
+                                        // rather than stop recording.
+                                        agent_loop = crate::agentloop::AgentLoop::new(
+                                            crate::agentloop::Limits::default(),
+                                        );
+                                        tracing::error!("emitting a call panicked; call dropped");
+                                    }
+                                }
                                 Err(_) => {
                                     tracing::error!("building a call record panicked; call dropped")
                                 }

@@ -295,14 +295,14 @@ fn calls_without_ids_are_matched_by_tool_name_newest_result_first() {
     assert_eq!(runs[0].duration, Duration::from_secs(6));
 }
 
-// Review (issue 15): tests that demonstrate defects; each says what it expects.
+// Found by the attacker review of issue 15; each test says what was wrong.
 
 /// Codex over its WebSocket: a later turn sends `previous_response_id` and only the new
 /// items. When those include a user message (the next prompt), `read_request` hashes it as
 /// the "first user turn" and the thread it gives wins over `previous_response_id`: the turn
 /// starts a new thread instead of continuing its response's.
 #[test]
-fn review_a_socket_turn_with_a_new_prompt_continues_the_thread_of_its_previous_response() {
+fn a_socket_turn_with_a_new_prompt_continues_the_thread_of_its_previous_response() {
     let prices = PriceTable::embedded();
     let mut l = AgentLoop::new(Limits::default());
     let mut a = call(0, 1, &[], &[]);
@@ -327,7 +327,7 @@ fn review_a_socket_turn_with_a_new_prompt_continues_the_thread_of_its_previous_r
 /// long session (or every call of an SDK client without a session id, all one "session")
 /// has seen 256 threads, no new thread is tracked: no agent, no subagent, no cache break.
 #[test]
-fn review_a_session_past_its_thread_cap_still_names_its_subagents() {
+fn a_session_past_its_thread_cap_still_names_its_subagents() {
     let prices = PriceTable::embedded();
     let mut l = AgentLoop::new(Limits::default());
     for i in 0..256u32 {
@@ -352,7 +352,7 @@ fn review_a_session_past_its_thread_cap_still_names_its_subagents() {
 /// second Gemini CLI conversation of the same user (which resends its own old
 /// `functionResponse`s in every request) answers the first one's pending call.
 #[test]
-fn review_another_conversation_does_not_answer_a_call_without_id() {
+fn another_conversation_does_not_answer_a_call_without_id() {
     let prices = PriceTable::embedded();
     let mut l = AgentLoop::new(Limits::default());
     let gemini = |mut r: CallRecord| {
@@ -385,7 +385,7 @@ fn review_another_conversation_does_not_answer_a_call_without_id() {
 /// never moved on use (`get_mut`), so the oldest *created* goes: a long, busy session is
 /// dropped while idle ones stay, and its running subagent becomes `main`.
 #[test]
-fn review_a_busy_session_outlives_idle_newer_ones() {
+fn a_busy_session_outlives_idle_newer_ones() {
     let prices = PriceTable::embedded();
     let mut l = AgentLoop::new(Limits {
         sessions: 2,
@@ -418,7 +418,7 @@ fn review_a_busy_session_outlives_idle_newer_ones() {
 /// a call without id is never queued as a subagent call: Gemini CLI's `invoke_agent`
 /// subagents (README's table: named by `agent_name`) always come out `main`.
 #[test]
-fn review_a_gemini_subagent_call_without_id_names_its_subagent() {
+fn a_gemini_subagent_call_without_id_names_its_subagent() {
     let prices = PriceTable::embedded();
     let mut l = AgentLoop::new(Limits::default());
     let mut ask = call(
@@ -435,4 +435,36 @@ fn review_a_gemini_subagent_call_without_id_names_its_subagent() {
         sub.agent_loop.agent.as_deref(),
         Some("codebase_investigator")
     );
+}
+
+/// A result is matched only within the session of the call that asked: another client that
+/// learned a call id (from call lines or spans) cannot take over its run.
+#[test]
+fn another_session_cannot_answer_a_call_by_its_id() {
+    let prices = PriceTable::embedded();
+    let mut l = AgentLoop::new(Limits::default());
+    l.observe(&mut call(0, 1, &[], &[("toolu_1", "Bash", None)]), &prices);
+    let mut forged = call(2, 1, &[("toolu_1", false)], &[]);
+    forged.conversation_id = Some("other".into());
+    l.observe(&mut forged, &prices);
+    assert!(forged.agent_loop.tool_executions.is_empty());
+    let mut real = call(3, 1, &[("toolu_1", false)], &[]);
+    l.observe(&mut real, &prices);
+    assert_eq!(real.agent_loop.tool_executions.len(), 1);
+}
+
+/// Refused calls (a flood of 401s with made-up session ids) open no session or thread.
+#[test]
+fn refused_calls_open_no_state() {
+    let prices = PriceTable::embedded();
+    let mut l = AgentLoop::new(Limits::default());
+    for i in 0..100u64 {
+        let mut r = call(i, 1, &[], &[]);
+        r.conversation_id = Some(format!("s{i}"));
+        r.status = Some(401);
+        r.outcome = Outcome::ClientError;
+        l.observe(&mut r, &prices);
+        assert_eq!(r.agent_loop.agent, None);
+    }
+    assert!(l.sessions.map.is_empty());
 }

@@ -176,15 +176,13 @@ impl SubagentArgs {
                 "agent_name" => &self.agent_name,
                 _ => &None,
             };
-            v.as_deref()
-                .filter(|n| !n.is_empty() && n.len() <= MAX_NAME)
-                .map(str::to_owned)
+            v.as_deref().filter(|n| valid_name(n)).map(str::to_owned)
         })
     }
 }
 
 /// Finds a subagent's name in a tool call's arguments (JSON text) as they stream, in bounded
-/// memory: the text is kept up to 8 KiB; past that it is searched, and all but its last 256
+/// memory: the text is kept up to 2 KiB; past that it is searched, and all but its last 256
 /// bytes (more than a field and its value can span, since the value is capped) dropped.
 #[derive(Debug, Clone)]
 pub(crate) struct ArgScan {
@@ -193,7 +191,7 @@ pub(crate) struct ArgScan {
     found: Option<String>,
 }
 
-const SCAN_KEEP: usize = 8 << 10;
+const SCAN_KEEP: usize = 2 << 10;
 const SCAN_TAIL: usize = 256;
 /// Longest subagent name read (longer values are not names).
 const MAX_NAME: usize = 64;
@@ -232,6 +230,16 @@ impl ArgScan {
     }
 }
 
+/// A subagent name fit to be a label, an attribute and a report row: 1 to [`MAX_NAME`]
+/// characters of `[A-Za-z0-9._:@+ -]` (model output: anything else is refused, not mangled).
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:@+ -".contains(&b))
+}
+
 /// The first of `fields` with a short string value in the JSON text `text` (a whole object or
 /// a window of one): `"field"`, optional whitespace, `:`, optional whitespace, a string
 /// without escapes of at most [`MAX_NAME`] characters from `[A-Za-z0-9._:@+ -]`.
@@ -243,12 +251,7 @@ fn find_field(text: &str, fields: &[&str]) -> Option<String> {
             let rest = rest.strip_prefix(':')?.trim_start().strip_prefix('"')?;
             let end = rest.find('"')?;
             let name = &rest[..end];
-            (!name.is_empty()
-                && name.len() <= MAX_NAME
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._:@+ -".contains(&b)))
-            .then(|| name.to_owned())
+            valid_name(name).then(|| name.to_owned())
         })
     })
 }
@@ -263,24 +266,33 @@ pub struct LoopRequest {
     pub tool_results: Vec<ToolResult>,
     /// Responses `previous_response_id`: the request continues that response's thread.
     pub previous_response_id: Option<String>,
-    /// The agent marks the request as a compaction ([`COMPACTION_MARKERS`], Codex's
-    /// `compaction_trigger` item).
+    /// The agent marks the request as a compaction ([`COMPACTION_USER`],
+    /// [`COMPACTION_SYSTEM`], Codex's `compaction_trigger` item).
     pub compaction: bool,
 }
 
-/// Texts by which an agent asks the model to compact the conversation, as the pinned agents
-/// send them: Claude Code 2.1.197's summary request ends with a user message beginning
-/// "CRITICAL: Respond with TEXT ONLY" and asking "Your task is to create a detailed summary
-/// of the conversation so far"; Gemini CLI 0.61.0's compression request has a system prompt
-/// built around a `<state_snapshot>`. A request whose last user message (or system prompt)
-/// contains one is a compaction. Codex marks its own with a `compaction_trigger` input item.
-pub const COMPACTION_MARKERS: &[&str] = &[
-    "Your task is to create a detailed summary of the conversation so far",
-    "<state_snapshot>",
-];
+/// How an agent asks the model to compact the conversation, as the pinned agents send it:
+/// - Claude Code 2.1.197: the last user message begins "CRITICAL: Respond with TEXT ONLY"
+///   and asks "Your task is to create a detailed summary of" the conversation (whole, up to a
+///   point, or its recent part);
+/// - Gemini CLI 0.61.0: a request whose system prompt begins "You are a specialized system
+///   component responsible for distilling chat history into a structured XML
+///   <state_snapshot>".
+///
+/// Codex marks its own with a `compaction_trigger` input item. A marker quoted elsewhere (a
+/// project note in the system prompt, a user asking about summaries) is no compaction.
+pub const COMPACTION_USER: (&str, &str) = (
+    "CRITICAL: Respond with TEXT ONLY",
+    "Your task is to create a detailed summary of",
+);
 
+/// Gemini CLI's compression prompt: a system prompt beginning with it is a compaction.
+pub const COMPACTION_SYSTEM: &str = "You are a specialized system component responsible for distilling chat history into a structured XML <state_snapshot>";
+
+/// A user message's text that asks for a compaction ([`COMPACTION_USER`]).
 fn has_marker(text: &str) -> bool {
-    COMPACTION_MARKERS.iter().any(|m| text.contains(m))
+    let (starts, asks) = COMPACTION_USER;
+    text.trim_start().starts_with(starts) && text.contains(asks)
 }
 
 /// Reads a request body of any dialect for its [`LoopRequest`]. The names it knows:
@@ -326,7 +338,7 @@ impl Acc {
         if text.starts_with("x-anthropic-billing-header:") {
             return;
         }
-        self.compaction |= has_marker(text);
+        self.compaction |= text.trim_start().starts_with(COMPACTION_SYSTEM);
         let h = self.system.get_or_insert_with(sha256);
         h.update(&(text.len() as u64).to_le_bytes());
         h.update(text.as_bytes());

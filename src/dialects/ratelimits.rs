@@ -19,7 +19,8 @@
 //!   named by its length (300 minutes: `5h`, 10080: `7d`, else `<n>m`).
 //!
 //! Bounded: at most [`MAX_WINDOWS`] windows and the four resources; window names are short
-//! tokens (`[a-z0-9_]`, at most 16 bytes), anything else is ignored.
+//! tokens (`[a-z0-9_]`, at most 16 bytes) that begin with a digit (a length: `5h`, `7d_opus`)
+//! or are `overage`; anything else is ignored.
 
 use std::{
     collections::BTreeMap,
@@ -206,7 +207,10 @@ impl RateLimits {
     }
 
     fn window(&mut self, name: &str, set: impl FnOnce(&mut Window)) {
-        let Some(name) = token(name) else {
+        // A window is named by its length (`5h`, `7d`, `7d_opus`, `300m`) or is `overage`.
+        let Some(name) =
+            token(name).filter(|n| n.starts_with(|c: char| c.is_ascii_digit()) || *n == "overage")
+        else {
             return;
         };
         if !self.windows.contains_key(name) && self.windows.len() >= MAX_WINDOWS {
@@ -312,7 +316,7 @@ mod tests {
     fn hostile_values_are_ignored_and_windows_bounded() {
         assert_eq!(read(&[("content-type", "x")]), None);
         let names: Vec<String> = (0..50)
-            .map(|i| format!("anthropic-ratelimit-unified-w{i}-utilization"))
+            .map(|i| format!("anthropic-ratelimit-unified-{i}d-utilization"))
             .collect();
         let mut headers: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "0.5")).collect();
         headers.push(("anthropic-ratelimit-unified-5h-utilization", "NaN"));
@@ -321,7 +325,12 @@ mod tests {
         headers.push(("anthropic-ratelimit-bogus-limit", "1"));
         let r = read(&headers).expect("limits");
         assert_eq!(r.windows.len(), MAX_WINDOWS);
-        assert!(r.windows.keys().all(|k| k.starts_with('w')));
+        assert!(r.windows.keys().all(|k| k.ends_with('d')));
+        assert_eq!(
+            read(&[("anthropic-ratelimit-unified-anything-utilization", "0.1")]),
+            None,
+            "a window is named by its length"
+        );
         assert_eq!(r.status, None);
         assert!(r.resources.is_empty());
     }

@@ -97,7 +97,7 @@ fn count(n: Option<u64>) -> String {
 /// that is not visible ASCII becomes `?`, so an upstream cannot forge a line (a newline) or
 /// split a field (a space). Error types are cleaned where they are made
 /// (`vocab::ErrorType::api`); team and user are label values already.
-fn visible(value: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn visible(value: &str) -> std::borrow::Cow<'_, str> {
     if value.bytes().all(|b| b.is_ascii_graphic()) {
         return std::borrow::Cow::Borrowed(value);
     }

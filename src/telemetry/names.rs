@@ -137,8 +137,8 @@ pub const OTHER: &str = "other";
 /// Label: the agent that made the call, `gen_ai.agent.name` (`main`, a subagent's name,
 /// capped by `--label-cap`; `unknown` when the call carries no conversation).
 pub const AGENT: &str = "agent";
-/// Label: a plan window (`5h`, `7d`, a Codex window `<n>m`), or for
-/// [`RATELIMIT_RESET_TIMESTAMP_SECONDS`] also an API resource.
+/// Label: a plan window (`5h`, `7d`, `7d_opus`, `overage`, a Codex window `<n>m`), capped
+/// by `--label-cap`.
 pub const WINDOW: &str = "window";
 /// Label: an API rate-limit resource: `requests`, `tokens`, `input_tokens`, `output_tokens`.
 pub const RESOURCE: &str = "resource";
@@ -192,9 +192,9 @@ pub const RATELIMIT_UTILIZATION_RATIO: &str = "llmtap_ratelimit_utilization_rati
 /// (`anthropic-ratelimit-*-remaining`, `x-ratelimit-remaining-*`). Labels: `provider`,
 /// `team`, `user`, `resource`. Unit: requests or tokens.
 pub const RATELIMIT_REMAINING: &str = "llmtap_ratelimit_remaining";
-/// Gauge of when a plan window (or an API resource, named in `window`) resets, the last
-/// value a response reported. Labels: `provider`, `team`, `user`, `window`. Unit: seconds
-/// since the Unix epoch.
+/// Gauge of when a plan window resets, the last value a response reported (API resources'
+/// resets are on spans and call lines). Labels: `provider`, `team`, `user`, `window`. Unit:
+/// seconds since the Unix epoch.
 pub const RATELIMIT_RESET_TIMESTAMP_SECONDS: &str = "llmtap_ratelimit_reset_timestamp_seconds";
 
 /// Bucket bounds of [`TOOL_DURATION_SECONDS`], in seconds: 10 ms to an hour (a tool may wait

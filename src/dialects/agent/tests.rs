@@ -227,7 +227,7 @@ fn compaction_markers_the_agents_send() {
     assert!(!read(after).compaction);
     let codex = r#"{"input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"x"}]},{"type":"compaction_trigger"}]}"#;
     assert!(read(codex).compaction);
-    let gemini = r#"{"systemInstruction":{"parts":[{"text":"You distil chat history into a structured XML <state_snapshot>."}]},"contents":[{"role":"user","parts":[{"text":"x"}]}]}"#;
+    let gemini = r#"{"systemInstruction":{"parts":[{"text":"\nYou are a specialized system component responsible for distilling chat history into a structured XML <state_snapshot>."}]},"contents":[{"role":"user","parts":[{"text":"x"}]}]}"#;
     assert!(read(gemini).compaction);
     assert!(!read(r#"{"system":"s","messages":[{"role":"user","content":"hi"}]}"#).compaction);
 }
@@ -243,13 +243,13 @@ fn claude_codes_billing_line_is_not_part_of_the_thread() {
     assert_eq!(turn("33f33"), turn("1a0ce"));
 }
 
-// Review (issue 15): tests that demonstrate defects; each says what it expects.
+// Found by the attacker review of issue 15; each test says what was wrong.
 
 /// Gemini CLI puts the user's GEMINI.md memory into `systemInstruction`; a project whose
 /// notes mention Gemini CLI's `<state_snapshot>` makes every request a "compaction" (and
 /// so turns off cache-break detection for the whole session).
 #[test]
-fn review_a_system_prompt_quoting_the_marker_is_no_compaction() {
+fn a_system_prompt_quoting_the_marker_is_no_compaction() {
     let r = read(
         r#"{"systemInstruction":{"parts":[{"text":"You are an interactive CLI agent.\n# Memory (GEMINI.md)\nOur parser must handle the <state_snapshot> XML that compression writes."}]},
         "contents":[{"role":"user","parts":[{"text":"fix the parser"}]}],
@@ -263,7 +263,7 @@ fn review_a_system_prompt_quoting_the_marker_is_no_compaction() {
 /// (`find_field`) admits `[A-Za-z0-9._:@+ -]` only. The name becomes the `agent` label, the
 /// `gen_ai.agent.name` attribute and a `llmtap report --by agent` row printed raw.
 #[test]
-fn review_subagent_names_from_argument_objects_are_as_constrained_as_streamed_ones() {
+fn subagent_names_from_argument_objects_are_as_constrained_as_streamed_ones() {
     let args: SubagentArgs =
         serde_json::from_str(r#"{"agent_name":"x\u001b]0;owned\u0007\ny"}"#).expect("json");
     let streamed = find_field(
