@@ -65,13 +65,25 @@ async fn a_call_becomes_one_span_with_every_attribute_and_its_real_times() {
     let ttft = record.ttft.expect("ttft");
     assert!(ttft >= Duration::from_millis(300), "{ttft:?}");
     assert_eq!(s.span.events.len(), 1);
-    assert_eq!(s.span.events[0].name, "gen_ai.first_token");
+    assert_eq!(s.span.events[0].name, "llmtap.first_token");
     assert_eq!(s.span.events[0].time_unix_nano, nanos(record.start + ttft));
     let ttft_ms = match s.attr("llmtap.ttft_ms") {
         Some(Value::DoubleValue(v)) => *v,
         other => panic!("ttft_ms: {other:?}"),
     };
     assert!((ttft_ms - ttft.as_secs_f64() * 1000.0).abs() < 0.001);
+    match s.attr("gen_ai.response.time_to_first_chunk") {
+        Some(Value::DoubleValue(v)) => assert!((v - ttft.as_secs_f64()).abs() < 1e-6),
+        other => panic!("time_to_first_chunk: {other:?}"),
+    }
+    assert_eq!(
+        s.attr("gen_ai.request.stream"),
+        Some(&Value::BoolValue(true))
+    );
+    match (s.attr("gen_ai.usage.cost"), record.cost_usd) {
+        (Some(Value::DoubleValue(v)), Some(cost)) => assert!((v - cost).abs() < 1e-12),
+        other => panic!("gen_ai.usage.cost: {other:?}"),
+    }
 
     let expected: serde_json::Value =
         serde_json::from_slice(&FakeUpstream::fixture("stream_tool_use", "expected.json")).unwrap();
@@ -106,6 +118,10 @@ async fn a_call_becomes_one_span_with_every_attribute_and_its_real_times() {
         ),
         (
             "gen_ai.usage.cache_creation.input_tokens",
+            n(&usage["cache_write_5m"]) + n(&usage["cache_write_1h"]),
+        ),
+        (
+            "gen_ai.usage.cache_write.input_tokens",
             n(&usage["cache_write_5m"]) + n(&usage["cache_write_1h"]),
         ),
         (
@@ -225,6 +241,13 @@ async fn grpc_export_marks_failures_and_cancelled_streams_as_errors() {
         Some("claude-sonnet-4-6"),
         "facts before the abort"
     );
+    // Ended abnormally with no reason from the API: `error` (GenAI conventions).
+    for span in [limited, cancelled] {
+        assert_eq!(
+            span.strings("gen_ai.response.finish_reasons"),
+            Some(vec!["error".to_owned()])
+        );
+    }
 }
 
 #[tokio::test]

@@ -396,6 +396,20 @@ pub mod attr {
     pub const CONTENT_TRUNCATED: &str = "llmtap.content.truncated";
 
     /// Name of the span event stamped at the time-to-first-token instant (`t0` + TTFT), with
-    /// no attributes; streamed calls only. Not a name the GenAI conventions define.
-    pub const FIRST_TOKEN_EVENT: &str = "gen_ai.first_token";
+    /// no attributes; streamed calls only. The GenAI conventions define no such event, so it
+    /// is llmtap's own (`gen_ai.response.time_to_first_chunk` is the standard attribute).
+    pub const FIRST_TOKEN_EVENT: &str = "llmtap.first_token";
+    /// `gen_ai.request.stream` (GenAI conventions v1.41, bool): the request asked for a
+    /// streamed response. Set when the request body was read.
+    pub const REQUEST_STREAM: &str = "gen_ai.request.stream";
+    /// `gen_ai.response.time_to_first_chunk` (GenAI conventions v1.41, double, seconds): `t0`
+    /// to the first generated-content delta, as `llmtap.ttft_ms`. Streamed calls only.
+    pub const TIME_TO_FIRST_CHUNK: &str = "gen_ai.response.time_to_first_chunk";
+    /// `gen_ai.usage.cache_write.input_tokens` (int): the GenAI conventions' main-branch name
+    /// for [`USAGE_CACHE_CREATION`], emitted beside it, with the same value, while the rename
+    /// is not in a release.
+    pub const USAGE_CACHE_WRITE: &str = "gen_ai.usage.cache_write.input_tokens";
+    /// `gen_ai.usage.cost` (double, USD): the call's cost, as `llmtap.cost_usd`. Not in the
+    /// GenAI conventions; the name agentgateway and Langfuse read.
+    pub const USAGE_COST: &str = "gen_ai.usage.cost";
 }

@@ -387,15 +387,23 @@ pub fn attributes(r: &CallRecord) -> Vec<KeyValue> {
             attr::TOOLS_OFFERED_NAMES,
             (!q.tools_offered.is_empty()).then(|| strings(&q.tools_offered)),
         );
+        push(attr::REQUEST_STREAM, Some(Value::Bool(q.stream)));
         push(attr::SYSTEM_CHARS, Some(Value::I64(int(q.system_chars))));
         push(attr::MESSAGES, Some(Value::I64(int(q.messages))));
     }
     let p = &r.response;
     push(attr::RESPONSE_MODEL, p.model.clone().map(Value::from));
     push(attr::RESPONSE_ID, p.id.clone().map(Value::from));
+    // A call that ended abnormally (failed, cut, cancelled) without a reason from the API
+    // reports `error` (GenAI conventions, `gen_ai.response.finish_reasons`).
+    let failed = r.outcome != crate::vocab::Outcome::Ok && p.finish_reasons.is_empty();
     push(
         attr::RESPONSE_FINISH_REASONS,
-        (!p.finish_reasons.is_empty()).then(|| strings(&p.finish_reasons)),
+        if failed {
+            Some(strings(&["error".to_owned()]))
+        } else {
+            (!p.finish_reasons.is_empty()).then(|| strings(&p.finish_reasons))
+        },
     );
     push(
         attr::TOOLS_CALLED,
@@ -411,6 +419,7 @@ pub fn attributes(r: &CallRecord) -> Vec<KeyValue> {
         (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
     };
     push(attr::USAGE_CACHE_CREATION, tokens(created));
+    push(attr::USAGE_CACHE_WRITE, tokens(created));
     push(attr::CACHE_WRITE_5M, tokens(u.cache_write_5m));
     push(attr::CACHE_WRITE_1H, tokens(u.cache_write_1h));
     push(attr::USAGE_REASONING, tokens(u.reasoning));
@@ -430,7 +439,12 @@ pub fn attributes(r: &CallRecord) -> Vec<KeyValue> {
         attr::TTFT_MS,
         r.ttft.map(|t| Value::F64(t.as_secs_f64() * 1000.0)),
     );
+    push(
+        attr::TIME_TO_FIRST_CHUNK,
+        r.ttft.map(|t| Value::F64(t.as_secs_f64())),
+    );
     push(attr::COST_USD, r.cost_usd.map(Value::F64));
+    push(attr::USAGE_COST, r.cost_usd.map(Value::F64));
     if r.cost_usd.is_some() {
         push(attr::COST_SOURCE, Some(Value::from(r.cost_source.as_str())));
     }
