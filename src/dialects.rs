@@ -26,6 +26,7 @@ pub mod json_array;
 mod lenient;
 pub mod openai_chat;
 pub mod openai_responses;
+pub mod params;
 pub mod ratelimits;
 pub mod sse;
 
@@ -132,6 +133,9 @@ pub struct RequestFacts {
     /// `cache_control`, default 5m): where cache writes the response does not split go.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_ttl: Option<String>,
+    /// The generation parameters it set (`gen_ai.request.top_p`, …), as sent.
+    #[serde(flatten)]
+    pub params: params::Params,
     /// Prompt content, only with `--capture-content`. Never serialized into call lines.
     #[serde(skip)]
     pub content: Option<RequestContent>,

@@ -399,6 +399,34 @@ pub mod attr {
     /// no attributes; streamed calls only. The GenAI conventions define no such event, so it
     /// is llmtap's own (`gen_ai.response.time_to_first_chunk` is the standard attribute).
     pub const FIRST_TOKEN_EVENT: &str = "llmtap.first_token";
+    /// `gen_ai.request.top_p` (GenAI conventions, double): as the request set it.
+    pub const REQUEST_TOP_P: &str = "gen_ai.request.top_p";
+    /// `gen_ai.request.top_k` (GenAI conventions, int).
+    pub const REQUEST_TOP_K: &str = "gen_ai.request.top_k";
+    /// `gen_ai.request.stop_sequences` (GenAI conventions, string[]): at most 16 of 256 bytes.
+    pub const REQUEST_STOP_SEQUENCES: &str = "gen_ai.request.stop_sequences";
+    /// `gen_ai.request.seed` (GenAI conventions, int).
+    pub const REQUEST_SEED: &str = "gen_ai.request.seed";
+    /// `gen_ai.request.frequency_penalty` (GenAI conventions, double).
+    pub const REQUEST_FREQUENCY_PENALTY: &str = "gen_ai.request.frequency_penalty";
+    /// `gen_ai.request.presence_penalty` (GenAI conventions, double).
+    pub const REQUEST_PRESENCE_PENALTY: &str = "gen_ai.request.presence_penalty";
+    /// `gen_ai.request.choice.count` (GenAI conventions, int): Chat's `n`, Gemini's
+    /// `candidateCount`.
+    pub const REQUEST_CHOICE_COUNT: &str = "gen_ai.request.choice.count";
+    /// `gen_ai.output.type` (GenAI conventions): `text` or `json`, from the format asked for.
+    pub const OUTPUT_TYPE: &str = "gen_ai.output.type";
+    /// `gen_ai.request.reasoning.level` (GenAI conventions, main branch): the value the client
+    /// sent (`reasoning.effort`, `reasoning_effort`, Anthropic's `output_config.effort` else
+    /// `thinking.type`, Gemini's `thinkingLevel`).
+    pub const REQUEST_REASONING_LEVEL: &str = "gen_ai.request.reasoning.level";
+    /// `gen_ai.request.previous_response.id` (GenAI conventions, main branch): Responses'
+    /// `previous_response_id`.
+    pub const REQUEST_PREVIOUS_RESPONSE_ID: &str = "gen_ai.request.previous_response.id";
+    /// `openai.request.service_tier` (OpenAI conventions): the tier the request asked for.
+    pub const OPENAI_REQUEST_SERVICE_TIER: &str = "openai.request.service_tier";
+    /// `openai.response.service_tier` (OpenAI conventions): the tier the response reports.
+    pub const OPENAI_RESPONSE_SERVICE_TIER: &str = "openai.response.service_tier";
     /// `gen_ai.request.stream` (GenAI conventions v1.41, bool): the request asked for a
     /// streamed response. Set when the request body was read.
     pub const REQUEST_STREAM: &str = "gen_ai.request.stream";

@@ -388,10 +388,54 @@ pub fn attributes(r: &CallRecord) -> Vec<KeyValue> {
             (!q.tools_offered.is_empty()).then(|| strings(&q.tools_offered)),
         );
         push(attr::REQUEST_STREAM, Some(Value::Bool(q.stream)));
+        let params = &q.params;
+        push(attr::REQUEST_TOP_P, params.top_p.map(Value::F64));
+        push(
+            attr::REQUEST_TOP_K,
+            params.top_k.map(|k| Value::I64(int(k))),
+        );
+        push(
+            attr::REQUEST_STOP_SEQUENCES,
+            (!params.stop_sequences.is_empty()).then(|| strings(&params.stop_sequences)),
+        );
+        push(attr::REQUEST_SEED, params.seed.map(Value::I64));
+        push(
+            attr::REQUEST_FREQUENCY_PENALTY,
+            params.frequency_penalty.map(Value::F64),
+        );
+        push(
+            attr::REQUEST_PRESENCE_PENALTY,
+            params.presence_penalty.map(Value::F64),
+        );
+        push(
+            attr::REQUEST_CHOICE_COUNT,
+            params.choice_count.map(|n| Value::I64(int(n))),
+        );
+        push(attr::OUTPUT_TYPE, params.output_type.map(Value::from));
+        push(
+            attr::REQUEST_REASONING_LEVEL,
+            params.reasoning_level.clone().map(Value::from),
+        );
+        push(
+            attr::REQUEST_PREVIOUS_RESPONSE_ID,
+            params.previous_response_id.clone().map(Value::from),
+        );
+        if openai_type.is_some() {
+            push(
+                attr::OPENAI_REQUEST_SERVICE_TIER,
+                params.service_tier.clone().map(Value::from),
+            );
+        }
         push(attr::SYSTEM_CHARS, Some(Value::I64(int(q.system_chars))));
         push(attr::MESSAGES, Some(Value::I64(int(q.messages))));
     }
     let p = &r.response;
+    if openai_type.is_some() {
+        push(
+            attr::OPENAI_RESPONSE_SERVICE_TIER,
+            p.service_tier.clone().map(Value::from),
+        );
+    }
     push(attr::RESPONSE_MODEL, p.model.clone().map(Value::from));
     push(attr::RESPONSE_ID, p.id.clone().map(Value::from));
     // A call that ended abnormally (failed, cut, cancelled) without a reason from the API
@@ -536,6 +580,62 @@ mod tests {
         let (short, cut) = fit(&items, 60);
         assert!(cut && short.len() <= 60, "{short}");
         serde_json::from_str::<Vec<serde_json::Value>>(&short).expect("still valid json");
+    }
+
+    #[test]
+    fn request_parameters_and_openai_tiers_become_their_attributes() {
+        let mut r = crate::telemetry::calls::tests::record();
+        r.api = "openai_responses";
+        r.response.service_tier = Some("flex".into());
+        let q = r.request.as_mut().expect("request");
+        q.params = crate::dialects::params::Params {
+            top_p: Some(0.5),
+            top_k: Some(40),
+            stop_sequences: vec!["END".into()],
+            seed: Some(-3),
+            choice_count: Some(2),
+            output_type: Some("json"),
+            reasoning_level: Some("high".into()),
+            service_tier: Some("priority".into()),
+            previous_response_id: Some("resp_1".into()),
+            ..Default::default()
+        };
+        let attrs = attributes(&r);
+        let get = |k: &str| {
+            attrs
+                .iter()
+                .find(|kv| kv.key.as_str() == k)
+                .map(|kv| kv.value.clone())
+        };
+        assert_eq!(get("gen_ai.request.top_p"), Some(Value::F64(0.5)));
+        assert_eq!(get("gen_ai.request.top_k"), Some(Value::I64(40)));
+        assert_eq!(get("gen_ai.request.seed"), Some(Value::I64(-3)));
+        assert_eq!(get("gen_ai.request.choice.count"), Some(Value::I64(2)));
+        assert_eq!(get("gen_ai.output.type"), Some(Value::from("json")));
+        assert_eq!(
+            get("gen_ai.request.reasoning.level"),
+            Some(Value::from("high"))
+        );
+        assert_eq!(
+            get("gen_ai.request.previous_response.id"),
+            Some(Value::from("resp_1"))
+        );
+        assert_eq!(
+            get("openai.request.service_tier"),
+            Some(Value::from("priority"))
+        );
+        assert_eq!(
+            get("openai.response.service_tier"),
+            Some(Value::from("flex"))
+        );
+        assert_eq!(get("gen_ai.request.stream"), Some(Value::Bool(false)));
+        // Not an OpenAI API: no `openai.*` attributes.
+        r.api = "anthropic_messages";
+        assert!(
+            attributes(&r)
+                .iter()
+                .all(|kv| !kv.key.as_str().starts_with("openai."))
+        );
     }
 
     #[test]

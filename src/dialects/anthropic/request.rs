@@ -42,6 +42,7 @@ pub(super) fn parse_request(
             .or(r.messages.cache_ttl)
             .or(r.system.cache_ttl)
             .or(r.tools.cache_ttl),
+        params: r.params,
         content: capture.map(|_| RequestContent {
             system: r.system.parts.into_vec(),
             input: r.messages.input.into_vec(),
@@ -65,6 +66,7 @@ struct Request {
     /// A top-level `cache_control` (automatic caching: the breakpoint goes on the last
     /// cacheable block, so it is the request's last).
     cache_control: Option<String>,
+    params: crate::dialects::params::Params,
 }
 
 /// The request body: an object, else empty facts. `capture`: the content cap.
@@ -92,7 +94,11 @@ impl Shape for Body {
                 Some("metadata") => {
                     r.user_id = value(&mut map, Field("user_id", Text))?.flatten();
                 }
-                _ => skip(&mut map)?,
+                name => {
+                    if !r.params.read(name, &mut map)? {
+                        skip(&mut map)?;
+                    }
+                }
             }
         }
         Ok(r)

@@ -53,6 +53,7 @@ pub(super) fn facts(r: Request, path: &str, capture: Option<usize>) -> RequestFa
             .cache_ttl
             .or(r.system.cache_ttl)
             .or(r.tools.cache_ttl),
+        params: r.config.params,
         content: capture.map(|_| RequestContent {
             system: r.system.parts.into_vec(),
             input: r.messages.input.into_vec(),
@@ -106,6 +107,7 @@ impl Shape for Body {
 struct Config {
     max_tokens: Option<u64>,
     temperature: Option<f64>,
+    params: crate::dialects::params::Params,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -120,7 +122,11 @@ impl Shape for ConfigShape {
             match key.name() {
                 Some("maxTokens" | "max_new_tokens") => c.max_tokens = value(&mut map, U64)?,
                 Some("temperature") => c.temperature = value(&mut map, F64)?,
-                _ => skip(&mut map)?,
+                name => {
+                    if !c.params.read(name, &mut map)? {
+                        skip(&mut map)?;
+                    }
+                }
             }
         }
         Ok(c)

@@ -37,7 +37,7 @@ pub(super) fn parse_request(
     let outer_session = outer.level.session_id.clone();
     let v = outer.request.unwrap_or(outer.level);
     let (system_chars, system_text) = v.system.or(v.system_snake).unwrap_or_default();
-    let (max_tokens, temperature) = v.config.or(v.config_snake).unwrap_or_default();
+    let (max_tokens, temperature, params) = v.config.or(v.config_snake).unwrap_or_default();
     Ok(RequestFacts {
         // The API names the model in the path; Code Assist in the wrapper.
         model: model_from_path(path).map(str::to_owned).or(outer.model),
@@ -48,6 +48,7 @@ pub(super) fn parse_request(
         system_chars,
         messages: v.contents.count,
         cache_ttl: None,
+        params,
         conversation_id: outer_session
             .or(v.session_id)
             .flatten()
@@ -85,8 +86,8 @@ struct Level {
     contents: Contents,
     tools: Tools,
     /// `maxOutputTokens` and `temperature` of `generationConfig`.
-    config: Option<(Option<u64>, Option<f64>)>,
-    config_snake: Option<(Option<u64>, Option<f64>)>,
+    config: Option<(Option<u64>, Option<f64>, crate::dialects::params::Params)>,
+    config_snake: Option<(Option<u64>, Option<f64>, crate::dialects::params::Params)>,
     session_id: Option<Option<String>>,
 }
 
@@ -282,23 +283,28 @@ impl Shape for Names {
     }
 }
 
-/// `generationConfig`: `maxOutputTokens` and `temperature`.
+/// `generationConfig`: `maxOutputTokens`, `temperature` and the other parameters.
 #[derive(Debug, Clone, Copy)]
 struct ConfigShape;
 
 impl Shape for ConfigShape {
-    type Out = (Option<u64>, Option<f64>);
+    type Out = (Option<u64>, Option<f64>, crate::dialects::params::Params);
 
     fn object<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
         let (mut max_tokens, mut temperature) = (None, None);
+        let mut params = crate::dialects::params::Params::default();
         while let Some(key) = next_key(&mut map)? {
             match key.name() {
                 Some("maxOutputTokens") => max_tokens = value(&mut map, U64)?,
                 Some("temperature") => temperature = value(&mut map, F64)?,
-                _ => skip(&mut map)?,
+                name => {
+                    if !params.read(name, &mut map)? {
+                        skip(&mut map)?;
+                    }
+                }
             }
         }
-        Ok((max_tokens, temperature))
+        Ok((max_tokens, temperature, params))
     }
 }
 

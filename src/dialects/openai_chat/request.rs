@@ -34,6 +34,7 @@ pub(super) fn parse_request(
         messages: r.messages.count,
         conversation_id: None,
         cache_ttl: None,
+        params: r.params,
         content: capture.map(|_| RequestContent {
             system: r.messages.system.into_vec(),
             input: r.messages.input.into_vec(),
@@ -53,6 +54,7 @@ struct Request {
     temperature: Option<f64>,
     messages: Messages,
     tools: Tools,
+    params: crate::dialects::params::Params,
 }
 
 /// The request body: an object, else empty facts. `capture`: the content cap.
@@ -78,7 +80,11 @@ impl Shape for Body {
                 Some("temperature") => r.temperature = value(&mut map, F64)?,
                 Some("messages") => r.messages = value(&mut map, MessagesShape { capture })?,
                 Some("tools") => r.tools = value(&mut map, ToolsShape { capture })?,
-                _ => skip(&mut map)?,
+                name => {
+                    if !r.params.read(name, &mut map)? {
+                        skip(&mut map)?;
+                    }
+                }
             }
         }
         Ok(r)

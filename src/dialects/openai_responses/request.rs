@@ -89,6 +89,7 @@ pub(super) fn parse_request(
             .client_session
             .unwrap_or(r.prompt_cache_key)
             .filter(|k| !k.is_empty() && k.len() <= 128),
+        params: r.params,
         content: capture.map(|_| RequestContent {
             system: system_parts.into_vec(),
             input: input.into_vec(),
@@ -111,6 +112,7 @@ struct Request {
     /// `client_metadata.session_id` when present (of any type): it wins over the cache key.
     client_session: Option<Option<String>>,
     prompt_cache_key: Option<String>,
+    params: crate::dialects::params::Params,
 }
 
 /// The request body: an object, else empty facts. `capture`: the content cap.
@@ -140,7 +142,11 @@ impl Shape for Body {
                     r.client_session = value(&mut map, Field("session_id", Text))?;
                 }
                 Some("prompt_cache_key") => r.prompt_cache_key = value(&mut map, Text)?,
-                _ => skip(&mut map)?,
+                name => {
+                    if !r.params.read(name, &mut map)? {
+                        skip(&mut map)?;
+                    }
+                }
             }
         }
         Ok(r)
