@@ -184,6 +184,10 @@ pub struct ResponseFacts {
     /// `batch`): it decides the price.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_tier: Option<String>,
+    /// OpenAI Chat's `system_fingerprint`: the backend configuration that served the call
+    /// (`openai.response.system_fingerprint`); at most 64 bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_fingerprint: Option<String>,
     /// What the provider says it billed for the call, in USD (OpenRouter `usage.cost`):
     /// the call's cost when present (`llmtap.cost_source = provider`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -592,6 +592,7 @@ impl StreamParser for Messages {
             error_status: self.error_type.as_deref().and_then(error_status),
             complete: self.complete,
             service_tier: self.usage.service_tier.clone(),
+            system_fingerprint: None,
             billed_usd: None,
             ratelimits: None,
             cache_write_unsplit,

@@ -466,6 +466,7 @@ impl StreamParser for Gemini {
             error_status: self.error_status,
             complete: self.terminal() && self.error_type.is_none(),
             service_tier: None,
+            system_fingerprint: None,
             billed_usd: None,
             ratelimits: None,
             cache_write_unsplit: 0,

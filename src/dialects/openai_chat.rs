@@ -75,6 +75,9 @@ struct Chunk {
     usage: Option<WireUsage>,
     #[serde(deserialize_with = "json::lenient")]
     service_tier: Option<String>,
+    /// The backend configuration that served the request (`system_fingerprint`).
+    #[serde(deserialize_with = "json::lenient")]
+    system_fingerprint: Option<String>,
     /// Present and not `null`: the chunk is an error (compatible servers send `null` on every
     /// chunk).
     #[serde(deserialize_with = "json::lenient")]
@@ -464,6 +467,7 @@ struct Chat {
     error_type: Option<String>,
     error_status: Option<u16>,
     service_tier: Option<String>,
+    system_fingerprint: Option<String>,
     complete: bool,
     /// What captured content may still take; `None` when content is not captured.
     capture: Option<CaptureBudget>,
@@ -497,6 +501,9 @@ impl Chat {
         }
         if let Some(tier) = &v.service_tier {
             self.service_tier = Some(tier.clone());
+        }
+        if let Some(fingerprint) = v.system_fingerprint.as_ref().filter(|f| f.len() <= 64) {
+            self.system_fingerprint = Some(fingerprint.clone());
         }
     }
 }
@@ -642,6 +649,7 @@ impl StreamParser for Chat {
             error_status: self.error_status,
             complete: self.complete,
             service_tier: self.service_tier.clone(),
+            system_fingerprint: self.system_fingerprint.clone(),
             billed_usd: self.billed_usd,
             ratelimits: None,
             cache_write_unsplit: 0,

@@ -494,6 +494,7 @@ impl StreamParser for Responses {
             error_status: self.error_status,
             complete: self.complete,
             service_tier: self.service_tier.clone(),
+            system_fingerprint: None,
             billed_usd: None,
             cache_write_unsplit: 0,
             output: self.output.clone(),

@@ -425,6 +425,8 @@ pub mod attr {
     pub const REQUEST_PREVIOUS_RESPONSE_ID: &str = "gen_ai.request.previous_response.id";
     /// `openai.request.service_tier` (OpenAI conventions): the tier the request asked for.
     pub const OPENAI_REQUEST_SERVICE_TIER: &str = "openai.request.service_tier";
+    /// `openai.response.system_fingerprint` (OpenAI conventions): Chat's `system_fingerprint`.
+    pub const OPENAI_RESPONSE_SYSTEM_FINGERPRINT: &str = "openai.response.system_fingerprint";
     /// `openai.response.service_tier` (OpenAI conventions): the tier the response reports.
     pub const OPENAI_RESPONSE_SERVICE_TIER: &str = "openai.response.service_tier";
     /// `gen_ai.request.stream` (GenAI conventions v1.41, bool): the request asked for a

@@ -435,6 +435,10 @@ pub fn attributes(r: &CallRecord) -> Vec<KeyValue> {
             attr::OPENAI_RESPONSE_SERVICE_TIER,
             p.service_tier.clone().map(Value::from),
         );
+        push(
+            attr::OPENAI_RESPONSE_SYSTEM_FINGERPRINT,
+            p.system_fingerprint.clone().map(Value::from),
+        );
     }
     push(attr::RESPONSE_MODEL, p.model.clone().map(Value::from));
     push(attr::RESPONSE_ID, p.id.clone().map(Value::from));
@@ -587,6 +591,7 @@ mod tests {
         let mut r = crate::telemetry::calls::tests::record();
         r.api = "openai_responses";
         r.response.service_tier = Some("flex".into());
+        r.response.system_fingerprint = Some("fp_44709d6fcb".into());
         let q = r.request.as_mut().expect("request");
         q.params = crate::dialects::params::Params {
             top_p: Some(0.5),
