@@ -58,7 +58,7 @@ fn main() {
             (dialect.parse_request)(Operation::Chat, "/v1/messages", &body, None).unwrap();
         });
         let looped = time(n, || {
-            let r = dialects::agent::read_request(&body).unwrap();
+            let r = dialects::agent::read_request("/v1/messages", &body).unwrap();
             assert_eq!(
                 r.tool_results.len(),
                 turns.min(dialects::agent::MAX_TOOL_IDS)

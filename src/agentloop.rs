@@ -291,6 +291,9 @@ impl AgentLoop {
         let loop_request = record.loop_request.take().unwrap_or_default();
         let session = session_key(record);
         let mut facts = LoopFacts::default();
+        // The provider's price namespaces: the context window and a cache break's price.
+        let namespaces = record.provider.price_namespaces_for(&record.host);
+        let namespaces: Vec<&str> = namespaces.iter().map(String::as_str).collect();
         // A refused call (401, 403, llmtap's own refusal) opens no session or thread: a flood
         // of them must not fill the loop's state.
         let opens = !matches!(record.outcome, Outcome::ClientError | Outcome::ProxyError);
@@ -387,9 +390,7 @@ impl AgentLoop {
                         (Some(before), Some(now)) => ok && now.saturating_mul(2) < before,
                         _ => false,
                     };
-                    facts.compacted = loop_request.compaction
-                        || shrank
-                        || record.path.ends_with("/responses/compact");
+                    facts.compacted = loop_request.compaction || shrank;
                     // Cache break: the prefix the last call left in the cache, still alive,
                     // was not read back in full though the prompt still holds it.
                     if let (Some(last), Some(read), Some(input), false) =
@@ -401,7 +402,7 @@ impl AgentLoop {
                             let tokens = last.cached_prefix - read;
                             facts.cache_break_tokens = Some(tokens);
                             facts.cache_break_cost_usd =
-                                break_cost(prices, record, tokens, last.one_hour);
+                                break_cost(prices, &namespaces, record, tokens, last.one_hour);
                         }
                     }
                     if ok && usage.input.is_some() {
@@ -430,8 +431,6 @@ impl AgentLoop {
         // Context fill: input over the model's context window (the provider entry's, else
         // the price data's).
         if let (Some(input), Some(model)) = (record.response.usage.input, record.model()) {
-            let namespaces = record.provider.price_namespaces_for(&record.host);
-            let namespaces: Vec<&str> = namespaces.iter().map(String::as_str).collect();
             let declared = record.provider.context_windows.get(model).copied();
             if let Some(window) = declared
                 .or_else(|| prices.max_input_tokens(&namespaces, model))
@@ -541,15 +540,14 @@ fn retry_reason(record: &CallRecord) -> Option<RetryReason> {
 /// written with) instead of a cache read, at the call's model and tier.
 fn break_cost(
     prices: &PriceTable,
+    namespaces: &[&str],
     record: &CallRecord,
     tokens: u64,
     one_hour: bool,
 ) -> Option<f64> {
-    let namespaces = record.provider.price_namespaces_for(&record.host);
-    let namespaces: Vec<&str> = namespaces.iter().map(String::as_str).collect();
     let cost = |usage: Usage| {
         prices.cost(
-            &namespaces,
+            namespaces,
             record.operation,
             record.model(),
             record.response.service_tier.as_deref(),

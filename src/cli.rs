@@ -85,15 +85,32 @@ pub struct ReportArgs {
     pub file: Option<PathBuf>,
     /// The tables to print, in this order (repeat the flag or separate with commas);
     /// default: day, team, user, client, model.
-    #[arg(long, value_name = "DIMENSION", value_delimiter = ',',
-          value_parser = clap::builder::PossibleValuesParser::new(REPORT_DIMENSIONS))]
-    pub by: Vec<String>,
+    #[arg(long, value_name = "DIMENSION", value_enum, value_delimiter = ',')]
+    pub by: Vec<Dimension>,
 }
 
-/// The tables `llmtap report --by` knows (`report::Dimension`, which a test keeps equal).
-pub const REPORT_DIMENSIONS: &[&str] = &[
-    "day", "team", "user", "client", "model", "session", "agent", "tool",
-];
+/// A table of `llmtap report` (`--by`), spelled as the flag takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Dimension {
+    /// By UTC day of the call's start.
+    Day,
+    /// By team.
+    Team,
+    /// By user.
+    User,
+    /// By client (agent or SDK).
+    Client,
+    /// By model.
+    Model,
+    /// By agent session (`conversation_id`): calls, cost, tokens, cache hit ratio, cache
+    /// breaks, tool time, subagents, duration.
+    Session,
+    /// By agent (`main`, each subagent's name).
+    Agent,
+    /// By tool: runs, failures, total, p50 and p95 time.
+    Tool,
+}
 
 /// Flags of `llmtap healthcheck`.
 #[derive(Debug, Args)]

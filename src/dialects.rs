@@ -232,6 +232,16 @@ pub(crate) fn output_tokens(
     Some(completion)
 }
 
+/// The largest index ≤ `at` that is a character boundary of `s` (`str::floor_char_boundary`,
+/// stable only after this crate's `rust-version`): where a cut at `at` bytes may fall.
+pub(crate) fn floor_char_boundary(s: &str, at: usize) -> usize {
+    let mut at = at.min(s.len());
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
 /// Applies the rules that need both sides of a call: cache writes whose TTL the response
 /// did not say (see [`ResponseFacts::cache_write_unsplit`]) go to the TTL the request's last
 /// breakpoint asked for ([`RequestFacts::cache_ttl`]), 5m when it asked for none.

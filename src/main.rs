@@ -90,13 +90,10 @@ fn main() -> ExitCode {
             };
             match read {
                 Ok(report) => {
-                    // clap admitted only the names `cli::REPORT_DIMENSIONS` lists.
-                    let asked: Vec<llmtap::report::Dimension> =
-                        args.by.iter().filter_map(|d| d.parse().ok()).collect();
-                    let by = if asked.is_empty() {
-                        llmtap::report::Dimension::DEFAULT
+                    let by = if args.by.is_empty() {
+                        llmtap::report::DEFAULT
                     } else {
-                        &asked
+                        &args.by
                     };
                     print!("{}", report.text(by));
                     ExitCode::SUCCESS

@@ -19,41 +19,18 @@ use crate::{
     summary::{LoopPart, Totals, plural, seconds},
 };
 
-/// A table of the report.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantNames,
-)]
-#[strum(serialize_all = "snake_case")]
-pub enum Dimension {
-    /// By UTC day of the call's start.
-    Day,
-    /// By team.
-    Team,
-    /// By user.
-    User,
-    /// By client (agent or SDK).
-    Client,
-    /// By model.
-    Model,
-    /// By agent session (`conversation_id`): calls, cost, tokens, cache hit ratio, cache
-    /// breaks, tool time, subagents, duration.
-    Session,
-    /// By agent (`main`, each subagent's name).
-    Agent,
-    /// By tool: runs, failures, total, p50 and p95 time.
-    Tool,
-}
+pub use crate::cli::Dimension;
+
+/// The tables printed when none is asked for.
+pub const DEFAULT: &[Dimension] = &[
+    Dimension::Day,
+    Dimension::Team,
+    Dimension::User,
+    Dimension::Client,
+    Dimension::Model,
+];
 
 impl Dimension {
-    /// The tables printed when none is asked for.
-    pub const DEFAULT: &'static [Dimension] = &[
-        Dimension::Day,
-        Dimension::Team,
-        Dimension::User,
-        Dimension::Client,
-        Dimension::Model,
-    ];
-
     fn name(self) -> &'static str {
         self.into()
     }
@@ -324,10 +301,10 @@ mod tests {
 
     #[test]
     fn the_cli_knows_every_dimension() {
-        use strum::VariantNames as _;
-        assert_eq!(Dimension::VARIANTS, crate::cli::REPORT_DIMENSIONS);
-        for name in crate::cli::REPORT_DIMENSIONS {
-            assert!(name.parse::<Dimension>().is_ok(), "{name}");
+        use clap::ValueEnum as _;
+        for d in Dimension::value_variants() {
+            let name = d.name();
+            assert_eq!(Dimension::from_str(name, false), Ok(*d), "{name}");
         }
     }
 
@@ -364,7 +341,7 @@ mod tests {
         assert!(text.contains("  Read: 1 run, 0 errors"), "{text}");
         assert!(text.contains("  Explore: 1 call"), "{text}");
         // The default tables are the ones before `--by` existed.
-        let default = report.text(Dimension::DEFAULT);
+        let default = report.text(DEFAULT);
         assert!(default.contains("by day") && !default.contains("by session"));
     }
 

@@ -227,7 +227,7 @@ fn check_dialect(dialect: &str) -> usize {
             let at = at.unwrap_or_else(|| panic!("{name}: {call:?} is among the calls made"));
             called.remove(at);
         }
-        dialects::agent::read_request(&read("request.json")).expect(&name);
+        dialects::agent::read_request(route.api_path(path), &read("request.json")).expect(&name);
         if name == "anthropic/stream_tool_use" {
             assert_eq!(
                 facts.tool_calls[0].id.as_deref(),

@@ -311,6 +311,7 @@ fn a_socket_turn_with_a_new_prompt_continues_the_thread_of_its_previous_response
     let mut b = call(3, 0, &[], &[]);
     b.loop_request = Some(
         crate::dialects::agent::read_request(
+            "/responses",
             br#"{"type":"response.create","previous_response_id":"resp_1","input":[
             {"type":"message","role":"user","content":[{"type":"input_text","text":"and now the tests"}]}]}"#,
         )

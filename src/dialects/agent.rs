@@ -86,10 +86,7 @@ pub const MAX_NAME_BYTES: usize = 128;
 /// A tool call, its id checked (an id over [`MAX_ID_BYTES`] or empty is no id) and its name
 /// cut to [`MAX_NAME_BYTES`].
 pub(crate) fn tool_call(id: Option<&str>, name: &str, subagent: Option<String>) -> ToolCall {
-    let mut end = name.len().min(MAX_NAME_BYTES);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = super::floor_char_boundary(name, MAX_NAME_BYTES);
     ToolCall {
         id: id.filter(|i| usable_id(i)).map(str::to_owned),
         name: name[..end].to_owned(),
@@ -214,10 +211,7 @@ impl ArgScan {
         self.text.push_str(piece);
         if self.text.len() > SCAN_KEEP {
             self.found = find_field(&self.text, self.fields);
-            let mut cut = self.text.len() - SCAN_TAIL;
-            while !self.text.is_char_boundary(cut) {
-                cut -= 1;
-            }
+            let cut = super::floor_char_boundary(&self.text, self.text.len() - SCAN_TAIL);
             self.text.drain(..cut);
         }
     }
@@ -279,7 +273,8 @@ pub struct LoopRequest {
 ///   component responsible for distilling chat history into a structured XML
 ///   <state_snapshot>".
 ///
-/// Codex marks its own with a `compaction_trigger` input item. A marker quoted elsewhere (a
+/// Codex marks its own with a `compaction_trigger` input item, or sends it to
+/// `/responses/compact`. A marker quoted elsewhere (a
 /// project note in the system prompt, a user asking about summaries) is no compaction.
 pub const COMPACTION_USER: (&str, &str) = (
     "CRITICAL: Respond with TEXT ONLY",
@@ -300,9 +295,14 @@ fn has_marker(text: &str) -> bool {
 /// `systemInstruction` (Gemini), messages of role `system`/`developer` before the first user
 /// message (Chat, Responses); the conversation in `messages`, `input` or `contents`, Code
 /// Assist's wrapper `request`; a message's blocks in `content` or `parts`, their text in
-/// `text`. Errors as [`lenient::parse`].
-pub fn read_request(body: &[u8]) -> Result<LoopRequest, ParseError> {
-    let mut acc = Acc::default();
+/// `text`. `api_path`: the path after the provider's prefix, which marks Codex's remote
+/// compaction (`POST /responses/compact`, a JSON body whose `output` replaces the
+/// conversation). Errors as [`lenient::parse`].
+pub fn read_request(api_path: &str, body: &[u8]) -> Result<LoopRequest, ParseError> {
+    let mut acc = Acc {
+        compaction: api_path.trim_end_matches('/') == "/responses/compact",
+        ..Acc::default()
+    };
     lenient::parse(body, Top { acc: &mut acc })?;
     Ok(acc.finish())
 }

@@ -370,10 +370,7 @@ impl CaptureBudget {
             *left -= text.len();
             return text;
         }
-        let mut take = *left;
-        while !text.is_char_boundary(take) {
-            take -= 1;
-        }
+        let take = super::floor_char_boundary(&text, *left);
         *left -= take;
         match text {
             Cow::Borrowed(s) => Cow::Borrowed(&s[..take]),

@@ -96,13 +96,13 @@ impl Params {
             }
             Some("n" | "candidateCount") => self.choice_count = value(map, U64)?,
             Some("response_format") => {
-                let kind = value(map, Field("type", Short))?.flatten();
+                let kind = value(map, Field("type", SHORT))?.flatten();
                 self.output_type = kind.and_then(output_type);
             }
-            Some("responseMimeType") => self.output_type = value(map, Short)?.and_then(output_type),
+            Some("responseMimeType") => self.output_type = value(map, SHORT)?.and_then(output_type),
             // Responses: `text: {"format": {"type": …}}`.
             Some("text") => {
-                let kind = value(map, Field("format", Field("type", Short)))?;
+                let kind = value(map, Field("format", Field("type", SHORT)))?;
                 self.output_type = kind.flatten().flatten().and_then(output_type);
             }
             // Messages: `output_config: {"effort": …, "format": {"type": …}}`.
@@ -118,18 +118,18 @@ impl Params {
             // Messages: `thinking: {"type": "enabled" | "adaptive" | "disabled"}`; the effort,
             // when sent, is the finer level and wins.
             Some("thinking") => {
-                let kind = value(map, Field("type", Short))?.flatten();
+                let kind = value(map, Field("type", SHORT))?.flatten();
                 self.reasoning_level = self.reasoning_level.take().or(kind);
             }
-            Some("reasoning_effort") => self.reasoning_level = value(map, Short)?,
+            Some("reasoning_effort") => self.reasoning_level = value(map, SHORT)?,
             Some("reasoning") => {
-                self.reasoning_level = value(map, Field("effort", Short))?.flatten()
+                self.reasoning_level = value(map, Field("effort", SHORT))?.flatten()
             }
             Some("thinkingConfig") => {
-                self.reasoning_level = value(map, Field("thinkingLevel", Short))?.flatten();
+                self.reasoning_level = value(map, Field("thinkingLevel", SHORT))?.flatten();
             }
-            Some("service_tier") => self.service_tier = value(map, Short)?,
-            Some("previous_response_id") => self.previous_response_id = value(map, Short)?,
+            Some("service_tier") => self.service_tier = value(map, SHORT)?,
+            Some("previous_response_id") => self.previous_response_id = value(map, SHORT)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -146,17 +146,20 @@ fn output_type(kind: String) -> Option<&'static str> {
     }
 }
 
-/// A string of at most [`MAX_VALUE`] bytes.
+/// A string of at most this many bytes (longer: none).
 #[derive(Debug, Clone, Copy)]
-struct Short;
+struct Limited(usize);
 
-impl Shape for Short {
+impl Shape for Limited {
     type Out = Option<String>;
 
     fn string(self, s: &str) -> Option<String> {
-        (s.len() <= MAX_VALUE).then(|| s.to_owned())
+        (s.len() <= self.0).then(|| s.to_owned())
     }
 }
+
+/// A parameter's string value: [`MAX_VALUE`] bytes at most.
+const SHORT: Limited = Limited(MAX_VALUE);
 
 /// An object's field read with a shape (`Out` is `None` when the value is no object or has no
 /// such field).
@@ -179,28 +182,17 @@ impl Shape for Stops {
     type Out = Vec<String>;
 
     fn string(self, s: &str) -> Vec<String> {
-        StopOne.string(s).into_iter().collect()
+        Limited(MAX_STOP_BYTES).string(s).into_iter().collect()
     }
 
     fn array<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
         let mut out = Vec::new();
-        while let Some(stop) = seq.next_element_seed(lenient::Read(StopOne))? {
+        while let Some(stop) = seq.next_element_seed(lenient::Read(Limited(MAX_STOP_BYTES)))? {
             if out.len() < MAX_STOPS {
                 out.extend(stop);
             }
         }
         Ok(out)
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct StopOne;
-
-impl Shape for StopOne {
-    type Out = Option<String>;
-
-    fn string(self, s: &str) -> Option<String> {
-        (s.len() <= MAX_STOP_BYTES).then(|| s.to_owned())
     }
 }
 
@@ -227,8 +219,8 @@ impl Shape for OutputConfig {
         let mut out = (None, None);
         while let Some(key) = next_key(&mut map)? {
             match key.name() {
-                Some("effort") => out.0 = value(&mut map, Short)?,
-                Some("format") => out.1 = value(&mut map, Field("type", Short))?.flatten(),
+                Some("effort") => out.0 = value(&mut map, SHORT)?,
+                Some("format") => out.1 = value(&mut map, Field("type", SHORT))?.flatten(),
                 _ => skip(&mut map)?,
             }
         }

@@ -321,7 +321,8 @@ impl Pending {
                     .body
                     .as_ref()
                     .map_or(&[][..], ChargedBuf::as_slice);
-                guarded(|| crate::dialects::agent::read_request(body)).ok()
+                let path = self.route.api_path(&self.head.path);
+                guarded(|| crate::dialects::agent::read_request(path, body)).ok()
             }
             _ => None,
         };

@@ -161,13 +161,21 @@ impl Metrics {
             registry.register(Box::new(c.clone()))?;
             Ok::<_, prometheus::Error>(c)
         };
-        let histogram = |name: &str, help: &str| {
+        let histogram_of = |name: &str, help: &str, buckets: &[f64], labels: &[&str]| {
             let h = HistogramVec::new(
-                HistogramOpts::new(name, help).buckets(n::LATENCY_BUCKETS.to_vec()),
-                &[n::PROVIDER, n::MODEL, n::CLIENT],
+                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+                labels,
             )?;
             registry.register(Box::new(h.clone()))?;
             Ok::<_, prometheus::Error>(h)
+        };
+        let histogram = |name: &str, help: &str| {
+            histogram_of(
+                name,
+                help,
+                n::LATENCY_BUCKETS,
+                &[n::PROVIDER, n::MODEL, n::CLIENT],
+            )
         };
         let requests = counter(
             n::REQUESTS_TOTAL,
@@ -290,14 +298,6 @@ impl Metrics {
         build_info
             .get_metric_with_label_values(&[env!("CARGO_PKG_VERSION")])?
             .set(1);
-        let histogram_of = |name: &str, help: &str, buckets: &[f64], labels: &[&str]| {
-            let h = HistogramVec::new(
-                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
-                labels,
-            )?;
-            registry.register(Box::new(h.clone()))?;
-            Ok::<_, prometheus::Error>(h)
-        };
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             let g = prometheus::GaugeVec::new(Opts::new(name, help), labels)?;
             registry.register(Box::new(g.clone()))?;

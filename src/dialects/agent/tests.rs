@@ -1,7 +1,7 @@
 use super::*;
 
 fn read(body: &str) -> LoopRequest {
-    read_request(body.as_bytes()).expect("valid json")
+    read_request("/v1/messages", body.as_bytes()).expect("valid json")
 }
 
 fn ids(r: &LoopRequest) -> Vec<(Option<&str>, bool)> {
@@ -108,7 +108,7 @@ fn results_are_bounded_and_ids_checked() {
         Some("t199")
     );
     assert_eq!(read("[1,2]"), LoopRequest::default());
-    assert_eq!(read_request(b"{"), Err(ParseError::InvalidJson));
+    assert_eq!(read_request("", b"{"), Err(ParseError::InvalidJson));
 }
 
 #[test]
@@ -139,6 +139,15 @@ fn arg_scan_finds_the_subagent_in_pieces_and_past_long_prompts() {
         Some("Task"),
         "unnamed: the tool's own name"
     );
+}
+
+/// The tool calls of `facts` as (id, name, subagent).
+fn calls_of(facts: &crate::dialects::ResponseFacts) -> Vec<(Option<&str>, &str, Option<&str>)> {
+    facts
+        .tool_calls
+        .iter()
+        .map(|c| (c.id.as_deref(), c.name.as_str(), c.subagent.as_deref()))
+        .collect()
 }
 
 /// Feeds JSON events to `dialect`'s stream parser.
@@ -172,11 +181,7 @@ fn a_streamed_agent_call_is_named_from_its_input_pieces() {
         ],
     );
     assert_eq!(facts.tools_called, ["Agent", "web_search", "Bash"]);
-    let calls: Vec<(Option<&str>, &str, Option<&str>)> = facts
-        .tool_calls
-        .iter()
-        .map(|c| (c.id.as_deref(), c.name.as_str(), c.subagent.as_deref()))
-        .collect();
+    let calls = calls_of(&facts);
     assert_eq!(
         calls,
         [
@@ -200,11 +205,7 @@ fn responses_calls_and_codex_rate_limits_from_the_socket() {
             r#"{"type":"response.completed","response":{"id":"resp_1","status":"completed","usage":{"input_tokens":1,"output_tokens":1}}}"#,
         ],
     );
-    let calls: Vec<(Option<&str>, &str, Option<&str>)> = facts
-        .tool_calls
-        .iter()
-        .map(|c| (c.id.as_deref(), c.name.as_str(), c.subagent.as_deref()))
-        .collect();
+    let calls = calls_of(&facts);
     assert_eq!(
         calls,
         [
@@ -227,6 +228,8 @@ fn compaction_markers_the_agents_send() {
     assert!(!read(after).compaction);
     let codex = r#"{"input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"x"}]},{"type":"compaction_trigger"}]}"#;
     assert!(read(codex).compaction);
+    let compact = read_request("/responses/compact", br#"{"input":[]}"#).expect("json");
+    assert!(compact.compaction, "Codex's remote compaction endpoint");
     let gemini = r#"{"systemInstruction":{"parts":[{"text":"\nYou are a specialized system component responsible for distilling chat history into a structured XML <state_snapshot>."}]},"contents":[{"role":"user","parts":[{"text":"x"}]}]}"#;
     assert!(read(gemini).compaction);
     assert!(!read(r#"{"system":"s","messages":[{"role":"user","content":"hi"}]}"#).compaction);
