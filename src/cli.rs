@@ -259,6 +259,10 @@ pub struct RunArgs {
     /// it overrides. Without an endpoint no exporter runs.
     #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
+    /// Also export llmtap's own diagnostic spans (startup, parse failures, warnings), under the
+    /// service name `<service.name>-diagnostics`; off, a GenAI backend sees only calls.
+    #[arg(long, env = "LLMTAP_OTLP_DIAGNOSTICS")]
+    pub otlp_diagnostics: bool,
     /// Record prompts, completions and tool definitions in spans (off: no content anywhere).
     #[arg(long, env = "LLMTAP_CAPTURE_CONTENT")]
     pub capture_content: bool,
@@ -375,6 +379,51 @@ pub struct OtelEnv {
     /// configuration error.
     #[arg(long, env = "OTEL_TRACES_EXPORTER", hide = true)]
     pub otel_traces_exporter: Option<String>,
+    /// `OTEL_METRICS_EXPORTER`: `otlp` turns OTel metrics export on (to the general endpoint
+    /// with `/v1/metrics` appended, or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`); `none` or unset
+    /// leaves it off unless a metrics endpoint is set. Prometheus `/metrics` is always served.
+    #[arg(long, env = "OTEL_METRICS_EXPORTER", hide = true)]
+    pub otel_metrics_exporter: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`: the full metrics URL, used as it is; setting it
+    /// turns OTel metrics export on.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", hide = true)]
+    pub otel_exporter_otlp_metrics_endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`: as `OTEL_EXPORTER_OTLP_PROTOCOL`, which it wins
+    /// over.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", hide = true)]
+    pub otel_exporter_otlp_metrics_protocol: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_METRICS_HEADERS`: as `OTEL_EXPORTER_OTLP_HEADERS`, which it wins
+    /// over. Secret.
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub otel_exporter_otlp_metrics_headers: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`: as `OTEL_EXPORTER_OTLP_TIMEOUT`, which it wins over.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", hide = true)]
+    pub otel_exporter_otlp_metrics_timeout: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE`: as `OTEL_EXPORTER_OTLP_CERTIFICATE`, which it
+    /// wins over.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", hide = true)]
+    pub otel_exporter_otlp_metrics_certificate: Option<PathBuf>,
+    /// `OTEL_METRIC_EXPORT_INTERVAL`: milliseconds between metric exports (default 60000).
+    #[arg(long, env = "OTEL_METRIC_EXPORT_INTERVAL", hide = true)]
+    pub otel_metric_export_interval: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`: `cumulative` (the default),
+    /// `delta` or `lowmemory`, as the OTLP exporter specification defines them.
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+        hide = true
+    )]
+    pub otel_exporter_otlp_metrics_temporality_preference: Option<String>,
+    /// `OTEL_SEMCONV_STABILITY_OPT_IN`: comma-separated; `gen_ai_latest_experimental` switches
+    /// spans and metrics from the GenAI conventions v1.41 to their latest names (the
+    /// conventions' own transition rule, "Semantic conventions for generative AI").
+    #[arg(long, env = "OTEL_SEMCONV_STABILITY_OPT_IN", hide = true)]
+    pub otel_semconv_stability_opt_in: Option<String>,
 }
 
 /// The syntax of the export lines (`llmtap env --shell`, default `sh`): `sh` (`export

@@ -147,6 +147,13 @@ pub struct Config {
     pub limits: Limits,
     /// `None`: no exporter at all (the embedded default: call lines + `/metrics`).
     pub otlp: Option<otlp::OtlpConfig>,
+    /// `None`: no OTel metrics export (the default; `/metrics` is always served).
+    pub otlp_metrics: Option<otlp::MetricsConfig>,
+    /// `OTEL_SEMCONV_STABILITY_OPT_IN`: the GenAI conventions version spans and metrics use.
+    pub conventions: otlp::Conventions,
+    /// `--otlp-diagnostics`: also export llmtap's own diagnostic spans (`llmtap.start`,
+    /// `llmtap.parse_failure`, warnings) under the service `<service.name>-diagnostics`.
+    pub otlp_diagnostics: bool,
     /// `--capture-content` and `--capture-max-bytes`.
     pub capture: Capture,
     /// The embedded price table plus `--prices` overrides.
@@ -258,6 +265,16 @@ impl Config {
                 ..otlp
             }
         });
+        let otlp_metrics =
+            otlp::metrics_from_env(args.otlp_endpoint.as_deref(), &args.otel)?.map(|m| {
+                otlp::MetricsConfig {
+                    otlp: otlp::OtlpConfig {
+                        system_roots: system_roots.clone(),
+                        ..m.otlp
+                    },
+                    ..m
+                }
+            });
         let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
         Ok(Config {
             listen,
@@ -277,6 +294,9 @@ impl Config {
             drain: Duration::from_secs(args.drain_seconds),
             limits: Limits::default(),
             otlp,
+            otlp_metrics,
+            conventions: otlp::conventions(&args.otel),
+            otlp_diagnostics: args.otlp_diagnostics,
             capture: Capture {
                 enabled: args.capture_content,
                 max_bytes: args.capture_max_bytes,

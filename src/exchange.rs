@@ -26,7 +26,7 @@ use decode::{Decoder, Encoding};
 pub use head::{RequestHead, TraceParent};
 pub use observe::{BodyEnd, BodyObserver, MessageObserver, Observing, Recorder, Side};
 use pipeline::{Document, Stream, StreamFraming, decoded_cap, keep_for};
-pub use record::{CallRecord, LoopFacts, Pending, ToolExecution};
+pub use record::{CallRecord, ChunkGaps, LoopFacts, Pending, ToolExecution};
 pub use ws::WsSession;
 
 use std::{
@@ -97,6 +97,8 @@ pub struct Exchange {
     parse_error: Option<ParseError>,
     first_byte: Option<Instant>,
     first_delta: Option<Instant>,
+    /// The gaps between content reads, when OTel metrics want them.
+    chunk_gaps: Option<Box<ChunkGaps>>,
     finished: bool,
     /// What the response head's limit headers said.
     ratelimits: Option<crate::dialects::ratelimits::RateLimits>,
@@ -128,6 +130,7 @@ impl Exchange {
             stream: None,
             document: None,
             charge: Charge::new(&observing.budget),
+            chunk_gaps: observing.chunk_gaps.then(Box::default),
             observing,
             skipped: None,
             parse_error: None,
@@ -344,6 +347,9 @@ impl Exchange {
                 });
                 if saw_delta {
                     self.first_delta.get_or_insert(now);
+                    if let Some(gaps) = self.chunk_gaps.as_mut() {
+                        gaps.chunk(now);
+                    }
                 }
                 if let Err(e) = result {
                     self.parse_error = Some(e);
@@ -403,6 +409,7 @@ impl Exchange {
             duration: now - self.t0,
             ttft: self.first_delta.map(|t| t - self.t0),
             first_byte: self.first_byte.map(|t| t - self.t0),
+            chunk_gaps: self.chunk_gaps.take().filter(|g| !g.is_empty()),
             route: self.route.clone(),
             head: self.head.clone(),
             status: self.status,

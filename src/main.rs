@@ -129,7 +129,7 @@ async fn run(config: Config) -> ExitCode {
         .telemetry
         .spans
         .as_ref()
-        .map(|s| s.internal_tracer());
+        .and_then(|s| s.internal_tracer());
     let hint = logging::TrustHint {
         ca_cert: running.exports.ca_cert.clone(),
         bundle: running.exports.bundle.clone(),
@@ -200,7 +200,7 @@ async fn wrap(args: WrapArgs) -> ExitCode {
         .telemetry
         .spans
         .as_ref()
-        .map(|s| s.internal_tracer());
+        .and_then(|s| s.internal_tracer());
     // Only warnings: the command owns the terminal.
     let filter = config
         .log_filter

@@ -11,6 +11,7 @@ pub mod export;
 pub mod logging;
 pub mod metrics;
 pub mod names;
+pub mod otel_metrics;
 pub mod spans;
 
 use std::{
@@ -74,6 +75,8 @@ pub struct Telemetry {
     parse_warning: RateLimit,
     /// `None`: no OTLP endpoint configured, no exporter at all.
     pub spans: Option<Spans>,
+    /// `None`: OTel metrics export not configured (the default).
+    otel_metrics: Option<otel_metrics::OtelMetrics>,
     prices: PriceTable,
     budget: Arc<crate::budget::Budget>,
 }
@@ -103,7 +106,28 @@ impl Telemetry {
         let spans = config
             .otlp
             .as_ref()
-            .map(|otlp| Spans::start(otlp, health, capture))
+            .map(|otlp| {
+                Spans::start(
+                    otlp,
+                    health,
+                    spans::Options {
+                        capture,
+                        conventions: config.conventions,
+                        diagnostics: config.otlp_diagnostics,
+                    },
+                )
+            })
+            .transpose()?;
+        let otel_metrics = config
+            .otlp_metrics
+            .as_ref()
+            .map(|m| {
+                otel_metrics::OtelMetrics::start(
+                    m,
+                    config.conventions,
+                    metrics.metric_export_failures.clone(),
+                )
+            })
             .transpose()?;
         let telemetry = Arc::new(Telemetry {
             next_id: AtomicU64::new(1),
@@ -113,6 +137,7 @@ impl Telemetry {
             records: broadcast::channel(1024).0,
             parse_warning: RateLimit::new(Duration::from_secs(10)),
             spans,
+            otel_metrics,
             prices: config.prices.clone(),
             budget: crate::budget::Budget::new(
                 config.observe_budget,
@@ -216,15 +241,19 @@ impl Telemetry {
         }
     }
 
-    /// Flushes and stops span export within `timeout`, off the runtime's worker threads.
+    /// Flushes and stops span and OTel metric export within `timeout`, off the runtime's
+    /// worker threads.
     pub async fn shutdown_spans(self: &Arc<Self>, timeout: Duration) {
-        if self.spans.is_none() {
+        if self.spans.is_none() && self.otel_metrics.is_none() {
             return;
         }
         let this = self.clone();
         let flush = tokio::task::spawn_blocking(move || {
             if let Some(spans) = &this.spans {
                 spans.shutdown(timeout);
+            }
+            if let Some(metrics) = &this.otel_metrics {
+                metrics.shutdown(timeout);
             }
         });
         let _ = tokio::time::timeout(timeout + Duration::from_millis(500), flush).await;
@@ -246,6 +275,9 @@ impl Telemetry {
         let dropped = agent_loop.observe(&mut record, &self.prices);
         self.metrics.tool_calls_unmatched(dropped);
         self.metrics.record(&record);
+        if let Some(otel) = &self.otel_metrics {
+            otel.record(&record, &self.metrics);
+        }
         if let Some(spans) = &self.spans {
             spans.record(&record);
         }

@@ -416,7 +416,18 @@ async fn a_dead_collector_changes_nothing_for_clients_and_drops_are_counted() {
 async fn no_key_and_no_prompt_text_in_any_exported_byte() {
     let upstream = FakeUpstream::start().await;
     let receiver = Receiver::http().await;
-    let mut tap = harness::start(&upstream, &["--otlp-endpoint", &receiver.endpoint()]).await;
+    let mut tap = harness::start(
+        &upstream,
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--otel-metrics-exporter",
+            "otlp",
+            "--otel-metric-export-interval",
+            "100",
+        ],
+    )
+    .await;
     let key = "sk-ant-api03-OTLP-SECRET-KEY-7777";
     let prompt = br#"{"model":"claude-sonnet-4-6","max_tokens":64,"stream":true,
         "system":"PROMPT-MARKER-system the secret plan",
@@ -432,6 +443,10 @@ async fn no_key_and_no_prompt_text_in_any_exported_byte() {
     .await;
     tap.next_record().await;
     receiver.call_spans(1).await;
+    // The metrics too: every exported byte, spans and metrics, is checked.
+    receiver
+        .metric_where("gen_ai.client.operation.duration", |m| !m.points.is_empty())
+        .await;
     let raw = String::from_utf8_lossy(&receiver.raw()).into_owned();
     assert!(
         raw.contains("claude-sonnet-4-6"),
@@ -481,6 +496,7 @@ async fn the_binary_exports_its_own_diagnostics_and_flushes_at_shutdown() {
             "agents-proxy",
             "--otel-resource-attributes",
             "deployment.environment=test",
+            "--otlp-diagnostics",
         ],
     );
     let ca = crate::support::harness::get(llmtap.admin, "/ca.pem")
@@ -507,6 +523,11 @@ async fn the_binary_exports_its_own_diagnostics_and_flushes_at_shutdown() {
         calls[0].resource.get("deployment.environment"),
         Some(&Value::StringValue("test".into()))
     );
+    // Phoenix files spans by this resource attribute; it names the service.
+    assert_eq!(
+        calls[0].resource.get("openinference.project.name"),
+        Some(&Value::StringValue("agents-proxy".into()))
+    );
     let all = receiver.spans();
     let internal: Vec<_> = all
         .iter()
@@ -516,6 +537,17 @@ async fn the_binary_exports_its_own_diagnostics_and_flushes_at_shutdown() {
         internal.iter().any(|s| s.span.name == "llmtap.start"),
         "{all:?}"
     );
+    // Diagnostics (asked for with --otlp-diagnostics) travel under a service of their own,
+    // never among the calls a GenAI backend shows.
+    for s in &internal {
+        for key in ["service.name", "openinference.project.name"] {
+            assert_eq!(
+                s.resource.get(key),
+                Some(&Value::StringValue("agents-proxy-diagnostics".into())),
+                "{key}"
+            );
+        }
+    }
     for s in &all {
         assert!(
             s.scope == "llmtap" || s.scope == "llmtap-internal",
@@ -594,6 +626,8 @@ async fn capture_content_exports_the_conventions_shapes_capped() {
 
     let output = parse("gen_ai.output.messages");
     assert_eq!(output[0]["role"], "assistant");
+    // v1.41's output message schema requires it (the latest conventions drop it: see
+    // `the_latest_conventions_are_opt_in_and_rename_spans_and_metrics`).
     assert_eq!(output[0]["finish_reason"], "tool_use");
     let parts = output[0]["parts"].as_array().unwrap();
     let tool_call = parts
@@ -743,4 +777,325 @@ async fn an_unreachable_collector_is_reported_once() {
         stderr.contains(&endpoint),
         "the warning names the collector"
     );
+}
+
+/// A point's attribute as a string (ints printed), for comparing attribute sets.
+fn point_attrs(p: &crate::support::otlp::Point) -> std::collections::BTreeMap<String, String> {
+    p.attributes
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::StringValue(s) => s.clone(),
+                Value::IntValue(i) => i.to_string(),
+                Value::BoolValue(b) => b.to_string(),
+                Value::DoubleValue(d) => d.to_string(),
+                other => format!("{other:?}"),
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn gen_ai_client_metrics_reach_an_otlp_receiver_with_the_conventions_names_and_buckets() {
+    let upstream = FakeUpstream::start().await;
+    let receiver = Receiver::http().await;
+    let mut tap = harness::start(
+        &upstream,
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--otel-metrics-exporter",
+            "otlp",
+            "--otel-metric-export-interval",
+            "200",
+            "--team",
+            "platform",
+        ],
+    )
+    .await;
+    // Diagnostics are off by default: a GenAI backend sees only calls.
+    let running = tap.running.as_ref().unwrap();
+    assert!(
+        running
+            .telemetry
+            .spans
+            .as_ref()
+            .unwrap()
+            .internal_tracer()
+            .is_none()
+    );
+    let headers = [
+        ("x-fake-scenario", "stream_tool_use"),
+        ("x-fake-first-delay-ms", "100"),
+    ];
+    assert!(
+        call(&tap, &body("stream_tool_use"), &headers)
+            .await
+            .end
+            .is_ok()
+    );
+    let record = tap.next_record().await;
+    let u = &record.response.usage;
+    let base: std::collections::BTreeMap<String, String> = [
+        ("gen_ai.operation.name", "chat"),
+        ("gen_ai.provider.name", "anthropic"),
+        ("gen_ai.request.model", "claude-opus-4-8"),
+        ("gen_ai.response.model", "claude-opus-4-8"),
+        ("server.address", HOST),
+        ("server.port", "443"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let bounds = [
+        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+    ];
+
+    let duration = receiver
+        .metric_where("gen_ai.client.operation.duration", |m| !m.points.is_empty())
+        .await;
+    assert_eq!((duration.kind, duration.unit.as_str()), ("histogram", "s"));
+    assert_eq!(duration.temporality, 2, "cumulative by default");
+    assert_eq!(duration.scope, "llmtap");
+    assert_eq!(
+        duration.resource.get("service.name"),
+        Some(&Value::StringValue("llmtap".into()))
+    );
+    let p = &duration.points[0];
+    assert_eq!(
+        point_attrs(p),
+        base,
+        "the required attributes, no error.type"
+    );
+    assert_eq!(p.bounds, bounds);
+    assert_eq!(p.count, Some(1));
+    assert!((p.sum.unwrap() - record.duration.as_secs_f64()).abs() < 1e-6);
+
+    let tokens = receiver
+        .metric_where("gen_ai.client.token.usage", |m| m.points.len() == 2)
+        .await;
+    assert_eq!(
+        (tokens.kind, tokens.unit.as_str()),
+        ("histogram", "{token}")
+    );
+    for (kind, want) in [("input", u.input), ("output", u.output)] {
+        let point = tokens
+            .points
+            .iter()
+            .find(|p| p.str("gen_ai.token.type") == Some(kind))
+            .unwrap_or_else(|| panic!("{kind}: {:?}", tokens.points));
+        assert_eq!(point.count, Some(1));
+        assert_eq!(point.sum, want.map(|v| v as f64), "{kind}");
+        assert_eq!(point.bounds[0], 1.0);
+        assert_eq!(*point.bounds.last().unwrap(), 67108864.0);
+        let mut expected = base.clone();
+        expected.insert("gen_ai.token.type".into(), kind.into());
+        assert_eq!(point_attrs(point), expected);
+    }
+
+    let first = receiver
+        .metric_where("gen_ai.client.operation.time_to_first_chunk", |m| {
+            !m.points.is_empty()
+        })
+        .await;
+    let ttft = record.ttft.expect("streamed").as_secs_f64();
+    assert!(ttft >= 0.1);
+    assert_eq!(first.points[0].count, Some(1));
+    assert!((first.points[0].sum.unwrap() - ttft).abs() < 1e-6);
+
+    // The fake upstream spaces events 5 ms apart: every read after the first content read
+    // is one gap of at least that.
+    let chunks = receiver
+        .metric_where("gen_ai.client.operation.time_per_output_chunk", |m| {
+            !m.points.is_empty()
+        })
+        .await;
+    let gaps = record
+        .chunk_gaps
+        .as_ref()
+        .expect("gaps kept with metrics on");
+    let p = &chunks.points[0];
+    assert_eq!(p.count, Some(gaps.len()));
+    assert!(p.count.unwrap() >= 1);
+    assert!(p.sum.unwrap() / p.count.unwrap() as f64 >= 0.004, "{p:?}");
+    assert_eq!(p.bounds, bounds);
+
+    let cost = receiver
+        .metric_where("llmtap.cost", |m| !m.points.is_empty())
+        .await;
+    assert_eq!((cost.kind, cost.unit.as_str()), ("sum", "USD"));
+    assert!(cost.monotonic);
+    let p = &cost.points[0];
+    assert!((p.value.unwrap() - record.cost_usd.expect("priced")).abs() < 1e-12);
+    let attrs = point_attrs(p);
+    assert_eq!(attrs["llmtap.team"], "platform");
+    assert_eq!(attrs["llmtap.user"], "unknown");
+    assert_eq!(attrs["llmtap.client"], "anthropic-sdk-python");
+    assert_eq!(attrs["llmtap.billing"], "api");
+    assert_eq!(attrs["gen_ai.provider.name"], "anthropic");
+
+    // Prometheus is unchanged beside it, and the metrics exports did not fail.
+    let m = tap.metrics().await;
+    assert_eq!(metric(&m, "llmtap_requests_total", &[]), 1.0);
+    assert_eq!(
+        metric(
+            &m,
+            "llmtap_otlp_export_failures_total",
+            &[("signal", "metrics")]
+        ),
+        0.0
+    );
+    // A failed call carries error.type on the duration, as the conventions require.
+    let failed = [("x-fake-scenario", "error_429")];
+    call(&tap, &body("stream_tool_use"), &failed).await;
+    let failed = tap.next_record().await;
+    let error = failed.error_type.as_ref().expect("failed").to_string();
+    receiver
+        .metric_where("gen_ai.client.operation.duration", |m| {
+            m.points
+                .iter()
+                .any(|p| p.str("error.type") == Some(error.as_str()))
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn the_latest_conventions_are_opt_in_and_rename_spans_and_metrics() {
+    let upstream = FakeUpstream::start().await;
+    let receiver = Receiver::grpc().await;
+    let mut tap = harness::start(
+        &upstream,
+        &[
+            "--otel-exporter-otlp-endpoint",
+            &receiver.endpoint(),
+            "--otel-exporter-otlp-protocol",
+            "grpc",
+            "--otel-exporter-otlp-metrics-endpoint",
+            &receiver.endpoint(),
+            "--otel-metric-export-interval",
+            "200",
+            "--otel-exporter-otlp-metrics-temporality-preference",
+            "delta",
+            "--otel-semconv-stability-opt-in",
+            "gen_ai_latest_experimental",
+            "--capture-content",
+        ],
+    )
+    .await;
+    let headers = [("x-fake-scenario", "stream_tool_use")];
+    assert!(
+        call(&tap, &body("stream_tool_use"), &headers)
+            .await
+            .end
+            .is_ok()
+    );
+    let record = tap.next_record().await;
+    let u = &record.response.usage;
+    let spans = receiver.call_spans(1).await;
+    let s = &spans[0];
+    assert_eq!(s.attr("gen_ai.usage.cache_creation.input_tokens"), None);
+    let written = u.cache_write_5m.unwrap_or(0) + u.cache_write_1h.unwrap_or(0);
+    assert_eq!(
+        s.int("gen_ai.usage.cache_write.input_tokens"),
+        Some(written as i64)
+    );
+    let output: serde_json::Value =
+        serde_json::from_str(s.str("gen_ai.output.messages").expect("captured")).unwrap();
+    assert!(output[0].get("finish_reason").is_none(), "{output}");
+    assert_eq!(
+        s.strings("gen_ai.response.finish_reasons"),
+        Some(vec!["tool_use".to_owned()])
+    );
+
+    let duration = receiver
+        .metric_where("gen_ai.client.inference.duration", |m| !m.points.is_empty())
+        .await;
+    assert_eq!(duration.temporality, 1, "delta, as preferred");
+    let input = receiver
+        .metric_where("gen_ai.client.inference.usage.input_tokens", |m| {
+            !m.points.is_empty()
+        })
+        .await;
+    assert_eq!((input.kind, input.unit.as_str()), ("sum", "{token}"));
+    assert_eq!(input.points[0].value, u.input.map(|v| v as f64));
+    assert_eq!(
+        input.points[0].str("gen_ai.token.modality"),
+        Some("unknown")
+    );
+    let cache_read = receiver
+        .metric_where(
+            "gen_ai.client.inference.usage.cache_read.input_tokens",
+            |m| !m.points.is_empty(),
+        )
+        .await;
+    assert_eq!(cache_read.points[0].value, u.cache_read.map(|v| v as f64));
+    let per_call = receiver
+        .metric_where("gen_ai.client.inference.operation.output_tokens", |m| {
+            !m.points.is_empty()
+        })
+        .await;
+    assert_eq!(per_call.points[0].sum, u.output.map(|v| v as f64));
+    // The v1.41 names are not exported beside them.
+    for old in [
+        "gen_ai.client.operation.duration",
+        "gen_ai.client.token.usage",
+    ] {
+        assert!(
+            receiver.metrics().iter().all(|m| m.name != old),
+            "{old} exported"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_dead_metrics_collector_is_counted_and_changes_nothing_for_clients() {
+    let upstream = FakeUpstream::start().await;
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}/v1/metrics", closed.local_addr().unwrap());
+    drop(closed);
+    let mut tap = harness::start(
+        &upstream,
+        &[
+            "--otel-exporter-otlp-metrics-endpoint",
+            &endpoint,
+            "--otel-metric-export-interval",
+            "100",
+            "--otel-exporter-otlp-metrics-timeout",
+            "500",
+        ],
+    )
+    .await;
+    let started = Instant::now();
+    let headers = [("x-fake-scenario", "stream_text")];
+    let res = call(&tap, &body("stream_text"), &headers).await;
+    assert!(res.end.is_ok());
+    tap.next_record().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = tap.metrics().await;
+        if metric(
+            &m,
+            "llmtap_otlp_export_failures_total",
+            &[("signal", "metrics")],
+        ) >= 1.0
+        {
+            assert_eq!(
+                metric(
+                    &m,
+                    "llmtap_otlp_export_failures_total",
+                    &[("signal", "traces")]
+                ),
+                0.0
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no metrics export failure counted: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
 }

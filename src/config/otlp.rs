@@ -1,6 +1,8 @@
 //! OTLP export settings from the standard OpenTelemetry variables, resolved as the
 //! specification defines them (signal-specific variables win over general ones; a general
-//! HTTP endpoint gets `/v1/traces` appended, a traces endpoint is used as it is).
+//! HTTP endpoint gets `/v1/traces` or `/v1/metrics` appended, a signal's own endpoint is used
+//! as it is), and which GenAI conventions version llmtap speaks
+//! (`OTEL_SEMCONV_STABILITY_OPT_IN`).
 //!
 //! Errors name the variable (or `--otlp-endpoint`). Header values are secrets: they are
 //! held in [`Secret`] and never printed.
@@ -63,10 +65,82 @@ fn nonempty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// `None` when export is off: no endpoint, `OTEL_SDK_DISABLED=true` or
-/// `OTEL_TRACES_EXPORTER=none`.
+/// The OTLP signal a configuration is for: its path under a general endpoint and the
+/// signal-specific variables that win over the general ones (OTLP exporter specification,
+/// "Configuration Options").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Spans: `/v1/traces`, `OTEL_EXPORTER_OTLP_TRACES_*`.
+    Traces,
+    /// Metrics: `/v1/metrics`, `OTEL_EXPORTER_OTLP_METRICS_*`.
+    Metrics,
+}
+
+/// One signal's variables, with their names for errors.
+struct SignalVars<'a> {
+    path: &'static str,
+    endpoint: (&'static str, &'a Option<String>),
+    protocol: (&'static str, &'a Option<String>),
+    headers: (&'static str, &'a Option<String>),
+    timeout: (&'static str, &'a Option<String>),
+    certificate: &'a Option<std::path::PathBuf>,
+}
+
+impl Signal {
+    fn vars(self, env: &OtelEnv) -> SignalVars<'_> {
+        match self {
+            Signal::Traces => SignalVars {
+                path: "/v1/traces",
+                endpoint: (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    &env.otel_exporter_otlp_traces_endpoint,
+                ),
+                protocol: (
+                    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                    &env.otel_exporter_otlp_traces_protocol,
+                ),
+                headers: (
+                    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                    &env.otel_exporter_otlp_traces_headers,
+                ),
+                timeout: (
+                    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+                    &env.otel_exporter_otlp_traces_timeout,
+                ),
+                certificate: &env.otel_exporter_otlp_traces_certificate,
+            },
+            Signal::Metrics => SignalVars {
+                path: "/v1/metrics",
+                endpoint: (
+                    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                    &env.otel_exporter_otlp_metrics_endpoint,
+                ),
+                protocol: (
+                    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+                    &env.otel_exporter_otlp_metrics_protocol,
+                ),
+                headers: (
+                    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+                    &env.otel_exporter_otlp_metrics_headers,
+                ),
+                timeout: (
+                    "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+                    &env.otel_exporter_otlp_metrics_timeout,
+                ),
+                certificate: &env.otel_exporter_otlp_metrics_certificate,
+            },
+        }
+    }
+}
+
+fn disabled(env: &OtelEnv) -> bool {
+    nonempty(&env.otel_sdk_disabled).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// The span export configuration. `None` when export is off: no endpoint,
+/// `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`.
 pub fn from_env(flag: Option<&str>, env: &OtelEnv) -> Result<Option<OtlpConfig>, ConfigError> {
-    if nonempty(&env.otel_sdk_disabled).is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+    if disabled(env) {
         return Ok(None);
     }
     match nonempty(&env.otel_traces_exporter) {
@@ -79,11 +153,142 @@ pub fn from_env(flag: Option<&str>, env: &OtelEnv) -> Result<Option<OtlpConfig>,
             ));
         }
     }
+    resolve(Signal::Traces, flag, env, false)
+}
+
+/// How metric exports aggregate over time
+/// (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, OTLP metrics exporter specification).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Temporality {
+    /// `cumulative` (the default): every export carries totals since start; a failed export
+    /// loses nothing, the next one carries it.
+    Cumulative,
+    /// `delta`: each export carries what changed since the last one; a failed export loses
+    /// its interval.
+    Delta,
+    /// `lowmemory`: delta for counters and histograms, cumulative for up-down counters.
+    LowMemory,
+}
+
+/// Where and how OTel metrics are exported ([`metrics_from_env`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    /// The collector, resolved as for spans with the `METRICS` variables and `/v1/metrics`.
+    pub otlp: OtlpConfig,
+    /// `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds; default 60 s).
+    pub interval: Duration,
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`.
+    pub temporality: Temporality,
+}
+
+/// The OTel metrics export configuration. Off (`None`) unless configured:
+/// `OTEL_METRICS_EXPORTER=otlp`, or an `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`. The
+/// specification's default exporter is `otlp`; llmtap's is none, because `/metrics` already
+/// serves every metric and many trace backends (Jaeger, Phoenix) refuse `/v1/metrics`
+/// (ARCHITECTURE.md, "Names"). With `otlp` and no endpoint at all, the specification's
+/// default endpoint (`http://localhost:4318`, `http://localhost:4317` for gRPC) is used.
+pub fn metrics_from_env(
+    flag: Option<&str>,
+    env: &OtelEnv,
+) -> Result<Option<MetricsConfig>, ConfigError> {
+    if disabled(env) {
+        return Ok(None);
+    }
+    let wanted = match nonempty(&env.otel_metrics_exporter) {
+        Some("otlp") => true,
+        Some("none") => return Ok(None),
+        None => nonempty(&env.otel_exporter_otlp_metrics_endpoint).is_some(),
+        Some(other) => {
+            return Err(ConfigError::new(
+                "OTEL_METRICS_EXPORTER",
+                format!(
+                    "'{other}' is not supported (otlp or none; Prometheus metrics are always \
+                     served on the admin listener's /metrics)"
+                ),
+            ));
+        }
+    };
+    if !wanted {
+        return Ok(None);
+    }
+    let Some(otlp) = resolve(Signal::Metrics, flag, env, true)? else {
+        return Ok(None);
+    };
+    let interval = match nonempty(&env.otel_metric_export_interval) {
+        Some(t) => parse_ms("OTEL_METRIC_EXPORT_INTERVAL", t)?,
+        None => Duration::from_secs(60),
+    };
+    if interval.is_zero() {
+        return Err(ConfigError::new(
+            "OTEL_METRIC_EXPORT_INTERVAL",
+            "must be at least 1 millisecond",
+        ));
+    }
+    let temporality = match nonempty(&env.otel_exporter_otlp_metrics_temporality_preference)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("cumulative") => Temporality::Cumulative,
+        Some("delta") => Temporality::Delta,
+        Some("lowmemory") => Temporality::LowMemory,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+                format!("'{other}' is not supported (cumulative, delta or lowmemory)"),
+            ));
+        }
+    };
+    Ok(Some(MetricsConfig {
+        otlp,
+        interval,
+        temporality,
+    }))
+}
+
+/// Which GenAI conventions llmtap speaks (`OTEL_SEMCONV_STABILITY_OPT_IN`, "Semantic
+/// conventions for generative AI", v1.41: instrumentations keep their version by default
+/// and emit the latest experimental one on `gen_ai_latest_experimental`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Conventions {
+    /// The default: GenAI conventions v1.41 (the last release in
+    /// `open-telemetry/semantic-conventions`), plus the main branch's names for attributes
+    /// renamed since, emitted beside the old ones during the transition.
+    #[default]
+    V1_41,
+    /// `gen_ai_latest_experimental`: the main branch of
+    /// `open-telemetry/semantic-conventions-genai` only (renamed attributes under their new
+    /// names alone; the `gen_ai.client.inference.*` metrics).
+    Latest,
+}
+
+/// Reads `OTEL_SEMCONV_STABILITY_OPT_IN` (a comma-separated list; other categories' values
+/// are ignored).
+pub fn conventions(env: &OtelEnv) -> Conventions {
+    let latest = nonempty(&env.otel_semconv_stability_opt_in).is_some_and(|list| {
+        list.split(',')
+            .any(|v| v.trim() == "gen_ai_latest_experimental")
+    });
+    if latest {
+        Conventions::Latest
+    } else {
+        Conventions::V1_41
+    }
+}
+
+/// One signal's endpoint, protocol, headers, timeout, roots and resource. `None` when no
+/// endpoint is set, unless `default_endpoint` (then the specification's local default).
+fn resolve(
+    signal: Signal,
+    flag: Option<&str>,
+    env: &OtelEnv,
+    default_endpoint: bool,
+) -> Result<Option<OtlpConfig>, ConfigError> {
+    let vars = signal.vars(env);
     let (protocol_var, protocol) = match (
-        nonempty(&env.otel_exporter_otlp_traces_protocol),
+        nonempty(vars.protocol.1),
         nonempty(&env.otel_exporter_otlp_protocol),
     ) {
-        (Some(p), _) => ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", p),
+        (Some(p), _) => (vars.protocol.0, p),
         (None, Some(p)) => ("OTEL_EXPORTER_OTLP_PROTOCOL", p),
         (None, None) => ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
     };
@@ -97,14 +302,20 @@ pub fn from_env(flag: Option<&str>, env: &OtelEnv) -> Result<Option<OtlpConfig>,
             ));
         }
     };
-    // The flag stands for the general endpoint; a traces endpoint is used as it is.
+    // The flag stands for the general endpoint; a signal's endpoint is used as it is.
+    let local = match protocol {
+        Protocol::Grpc => "http://localhost:4317",
+        Protocol::HttpProtobuf => "http://localhost:4318",
+    };
     let (var, endpoint, is_base) = if let Some(url) = flag.map(str::trim).filter(|s| !s.is_empty())
     {
         ("--otlp-endpoint", url, true)
-    } else if let Some(url) = nonempty(&env.otel_exporter_otlp_traces_endpoint) {
-        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url, false)
+    } else if let Some(url) = nonempty(vars.endpoint.1) {
+        (vars.endpoint.0, url, false)
     } else if let Some(url) = nonempty(&env.otel_exporter_otlp_endpoint) {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", url, true)
+    } else if default_endpoint {
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", local, true)
     } else {
         return Ok(None);
     };
@@ -115,28 +326,28 @@ pub fn from_env(flag: Option<&str>, env: &OtelEnv) -> Result<Option<OtlpConfig>,
         ));
     }
     let endpoint = if is_base && protocol == Protocol::HttpProtobuf {
-        format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+        format!("{}{}", endpoint.trim_end_matches('/'), vars.path)
     } else {
         endpoint.to_owned()
     };
     let headers = match (
-        nonempty(&env.otel_exporter_otlp_traces_headers),
+        nonempty(vars.headers.1),
         nonempty(&env.otel_exporter_otlp_headers),
     ) {
-        (Some(h), _) => parse_pairs("OTEL_EXPORTER_OTLP_TRACES_HEADERS", h)?,
+        (Some(h), _) => parse_pairs(vars.headers.0, h)?,
         (None, Some(h)) => parse_pairs("OTEL_EXPORTER_OTLP_HEADERS", h)?,
         (None, None) => Vec::new(),
     };
     let timeout = match (
-        nonempty(&env.otel_exporter_otlp_traces_timeout),
+        nonempty(vars.timeout.1),
         nonempty(&env.otel_exporter_otlp_timeout),
     ) {
-        (Some(t), _) => parse_ms("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", t)?,
+        (Some(t), _) => parse_ms(vars.timeout.0, t)?,
         (None, Some(t)) => parse_ms("OTEL_EXPORTER_OTLP_TIMEOUT", t)?,
         (None, None) => Duration::from_secs(10),
     };
-    let certificate = env
-        .otel_exporter_otlp_traces_certificate
+    let certificate = vars
+        .certificate
         .clone()
         .or_else(|| env.otel_exporter_otlp_certificate.clone());
     let extra_roots = match &certificate {
@@ -226,6 +437,13 @@ mod tests {
                 "resource" => e.otel_resource_attributes = v,
                 "disabled" => e.otel_sdk_disabled = v,
                 "exporter" => e.otel_traces_exporter = v,
+                "metrics_exporter" => e.otel_metrics_exporter = v,
+                "metrics_endpoint" => e.otel_exporter_otlp_metrics_endpoint = v,
+                "metrics_protocol" => e.otel_exporter_otlp_metrics_protocol = v,
+                "metrics_headers" => e.otel_exporter_otlp_metrics_headers = v,
+                "interval" => e.otel_metric_export_interval = v,
+                "temporality" => e.otel_exporter_otlp_metrics_temporality_preference = v,
+                "opt_in" => e.otel_semconv_stability_opt_in = v,
                 "timeout" => e.otel_exporter_otlp_timeout = v,
                 other => panic!("unknown key {other}"),
             }
@@ -342,5 +560,106 @@ mod tests {
         assert_eq!(err(&[("exporter", "zipkin")]), "OTEL_TRACES_EXPORTER");
         let flag = from_env(Some("collector:4317"), &OtelEnv::default()).expect_err("no scheme");
         assert_eq!(flag.flag, "--otlp-endpoint");
+    }
+
+    fn metrics(flag: Option<&str>, pairs: &[(&str, &str)]) -> Option<MetricsConfig> {
+        metrics_from_env(flag, &env(pairs)).expect("valid")
+    }
+
+    #[test]
+    fn metrics_are_off_unless_configured_and_resolve_like_spans() {
+        // A trace endpoint alone does not turn metrics on.
+        assert_eq!(metrics(None, &[("endpoint", "http://c:4318")]), None);
+        assert_eq!(metrics(Some("http://c:4318"), &[]), None);
+        let on = metrics(
+            None,
+            &[("endpoint", "http://c:4318/"), ("metrics_exporter", "otlp")],
+        )
+        .expect("on");
+        assert_eq!(on.otlp.endpoint, "http://c:4318/v1/metrics");
+        assert_eq!(on.interval, Duration::from_secs(60));
+        assert_eq!(on.temporality, Temporality::Cumulative);
+        // The flag is the general endpoint for metrics too.
+        let flag = metrics(Some("http://f:4318"), &[("metrics_exporter", "otlp")]).expect("on");
+        assert_eq!(flag.otlp.endpoint, "http://f:4318/v1/metrics");
+        // A metrics endpoint is used as it is and turns export on by itself.
+        let own = metrics(
+            None,
+            &[
+                ("endpoint", "http://c:4318"),
+                ("metrics_endpoint", "https://m/custom"),
+                ("metrics_protocol", "grpc"),
+                ("headers", "a=1"),
+                ("metrics_headers", "b=2"),
+                ("interval", "250"),
+                ("temporality", "Delta"),
+            ],
+        )
+        .expect("on");
+        assert_eq!(own.otlp.endpoint, "https://m/custom");
+        assert_eq!(own.otlp.protocol, Protocol::Grpc);
+        assert_eq!(own.otlp.headers, vec![("b".to_owned(), Secret("2".into()))]);
+        assert_eq!(own.interval, Duration::from_millis(250));
+        assert_eq!(own.temporality, Temporality::Delta);
+        // `otlp` with no endpoint anywhere: the specification's local default.
+        let local = metrics(None, &[("metrics_exporter", "otlp")]).expect("on");
+        assert_eq!(local.otlp.endpoint, "http://localhost:4318/v1/metrics");
+        let off = [
+            ("metrics_endpoint", "http://m"),
+            ("metrics_exporter", "none"),
+        ];
+        assert_eq!(metrics(None, &off), None);
+        assert_eq!(
+            metrics(
+                None,
+                &[("metrics_endpoint", "http://m"), ("disabled", "true")]
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn bad_metrics_values_name_their_variable() {
+        let err = |pairs: &[(&str, &str)]| {
+            metrics_from_env(None, &env(pairs))
+                .expect_err("invalid")
+                .flag
+        };
+        assert_eq!(
+            err(&[("metrics_exporter", "prometheus")]),
+            "OTEL_METRICS_EXPORTER"
+        );
+        assert_eq!(
+            err(&[("metrics_endpoint", "http://m"), ("interval", "1m")]),
+            "OTEL_METRIC_EXPORT_INTERVAL"
+        );
+        assert_eq!(
+            err(&[("metrics_endpoint", "http://m"), ("interval", "0")]),
+            "OTEL_METRIC_EXPORT_INTERVAL"
+        );
+        assert_eq!(
+            err(&[("metrics_endpoint", "http://m"), ("temporality", "both")]),
+            "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
+        );
+        assert_eq!(
+            err(&[
+                ("metrics_endpoint", "http://m"),
+                ("metrics_protocol", "json")
+            ]),
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
+        );
+    }
+
+    #[test]
+    fn the_latest_genai_conventions_are_opt_in() {
+        assert_eq!(conventions(&env(&[])), Conventions::V1_41);
+        assert_eq!(
+            conventions(&env(&[("opt_in", "http, gen_ai_latest_experimental")])),
+            Conventions::Latest
+        );
+        assert_eq!(
+            conventions(&env(&[("opt_in", "gen_ai_latest")])),
+            Conventions::V1_41
+        );
     }
 }

@@ -103,6 +103,9 @@ pub struct Observing {
     pub budget: Arc<Budget>,
     /// Where calls start (their id) and finish (their [`Pending`]): the telemetry pipeline.
     pub recorder: Arc<dyn Recorder>,
+    /// Whether calls keep the gaps between their content reads ([`super::ChunkGaps`]): only
+    /// when OTel metrics are exported.
+    pub chunk_gaps: bool,
 }
 
 impl std::fmt::Debug for Observing {
@@ -129,6 +132,7 @@ impl Observing {
             capture: (config.capture.enabled && exported).then_some(config.capture.max_bytes),
             budget,
             recorder,
+            chunk_gaps: config.otlp_metrics.is_some(),
         })
     }
 }

@@ -43,6 +43,10 @@ pub struct CallRecord {
     /// `t0` to the first response body byte; `None` when no body byte arrived.
     #[serde(serialize_with = "serialize_opt_duration_ms")]
     pub first_byte: Option<Duration>,
+    /// The gaps between the stream's content reads (only when OTel metrics are exported);
+    /// not in the call line.
+    #[serde(skip)]
+    pub chunk_gaps: Option<Box<ChunkGaps>>,
     /// Who served the call: the provider table's entry for the host
     /// (`gen_ai.provider.name`); serialized as its name.
     #[serde(serialize_with = "serialize_provider")]
@@ -255,6 +259,7 @@ pub struct Pending {
     pub(super) duration: Duration,
     pub(super) ttft: Option<Duration>,
     pub(super) first_byte: Option<Duration>,
+    pub(super) chunk_gaps: Option<Box<ChunkGaps>>,
     pub(super) route: Route,
     pub(super) head: RequestHead,
     pub(super) status: Option<u16>,
@@ -381,6 +386,7 @@ impl Pending {
             duration: self.duration,
             ttft: self.ttft,
             first_byte: self.first_byte,
+            chunk_gaps: self.chunk_gaps,
             provider: self.route.provider.clone(),
             api: dialect.name,
             operation,
@@ -590,5 +596,55 @@ mod tests {
             .0,
             Outcome::UpstreamError
         );
+    }
+}
+
+/// The gaps between the network reads of a stream that carried generated content, kept as a
+/// fixed sketch (what `gen_ai.client.operation.time_per_output_chunk` needs, without a list
+/// per call): per bucket of [`DURATION_BUCKETS`](crate::telemetry::names::otel::DURATION_BUCKETS),
+/// the count and the sum of the gaps in it. 248 bytes whatever the stream's length. Kept only
+/// when OTel metrics are exported.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChunkGaps {
+    last: Option<std::time::Instant>,
+    counts: [u32; GAP_BUCKETS],
+    sums: [f64; GAP_BUCKETS],
+}
+
+const GAP_BUCKETS: usize = crate::telemetry::names::otel::DURATION_BUCKETS.len() + 1;
+
+impl ChunkGaps {
+    /// A read that carried generated content arrived at `now`: the gap since the previous one
+    /// (none for the first) goes in its bucket.
+    pub fn chunk(&mut self, now: std::time::Instant) {
+        if let Some(last) = self.last.replace(now) {
+            let gap = now.saturating_duration_since(last).as_secs_f64();
+            let bounds = crate::telemetry::names::otel::DURATION_BUCKETS;
+            // OTel explicit buckets are upper-inclusive: `(b[i-1], b[i]]`.
+            let i = bounds.partition_point(|b| *b < gap);
+            self.counts[i] = self.counts[i].saturating_add(1);
+            self.sums[i] += gap;
+        }
+    }
+
+    /// The gaps as observations to replay into a histogram: per non-empty bucket, its count
+    /// and the mean of its gaps (which lies in the bucket, so bucket counts and the sum are
+    /// exact; a bucket's spread is lost).
+    pub fn observations(&self) -> impl Iterator<Item = (u32, f64)> + '_ {
+        self.counts
+            .iter()
+            .zip(&self.sums)
+            .filter(|(c, _)| **c > 0)
+            .map(|(c, s)| (*c, s / f64::from(*c)))
+    }
+
+    /// How many gaps were recorded.
+    pub fn len(&self) -> u64 {
+        self.counts.iter().map(|c| u64::from(*c)).sum()
+    }
+
+    /// Whether no gap was recorded (fewer than two content reads).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

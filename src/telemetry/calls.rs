@@ -193,6 +193,7 @@ pub(crate) mod tests {
             duration: Duration::from_millis(2310),
             ttft: Some(Duration::from_millis(812)),
             first_byte: Some(Duration::from_millis(420)),
+            chunk_gaps: None,
             provider: std::sync::Arc::new(Provider::named("anthropic", &["anthropic"])),
             api: "anthropic_messages",
             operation: Operation::Chat,

@@ -244,7 +244,17 @@ impl Driver {
     }
 }
 
-fn grpc(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
+/// What a tonic exporter needs from `config`: the headers as gRPC metadata and, for an
+/// `https://` collector, the TLS roots. Shared by the span and metric exporters.
+pub(super) fn tonic_parts(
+    config: &OtlpConfig,
+) -> Result<
+    (
+        opentelemetry_otlp::tonic_types::metadata::MetadataMap,
+        Option<opentelemetry_otlp::tonic_types::transport::ClientTlsConfig>,
+    ),
+    ExportError,
+> {
     use http::{HeaderMap, HeaderName, HeaderValue};
     use opentelemetry_otlp::tonic_types::{
         metadata::MetadataMap,
@@ -259,12 +269,7 @@ fn grpc(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
         headers.insert(key, value);
     }
     let metadata = MetadataMap::from_headers(headers);
-    let mut builder = SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(config.endpoint.clone())
-        .with_timeout(config.timeout)
-        .with_metadata(metadata);
-    if config.endpoint.starts_with("https://") {
+    let tls = config.endpoint.starts_with("https://").then(|| {
         // The roots `config` read, not tonic's own read of the platform's: the system roots
         // that rustls accepts (as the upstream connector skips odd ones), then the
         // collector's certificate, which must be valid.
@@ -277,6 +282,41 @@ fn grpc(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
             let pem = pem::encode(&pem::Pem::new("CERTIFICATE", der.as_ref().to_vec()));
             tls = tls.ca_certificate(Certificate::from_pem(pem));
         }
+        tls
+    });
+    Ok((metadata, tls))
+}
+
+/// The blocking HTTP client an HTTP/protobuf exporter sends with: llmtap's TLS roots and the
+/// export timeout. Build it off the runtime (reqwest's blocking client runs its own).
+pub(super) fn http_client(config: &OtlpConfig) -> Result<reqwest::blocking::Client, ExportError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = crate::config::tls_client_config(provider, &config.system_roots, &config.extra_roots)
+        .map_err(|e| ExportError::Build(e.to_string()))?;
+    reqwest::blocking::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(config.timeout)
+        .build()
+        .map_err(|e| ExportError::Build(e.to_string()))
+}
+
+/// `config`'s headers as the HTTP exporter takes them.
+pub(super) fn http_headers(config: &OtlpConfig) -> std::collections::HashMap<String, String> {
+    config
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect()
+}
+
+fn grpc(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
+    let (metadata, tls) = tonic_parts(config)?;
+    let mut builder = SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(config.endpoint.clone())
+        .with_timeout(config.timeout)
+        .with_metadata(metadata);
+    if let Some(tls) = tls {
         builder = builder.with_tls_config(tls);
     }
     builder
@@ -285,27 +325,13 @@ fn grpc(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
 }
 
 fn http(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = crate::config::tls_client_config(provider, &config.system_roots, &config.extra_roots)
-        .map_err(|e| ExportError::Build(e.to_string()))?;
-    let client = reqwest::blocking::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .timeout(config.timeout)
-        .build()
-        .map_err(|e| ExportError::Build(e.to_string()))?;
     SpanExporter::builder()
         .with_http()
-        .with_http_client(client)
+        .with_http_client(http_client(config)?)
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
         .with_endpoint(config.endpoint.clone())
         .with_timeout(config.timeout)
-        .with_headers(
-            config
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.0.clone()))
-                .collect(),
-        )
+        .with_headers(http_headers(config))
         .build()
         .map_err(|e| ExportError::Build(e.to_string()))
 }

@@ -115,6 +115,8 @@ pub struct Metrics {
     cost_unknown: IntCounterVec,
     pub(crate) spans_dropped: IntCounter,
     pub(crate) export_failures: IntCounter,
+    /// `llmtap_otlp_export_failures_total{signal="metrics"}`.
+    pub(crate) metric_export_failures: IntCounter,
     overflow: IntCounterVec,
     tool_duration: HistogramVec,
     tool_errors: IntCounterVec,
@@ -284,11 +286,19 @@ impl Metrics {
             "Spans not exported: queue full or export failed (traffic unaffected).",
         )?;
         registry.register(Box::new(spans_dropped.clone()))?;
-        let export_failures = IntCounter::new(
-            n::OTLP_EXPORT_FAILURES_TOTAL,
-            "OTLP export requests that failed.",
+        let export_failures_by_signal = IntCounterVec::new(
+            Opts::new(
+                n::OTLP_EXPORT_FAILURES_TOTAL,
+                "OTLP export requests that failed, by signal.",
+            ),
+            &[n::SIGNAL],
         )?;
-        registry.register(Box::new(export_failures.clone()))?;
+        registry.register(Box::new(export_failures_by_signal.clone()))?;
+        // Both series exist from startup.
+        let export_failures =
+            export_failures_by_signal.get_metric_with_label_values(&["traces"])?;
+        let metric_export_failures =
+            export_failures_by_signal.get_metric_with_label_values(&["metrics"])?;
         // A gauge fixed at 1, by Prometheus convention for build information.
         let build_info = prometheus::IntGaugeVec::new(
             Opts::new(n::BUILD_INFO, "llmtap build information."),
@@ -393,6 +403,7 @@ impl Metrics {
             cost_unknown,
             spans_dropped,
             export_failures,
+            metric_export_failures,
             overflow,
             tool_duration,
             tool_errors,
@@ -456,6 +467,27 @@ impl Metrics {
         if let Ok(c) = self.tunnels.get_metric_with_label_values(&[label]) {
             c.inc();
         }
+    }
+
+    /// `value` as the capped `model` label exports it (`other` past `--label-cap`); the OTel
+    /// metrics cap their model attributes with it, so both sinks agree.
+    pub fn cap_model<'a>(&self, value: &'a str) -> &'a str {
+        self.model.get(value, &self.overflow)
+    }
+
+    /// `value` as the capped `team` label exports it.
+    pub fn cap_team<'a>(&self, value: &'a str) -> &'a str {
+        self.team.get(value, &self.overflow)
+    }
+
+    /// `value` as the capped `user` label exports it.
+    pub fn cap_user<'a>(&self, value: &'a str) -> &'a str {
+        self.user.get(value, &self.overflow)
+    }
+
+    /// `value` as the capped `error_type` label exports it.
+    pub fn cap_error_type<'a>(&self, value: &'a str) -> &'a str {
+        self.error_type.get(value, &self.overflow)
     }
 
     /// Applies one finished call. Label-count mismatches cannot happen (labels are built

@@ -131,6 +131,9 @@ pub const BILLING: &str = "billing";
 /// [`OBSERVE_SKIPPED_TOTAL`]: why (their own value sets, listed on each).
 pub const REASON: &str = "reason";
 
+/// Label of [`OTLP_EXPORT_FAILURES_TOTAL`]: the OTLP signal, `traces` or `metrics`.
+pub const SIGNAL: &str = "signal";
+
 /// Value of a capped label past its cap (`--label-cap` distinct values already seen);
 /// each use counts in [`LABEL_OVERFLOW_TOTAL`].
 pub const OTHER: &str = "other";
@@ -211,8 +214,10 @@ pub const RATIO_BUCKETS: &[f64] = &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
 /// batch holding it failed to export (`src/telemetry/export.rs`). Traffic is never
 /// affected. No labels. Unit: spans.
 pub const SPANS_DROPPED_TOTAL: &str = "llmtap_spans_dropped_total";
-/// Counter of OTLP export requests (one per batch) that failed; their spans also count in
-/// [`SPANS_DROPPED_TOTAL`]. No labels. Unit: requests.
+/// Counter of OTLP export requests that failed, by `signal`: `traces` (one request per
+/// batch; its spans also count in [`SPANS_DROPPED_TOTAL`]) or `metrics` (one per export
+/// interval; under cumulative temporality the next export carries what it held, under delta
+/// its interval is lost). Both values exist from startup. Unit: requests.
 pub const OTLP_EXPORT_FAILURES_TOTAL: &str = "llmtap_otlp_export_failures_total";
 
 /// Span attribute keys (ARCHITECTURE.md, "Names"): the GenAI semantic conventions, then llmtap's own.
@@ -380,6 +385,14 @@ pub mod attr {
     pub const OPENAI_API_TYPE: &str = "openai.api.type";
     /// `llmtap.client`: the agent or SDK that made the call ([`crate::caller::Client`]).
     pub const CLIENT: &str = "llmtap.client";
+    /// `session.id` (OpenTelemetry general registry, "Session"): the agent session, the same
+    /// value as `gen_ai.conversation.id`; what Arize Phoenix and Langfuse group sessions by.
+    /// Absent when the call names no session. Also on `execute_tool` spans.
+    pub const SESSION_ID: &str = "session.id";
+    /// `user.id` (OpenTelemetry general registry, "User"): the user the call is attributed to,
+    /// the same value as `llmtap.user`; what Phoenix and Langfuse filter users by. Absent when
+    /// none.
+    pub const USER_ID: &str = "user.id";
     /// `llmtap.team`: the team the call is attributed to. Absent when none.
     pub const TEAM: &str = "llmtap.team";
     /// `llmtap.user`: the user the call is attributed to. Absent when none.
@@ -442,4 +455,76 @@ pub mod attr {
     /// `gen_ai.usage.cost` (double, USD): the call's cost, as `llmtap.cost_usd`. Not in the
     /// GenAI conventions; the name agentgateway and Langfuse read.
     pub const USAGE_COST: &str = "gen_ai.usage.cost";
+}
+
+/// The OTel metrics llmtap exports over OTLP when configured
+/// ([`crate::config::otlp::metrics_from_env`]), named by the GenAI conventions ("Semantic
+/// conventions for generative AI metrics"), and the attributes only they carry. Their other
+/// attributes are the span attributes of [`attr`] (`gen_ai.operation.name`,
+/// `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.response.model`, `server.address`,
+/// `server.port`, `error.type`), with model, team and user capped by `--label-cap` as the
+/// Prometheus labels are.
+pub mod otel {
+    /// `gen_ai.client.token.usage` (v1.41, histogram, `{token}`): tokens of one call, by
+    /// `gen_ai.token.type` (`input`: every prompt token, cached included; `output`: reasoning
+    /// included). Only counts the response carried. Buckets [`TOKEN_BUCKETS`].
+    pub const TOKEN_USAGE: &str = "gen_ai.client.token.usage";
+    /// `gen_ai.client.operation.duration` (v1.41, histogram, `s`): `t0` to the end of the
+    /// response or the failure; `error.type` on failed calls. Buckets [`DURATION_BUCKETS`].
+    pub const OPERATION_DURATION: &str = "gen_ai.client.operation.duration";
+    /// `gen_ai.client.operation.time_to_first_chunk` (v1.41, histogram, `s`): `t0` to the
+    /// first generated-content delta; streamed calls only. Buckets [`DURATION_BUCKETS`].
+    pub const OPERATION_TIME_TO_FIRST_CHUNK: &str = "gen_ai.client.operation.time_to_first_chunk";
+    /// `gen_ai.client.operation.time_per_output_chunk` (v1.41, histogram, `s`): for each
+    /// network read carrying generated content after the first, the time since the previous
+    /// one; streamed calls only. Buckets [`DURATION_BUCKETS`].
+    pub const OPERATION_TIME_PER_OUTPUT_CHUNK: &str =
+        "gen_ai.client.operation.time_per_output_chunk";
+
+    /// `gen_ai.client.inference.duration` (latest, histogram, `s`): as
+    /// [`OPERATION_DURATION`], its new name for inference calls.
+    pub const INFERENCE_DURATION: &str = "gen_ai.client.inference.duration";
+    /// `gen_ai.client.inference.time_to_first_chunk` (latest, histogram, `s`).
+    pub const INFERENCE_TIME_TO_FIRST_CHUNK: &str = "gen_ai.client.inference.time_to_first_chunk";
+    /// `gen_ai.client.inference.time_per_output_chunk` (latest, histogram, `s`).
+    pub const INFERENCE_TIME_PER_OUTPUT_CHUNK: &str =
+        "gen_ai.client.inference.time_per_output_chunk";
+    /// `gen_ai.client.inference.usage.input_tokens` (latest, counter, `{token}`): prompt
+    /// tokens, cached included; `0` with modality `unknown` for a call without usage.
+    pub const USAGE_INPUT_TOKENS: &str = "gen_ai.client.inference.usage.input_tokens";
+    /// `gen_ai.client.inference.usage.output_tokens` (latest, counter, `{token}`): reasoning
+    /// included; `0` with modality `unknown` for a call without usage.
+    pub const USAGE_OUTPUT_TOKENS: &str = "gen_ai.client.inference.usage.output_tokens";
+    /// `gen_ai.client.inference.usage.cache_read.input_tokens` (latest, counter, `{token}`).
+    pub const USAGE_CACHE_READ: &str = "gen_ai.client.inference.usage.cache_read.input_tokens";
+    /// `gen_ai.client.inference.usage.cache_write.input_tokens` (latest, counter, `{token}`).
+    pub const USAGE_CACHE_WRITE: &str = "gen_ai.client.inference.usage.cache_write.input_tokens";
+    /// `gen_ai.client.inference.usage.reasoning.output_tokens` (latest, counter, `{token}`).
+    pub const USAGE_REASONING: &str = "gen_ai.client.inference.usage.reasoning.output_tokens";
+    /// `gen_ai.client.inference.operation.input_tokens` (latest, histogram, `{token}`).
+    pub const OPERATION_INPUT_TOKENS: &str = "gen_ai.client.inference.operation.input_tokens";
+    /// `gen_ai.client.inference.operation.output_tokens` (latest, histogram, `{token}`).
+    pub const OPERATION_OUTPUT_TOKENS: &str = "gen_ai.client.inference.operation.output_tokens";
+
+    /// `llmtap.cost` (counter, `USD`): what calls cost, as `llmtap_cost_usd_total`; only priced
+    /// calls add to it. Attributes: `gen_ai.provider.name`, `gen_ai.request.model`,
+    /// `gen_ai.response.model`, `llmtap.team`, `llmtap.user`, `llmtap.client`, `llmtap.billing`.
+    pub const COST: &str = "llmtap.cost";
+
+    /// `gen_ai.token.type` (v1.41): `input` or `output`, on [`TOKEN_USAGE`].
+    pub const TOKEN_TYPE: &str = "gen_ai.token.type";
+    /// `gen_ai.token.modality` (latest): always `unknown` (no provider llmtap reads breaks
+    /// usage down by modality for every call), on the usage counters.
+    pub const TOKEN_MODALITY: &str = "gen_ai.token.modality";
+
+    /// Bucket bounds of the duration and chunk-time histograms, in seconds: the conventions'
+    /// explicit bucket boundaries.
+    pub const DURATION_BUCKETS: &[f64] = &[
+        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+    ];
+    /// Bucket bounds of the token histograms: the conventions' explicit bucket boundaries.
+    pub const TOKEN_BUCKETS: &[f64] = &[
+        1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0,
+        4194304.0, 16777216.0, 67108864.0,
+    ];
 }

@@ -25,7 +25,10 @@ use super::{
     names::attr,
 };
 use crate::{
-    config::{Capture, otlp::OtlpConfig},
+    config::{
+        Capture,
+        otlp::{Conventions, OtlpConfig},
+    },
     exchange::CallRecord,
 };
 
@@ -59,12 +62,55 @@ pub fn session_trace_id(conversation_id: &str) -> TraceId {
     TraceId::from_bytes(bytes)
 }
 
+/// `openinference.project.name`: the resource attribute Arize Phoenix files spans under (it
+/// ignores `service.name`); set to the service name unless `OTEL_RESOURCE_ATTRIBUTES` sets it.
+pub const PROJECT_NAME: &str = "openinference.project.name";
+
+/// The resource of everything llmtap exports: `service.name` (`OTEL_SERVICE_NAME`, else
+/// `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, else `llmtap`; `service` here),
+/// `service.version`, the SDK's name and language, `OTEL_RESOURCE_ATTRIBUTES`, and
+/// [`PROJECT_NAME`].
+pub fn resource(config: &OtlpConfig, service: &str) -> Resource {
+    let project = (!config.resource.iter().any(|(k, _)| k == PROJECT_NAME))
+        .then(|| KeyValue::new(PROJECT_NAME, service.to_owned()));
+    Resource::builder_empty()
+        .with_service_name(service.to_owned())
+        .with_attributes(
+            config
+                .resource
+                .iter()
+                .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+                .chain([
+                    KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+                    KeyValue::new("telemetry.sdk.name", "opentelemetry"),
+                    KeyValue::new("telemetry.sdk.language", "rust"),
+                ])
+                .chain(project),
+        )
+        .build()
+}
+
 /// The span pipeline: one tracer provider whose processor is the export [`Queue`], and the
 /// content-capture setting. Exists only when an OTLP endpoint is configured.
 pub struct Spans {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
     capture: Capture,
+    conventions: Conventions,
+    /// `--otlp-diagnostics`: llmtap's own spans, under `<service.name>-diagnostics`.
+    diagnostics: Option<SdkTracerProvider>,
+}
+
+/// How spans are built: content capture, the GenAI conventions version, and whether
+/// llmtap's own diagnostic spans are exported too.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// `--capture-content` and its cap.
+    pub capture: Capture,
+    /// `OTEL_SEMCONV_STABILITY_OPT_IN`.
+    pub conventions: Conventions,
+    /// `--otlp-diagnostics`.
+    pub diagnostics: bool,
 }
 
 impl std::fmt::Debug for Spans {
@@ -78,25 +124,25 @@ impl Spans {
     pub fn start(
         config: &OtlpConfig,
         health: Health,
-        capture: Capture,
+        options: Options,
     ) -> Result<Spans, ExportError> {
-        let queue = Queue::start(config, health)?;
-        let resource = Resource::builder_empty()
-            .with_service_name(config.service_name.clone())
-            .with_attributes(
-                config
-                    .resource
-                    .iter()
-                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
-                    .chain([
-                        KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
-                        KeyValue::new("telemetry.sdk.name", "opentelemetry"),
-                        KeyValue::new("telemetry.sdk.language", "rust"),
-                    ]),
+        // Diagnostics travel apart (a queue and resource of their own), so that a GenAI
+        // backend grouping by service never shows them among the calls.
+        let diagnostics = if options.diagnostics {
+            let queue = Queue::start(config, health.clone())?;
+            let service = format!("{}-diagnostics", config.service_name);
+            Some(
+                SdkTracerProvider::builder()
+                    .with_resource(resource(config, &service))
+                    .with_span_processor(queue)
+                    .build(),
             )
-            .build();
+        } else {
+            None
+        };
+        let queue = Queue::start(config, health)?;
         let provider = SdkTracerProvider::builder()
-            .with_resource(resource)
+            .with_resource(resource(config, &config.service_name))
             .with_id_generator(SessionIds::default())
             .with_span_processor(queue)
             .build();
@@ -104,19 +150,26 @@ impl Spans {
         Ok(Spans {
             provider,
             tracer,
-            capture,
+            capture: options.capture,
+            conventions: options.conventions,
+            diagnostics,
         })
     }
 
-    /// The tracer for llmtap's own diagnostics (tracing-opentelemetry).
-    pub fn internal_tracer(&self) -> SdkTracer {
-        self.provider.tracer("llmtap-internal")
+    /// The tracer for llmtap's own diagnostics (tracing-opentelemetry): `None` unless
+    /// `--otlp-diagnostics`.
+    pub fn internal_tracer(&self) -> Option<SdkTracer> {
+        self.diagnostics
+            .as_ref()
+            .map(|provider| provider.tracer("llmtap-internal"))
     }
 
     /// Flushes and stops export, waiting at most `timeout`. Blocking: call off the runtime.
     pub fn shutdown(&self, timeout: Duration) {
-        if let Err(err) = self.provider.shutdown_with_timeout(timeout) {
-            tracing::warn!(target: "llmtap::export", %err, "spans not all flushed at shutdown");
+        for provider in std::iter::once(&self.provider).chain(&self.diagnostics) {
+            if let Err(err) = provider.shutdown_with_timeout(timeout) {
+                tracing::warn!(target: "llmtap::export", %err, "spans not all flushed at shutdown");
+            }
         }
     }
 
@@ -129,7 +182,7 @@ impl Spans {
             .span_builder(span_name(r))
             .with_kind(SpanKind::Client)
             .with_start_time(r.start)
-            .with_attributes(self.with_content(attributes(r), r))
+            .with_attributes(self.with_content(attributes(r, self.conventions), r))
             .start_with_context(&self.tracer, &parent);
         // A sampled-out parent means no id was drawn; never leak the session id to the next.
         NEXT_TRACE_ID.with(Cell::take);
@@ -173,8 +226,10 @@ impl Spans {
             (attr::AGENT_NAME, run.agent.clone()),
             (attr::THREAD_ID, run.thread_id.clone()),
             (attr::CONVERSATION_ID, r.conversation_id.clone()),
+            (attr::SESSION_ID, r.conversation_id.clone()),
             (attr::TEAM, r.team.clone()),
             (attr::USER, r.user.clone()),
+            (attr::USER_ID, r.user.clone()),
         ];
         attrs.extend(
             optional
@@ -236,14 +291,37 @@ impl Spans {
         let max = self.capture.max_bytes;
         let mut truncated = Vec::new();
         let request = r.request.as_ref().and_then(|q| q.content.as_ref());
+        // `gen_ai.system_instructions` holds text parts only (the conventions' main branch,
+        // `gen-ai-system-instructions.json`); any other part of a system prompt (an image, a
+        // document) is left out, whichever dialect read it.
+        let system: Option<Vec<serde_json::Value>> = request.map(|c| {
+            c.system
+                .iter()
+                .filter(|part| part.get("type").and_then(|t| t.as_str()) == Some("text"))
+                .cloned()
+                .collect()
+        });
+        // v1.41's output message schema requires `finish_reason`; the main branch deprecates
+        // it (the reasons are `gen_ai.response.finish_reasons`): the latest conventions drop it.
+        let output: Option<Vec<serde_json::Value>> = r.response.output.as_ref().map(|messages| {
+            messages
+                .iter()
+                .cloned()
+                .map(|mut message| {
+                    if self.conventions == Conventions::Latest
+                        && let Some(m) = message.as_object_mut()
+                    {
+                        m.remove("finish_reason");
+                    }
+                    message
+                })
+                .collect()
+        });
         let pieces = [
-            (
-                attr::SYSTEM_INSTRUCTIONS,
-                request.map(|c| c.system.as_slice()),
-            ),
+            (attr::SYSTEM_INSTRUCTIONS, system.as_deref()),
             (attr::INPUT_MESSAGES, request.map(|c| c.input.as_slice())),
             (attr::TOOL_DEFINITIONS, request.map(|c| c.tools.as_slice())),
-            (attr::OUTPUT_MESSAGES, r.response.output.as_deref()),
+            (attr::OUTPUT_MESSAGES, output.as_deref()),
         ];
         for (key, items) in pieces {
             let Some(items) = items.filter(|items| !items.is_empty()) else {
@@ -342,8 +420,9 @@ fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Every attribute the call has; absent facts are left out, never sent as zero.
-pub fn attributes(r: &CallRecord) -> Vec<KeyValue> {
+/// Every attribute the call has, named as `conventions` says; absent facts are left out,
+/// never sent as zero.
+pub fn attributes(r: &CallRecord, conventions: Conventions) -> Vec<KeyValue> {
     let mut a = vec![
         KeyValue::new(attr::OPERATION_NAME, r.operation.as_str()),
         KeyValue::new(
@@ -466,7 +545,11 @@ pub fn attributes(r: &CallRecord) -> Vec<KeyValue> {
         (None, None) => None,
         (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
     };
-    push(attr::USAGE_CACHE_CREATION, tokens(created));
+    // v1.41's name, and the rename on the conventions' main branch beside it until a
+    // release carries it; the latest conventions alone drop the old name.
+    if conventions == Conventions::V1_41 {
+        push(attr::USAGE_CACHE_CREATION, tokens(created));
+    }
     push(attr::USAGE_CACHE_WRITE, tokens(created));
     push(attr::CACHE_WRITE_5M, tokens(u.cache_write_5m));
     push(attr::CACHE_WRITE_1H, tokens(u.cache_write_1h));
@@ -500,6 +583,10 @@ pub fn attributes(r: &CallRecord) -> Vec<KeyValue> {
     push(attr::BILLING, Some(Value::from(r.billing.as_str())));
     push(attr::TEAM, r.team.clone().map(Value::from));
     push(attr::USER, r.user.clone().map(Value::from));
+    // The general registry's `session.id` and `user.id`, which Phoenix and Langfuse group
+    // by (README, "Traces"); the same values as `gen_ai.conversation.id` and `llmtap.user`.
+    push(attr::SESSION_ID, r.conversation_id.clone().map(Value::from));
+    push(attr::USER_ID, r.user.clone().map(Value::from));
     push(
         attr::PARSE_ERROR,
         r.parse_error.map(|e| Value::from(e.as_str())),
@@ -605,7 +692,7 @@ mod tests {
             previous_response_id: Some("resp_1".into()),
             ..Default::default()
         };
-        let attrs = attributes(&r);
+        let attrs = attributes(&r, Conventions::V1_41);
         let get = |k: &str| {
             attrs
                 .iter()
@@ -637,7 +724,7 @@ mod tests {
         // Not an OpenAI API: no `openai.*` attributes.
         r.api = "anthropic_messages";
         assert!(
-            attributes(&r)
+            attributes(&r, Conventions::V1_41)
                 .iter()
                 .all(|kv| !kv.key.as_str().starts_with("openai."))
         );

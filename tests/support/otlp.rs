@@ -1,6 +1,6 @@
-//! A real OTLP trace receiver for tests: gRPC (a tonic `TraceService`) or HTTP/protobuf (a
-//! hyper server on `/v1/traces`), decoding the protobuf that llmtap sends with
-//! opentelemetry-proto's generated types. Also a "blackhole" collector that accepts TCP
+//! A real OTLP trace and metrics receiver for tests: gRPC (tonic's `TraceService` and
+//! `MetricsService`) or HTTP/protobuf (a hyper server on `/v1/traces` and `/v1/metrics`),
+//! decoding the protobuf that llmtap sends with opentelemetry-proto's generated types. Also a "blackhole" collector that accepts TCP
 //! connections and never answers.
 
 use std::{
@@ -17,11 +17,18 @@ use hudsucker::hyper::{
 };
 use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::{
-    collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
+    collector::{
+        metrics::v1::{
+            ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+            metrics_service_server::{MetricsService, MetricsServiceServer},
+        },
+        trace::v1::{
+            ExportTraceServiceRequest, ExportTraceServiceResponse,
+            trace_service_server::{TraceService, TraceServiceServer},
+        },
     },
     common::v1::{KeyValue, any_value::Value},
+    metrics::v1::{metric::Data, number_data_point},
     trace::v1::Span,
 };
 use prost::Message as _;
@@ -83,6 +90,7 @@ pub fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
 #[derive(Default)]
 struct Store {
     requests: Mutex<Vec<ExportTraceServiceRequest>>,
+    metrics: Mutex<Vec<ExportMetricsServiceRequest>>,
     raw: Mutex<Vec<u8>>,
     arrived: Notify,
 }
@@ -93,6 +101,57 @@ impl Store {
         self.requests.lock().expect("lock").push(req);
         self.arrived.notify_waiters();
     }
+
+    fn push_metrics(&self, raw: &[u8], req: ExportMetricsServiceRequest) {
+        self.raw.lock().expect("lock").extend_from_slice(raw);
+        self.metrics.lock().expect("lock").push(req);
+        self.arrived.notify_waiters();
+    }
+}
+
+/// One data point of a received metric, decoded: its attributes (values as strings, ints
+/// and doubles printed), and its value (a sum's) or count, sum and buckets (a histogram's).
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub attributes: HashMap<String, Value>,
+    /// A sum's value (ints as f64).
+    pub value: Option<f64>,
+    /// A histogram's count.
+    pub count: Option<u64>,
+    /// A histogram's sum.
+    pub sum: Option<f64>,
+    /// A histogram's explicit bounds.
+    pub bounds: Vec<f64>,
+}
+
+impl Point {
+    pub fn str(&self, key: &str) -> Option<&str> {
+        match self.attributes.get(key) {
+            Some(Value::StringValue(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// One received metric from one export: name, unit, kind (`histogram`, `sum`, `gauge`, …),
+/// temporality (1 delta, 2 cumulative) and its points, with the resource it came with.
+#[derive(Debug, Clone)]
+pub struct ReceivedMetric {
+    pub resource: HashMap<String, Value>,
+    pub scope: String,
+    pub name: String,
+    pub unit: String,
+    pub kind: &'static str,
+    pub temporality: i32,
+    pub monotonic: bool,
+    pub points: Vec<Point>,
+}
+
+fn attributes(attrs: &[KeyValue]) -> HashMap<String, Value> {
+    attrs
+        .iter()
+        .filter_map(|kv| Some((kv.key.clone(), kv.value.clone()?.value?)))
+        .collect()
 }
 
 pub struct Receiver {
@@ -124,17 +183,33 @@ impl TraceService for Grpc {
     }
 }
 
+#[tonic::async_trait]
+impl MetricsService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let req = request.into_inner();
+        self.0.push_metrics(&req.encode_to_vec(), req);
+        Ok(tonic::Response::new(ExportMetricsServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
 impl Receiver {
-    /// A gRPC OTLP receiver on 127.0.0.1:0 (endpoint `http://ADDR`).
+    /// A gRPC OTLP receiver (traces and metrics) on 127.0.0.1:0 (endpoint `http://ADDR`).
     pub async fn grpc() -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let store = Arc::new(Store::default());
         let service = TraceServiceServer::new(Grpc(store.clone()));
+        let metrics = MetricsServiceServer::new(Grpc(store.clone()));
         let task = tokio::spawn(async move {
             let incoming = tonic::transport::server::TcpIncoming::from(listener);
             let _ = tonic::transport::Server::builder()
                 .add_service(service)
+                .add_service(metrics)
                 .serve_with_incoming(incoming)
                 .await;
         });
@@ -244,6 +319,107 @@ impl Receiver {
         }
     }
 
+    /// Every metric received so far, one entry per metric per export.
+    pub fn metrics(&self) -> Vec<ReceivedMetric> {
+        let requests = self.store.metrics.lock().expect("lock");
+        let mut out = Vec::new();
+        for req in requests.iter() {
+            for rm in &req.resource_metrics {
+                let resource = attributes(
+                    rm.resource
+                        .iter()
+                        .flat_map(|r| r.attributes.iter())
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .as_slice(),
+                );
+                for sm in &rm.scope_metrics {
+                    let scope = sm
+                        .scope
+                        .as_ref()
+                        .map(|s| s.name.clone())
+                        .unwrap_or_default();
+                    for m in &sm.metrics {
+                        let (kind, temporality, monotonic, points) = match &m.data {
+                            Some(Data::Histogram(h)) => (
+                                "histogram",
+                                h.aggregation_temporality,
+                                false,
+                                h.data_points
+                                    .iter()
+                                    .map(|p| Point {
+                                        attributes: attributes(&p.attributes),
+                                        value: None,
+                                        count: Some(p.count),
+                                        sum: p.sum,
+                                        bounds: p.explicit_bounds.clone(),
+                                    })
+                                    .collect(),
+                            ),
+                            Some(Data::Sum(s)) => (
+                                "sum",
+                                s.aggregation_temporality,
+                                s.is_monotonic,
+                                s.data_points
+                                    .iter()
+                                    .map(|p| Point {
+                                        attributes: attributes(&p.attributes),
+                                        value: p.value.map(|v| match v {
+                                            number_data_point::Value::AsDouble(d) => d,
+                                            number_data_point::Value::AsInt(i) => i as f64,
+                                        }),
+                                        count: None,
+                                        sum: None,
+                                        bounds: Vec::new(),
+                                    })
+                                    .collect(),
+                            ),
+                            Some(Data::Gauge(_)) => ("gauge", 0, false, Vec::new()),
+                            Some(_) => ("other", 0, false, Vec::new()),
+                            None => ("none", 0, false, Vec::new()),
+                        };
+                        out.push(ReceivedMetric {
+                            resource: resource.clone(),
+                            scope: scope.clone(),
+                            name: m.name.clone(),
+                            unit: m.unit.clone(),
+                            kind,
+                            temporality,
+                            monotonic,
+                            points,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The latest export of metric `name` once it arrived with at least `points` points and
+    /// `predicate` true of it (15 s max).
+    pub async fn metric_where(
+        &self,
+        name: &str,
+        predicate: impl Fn(&ReceivedMetric) -> bool,
+    ) -> ReceivedMetric {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let arrived = self.store.arrived.notified();
+            if let Some(m) = self
+                .metrics()
+                .into_iter()
+                .rev()
+                .find(|m| m.name == name && predicate(m))
+            {
+                return m;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                let names: Vec<String> = self.metrics().into_iter().map(|m| m.name).collect();
+                panic!("metric {name} not received as expected; received: {names:?}");
+            }
+        }
+    }
+
     /// Every byte received (HTTP bodies; the re-encoded messages for gRPC).
     pub fn raw(&self) -> Vec<u8> {
         self.store.raw.lock().expect("lock").clone()
@@ -257,7 +433,7 @@ where
     let service = service_fn(move |req: Request<Incoming>| {
         let store = store.clone();
         async move {
-            let ok_path = req.uri().path() == "/v1/traces";
+            let path = req.uri().path().to_owned();
             let content_type = req
                 .headers()
                 .get("content-type")
@@ -265,10 +441,18 @@ where
                 .unwrap_or_default()
                 .to_owned();
             let body = req.into_body().collect().await.expect("body").to_bytes();
-            let status = if !ok_path {
+            let status = if path != "/v1/traces" && path != "/v1/metrics" {
                 404
             } else if content_type != "application/x-protobuf" {
                 415
+            } else if path == "/v1/metrics" {
+                match ExportMetricsServiceRequest::decode(body.as_ref()) {
+                    Ok(msg) => {
+                        store.push_metrics(&body, msg);
+                        200
+                    }
+                    Err(_) => 400,
+                }
             } else {
                 match ExportTraceServiceRequest::decode(body.as_ref()) {
                     Ok(msg) => {
