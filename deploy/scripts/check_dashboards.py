@@ -48,7 +48,7 @@ METRICS: dict[str, set[str]] = {
     "llmtap_parse_errors_total": {"provider", "kind"},
     "llmtap_in_flight_calls": set(),
     "llmtap_spans_dropped_total": set(),
-    "llmtap_otlp_export_failures_total": set(),
+    "llmtap_otlp_export_failures_total": {"signal"},
     "llmtap_records_dropped_total": set(),
     "llmtap_label_overflow_total": {"label"},
     "llmtap_tunnels_total": {"intercepted"},

@@ -179,8 +179,10 @@ def synth(start: int) -> str:
             inc("llmtap_parse_errors", {"provider": provider, "kind": "sse"}, rnd.random() < 0.05, t)
         series("llmtap_in_flight_calls", "gauge", "llmtap_in_flight_calls", {}).append((t, in_flight))
         series("llmtap_build_info", "gauge", "llmtap_build_info", {"version": "0.1.0"}).append((t, 1))
-        for name in ("llmtap_spans_dropped", "llmtap_otlp_export_failures", "llmtap_records_dropped"):
+        for name in ("llmtap_spans_dropped", "llmtap_records_dropped"):
             inc(name, {}, rnd.random() < 0.05, t)
+        for signal in ("traces", "metrics"):
+            inc("llmtap_otlp_export_failures", {"signal": signal}, rnd.random() < 0.05, t)
         for label in ("model", "tool"):
             inc("llmtap_label_overflow", {"label": label}, rnd.random() < 0.05, t)
         for intercepted in ("true", "false"):
