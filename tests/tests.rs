@@ -20,6 +20,7 @@ mod dialects;
 mod fixtures;
 mod hardening;
 mod otlp;
+mod phoenix;
 mod prometheus;
 mod providers;
 mod proxy;

@@ -71,7 +71,13 @@ pub const PROJECT_NAME: &str = "openinference.project.name";
 /// `service.version`, the SDK's name and language, `OTEL_RESOURCE_ATTRIBUTES`, and
 /// [`PROJECT_NAME`].
 pub fn resource(config: &OtlpConfig, service: &str) -> Resource {
-    let project = (!config.resource.iter().any(|(k, _)| k == PROJECT_NAME))
+    resource_with(config, service, false)
+}
+
+/// [`resource`], with [`PROJECT_NAME`] forced to `service` when `own_project` (diagnostics
+/// never join the calls' project, whatever `OTEL_RESOURCE_ATTRIBUTES` says).
+fn resource_with(config: &OtlpConfig, service: &str, own_project: bool) -> Resource {
+    let project = (own_project || !config.resource.iter().any(|(k, _)| k == PROJECT_NAME))
         .then(|| KeyValue::new(PROJECT_NAME, service.to_owned()));
     Resource::builder_empty()
         .with_service_name(service.to_owned())
@@ -79,6 +85,7 @@ pub fn resource(config: &OtlpConfig, service: &str) -> Resource {
             config
                 .resource
                 .iter()
+                .filter(|(k, _)| !(own_project && k == PROJECT_NAME))
                 .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
                 .chain([
                     KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
@@ -133,7 +140,7 @@ impl Spans {
             let service = format!("{}-diagnostics", config.service_name);
             Some(
                 SdkTracerProvider::builder()
-                    .with_resource(resource(config, &service))
+                    .with_resource(resource_with(config, &service, true))
                     .with_span_processor(queue)
                     .build(),
             )
@@ -728,6 +735,29 @@ mod tests {
                 .iter()
                 .all(|kv| !kv.key.as_str().starts_with("openai."))
         );
+    }
+
+    #[test]
+    fn phoenix_projects_follow_the_service_and_diagnostics_keep_their_own() {
+        let mut config =
+            crate::config::otlp::from_env(Some("http://c:4318"), &crate::cli::OtelEnv::default())
+                .expect("valid")
+                .expect("on");
+        let project = |r: &Resource| {
+            r.get(&opentelemetry::Key::from_static_str(PROJECT_NAME))
+                .map(|v| v.to_string())
+        };
+        assert_eq!(
+            project(&resource(&config, "llmtap")).as_deref(),
+            Some("llmtap")
+        );
+        config.resource = vec![(PROJECT_NAME.to_owned(), "agents".to_owned())];
+        assert_eq!(
+            project(&resource(&config, "llmtap")).as_deref(),
+            Some("agents")
+        );
+        let diagnostics = resource_with(&config, "llmtap-diagnostics", true);
+        assert_eq!(project(&diagnostics).as_deref(), Some("llmtap-diagnostics"));
     }
 
     #[test]
