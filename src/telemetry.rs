@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod calls;
+pub mod conventions;
 pub mod export;
 pub mod logging;
 pub mod metrics;

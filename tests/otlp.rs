@@ -1036,6 +1036,8 @@ async fn the_latest_conventions_are_opt_in_and_rename_spans_and_metrics() {
         })
         .await;
     assert_eq!(per_call.points[0].sum, u.output.map(|v| v as f64));
+    let seen = check_against_table(&receiver);
+    assert!(seen.contains("gen_ai.token.modality"), "{seen:?}");
     // The v1.41 names are not exported beside them.
     for old in [
         "gen_ai.client.operation.duration",
@@ -1098,4 +1100,252 @@ async fn a_dead_metrics_collector_is_counted_and_changes_nothing_for_clients() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// The OTLP type name of a decoded value, as the conventions table writes it.
+fn otlp_type(v: &Value) -> String {
+    match v {
+        Value::StringValue(_) => "string".into(),
+        Value::IntValue(_) => "int".into(),
+        Value::DoubleValue(_) => "double".into(),
+        Value::BoolValue(_) => "bool".into(),
+        Value::ArrayValue(a) => match a.values.first().and_then(|v| v.value.as_ref()) {
+            Some(Value::StringValue(_)) | None => "string[]".into(),
+            Some(other) => format!("{}[]", otlp_type(other)),
+        },
+        other => format!("{other:?}"),
+    }
+}
+
+/// Every name the receiver decoded (span and resource attributes, events, metrics and their
+/// attributes) must be in `llmtap::telemetry::conventions::TABLE`, on the right carrier, with
+/// the decoded type and unit. Returns the names seen.
+fn check_against_table(receiver: &Receiver) -> std::collections::BTreeSet<String> {
+    use llmtap::telemetry::conventions::{Carrier, find};
+    let mut seen = std::collections::BTreeSet::new();
+    fn check(
+        seen: &mut std::collections::BTreeSet<String>,
+        key: &str,
+        value: &Value,
+        allowed: &[Carrier],
+        what: &str,
+    ) {
+        let entry = find(key).unwrap_or_else(|| panic!("{what}: `{key}` is not in the table"));
+        assert!(
+            allowed.contains(&entry.carrier),
+            "{what}: `{key}` is listed on {:?}",
+            entry.carrier
+        );
+        assert_eq!(otlp_type(value), entry.kind, "{what}: the type of `{key}`");
+        seen.insert(entry.name.to_owned());
+    }
+    for s in receiver.spans() {
+        let tool = s.span.name.starts_with("execute_tool ");
+        let carriers: &[Carrier] = if tool {
+            &[Carrier::ToolSpan, Carrier::BothSpans]
+        } else {
+            &[Carrier::Span, Carrier::BothSpans]
+        };
+        for kv in &s.span.attributes {
+            let value = kv.value.as_ref().and_then(|v| v.value.as_ref()).unwrap();
+            check(&mut seen, &kv.key, value, carriers, &s.span.name);
+        }
+        for (key, value) in &s.resource {
+            check(&mut seen, key, value, &[Carrier::Resource], "resource");
+        }
+        for event in &s.span.events {
+            let entry = find(&event.name).expect("the event is in the table");
+            assert_eq!(entry.carrier, Carrier::Event);
+            seen.insert(event.name.clone());
+        }
+    }
+    for m in receiver.metrics() {
+        let entry =
+            find(&m.name).unwrap_or_else(|| panic!("metric {} is not in the table", m.name));
+        assert!(
+            matches!(entry.carrier, Carrier::Metric | Carrier::LatestMetric),
+            "{}",
+            m.name
+        );
+        let kind = match (m.kind, m.monotonic) {
+            ("sum", true) => "counter",
+            (kind, _) => kind,
+        };
+        assert_eq!(kind, entry.kind, "the instrument of {}", m.name);
+        assert_eq!(m.unit, entry.unit, "the unit of {}", m.name);
+        seen.insert(m.name.clone());
+        for (key, value) in &m.resource {
+            check(
+                &mut seen,
+                key,
+                value,
+                &[Carrier::Resource],
+                "metric resource",
+            );
+        }
+        for p in &m.points {
+            for (key, value) in &p.attributes {
+                check(
+                    &mut seen,
+                    key,
+                    value,
+                    &[Carrier::Span, Carrier::BothSpans, Carrier::MetricAttribute],
+                    &m.name,
+                );
+            }
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn every_exported_name_is_in_the_conventions_table_with_its_type() {
+    let upstream = FakeUpstream::start().await;
+    let receiver = Receiver::http().await;
+    let mut tap = harness::start(
+        &upstream,
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--otel-metrics-exporter",
+            "otlp",
+            "--otel-metric-export-interval",
+            "100",
+            "--capture-content",
+            "--team",
+            "platform",
+            "--user",
+            "ana",
+        ],
+    )
+    .await;
+    let calls: [(&str, &str, &str, &str); 6] = [
+        (
+            "api.anthropic.com",
+            "/v1/messages",
+            "anthropic",
+            "stream_tool_use",
+        ),
+        (
+            "api.anthropic.com",
+            "/v1/messages",
+            "anthropic",
+            "error_429",
+        ),
+        (
+            "api.openai.com",
+            "/v1/chat/completions",
+            "openai_chat",
+            "stream_usage",
+        ),
+        (
+            "api.openai.com",
+            "/v1/responses",
+            "openai_responses",
+            "stream_text",
+        ),
+        (
+            "cloudcode-pa.googleapis.com",
+            "/v1internal:streamGenerateContent?alt=sse",
+            "gemini",
+            "codeassist_stream",
+        ),
+        (
+            "bedrock-runtime.us-east-1.amazonaws.com",
+            "/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream",
+            "bedrock_converse",
+            "stream_text",
+        ),
+    ];
+    for (host, path, dialect, case) in calls {
+        let mut conn = client::via_proxy(tap.proxy, host, &tap.ca_pem, false).await;
+        let body = FakeUpstream::fixture_in(dialect, case, "request.json");
+        collect(
+            conn.send(client::post(
+                host,
+                path,
+                &body,
+                &[("x-fake-scenario", case)],
+            ))
+            .await
+            .unwrap(),
+        )
+        .await;
+        tap.next_record().await;
+    }
+    // The tool round trip, for the execute_tool span.
+    let mut follow: serde_json::Value = serde_json::from_slice(&body("stream_tool_use")).unwrap();
+    let id = "toolu_01A09q90qw90lq917835lq9k";
+    let messages = follow["messages"].as_array_mut().unwrap();
+    messages.push(serde_json::json!({"role": "assistant", "content": [
+        {"type": "tool_use", "id": id, "name": "Bash", "input": {"command": "ls"}}]}));
+    messages.push(serde_json::json!({"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": id, "content": "12"}]}));
+    let res = call(
+        &tap,
+        &serde_json::to_vec(&follow).unwrap(),
+        &[("x-fake-scenario", "stream_text")],
+    )
+    .await;
+    assert!(res.end.is_ok());
+    tap.next_record().await;
+    receiver.call_spans(calls.len() + 1).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !receiver
+        .spans()
+        .iter()
+        .any(|s| s.span.name == "execute_tool Bash")
+    {
+        assert!(Instant::now() < deadline, "no tool span");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    receiver
+        .metric_where("llmtap.cost", |m| m.points.len() >= 2)
+        .await;
+    let seen = check_against_table(&receiver);
+    // What these calls must have exercised, at least: a rename of any of these in the code
+    // alone fails above; of the table alone, here.
+    for name in [
+        "gen_ai.operation.name",
+        "gen_ai.provider.name",
+        "gen_ai.request.model",
+        "gen_ai.response.model",
+        "gen_ai.response.id",
+        "gen_ai.response.finish_reasons",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_write.input_tokens",
+        "gen_ai.usage.cost",
+        "gen_ai.conversation.id",
+        "gen_ai.request.stream",
+        "gen_ai.response.time_to_first_chunk",
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.tool.definitions",
+        "gen_ai.tool.name",
+        "gen_ai.tool.call.id",
+        "gen_ai.tool.type",
+        "gen_ai.agent.name",
+        "openai.api.type",
+        "session.id",
+        "user.id",
+        "error.type",
+        "http.response.status_code",
+        "server.address",
+        "server.port",
+        "llmtap.first_token",
+        "service.name",
+        "openinference.project.name",
+        "gen_ai.client.operation.duration",
+        "gen_ai.client.token.usage",
+        "gen_ai.client.operation.time_to_first_chunk",
+        "gen_ai.client.operation.time_per_output_chunk",
+        "llmtap.cost",
+        "gen_ai.token.type",
+    ] {
+        assert!(seen.contains(name), "{name} was not exported: {seen:?}");
+    }
 }
