@@ -34,6 +34,9 @@ pub struct Caps {
     pub agent: usize,
     /// Distinct plan `window` values (`--label-cap`): they come from upstream headers.
     pub window: usize,
+    /// Distinct `server.address` values of the OTel metrics (`--label-cap`): a provider's
+    /// host pattern (`*-aiplatform.googleapis.com`) admits hosts a client chooses.
+    pub host: usize,
 }
 
 impl Caps {
@@ -48,6 +51,7 @@ impl Caps {
             error_type: 50,
             agent: cap,
             window: cap,
+            host: cap,
         }
     }
 }
@@ -131,6 +135,7 @@ pub struct Metrics {
     ratelimit_reset: prometheus::GaugeVec,
     agent: Capped,
     window: Capped,
+    host: Capped,
     model: Capped,
     tool: Capped,
     team: Capped,
@@ -418,6 +423,7 @@ impl Metrics {
             ratelimit_reset,
             agent: Capped::new(n::AGENT, caps.agent),
             window: Capped::new(n::WINDOW, caps.window),
+            host: Capped::new("server_address", caps.host),
             model: Capped::new(n::MODEL, caps.model),
             tool: Capped::new(n::TOOL, caps.tool),
             team: Capped::new(n::TEAM, caps.team),
@@ -483,6 +489,12 @@ impl Metrics {
     /// `value` as the capped `user` label exports it.
     pub fn cap_user<'a>(&self, value: &'a str) -> &'a str {
         self.user.get(value, &self.overflow)
+    }
+
+    /// `value` as the OTel metrics' capped `server.address` exports it (overflow counted under
+    /// `label="server_address"`).
+    pub fn cap_host<'a>(&self, value: &'a str) -> &'a str {
+        self.host.get(value, &self.overflow)
     }
 
     /// `value` as the capped `error_type` label exports it.

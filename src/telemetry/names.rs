@@ -88,7 +88,8 @@ pub const OBSERVE_SKIPPED_TOTAL: &str = "llmtap_observe_skipped_total";
 pub const OBSERVE_HELD_BYTES: &str = "llmtap_observe_held_bytes";
 /// Counter of label values exported as [`OTHER`] because their label already had its cap
 /// of distinct values (`--label-cap`; 50 for `error_type`). Label `label`: the capped
-/// label's name (`model`, `tool`, `team`, `user`, `error_type`). Unit: values.
+/// label's name (`model`, `tool`, `team`, `user`, `error_type`, `agent`, `window`, and
+/// `server_address` for the OTel metrics' `server.address`). Unit: values.
 pub const LABEL_OVERFLOW_TOTAL: &str = "llmtap_label_overflow_total";
 
 /// Label: the API provider of the call ([`crate::providers::Provider`], e.g. `anthropic`,

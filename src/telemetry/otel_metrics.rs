@@ -300,14 +300,15 @@ impl OtelMetrics {
         })
     }
 
-    /// Records one finished call. `caps` caps model, team, user and error type as the
-    /// Prometheus labels are capped, so an attacker's model names cannot grow either sink.
+    /// Records one finished call. `caps` caps model, team, user, error type and server address
+    /// as the Prometheus labels are capped, so an attacker's model or host names cannot grow
+    /// either sink (the SDK's own limit, 2000 series per metric, is the second bound).
     pub fn record(&self, r: &CallRecord, caps: &Metrics) {
         let request_model = r.request.as_ref().and_then(|q| q.model.as_deref());
         let mut common = vec![
             KeyValue::new(attr::OPERATION_NAME, r.operation.as_str()),
             KeyValue::new(attr::PROVIDER_NAME, r.provider.name.to_string()),
-            KeyValue::new(attr::SERVER_ADDRESS, r.host.clone()),
+            KeyValue::new(attr::SERVER_ADDRESS, caps.cap_host(&r.host).to_owned()),
             KeyValue::new(attr::SERVER_PORT, i64::from(r.port)),
         ];
         if let Some(model) = request_model {
