@@ -372,16 +372,17 @@ pub struct OtelEnv {
     /// span.
     #[arg(long, env = "OTEL_RESOURCE_ATTRIBUTES", hide = true)]
     pub otel_resource_attributes: Option<String>,
-    /// `OTEL_SDK_DISABLED`: `true` (any case) turns span export off.
+    /// `OTEL_SDK_DISABLED`: `true` (any case) turns span and OTel metric export off.
     #[arg(long, env = "OTEL_SDK_DISABLED", hide = true)]
     pub otel_sdk_disabled: Option<String>,
     /// `OTEL_TRACES_EXPORTER`: `otlp` (the default) or `none` (no export); anything else is a
     /// configuration error.
     #[arg(long, env = "OTEL_TRACES_EXPORTER", hide = true)]
     pub otel_traces_exporter: Option<String>,
-    /// `OTEL_METRICS_EXPORTER`: `otlp` turns OTel metrics export on (to the general endpoint
-    /// with `/v1/metrics` appended, or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`); `none` or unset
-    /// leaves it off unless a metrics endpoint is set. Prometheus `/metrics` is always served.
+    /// `OTEL_METRICS_EXPORTER`: a comma-separated list, any case; `otlp` turns OTel metrics
+    /// export on (to `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, else the general endpoint with
+    /// `/v1/metrics` appended); `none` turns it off; `prometheus` and `console` ask for nothing
+    /// more (Prometheus `/metrics` is always served). Unset: off unless a metrics endpoint is set.
     #[arg(long, env = "OTEL_METRICS_EXPORTER", hide = true)]
     pub otel_metrics_exporter: Option<String>,
     /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`: the full metrics URL, used as it is; setting it

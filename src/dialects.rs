@@ -242,10 +242,25 @@ pub(crate) fn floor_char_boundary(s: &str, at: usize) -> usize {
     at
 }
 
+/// Longest model name kept, in bytes. Real names are under 100 (`anthropic.claude-sonnet-4-5-
+/// 20250929-v1:0`, a fine-tune's `ft:gpt-4o-mini:org:name:id`); anything longer comes from a
+/// client or upstream that is not naming a model, and would travel as a label, an attribute on
+/// every span and metric series, and a call line (8 MiB of it broke OTel metrics export).
+pub const MAX_MODEL_BYTES: usize = 256;
+
+/// `model` if it can be a model name: at most [`MAX_MODEL_BYTES`], no control character.
+/// Anything else is dropped (the call is recorded without a model, so unpriced) rather than
+/// cut, which would make up a name.
+pub fn model_name(model: Option<String>) -> Option<String> {
+    model.filter(|m| m.len() <= MAX_MODEL_BYTES && !m.chars().any(char::is_control))
+}
+
 /// Applies the rules that need both sides of a call: cache writes whose TTL the response
 /// did not say (see [`ResponseFacts::cache_write_unsplit`]) go to the TTL the request's last
-/// breakpoint asked for ([`RequestFacts::cache_ttl`]), 5m when it asked for none.
+/// breakpoint asked for ([`RequestFacts::cache_ttl`]), 5m when it asked for none; the
+/// response's model is bounded as the request's is ([`model_name`]).
 pub fn settle(request: Option<&RequestFacts>, response: &mut ResponseFacts) {
+    response.model = model_name(response.model.take());
     let moved = std::mem::take(&mut response.cache_write_unsplit);
     if moved > 0 && request.and_then(|r| r.cache_ttl.as_deref()) == Some("1h") {
         let usage = &mut response.usage;

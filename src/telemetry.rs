@@ -242,22 +242,43 @@ impl Telemetry {
         }
     }
 
-    /// Flushes and stops span and OTel metric export within `timeout`, off the runtime's
-    /// worker threads.
+    /// Flushes and stops span and OTel metric export, both at once, waiting at most
+    /// `timeout` (+ 0.5 s), off the runtime's worker threads.
     pub async fn shutdown_spans(self: &Arc<Self>, timeout: Duration) {
         if self.spans.is_none() && self.otel_metrics.is_none() {
             return;
         }
+        // Metrics on a thread of their own: the SDK's reader waits up to 5 s whatever it is
+        // told, and a blocking task would hold the runtime's own shutdown that long.
+        let metrics = self.otel_metrics.as_ref().map(|_| {
+            let (done, wait) = oneshot::channel();
+            let this = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("llmtap-otlp-metrics-shutdown".into())
+                .spawn(move || {
+                    if let Some(metrics) = &this.otel_metrics {
+                        metrics.shutdown();
+                    }
+                    let _ = done.send(());
+                });
+            if let Err(err) = spawned {
+                tracing::warn!(target: "llmtap::export", %err, "cannot flush OTel metrics at shutdown");
+            }
+            wait
+        });
         let this = self.clone();
-        let flush = tokio::task::spawn_blocking(move || {
+        let spans = tokio::task::spawn_blocking(move || {
             if let Some(spans) = &this.spans {
                 spans.shutdown(timeout);
             }
-            if let Some(metrics) = &this.otel_metrics {
-                metrics.shutdown(timeout);
-            }
         });
-        let _ = tokio::time::timeout(timeout + Duration::from_millis(500), flush).await;
+        let both = async {
+            let _ = spans.await;
+            if let Some(wait) = metrics {
+                let _ = wait.await;
+            }
+        };
+        let _ = tokio::time::timeout(timeout + Duration::from_millis(500), both).await;
     }
 
     /// Every record from now on (tests, `wrap`'s summary). Lagging receivers lose records.

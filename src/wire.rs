@@ -1,7 +1,8 @@
 //! Small textual rules of HTTP and URLs that several stages share, each written once.
 //!
-//! Owns: how llmtap spells a host for comparison ([`normalize_host`]) and strict
-//! percent-decoding ([`percent_decode`]). No dependencies on the rest of the crate.
+//! Owns: how llmtap spells a host for comparison ([`normalize_host`]), strict
+//! percent-decoding ([`percent_decode`]), and a URL fit for a log line ([`redact_url`]). No
+//! dependencies on the rest of the crate.
 
 /// A host as llmtap compares it: ASCII-lowercase (RFC 9110 §4.2.3: the host is
 /// case-insensitive), an IPv6 literal without its brackets (`[::1]` → `::1`), a fully
@@ -12,6 +13,21 @@
 pub fn normalize_host(host: &str) -> String {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
+}
+
+/// `url` without what may be a secret: userinfo (`user:token@`), query and fragment (RFC 3986
+/// §3.2.1, §3.4), for log lines about a collector's URL. `https://u:p@c:4318/v1/traces?k=t` →
+/// `https://c:4318/v1/traces`.
+pub fn redact_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{path}")
 }
 
 /// Decodes `%XX` escapes (RFC 3986 §2.1: URL userinfo, OTEL header and resource values);
@@ -51,5 +67,16 @@ mod tests {
         for bad in ["%", "%4", "%ZZ", "a%g1", "%FF"] {
             assert_eq!(percent_decode(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn urls_in_logs_lose_userinfo_query_and_fragment() {
+        assert_eq!(
+            redact_url("https://u:tok@c.example:4318/v1/traces?key=secret#x"),
+            "https://c.example:4318/v1/traces"
+        );
+        assert_eq!(redact_url("http://c:4317"), "http://c:4317");
+        assert_eq!(redact_url("http://a@b@c/p"), "http://c/p");
+        assert_eq!(redact_url("c:4317?k=v"), "c:4317");
     }
 }

@@ -917,6 +917,9 @@ async fn gen_ai_client_metrics_reach_an_otlp_receiver_with_the_conventions_names
         .expect("gaps kept with metrics on");
     let p = &chunks.points[0];
     assert_eq!(p.count, Some(gaps.len()));
+    // Bucket by bucket as the call saw them: the replayed means land where the gaps were.
+    let counts: Vec<u64> = gaps.counts().iter().map(|c| u64::from(*c)).collect();
+    assert_eq!(p.buckets, counts);
     assert!(p.count.unwrap() >= 1);
     assert!(p.sum.unwrap() / p.count.unwrap() as f64 >= 0.004, "{p:?}");
     assert_eq!(p.bounds, bounds);
@@ -935,6 +938,14 @@ async fn gen_ai_client_metrics_reach_an_otlp_receiver_with_the_conventions_names
     assert_eq!(attrs["llmtap.billing"], "api");
     assert_eq!(attrs["gen_ai.provider.name"], "anthropic");
 
+    // v1.41 by default: none of the latest conventions' metrics beside these.
+    for m in receiver.metrics() {
+        assert!(
+            !m.name.starts_with("gen_ai.client.inference."),
+            "{} exported by default",
+            m.name
+        );
+    }
     // Prometheus is unchanged beside it, and the metrics exports did not fail.
     let m = tap.metrics().await;
     assert_eq!(metric(&m, "llmtap_requests_total", &[]), 1.0);
@@ -1036,17 +1047,51 @@ async fn the_latest_conventions_are_opt_in_and_rename_spans_and_metrics() {
         })
         .await;
     assert_eq!(per_call.points[0].sum, u.output.map(|v| v as f64));
+    // Token counting is not inference: its duration stays the operation metric, and the
+    // tokens it counted are not usage.
+    let mut conn = client::via_proxy(tap.proxy, HOST, &tap.ca_pem, false).await;
+    let count = FakeUpstream::fixture_in("anthropic", "count_tokens", "request.json");
+    let req = client::post(
+        HOST,
+        "/v1/messages/count_tokens",
+        &count,
+        &[("x-fake-scenario", "count_tokens")],
+    );
+    assert_eq!(collect(conn.send(req).await.unwrap()).await.status, 200);
+    let counted = tap.next_record().await;
+    assert_eq!(counted.operation.as_str(), "count_tokens");
+    receiver
+        .metric_where("gen_ai.client.operation.duration", |m| {
+            m.points
+                .iter()
+                .any(|p| p.str("gen_ai.operation.name") == Some("count_tokens"))
+        })
+        .await;
+    for m in receiver.metrics() {
+        if m.name.starts_with("gen_ai.client.inference.") {
+            assert!(
+                m.points
+                    .iter()
+                    .all(|p| p.str("gen_ai.operation.name") != Some("count_tokens")),
+                "{} has a count_tokens point",
+                m.name
+            );
+        }
+    }
     let seen = check_against_table(&receiver);
     assert!(seen.contains("gen_ai.token.modality"), "{seen:?}");
-    // The v1.41 names are not exported beside them.
-    for old in [
-        "gen_ai.client.operation.duration",
-        "gen_ai.client.token.usage",
-    ] {
-        assert!(
-            receiver.metrics().iter().all(|m| m.name != old),
-            "{old} exported"
-        );
+    // The v1.41 names are not exported beside them: no token usage histogram, and the
+    // operation duration only for what is not inference.
+    for m in receiver.metrics() {
+        assert_ne!(m.name, "gen_ai.client.token.usage");
+        if m.name == "gen_ai.client.operation.duration" {
+            assert!(
+                m.points
+                    .iter()
+                    .all(|p| p.str("gen_ai.operation.name") == Some("count_tokens")),
+                "{m:?}"
+            );
+        }
     }
 }
 
@@ -1057,9 +1102,13 @@ async fn a_dead_metrics_collector_is_counted_and_changes_nothing_for_clients() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}/v1/metrics", closed.local_addr().unwrap());
     drop(closed);
+    // Spans go to a live receiver: one signal's dead collector must not touch the other.
+    let receiver = Receiver::http().await;
     let mut tap = harness::start(
         &upstream,
         &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
             "--otel-exporter-otlp-metrics-endpoint",
             &endpoint,
             "--otel-metric-export-interval",
@@ -1069,10 +1118,10 @@ async fn a_dead_metrics_collector_is_counted_and_changes_nothing_for_clients() {
         ],
     )
     .await;
-    let started = Instant::now();
     let headers = [("x-fake-scenario", "stream_text")];
     let res = call(&tap, &body("stream_text"), &headers).await;
     assert!(res.end.is_ok());
+    receiver.call_spans(1).await;
     tap.next_record().await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -1099,7 +1148,10 @@ async fn a_dead_metrics_collector_is_counted_and_changes_nothing_for_clients() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // Calls go on while exports fail.
+    let res = call(&tap, &body("stream_text"), &headers).await;
+    assert!(res.end.is_ok());
+    tap.next_record().await;
 }
 
 /// The OTLP type name of a decoded value, as the conventions table writes it.
@@ -1136,15 +1188,20 @@ fn check_against_table(receiver: &Receiver) -> std::collections::BTreeSet<String
             "{what}: `{key}` is listed on {:?}",
             entry.carrier
         );
-        assert_eq!(otlp_type(value), entry.kind, "{what}: the type of `{key}`");
+        let kind = otlp_type(value);
+        assert!(
+            kind == entry.kind || Some(kind.as_str()) == entry.latest_kind,
+            "{what}: the type of `{key}` is {kind}, the table says {}",
+            entry.kind
+        );
         seen.insert(entry.name.to_owned());
     }
     for s in receiver.spans() {
         let tool = s.span.name.starts_with("execute_tool ");
         let carriers: &[Carrier] = if tool {
-            &[Carrier::ToolSpan, Carrier::BothSpans]
+            &[Carrier::ToolSpan, Carrier::BothSpans, Carrier::WithMetrics]
         } else {
-            &[Carrier::Span, Carrier::BothSpans]
+            &[Carrier::Span, Carrier::BothSpans, Carrier::WithMetrics]
         };
         for kv in &s.span.attributes {
             let value = kv.value.as_ref().and_then(|v| v.value.as_ref()).unwrap();
@@ -1189,7 +1246,7 @@ fn check_against_table(receiver: &Receiver) -> std::collections::BTreeSet<String
                     &mut seen,
                     key,
                     value,
-                    &[Carrier::Span, Carrier::BothSpans, Carrier::MetricAttribute],
+                    &[Carrier::WithMetrics, Carrier::MetricAttribute],
                     &m.name,
                 );
             }
@@ -1348,4 +1405,58 @@ async fn every_exported_name_is_in_the_conventions_table_with_its_type() {
     ] {
         assert!(seen.contains(name), "{name} was not exported: {seen:?}");
     }
+}
+
+/// A client may send any string as its model: one of 1 MiB must not become a label, a span
+/// attribute or an OTel metric attribute (8 MiB of it made every OTel metrics export too large
+/// for a collector, forever; attacker review of issue 16).
+#[tokio::test]
+async fn a_megabyte_model_name_is_no_label_or_attribute() {
+    let upstream = FakeUpstream::start().await;
+    let receiver = Receiver::http().await;
+    let mut tap = harness::start(
+        &upstream,
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--otel-metrics-exporter",
+            "otlp",
+            "--otel-metric-export-interval",
+            "100",
+        ],
+    )
+    .await;
+    let model = "m".repeat(1 << 20);
+    let request = serde_json::json!({"model": model, "max_tokens": 16, "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let res = call(
+        &tap,
+        &serde_json::to_vec(&request).unwrap(),
+        &[("x-fake-scenario", "stream_text")],
+    )
+    .await;
+    assert!(res.end.is_ok(), "relayed whatever the model");
+    let record = tap.next_record().await;
+    assert_eq!(record.request.as_ref().and_then(|q| q.model.clone()), None);
+    let spans = receiver.call_spans(1).await;
+    assert!(
+        spans[0].span.name.len() < 300,
+        "{}",
+        &spans[0].span.name[..80]
+    );
+    assert!(spans[0].attr("gen_ai.request.model").is_none());
+    let duration = receiver
+        .metric_where("gen_ai.client.operation.duration", |m| !m.points.is_empty())
+        .await;
+    for p in &duration.points {
+        assert!(p.attributes.values().all(|v| match v {
+            Value::StringValue(s) => s.len() <= 256,
+            _ => true,
+        }));
+    }
+    let m = tap.metrics().await;
+    assert!(
+        m.lines().all(|l| l.len() < 2048),
+        "a label as long as the model"
+    );
 }

@@ -20,7 +20,8 @@ use crate::wire::percent_decode;
 pub enum Protocol {
     /// `grpc`: OTLP over gRPC (tonic), to the endpoint as given.
     Grpc,
-    /// `http/protobuf` (the default): protobuf bodies POSTed to `…/v1/traces`.
+    /// `http/protobuf` (the default): protobuf bodies POSTed to `…/v1/traces` or
+    /// `…/v1/metrics`.
     HttpProtobuf,
 }
 
@@ -34,18 +35,19 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Where and how spans are exported, resolved from the `OTEL_*` variables and
-/// `--otlp-endpoint` ([`from_env`]).
+/// Where and how one signal (spans, or metrics) is exported, resolved from the `OTEL_*`
+/// variables and `--otlp-endpoint` ([`from_env`], [`metrics_from_env`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtlpConfig {
-    /// gRPC or HTTP/protobuf; the traces-specific variable wins over the general one.
+    /// gRPC or HTTP/protobuf; the signal's variable wins over the general one.
     pub protocol: Protocol,
-    /// Full URL the exporter sends to (`…/v1/traces` for HTTP; the server for gRPC).
+    /// Full URL the exporter sends to (`…/v1/traces` or `…/v1/metrics` for HTTP; the server
+    /// for gRPC).
     pub endpoint: String,
-    /// Headers sent with every export request (`OTEL_EXPORTER_OTLP_[TRACES_]HEADERS`): names
+    /// Headers sent with every export request (`OTEL_EXPORTER_OTLP_[SIGNAL_]HEADERS`): names
     /// lowercase, values percent-decoded and kept secret.
     pub headers: Vec<(String, Secret)>,
-    /// Export timeout per request (`OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT`, given in
+    /// Export timeout per request (`OTEL_EXPORTER_OTLP_[SIGNAL_]TIMEOUT`, given in
     /// milliseconds; default 10 s).
     pub timeout: Duration,
     /// Extra roots for an `https://` collector (`OTEL_EXPORTER_OTLP_CERTIFICATE`, read and
@@ -84,6 +86,7 @@ struct SignalVars<'a> {
     headers: (&'static str, &'a Option<String>),
     timeout: (&'static str, &'a Option<String>),
     certificate: &'a Option<std::path::PathBuf>,
+    certificate_var: &'static str,
 }
 
 impl Signal {
@@ -108,6 +111,7 @@ impl Signal {
                     &env.otel_exporter_otlp_traces_timeout,
                 ),
                 certificate: &env.otel_exporter_otlp_traces_certificate,
+                certificate_var: "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
             },
             Signal::Metrics => SignalVars {
                 path: "/v1/metrics",
@@ -128,6 +132,7 @@ impl Signal {
                     &env.otel_exporter_otlp_metrics_timeout,
                 ),
                 certificate: &env.otel_exporter_otlp_metrics_certificate,
+                certificate_var: "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
             },
         }
     }
@@ -194,21 +199,29 @@ pub fn metrics_from_env(
     if disabled(env) {
         return Ok(None);
     }
-    let wanted = match nonempty(&env.otel_metrics_exporter) {
-        Some("otlp") => true,
-        Some("none") => return Ok(None),
-        None => nonempty(&env.otel_exporter_otlp_metrics_endpoint).is_some(),
-        Some(other) => {
-            return Err(ConfigError::new(
-                "OTEL_METRICS_EXPORTER",
-                format!(
-                    "'{other}' is not supported (otlp or none; Prometheus metrics are always \
-                     served on the admin listener's /metrics)"
-                ),
-            ));
+    // A comma-separated list, any case (the SDK environment specification). `prometheus` and
+    // `console` are accepted and need nothing more: `/metrics` is always served.
+    let mut wanted = None;
+    if let Some(list) = nonempty(&env.otel_metrics_exporter) {
+        for name in list.split(',').map(|n| n.trim().to_ascii_lowercase()) {
+            match name.as_str() {
+                "otlp" => wanted = Some(true),
+                "none" => return Ok(None),
+                "prometheus" | "console" | "" => {}
+                other => {
+                    return Err(ConfigError::new(
+                        "OTEL_METRICS_EXPORTER",
+                        format!(
+                            "'{other}' is not supported (otlp, prometheus, console or none; \
+                             Prometheus metrics are always served on the admin listener's \
+                             /metrics)"
+                        ),
+                    ));
+                }
+            }
         }
-    };
-    if !wanted {
+    }
+    if !wanted.unwrap_or_else(|| nonempty(&env.otel_exporter_otlp_metrics_endpoint).is_some()) {
         return Ok(None);
     }
     let Some(otlp) = resolve(Signal::Metrics, flag, env, true)? else {
@@ -302,16 +315,16 @@ fn resolve(
             ));
         }
     };
-    // The flag stands for the general endpoint; a signal's endpoint is used as it is.
+    // The flag stands for the general endpoint: a signal's own endpoint wins over it, and is
+    // used as it is.
     let local = match protocol {
         Protocol::Grpc => "http://localhost:4317",
         Protocol::HttpProtobuf => "http://localhost:4318",
     };
-    let (var, endpoint, is_base) = if let Some(url) = flag.map(str::trim).filter(|s| !s.is_empty())
-    {
-        ("--otlp-endpoint", url, true)
-    } else if let Some(url) = nonempty(vars.endpoint.1) {
+    let (var, endpoint, is_base) = if let Some(url) = nonempty(vars.endpoint.1) {
         (vars.endpoint.0, url, false)
+    } else if let Some(url) = flag.map(str::trim).filter(|s| !s.is_empty()) {
+        ("--otlp-endpoint", url, true)
     } else if let Some(url) = nonempty(&env.otel_exporter_otlp_endpoint) {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", url, true)
     } else if default_endpoint {
@@ -346,12 +359,13 @@ fn resolve(
         (None, Some(t)) => parse_ms("OTEL_EXPORTER_OTLP_TIMEOUT", t)?,
         (None, None) => Duration::from_secs(10),
     };
-    let certificate = vars
-        .certificate
-        .clone()
-        .or_else(|| env.otel_exporter_otlp_certificate.clone());
-    let extra_roots = match &certificate {
-        Some(path) => super::read_roots("OTEL_EXPORTER_OTLP_CERTIFICATE", path)?,
+    let certificate = match (vars.certificate, &env.otel_exporter_otlp_certificate) {
+        (Some(path), _) => Some((vars.certificate_var, path)),
+        (None, Some(path)) => Some(("OTEL_EXPORTER_OTLP_CERTIFICATE", path)),
+        (None, None) => None,
+    };
+    let extra_roots = match certificate {
+        Some((var, path)) => super::read_roots(var, path)?,
         None => Vec::new(),
     };
     let mut resource = match nonempty(&env.otel_resource_attributes) {
@@ -501,6 +515,9 @@ mod tests {
         let flag = cfg(Some("http://f:4318"), &[("endpoint", "http://c:4318")]).expect("on");
         assert_eq!(flag.endpoint, "http://f:4318/v1/traces");
         assert_eq!(flag.timeout, Duration::from_secs(10));
+        // The flag stands for the general endpoint: the traces endpoint wins over it.
+        let own = cfg(Some("http://f:4318"), &[("traces_endpoint", "http://t/x")]).expect("on");
+        assert_eq!(own.endpoint, "http://t/x");
     }
 
     #[test]
@@ -579,9 +596,23 @@ mod tests {
         assert_eq!(on.otlp.endpoint, "http://c:4318/v1/metrics");
         assert_eq!(on.interval, Duration::from_secs(60));
         assert_eq!(on.temporality, Temporality::Cumulative);
-        // The flag is the general endpoint for metrics too.
-        let flag = metrics(Some("http://f:4318"), &[("metrics_exporter", "otlp")]).expect("on");
+        // The flag is the general endpoint for metrics too; a metrics endpoint wins over it.
+        let flag = metrics(
+            Some("http://f:4318"),
+            &[("metrics_exporter", "OTLP,prometheus")],
+        )
+        .expect("on");
         assert_eq!(flag.otlp.endpoint, "http://f:4318/v1/metrics");
+        let own = metrics(Some("http://f:4318"), &[("metrics_endpoint", "http://m/x")]);
+        assert_eq!(own.expect("on").otlp.endpoint, "http://m/x");
+        // `prometheus` alone is served by /metrics: nothing to export.
+        assert_eq!(
+            metrics(
+                None,
+                &[("endpoint", "http://c"), ("metrics_exporter", "prometheus")]
+            ),
+            None
+        );
         // A metrics endpoint is used as it is and turns export on by itself.
         let own = metrics(
             None,
@@ -626,7 +657,7 @@ mod tests {
                 .flag
         };
         assert_eq!(
-            err(&[("metrics_exporter", "prometheus")]),
+            err(&[("metrics_exporter", "otlp,zipkin")]),
             "OTEL_METRICS_EXPORTER"
         );
         assert_eq!(

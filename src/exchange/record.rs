@@ -308,6 +308,7 @@ impl Pending {
                     if facts.model.is_none() {
                         facts.model = self.route.path_model.clone();
                     }
+                    facts.model = crate::dialects::model_name(facts.model.take());
                     facts
                 })
                 .ok()
@@ -602,7 +603,7 @@ mod tests {
 /// The gaps between the network reads of a stream that carried generated content, kept as a
 /// fixed sketch (what `gen_ai.client.operation.time_per_output_chunk` needs, without a list
 /// per call): per bucket of [`DURATION_BUCKETS`](crate::telemetry::names::otel::DURATION_BUCKETS),
-/// the count and the sum of the gaps in it. 248 bytes whatever the stream's length. Kept only
+/// the count and the sum of the gaps in it. 200 bytes whatever the stream's length. Kept only
 /// when OTel metrics are exported.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChunkGaps {
@@ -636,6 +637,11 @@ impl ChunkGaps {
             .zip(&self.sums)
             .filter(|(c, _)| **c > 0)
             .map(|(c, s)| (*c, s / f64::from(*c)))
+    }
+
+    /// The count of gaps per bucket (the last bucket: over the last bound).
+    pub fn counts(&self) -> &[u32] {
+        &self.counts
     }
 
     /// How many gaps were recorded.

@@ -51,6 +51,9 @@ pub enum Carrier {
     ToolSpan,
     /// An attribute of both kinds of span.
     BothSpans,
+    /// An attribute of the spans (the call's, and the tool's where it applies) and of the OTel
+    /// metrics.
+    WithMetrics,
     /// A span event.
     Event,
     /// A resource attribute (every span and metric).
@@ -70,6 +73,7 @@ impl Carrier {
             Carrier::Span => "call span",
             Carrier::ToolSpan => "tool span",
             Carrier::BothSpans => "call and tool spans",
+            Carrier::WithMetrics => "spans and metrics",
             Carrier::Event => "span event",
             Carrier::Resource => "resource",
             Carrier::Metric => "metric",
@@ -92,6 +96,8 @@ pub struct Convention {
     /// The OTLP value type (`string`, `int`, `double`, `bool`, `string[]`) or instrument
     /// (`histogram`, `counter`); `-` for an event.
     pub kind: &'static str,
+    /// The type under the latest conventions, where it differs.
+    pub latest_kind: Option<&'static str>,
     /// The unit (UCUM, as the conventions write it), `-` when none.
     pub unit: &'static str,
     /// What it holds.
@@ -111,29 +117,50 @@ const fn c(
         source,
         carrier,
         kind,
+        latest_kind: None,
         unit,
+        brief,
+    }
+}
+
+/// A name whose type the latest conventions changed.
+const fn changed(
+    name: &'static str,
+    carrier: Carrier,
+    kind: &'static str,
+    latest_kind: &'static str,
+    brief: &'static str,
+) -> Convention {
+    Convention {
+        name,
+        source: Source::GenAi141,
+        carrier,
+        kind,
+        latest_kind: Some(latest_kind),
+        unit: "-",
         brief,
     }
 }
 
 use Carrier::{
     BothSpans, Event, LatestMetric, Metric, MetricAttribute, Resource as Res, Span, ToolSpan,
+    WithMetrics,
 };
 use Source::{DeFacto, GenAi141, GenAiMain, Llmtap, OpenAi, Otel};
 
 /// Every name llmtap exports over OTLP.
 #[rustfmt::skip]
 pub const TABLE: &[Convention] = &[
-    c(attr::OPERATION_NAME, GenAi141, BothSpans, "string", "-", "chat, generate_content, execute_tool, …"),
-    c(attr::PROVIDER_NAME, GenAi141, BothSpans, "string", "-", "anthropic, openai, gcp.gemini, gcp.gen_ai (Code Assist), gcp.vertex_ai, aws.bedrock, …"),
-    c(attr::REQUEST_MODEL, GenAi141, Span, "string", "-", "the model the request asked for"),
-    c(attr::RESPONSE_MODEL, GenAi141, Span, "string", "-", "the model the response names"),
+    c(attr::OPERATION_NAME, GenAi141, WithMetrics, "string", "-", "chat, generate_content, execute_tool, …"),
+    c(attr::PROVIDER_NAME, GenAi141, WithMetrics, "string", "-", "anthropic, openai, gcp.gemini, gcp.gen_ai (Code Assist), gcp.vertex_ai, aws.bedrock, …"),
+    c(attr::REQUEST_MODEL, GenAi141, WithMetrics, "string", "-", "the model the request asked for"),
+    c(attr::RESPONSE_MODEL, GenAi141, WithMetrics, "string", "-", "the model the response names"),
     c(attr::RESPONSE_ID, GenAi141, Span, "string", "-", "the response's id"),
     c(attr::RESPONSE_FINISH_REASONS, GenAi141, Span, "string[]", "-", "one per choice, as the API says; `error` for a call that ended abnormally without one"),
     c(attr::REQUEST_MAX_TOKENS, GenAi141, Span, "int", "{token}", "the output limit the request set"),
     c(attr::REQUEST_TEMPERATURE, GenAi141, Span, "double", "-", "as the request set it"),
     c(attr::REQUEST_TOP_P, GenAi141, Span, "double", "-", "as the request set it"),
-    c(attr::REQUEST_TOP_K, GenAi141, Span, "int", "-", "as the request set it (int on main; double in v1.41)"),
+    changed(attr::REQUEST_TOP_K, Span, "double", "int", "as the request set it"),
     c(attr::REQUEST_STOP_SEQUENCES, GenAi141, Span, "string[]", "-", "at most 16, 256 bytes each"),
     c(attr::REQUEST_SEED, GenAi141, Span, "int", "-", "as the request set it"),
     c(attr::REQUEST_FREQUENCY_PENALTY, GenAi141, Span, "double", "-", "as the request set it"),
@@ -143,7 +170,7 @@ pub const TABLE: &[Convention] = &[
     c(attr::REQUEST_STREAM, GenAi141, Span, "bool", "-", "the request asked for a stream"),
     c(attr::REQUEST_REASONING_LEVEL, GenAiMain, Span, "string", "-", "the effort or thinking level exactly as sent"),
     c(attr::REQUEST_PREVIOUS_RESPONSE_ID, GenAiMain, Span, "string", "-", "Responses' `previous_response_id`"),
-    c(attr::TIME_TO_FIRST_CHUNK, GenAi141, Span, "double", "s", "t0 to the first generated-content delta; streamed calls"),
+    c(attr::TIME_TO_FIRST_CHUNK, GenAi141, Span, "double", "s", "t0 to the first chunk carrying generated content (a text, thinking or tool-argument delta; not `message_start` or a ping); streamed calls"),
     c(attr::USAGE_INPUT_TOKENS, GenAi141, Span, "int", "{token}", "every prompt token, cached ones included"),
     c(attr::USAGE_OUTPUT_TOKENS, GenAi141, Span, "int", "{token}", "every generated token, reasoning included"),
     c(attr::USAGE_CACHE_READ, GenAi141, Span, "int", "{token}", "prompt tokens read from the cache"),
@@ -164,17 +191,17 @@ pub const TABLE: &[Convention] = &[
     c(attr::OPENAI_REQUEST_SERVICE_TIER, OpenAi, Span, "string", "-", "the tier asked for"),
     c(attr::OPENAI_RESPONSE_SERVICE_TIER, OpenAi, Span, "string", "-", "the tier that served"),
     c(attr::OPENAI_RESPONSE_SYSTEM_FINGERPRINT, OpenAi, Span, "string", "-", "Chat's `system_fingerprint`"),
-    c(attr::SERVER_ADDRESS, Otel, Span, "string", "-", "the upstream host"),
-    c(attr::SERVER_PORT, Otel, Span, "int", "-", "the upstream port"),
+    c(attr::SERVER_ADDRESS, Otel, WithMetrics, "string", "-", "the upstream host"),
+    c(attr::SERVER_PORT, Otel, WithMetrics, "int", "-", "the upstream port"),
     c(attr::HTTP_METHOD, Otel, Span, "string", "-", "POST, or GET for a WebSocket"),
     c(attr::HTTP_STATUS, Otel, Span, "int", "-", "the upstream's status"),
     c(attr::HTTP_RESEND_COUNT, Otel, Span, "int", "-", "earlier failed attempts of this request"),
-    c(attr::ERROR_TYPE, Otel, BothSpans, "string", "-", "why the call failed; `tool_error` on a tool span"),
+    c(attr::ERROR_TYPE, Otel, WithMetrics, "string", "-", "why the call failed; `tool_error` on a tool span"),
     c(attr::SESSION_ID, Otel, BothSpans, "string", "-", "the session again, for Phoenix and Langfuse"),
     c(attr::USER_ID, Otel, BothSpans, "string", "-", "the attributed user again, for Phoenix and Langfuse"),
     c(attr::USAGE_COST, DeFacto, Span, "double", "USD", "the call's cost; what agentgateway and Langfuse read"),
     c(attr::API, Llmtap, Span, "string", "-", "the wire format (`anthropic_messages`, …)"),
-    c(attr::CLIENT, Llmtap, Span, "string", "-", "the agent or SDK"),
+    c(attr::CLIENT, Llmtap, WithMetrics, "string", "-", "the agent or SDK"),
     c(attr::STREAM, Llmtap, Span, "bool", "-", "the response was an event stream"),
     c(attr::OUTCOME, Llmtap, Span, "string", "-", "ok, error, cancelled"),
     c(attr::USAGE_MISSING, Llmtap, Span, "bool", "-", "a successful call without usage"),
@@ -184,9 +211,9 @@ pub const TABLE: &[Convention] = &[
     c(attr::COST_USD, Llmtap, Span, "double", "USD", "what the call cost"),
     c(attr::COST_SOURCE, Llmtap, Span, "string", "-", "`table` or `provider`"),
     c(attr::COST_TABLE_USD, Llmtap, Span, "double", "USD", "the price table's cost when the provider billed its own"),
-    c(attr::BILLING, Llmtap, Span, "string", "-", "`api` or `subscription`"),
-    c(attr::TEAM, Llmtap, BothSpans, "string", "-", "the attributed team"),
-    c(attr::USER, Llmtap, BothSpans, "string", "-", "the attributed user"),
+    c(attr::BILLING, Llmtap, WithMetrics, "string", "-", "`api` or `subscription`"),
+    c(attr::TEAM, Llmtap, WithMetrics, "string", "-", "the attributed team"),
+    c(attr::USER, Llmtap, WithMetrics, "string", "-", "the attributed user"),
     c(attr::TOOLS_OFFERED, Llmtap, Span, "int", "-", "tools the request offered"),
     c(attr::TOOLS_OFFERED_NAMES, Llmtap, Span, "string[]", "-", "their names"),
     c(attr::TOOLS_CALLED, Llmtap, Span, "string[]", "-", "the tools the model called"),
@@ -213,16 +240,16 @@ pub const TABLE: &[Convention] = &[
     c("telemetry.sdk.name", Otel, Res, "string", "-", "`opentelemetry`"),
     c("telemetry.sdk.language", Otel, Res, "string", "-", "`rust`"),
     c(PROJECT_NAME, DeFacto, Res, "string", "-", "the service name, unless set: the project Arize Phoenix files spans under"),
-    c(otel::OPERATION_DURATION, GenAi141, Metric, "histogram", "s", "t0 to the end of the call; `error.type` on failures"),
+    c(otel::OPERATION_DURATION, GenAi141, Metric, "histogram", "s", "t0 to the end of the call; `error.type` on failures; under the latest conventions, token counting only"),
     c(otel::TOKEN_USAGE, GenAi141, Metric, "histogram", "{token}", "tokens per call by `gen_ai.token.type`"),
-    c(otel::OPERATION_TIME_TO_FIRST_CHUNK, GenAi141, Metric, "histogram", "s", "streamed calls"),
-    c(otel::OPERATION_TIME_PER_OUTPUT_CHUNK, GenAi141, Metric, "histogram", "s", "each content read after the first; streamed calls"),
+    c(otel::OPERATION_TIME_TO_FIRST_CHUNK, GenAi141, Metric, "histogram", "s", "as `gen_ai.response.time_to_first_chunk`; streamed calls"),
+    c(otel::OPERATION_TIME_PER_OUTPUT_CHUNK, GenAi141, Metric, "histogram", "s", "per network read carrying generated content after the first (several events in one read are one chunk); streamed calls"),
     c(otel::COST, Llmtap, Metric, "counter", "USD", "cost by provider, model, team, user, client, billing (both conventions)"),
     c(otel::INFERENCE_DURATION, GenAiMain, LatestMetric, "histogram", "s", "the latest name of the duration"),
     c(otel::INFERENCE_TIME_TO_FIRST_CHUNK, GenAiMain, LatestMetric, "histogram", "s", "the latest name"),
     c(otel::INFERENCE_TIME_PER_OUTPUT_CHUNK, GenAiMain, LatestMetric, "histogram", "s", "the latest name"),
-    c(otel::USAGE_INPUT_TOKENS, GenAiMain, LatestMetric, "counter", "{token}", "input tokens, 0 for a call without usage"),
-    c(otel::USAGE_OUTPUT_TOKENS, GenAiMain, LatestMetric, "counter", "{token}", "output tokens, 0 for a call without usage"),
+    c(otel::USAGE_INPUT_TOKENS, GenAiMain, LatestMetric, "counter", "{token}", "input tokens; every inference call adds, 0 without usage"),
+    c(otel::USAGE_OUTPUT_TOKENS, GenAiMain, LatestMetric, "counter", "{token}", "output tokens; every inference call adds, 0 without usage"),
     c(otel::USAGE_CACHE_READ, GenAiMain, LatestMetric, "counter", "{token}", "cache reads"),
     c(otel::USAGE_CACHE_WRITE, GenAiMain, LatestMetric, "counter", "{token}", "cache writes"),
     c(otel::USAGE_REASONING, GenAiMain, LatestMetric, "counter", "{token}", "reasoning tokens"),
@@ -255,7 +282,10 @@ pub fn markdown() -> String {
             c.name,
             c.source.as_str(),
             c.carrier.as_str(),
-            c.kind,
+            match c.latest_kind {
+                Some(latest) => format!("{} ({latest} latest)", c.kind),
+                None => c.kind.to_owned(),
+            },
             c.unit,
             c.brief
         ));

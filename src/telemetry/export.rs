@@ -232,7 +232,7 @@ impl Driver {
             if let Some(suppressed) = warning.allow() {
                 tracing::warn!(
                     target: "llmtap::export",
-                    endpoint = %self.config.endpoint,
+                    endpoint = %crate::wire::redact_url(&self.config.endpoint),
                     %err,
                     spans = count,
                     suppressed,
@@ -300,6 +300,13 @@ pub(super) fn http_client(config: &OtlpConfig) -> Result<reqwest::blocking::Clie
         .map_err(|e| ExportError::Build(e.to_string()))
 }
 
+/// An exporter builder's error, its copy of the endpoint redacted ([`crate::wire::redact_url`]):
+/// the message reaches stderr.
+pub(super) fn build_error(config: &OtlpConfig, e: impl std::fmt::Display) -> ExportError {
+    let shown = crate::wire::redact_url(&config.endpoint);
+    ExportError::Build(e.to_string().replace(&config.endpoint, &shown))
+}
+
 /// `config`'s headers as the HTTP exporter takes them.
 pub(super) fn http_headers(config: &OtlpConfig) -> std::collections::HashMap<String, String> {
     config
@@ -319,9 +326,7 @@ fn grpc(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
     if let Some(tls) = tls {
         builder = builder.with_tls_config(tls);
     }
-    builder
-        .build()
-        .map_err(|e| ExportError::Build(e.to_string()))
+    builder.build().map_err(|e| build_error(config, e))
 }
 
 fn http(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
@@ -333,5 +338,5 @@ fn http(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
         .with_timeout(config.timeout)
         .with_headers(http_headers(config))
         .build()
-        .map_err(|e| ExportError::Build(e.to_string()))
+        .map_err(|e| build_error(config, e))
 }

@@ -62,6 +62,11 @@ impl Default for Caps {
     }
 }
 
+/// Longest traffic-derived label value exported as it is, in bytes; longer ones are
+/// [`n::OTHER`] (a label value travels with every sample of its series, in Prometheus and in
+/// every OTel metrics export).
+pub const MAX_LABEL_BYTES: usize = 256;
+
 /// A label whose distinct values are capped.
 struct Capped {
     name: &'static str,
@@ -78,13 +83,14 @@ impl Capped {
         }
     }
 
-    /// The value to export for `value`; counts the overflow when the cap is hit.
+    /// The value to export for `value`; counts the overflow when the cap is hit or the value
+    /// is longer than [`MAX_LABEL_BYTES`].
     fn get<'a>(&self, value: &'a str, overflow: &IntCounterVec) -> &'a str {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if seen.contains(value) {
             return value;
         }
-        if seen.len() < self.cap {
+        if seen.len() < self.cap && value.len() <= MAX_LABEL_BYTES {
             seen.insert(value.to_owned());
             return value;
         }
@@ -136,6 +142,7 @@ pub struct Metrics {
     agent: Capped,
     window: Capped,
     host: Capped,
+    port: Capped,
     model: Capped,
     tool: Capped,
     team: Capped,
@@ -423,7 +430,8 @@ impl Metrics {
             ratelimit_reset,
             agent: Capped::new(n::AGENT, caps.agent),
             window: Capped::new(n::WINDOW, caps.window),
-            host: Capped::new("server_address", caps.host),
+            host: Capped::new(n::SERVER_ADDRESS_LABEL, caps.host),
+            port: Capped::new(n::SERVER_PORT_LABEL, caps.host),
             model: Capped::new(n::MODEL, caps.model),
             tool: Capped::new(n::TOOL, caps.tool),
             team: Capped::new(n::TEAM, caps.team),
@@ -495,6 +503,13 @@ impl Metrics {
     /// `label="server_address"`).
     pub fn cap_host<'a>(&self, value: &'a str) -> &'a str {
         self.host.get(value, &self.overflow)
+    }
+
+    /// `port` as the OTel metrics' capped `server.port` exports it: `None` past the cap (a
+    /// client picks the port of its CONNECT), the attribute then left out.
+    pub fn cap_port(&self, port: u16) -> Option<i64> {
+        let text = port.to_string();
+        (self.port.get(&text, &self.overflow) != n::OTHER).then_some(i64::from(port))
     }
 
     /// `value` as the capped `error_type` label exports it.

@@ -89,7 +89,8 @@ pub const OBSERVE_HELD_BYTES: &str = "llmtap_observe_held_bytes";
 /// Counter of label values exported as [`OTHER`] because their label already had its cap
 /// of distinct values (`--label-cap`; 50 for `error_type`). Label `label`: the capped
 /// label's name (`model`, `tool`, `team`, `user`, `error_type`, `agent`, `window`, and
-/// `server_address` for the OTel metrics' `server.address`). Unit: values.
+/// `server_address` / `server_port` for the OTel metrics' attributes); a value longer than
+/// 256 bytes is exported as [`OTHER`] and counted too. Unit: values.
 pub const LABEL_OVERFLOW_TOTAL: &str = "llmtap_label_overflow_total";
 
 /// Label: the API provider of the call ([`crate::providers::Provider`], e.g. `anthropic`,
@@ -132,6 +133,10 @@ pub const BILLING: &str = "billing";
 /// [`OBSERVE_SKIPPED_TOTAL`]: why (their own value sets, listed on each).
 pub const REASON: &str = "reason";
 
+/// Value of [`LABEL`] for the OTel metrics' capped `server.address` attribute.
+pub const SERVER_ADDRESS_LABEL: &str = "server_address";
+/// Value of [`LABEL`] for the OTel metrics' capped `server.port` attribute.
+pub const SERVER_PORT_LABEL: &str = "server_port";
 /// Label of [`OTLP_EXPORT_FAILURES_TOTAL`]: the OTLP signal, `traces` or `metrics`.
 pub const SIGNAL: &str = "signal";
 
@@ -463,8 +468,8 @@ pub mod attr {
 /// conventions for generative AI metrics"), and the attributes only they carry. Their other
 /// attributes are the span attributes of [`attr`] (`gen_ai.operation.name`,
 /// `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.response.model`, `server.address`,
-/// `server.port`, `error.type`), with model, team and user capped by `--label-cap` as the
-/// Prometheus labels are.
+/// `server.port`, `error.type`), with model, team, user, error type, server address and port
+/// capped by `--label-cap` as the Prometheus labels are.
 pub mod otel {
     /// `gen_ai.client.token.usage` (v1.41, histogram, `{token}`): tokens of one call, by
     /// `gen_ai.token.type` (`input`: every prompt token, cached included; `output`: reasoning

@@ -30,12 +30,13 @@ use prometheus::IntCounter;
 
 use super::{
     RateLimit,
-    export::{ExportError, http_client, http_headers, tonic_parts},
+    export::{ExportError, build_error, http_client, http_headers, tonic_parts},
     metrics::Metrics,
     names::{attr, otel},
 };
 use crate::{
     config::otlp::{Conventions, MetricsConfig, OtlpConfig, Protocol, Temporality},
+    dialects::Operation,
     exchange::CallRecord,
 };
 
@@ -116,7 +117,7 @@ fn exporter(
             .with_headers(http_headers(config))
             .build(),
     }
-    .map_err(|e| ExportError::Build(e.to_string()))
+    .map_err(|e| build_error(config, e))
 }
 
 /// The token instruments, by conventions version.
@@ -138,7 +139,12 @@ enum Tokens {
 /// The OTel metrics pipeline: exists only when OTel metrics export is configured.
 pub struct OtelMetrics {
     provider: SdkMeterProvider,
+    /// Inference calls' duration (`gen_ai.client.operation.duration` under v1.41,
+    /// `gen_ai.client.inference.duration` under the latest conventions).
     duration: Histogram<f64>,
+    /// Other operations' duration under the latest conventions (token counting), which keep
+    /// `gen_ai.client.operation.duration`; `None` under v1.41, where `duration` is that.
+    other_duration: Option<Histogram<f64>>,
     time_to_first_chunk: Histogram<f64>,
     time_per_output_chunk: Histogram<f64>,
     tokens: Tokens,
@@ -212,7 +218,7 @@ impl OtelMetrics {
             runtime: (otlp.protocol == Protocol::Grpc).then_some(runtime),
             failures,
             warning: RateLimit::new(Duration::from_secs(60)),
-            endpoint: otlp.endpoint.clone(),
+            endpoint: crate::wire::redact_url(&otlp.endpoint),
         };
         let reader = PeriodicReader::builder(counted)
             .with_interval(config.interval)
@@ -278,8 +284,16 @@ impl OtelMetrics {
                 ),
             },
         };
+        let other_duration = (conventions == Conventions::Latest).then(|| {
+            seconds(
+                &meter,
+                otel::OPERATION_DURATION,
+                "GenAI operation duration (operations other than inference).",
+            )
+        });
         Ok(OtelMetrics {
             duration: seconds(&meter, duration, "GenAI operation duration."),
+            other_duration,
             time_to_first_chunk: seconds(
                 &meter,
                 first,
@@ -309,8 +323,10 @@ impl OtelMetrics {
             KeyValue::new(attr::OPERATION_NAME, r.operation.as_str()),
             KeyValue::new(attr::PROVIDER_NAME, r.provider.name.to_string()),
             KeyValue::new(attr::SERVER_ADDRESS, caps.cap_host(&r.host).to_owned()),
-            KeyValue::new(attr::SERVER_PORT, i64::from(r.port)),
         ];
+        if let Some(port) = caps.cap_port(r.port) {
+            common.push(KeyValue::new(attr::SERVER_PORT, port));
+        }
         if let Some(model) = request_model {
             common.push(KeyValue::new(
                 attr::REQUEST_MODEL,
@@ -330,7 +346,19 @@ impl OtelMetrics {
                 caps.cap_error_type(&error.to_string()).to_owned(),
             ));
         }
-        self.duration.record(r.duration.as_secs_f64(), &with_error);
+        // Token counting is not inference: under the latest conventions its duration keeps
+        // the operation metric, and under both it reports no token usage (the tokens it
+        // returns were counted, not spent).
+        let inference = r.operation != Operation::CountTokens;
+        let duration = match (&self.other_duration, inference) {
+            (Some(other), false) => other,
+            _ => &self.duration,
+        };
+        duration.record(r.duration.as_secs_f64(), &with_error);
+        if !inference {
+            self.record_cost(r, caps, &common);
+            return;
+        }
         if r.stream {
             if let Some(ttft) = r.ttft {
                 self.time_to_first_chunk.record(ttft.as_secs_f64(), &common);
@@ -367,32 +395,33 @@ impl OtelMetrics {
                 per_call_input,
                 per_call_output,
             } => {
-                let unknown = with(KeyValue::new(otel::TOKEN_MODALITY, "unknown"));
-                // "Including failed ones": a call without usage adds 0 (the conventions'
-                // rule), so the counters' series exist for every provider and model.
-                input.add(u.input.unwrap_or(0), &unknown);
-                output.add(u.output.unwrap_or(0), &unknown);
-                let cache_write_tokens = match (u.cache_write_5m, u.cache_write_1h) {
-                    (None, None) => None,
-                    (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-                };
+                // Every inference call, failed ones included, adds what it reported or 0 (the
+                // conventions' rule for these instruments, `gen-ai-token-metrics.md`), with
+                // modality `unknown` (no provider llmtap reads splits every call by modality).
+                let mut unknown = with_error.clone();
+                unknown.push(KeyValue::new(otel::TOKEN_MODALITY, "unknown"));
+                let cache_write_tokens = u
+                    .cache_write_5m
+                    .unwrap_or(0)
+                    .saturating_add(u.cache_write_1h.unwrap_or(0));
                 for (counter, value) in [
-                    (cache_read, u.cache_read),
+                    (input, u.input.unwrap_or(0)),
+                    (output, u.output.unwrap_or(0)),
+                    (cache_read, u.cache_read.unwrap_or(0)),
                     (cache_write, cache_write_tokens),
-                    (reasoning, u.reasoning),
+                    (reasoning, u.reasoning.unwrap_or(0)),
                 ] {
-                    if let Some(v) = value {
-                        counter.add(v, &unknown);
-                    }
+                    counter.add(value, &unknown);
                 }
-                if let Some(v) = u.input {
-                    per_call_input.record(v, &common);
-                }
-                if let Some(v) = u.output {
-                    per_call_output.record(v, &common);
-                }
+                per_call_input.record(u.input.unwrap_or(0), &with_error);
+                per_call_output.record(u.output.unwrap_or(0), &with_error);
             }
         }
+        self.record_cost(r, caps, &common);
+    }
+
+    /// `llmtap.cost`, for a priced call.
+    fn record_cost(&self, r: &CallRecord, caps: &Metrics, common: &[KeyValue]) {
         if let Some(cost) = r.cost_usd {
             let unknown = crate::telemetry::names::UNKNOWN;
             let mut attrs = vec![
@@ -423,10 +452,11 @@ impl OtelMetrics {
         }
     }
 
-    /// Exports what is left and stops the reader, waiting at most `timeout`. Blocking: call
-    /// off the runtime's worker threads.
-    pub fn shutdown(&self, timeout: Duration) {
-        if let Err(err) = self.provider.shutdown_with_timeout(timeout) {
+    /// Exports what is left and stops the reader. Blocking, and for as long as the SDK's
+    /// reader takes (it ignores the timeout it is given and waits up to 5 s): the caller runs
+    /// it on a thread of its own and stops waiting at its own deadline.
+    pub fn shutdown(&self) {
+        if let Err(err) = self.provider.shutdown() {
             tracing::warn!(target: "llmtap::export", %err, "metrics not all exported at shutdown");
         }
     }

@@ -476,9 +476,13 @@ pub fn attributes(r: &CallRecord, conventions: Conventions) -> Vec<KeyValue> {
         push(attr::REQUEST_STREAM, Some(Value::Bool(q.stream)));
         let params = &q.params;
         push(attr::REQUEST_TOP_P, params.top_p.map(Value::F64));
+        // v1.41 types `top_k` a double; the main branch an int.
         push(
             attr::REQUEST_TOP_K,
-            params.top_k.map(|k| Value::I64(int(k))),
+            params.top_k.map(|k| match conventions {
+                Conventions::V1_41 => Value::F64(k as f64),
+                Conventions::Latest => Value::I64(int(k)),
+            }),
         );
         push(
             attr::REQUEST_STOP_SEQUENCES,
@@ -707,7 +711,20 @@ mod tests {
                 .map(|kv| kv.value.clone())
         };
         assert_eq!(get("gen_ai.request.top_p"), Some(Value::F64(0.5)));
-        assert_eq!(get("gen_ai.request.top_k"), Some(Value::I64(40)));
+        assert_eq!(
+            get("gen_ai.request.top_k"),
+            Some(Value::F64(40.0)),
+            "v1.41: a double"
+        );
+        let latest = attributes(&r, Conventions::Latest);
+        let top_k = latest
+            .iter()
+            .find(|kv| kv.key.as_str() == "gen_ai.request.top_k");
+        assert_eq!(
+            top_k.map(|kv| kv.value.clone()),
+            Some(Value::I64(40)),
+            "main: an int"
+        );
         assert_eq!(get("gen_ai.request.seed"), Some(Value::I64(-3)));
         assert_eq!(get("gen_ai.request.choice.count"), Some(Value::I64(2)));
         assert_eq!(get("gen_ai.output.type"), Some(Value::from("json")));

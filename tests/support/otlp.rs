@@ -122,6 +122,8 @@ pub struct Point {
     pub sum: Option<f64>,
     /// A histogram's explicit bounds.
     pub bounds: Vec<f64>,
+    /// A histogram's bucket counts (one more than the bounds).
+    pub buckets: Vec<u64>,
 }
 
 impl Point {
@@ -353,6 +355,7 @@ impl Receiver {
                                         count: Some(p.count),
                                         sum: p.sum,
                                         bounds: p.explicit_bounds.clone(),
+                                        buckets: p.bucket_counts.clone(),
                                     })
                                     .collect(),
                             ),
@@ -371,6 +374,7 @@ impl Receiver {
                                         count: None,
                                         sum: None,
                                         bounds: Vec::new(),
+                                        buckets: Vec::new(),
                                     })
                                     .collect(),
                             ),
