@@ -731,6 +731,14 @@ fn tool_inputs_are_no_cache_breakpoints() {
 
 /// `(fixing commit, file, test)`: what broke is in each test (or its assertion's comment).
 pub const BESIDE_THE_CODE: &[(&str, &str, &str)] = &[
+    // A model name of any length was kept: 1 MiB of it became a Prometheus label, a span name
+    // and attribute, and an attribute on every OTel metrics export (too large for a
+    // collector, every export failing from then on).
+    (
+        "25213ee",
+        "tests/otlp.rs",
+        "a_megabyte_model_name_is_no_label_or_attribute",
+    ),
     // A Chat stream with a bad event and no terminal event was no longer judged cut: any
     // parse error left the end unknown (only an unread last event should).
     (
