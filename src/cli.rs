@@ -409,6 +409,17 @@ pub struct OtelEnv {
     /// wins over.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", hide = true)]
     pub otel_exporter_otlp_metrics_certificate: Option<PathBuf>,
+    /// `OTEL_EXPORTER_OTLP_COMPRESSION`: `gzip` or `none` (the default) for export requests.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_COMPRESSION", hide = true)]
+    pub otel_exporter_otlp_compression: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`: as `OTEL_EXPORTER_OTLP_COMPRESSION`, which it
+    /// wins over.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", hide = true)]
+    pub otel_exporter_otlp_traces_compression: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_METRICS_COMPRESSION`: as `OTEL_EXPORTER_OTLP_COMPRESSION`, which it
+    /// wins over.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", hide = true)]
+    pub otel_exporter_otlp_metrics_compression: Option<String>,
     /// `OTEL_METRIC_EXPORT_INTERVAL`: milliseconds between metric exports (default 60000).
     #[arg(long, env = "OTEL_METRIC_EXPORT_INTERVAL", hide = true)]
     pub otel_metric_export_interval: Option<String>,

@@ -1460,3 +1460,31 @@ async fn a_megabyte_model_name_is_no_label_or_attribute() {
         "a label as long as the model"
     );
 }
+
+#[tokio::test]
+async fn gzip_compression_is_configured_per_the_spec_for_spans_and_metrics() {
+    let upstream = FakeUpstream::start().await;
+    let receiver = Receiver::http().await;
+    let mut tap = harness::start(
+        &upstream,
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--otel-exporter-otlp-compression",
+            "gzip",
+            "--otel-metrics-exporter",
+            "otlp",
+            "--otel-metric-export-interval",
+            "100",
+        ],
+    )
+    .await;
+    let headers = [("x-fake-scenario", "stream_text")];
+    assert!(call(&tap, &body("stream_text"), &headers).await.end.is_ok());
+    tap.next_record().await;
+    receiver.call_spans(1).await;
+    receiver
+        .metric_where("gen_ai.client.operation.duration", |m| !m.points.is_empty())
+        .await;
+    assert!(receiver.gzipped() >= 2, "spans and metrics both compressed");
+}

@@ -41,6 +41,8 @@ impl std::fmt::Debug for Secret {
 pub struct OtlpConfig {
     /// gRPC or HTTP/protobuf; the signal's variable wins over the general one.
     pub protocol: Protocol,
+    /// `OTEL_EXPORTER_OTLP_[SIGNAL_]COMPRESSION=gzip`: export requests are gzip-compressed.
+    pub gzip: bool,
     /// Full URL the exporter sends to (`…/v1/traces` or `…/v1/metrics` for HTTP; the server
     /// for gRPC).
     pub endpoint: String,
@@ -87,6 +89,7 @@ struct SignalVars<'a> {
     timeout: (&'static str, &'a Option<String>),
     certificate: &'a Option<std::path::PathBuf>,
     certificate_var: &'static str,
+    compression: (&'static str, &'a Option<String>),
 }
 
 impl Signal {
@@ -112,6 +115,10 @@ impl Signal {
                 ),
                 certificate: &env.otel_exporter_otlp_traces_certificate,
                 certificate_var: "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                compression: (
+                    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+                    &env.otel_exporter_otlp_traces_compression,
+                ),
             },
             Signal::Metrics => SignalVars {
                 path: "/v1/metrics",
@@ -133,6 +140,10 @@ impl Signal {
                 ),
                 certificate: &env.otel_exporter_otlp_metrics_certificate,
                 certificate_var: "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+                compression: (
+                    "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+                    &env.otel_exporter_otlp_metrics_compression,
+                ),
             },
         }
     }
@@ -359,6 +370,24 @@ fn resolve(
         (None, Some(t)) => parse_ms("OTEL_EXPORTER_OTLP_TIMEOUT", t)?,
         (None, None) => Duration::from_secs(10),
     };
+    let (compression_var, compression) = match (
+        nonempty(vars.compression.1),
+        nonempty(&env.otel_exporter_otlp_compression),
+    ) {
+        (Some(c), _) => (vars.compression.0, c),
+        (None, Some(c)) => ("OTEL_EXPORTER_OTLP_COMPRESSION", c),
+        (None, None) => ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+    };
+    let gzip = match compression.to_ascii_lowercase().as_str() {
+        "gzip" => true,
+        "none" => false,
+        other => {
+            return Err(ConfigError::new(
+                compression_var,
+                format!("'{other}' is not supported (gzip or none)"),
+            ));
+        }
+    };
     let certificate = match (vars.certificate, &env.otel_exporter_otlp_certificate) {
         (Some(path), _) => Some((vars.certificate_var, path)),
         (None, Some(path)) => Some(("OTEL_EXPORTER_OTLP_CERTIFICATE", path)),
@@ -386,6 +415,7 @@ fn resolve(
         .unwrap_or_else(|| "llmtap".to_owned());
     Ok(Some(OtlpConfig {
         protocol,
+        gzip,
         endpoint,
         headers: headers
             .into_iter()
@@ -458,6 +488,8 @@ mod tests {
                 "interval" => e.otel_metric_export_interval = v,
                 "temporality" => e.otel_exporter_otlp_metrics_temporality_preference = v,
                 "opt_in" => e.otel_semconv_stability_opt_in = v,
+                "compression" => e.otel_exporter_otlp_compression = v,
+                "metrics_compression" => e.otel_exporter_otlp_metrics_compression = v,
                 "timeout" => e.otel_exporter_otlp_timeout = v,
                 other => panic!("unknown key {other}"),
             }
@@ -678,6 +710,29 @@ mod tests {
                 ("metrics_protocol", "json")
             ]),
             "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
+        );
+    }
+
+    #[test]
+    fn compression_is_per_signal_and_named_in_errors() {
+        assert!(!cfg(None, &[("endpoint", "http://c")]).expect("on").gzip);
+        let both = [("endpoint", "http://c"), ("compression", "GZIP")];
+        assert!(cfg(None, &both).expect("on").gzip);
+        let metrics_only = [
+            ("endpoint", "http://c"),
+            ("metrics_exporter", "otlp"),
+            ("metrics_compression", "gzip"),
+        ];
+        assert!(!cfg(None, &metrics_only).expect("on").gzip);
+        assert!(metrics(None, &metrics_only).expect("on").otlp.gzip);
+        let bad = [
+            ("endpoint", "http://c"),
+            ("metrics_exporter", "otlp"),
+            ("metrics_compression", "zstd"),
+        ];
+        assert_eq!(
+            metrics_from_env(None, &env(&bad)).expect_err("zstd").flag,
+            "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION"
         );
     }
 

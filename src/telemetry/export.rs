@@ -326,17 +326,22 @@ fn grpc(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
     if let Some(tls) = tls {
         builder = builder.with_tls_config(tls);
     }
+    if config.gzip {
+        builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+    }
     builder.build().map_err(|e| build_error(config, e))
 }
 
 fn http(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
-    SpanExporter::builder()
+    let mut builder = SpanExporter::builder()
         .with_http()
         .with_http_client(http_client(config)?)
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
         .with_endpoint(config.endpoint.clone())
         .with_timeout(config.timeout)
-        .with_headers(http_headers(config))
-        .build()
-        .map_err(|e| build_error(config, e))
+        .with_headers(http_headers(config));
+    if config.gzip {
+        builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+    }
+    builder.build().map_err(|e| build_error(config, e))
 }

@@ -105,17 +105,25 @@ fn exporter(
             if let Some(tls) = tls {
                 builder = builder.with_tls_config(tls);
             }
+            if config.gzip {
+                builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+            }
             builder.build()
         }
-        Protocol::HttpProtobuf => MetricExporter::builder()
-            .with_http()
-            .with_temporality(temporality)
-            .with_http_client(http_client(config)?)
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(config.endpoint.clone())
-            .with_timeout(config.timeout)
-            .with_headers(http_headers(config))
-            .build(),
+        Protocol::HttpProtobuf => {
+            let mut builder = MetricExporter::builder()
+                .with_http()
+                .with_temporality(temporality)
+                .with_http_client(http_client(config)?)
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(config.endpoint.clone())
+                .with_timeout(config.timeout)
+                .with_headers(http_headers(config));
+            if config.gzip {
+                builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+            }
+            builder.build()
+        }
     }
     .map_err(|e| build_error(config, e))
 }

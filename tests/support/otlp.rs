@@ -92,6 +92,8 @@ struct Store {
     requests: Mutex<Vec<ExportTraceServiceRequest>>,
     metrics: Mutex<Vec<ExportMetricsServiceRequest>>,
     raw: Mutex<Vec<u8>>,
+    /// Export requests that arrived gzip-compressed.
+    gzipped: std::sync::atomic::AtomicUsize,
     arrived: Notify,
 }
 
@@ -205,8 +207,9 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let store = Arc::new(Store::default());
-        let service = TraceServiceServer::new(Grpc(store.clone()));
-        let metrics = MetricsServiceServer::new(Grpc(store.clone()));
+        let gzip = tonic::codec::CompressionEncoding::Gzip;
+        let service = TraceServiceServer::new(Grpc(store.clone())).accept_compressed(gzip);
+        let metrics = MetricsServiceServer::new(Grpc(store.clone())).accept_compressed(gzip);
         let task = tokio::spawn(async move {
             let incoming = tonic::transport::server::TcpIncoming::from(listener);
             let _ = tonic::transport::Server::builder()
@@ -424,7 +427,12 @@ impl Receiver {
         }
     }
 
-    /// Every byte received (HTTP bodies; the re-encoded messages for gRPC).
+    /// How many HTTP export requests arrived gzip-compressed.
+    pub fn gzipped(&self) -> usize {
+        self.store.gzipped.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Every byte received (HTTP bodies, decompressed; the re-encoded messages for gRPC).
     pub fn raw(&self) -> Vec<u8> {
         self.store.raw.lock().expect("lock").clone()
     }
@@ -438,13 +446,28 @@ where
         let store = store.clone();
         async move {
             let path = req.uri().path().to_owned();
+            let gzip = req
+                .headers()
+                .get("content-encoding")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
             let content_type = req
                 .headers()
                 .get("content-type")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_owned();
-            let body = req.into_body().collect().await.expect("body").to_bytes();
+            let mut body = req.into_body().collect().await.expect("body").to_bytes();
+            if gzip {
+                use std::io::Read as _;
+                let mut plain = Vec::new();
+                flate2::read::GzDecoder::new(body.as_ref())
+                    .read_to_end(&mut plain)
+                    .expect("a gzip body");
+                body = Bytes::from(plain);
+                store
+                    .gzipped
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
             let status = if path != "/v1/traces" && path != "/v1/metrics" {
                 404
             } else if content_type != "application/x-protobuf" {
