@@ -1276,45 +1276,16 @@ async fn every_exported_name_is_in_the_conventions_table_with_its_type() {
         ],
     )
     .await;
-    let calls: [(&str, &str, &str, &str); 6] = [
-        (
-            "api.anthropic.com",
-            "/v1/messages",
-            "anthropic",
-            "stream_tool_use",
-        ),
-        (
-            "api.anthropic.com",
-            "/v1/messages",
-            "anthropic",
-            "error_429",
-        ),
-        (
-            "api.openai.com",
-            "/v1/chat/completions",
-            "openai_chat",
-            "stream_usage",
-        ),
-        (
-            "api.openai.com",
-            "/v1/responses",
-            "openai_responses",
-            "stream_text",
-        ),
-        (
-            "cloudcode-pa.googleapis.com",
-            "/v1internal:streamGenerateContent?alt=sse",
-            "gemini",
-            "codeassist_stream",
-        ),
-        (
-            "bedrock-runtime.us-east-1.amazonaws.com",
-            "/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream",
-            "bedrock_converse",
-            "stream_text",
-        ),
-    ];
-    for (host, path, dialect, case) in calls {
+    let failed = (
+        "api.anthropic.com",
+        "/v1/messages",
+        "anthropic",
+        "error_429",
+    );
+    let calls: Vec<_> = std::iter::once(failed)
+        .chain(harness::STREAMED_DIALECTS)
+        .collect();
+    for &(host, path, dialect, case) in &calls {
         let mut conn = client::via_proxy(tap.proxy, host, &tap.ca_pem, false).await;
         let body = FakeUpstream::fixture_in(dialect, case, "request.json");
         collect(
@@ -1331,16 +1302,9 @@ async fn every_exported_name_is_in_the_conventions_table_with_its_type() {
         tap.next_record().await;
     }
     // The tool round trip, for the execute_tool span.
-    let mut follow: serde_json::Value = serde_json::from_slice(&body("stream_tool_use")).unwrap();
-    let id = "toolu_01A09q90qw90lq917835lq9k";
-    let messages = follow["messages"].as_array_mut().unwrap();
-    messages.push(serde_json::json!({"role": "assistant", "content": [
-        {"type": "tool_use", "id": id, "name": "Bash", "input": {"command": "ls"}}]}));
-    messages.push(serde_json::json!({"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": id, "content": "12"}]}));
     let res = call(
         &tap,
-        &serde_json::to_vec(&follow).unwrap(),
+        &harness::tool_result_follow_up(),
         &[("x-fake-scenario", "stream_text")],
     )
     .await;

@@ -119,60 +119,6 @@ async fn spans(phoenix: std::net::SocketAddr, project: &str) -> Vec<Value> {
     v["data"].as_array().cloned().unwrap_or_default()
 }
 
-/// host, path, fixture folder, case.
-type Call<'a> = (&'a str, &'a str, &'a str, &'a str);
-
-const CALLS: [Call<'static>; 8] = [
-    (
-        "api.anthropic.com",
-        "/v1/messages",
-        "anthropic",
-        "stream_cache",
-    ),
-    (
-        "api.anthropic.com",
-        "/v1/messages",
-        "anthropic",
-        "stream_tool_use",
-    ),
-    (
-        "api.openai.com",
-        "/v1/chat/completions",
-        "openai_chat",
-        "stream_usage",
-    ),
-    (
-        "api.openai.com",
-        "/v1/responses",
-        "openai_responses",
-        "stream_text",
-    ),
-    (
-        "generativelanguage.googleapis.com",
-        "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
-        "gemini",
-        "stream_sse",
-    ),
-    (
-        "cloudcode-pa.googleapis.com",
-        "/v1internal:streamGenerateContent?alt=sse",
-        "gemini",
-        "codeassist_stream",
-    ),
-    (
-        "bedrock-runtime.us-east-1.amazonaws.com",
-        "/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream",
-        "bedrock_converse",
-        "stream_text",
-    ),
-    (
-        "bedrock-runtime.us-east-1.amazonaws.com",
-        "/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke-with-response-stream",
-        "bedrock_invoke",
-        "stream_anthropic_cache",
-    ),
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phoenix_shows_every_dialect_as_llm_spans_and_tool_runs_as_tool_spans() {
     let Some(python) = python() else {
@@ -198,7 +144,13 @@ async fn phoenix_shows_every_dialect_as_llm_spans_and_tool_runs_as_tool_spans() 
     .await;
 
     let mut records = Vec::new();
-    for (host, path, dialect, case) in CALLS {
+    let cache = (
+        "api.anthropic.com",
+        "/v1/messages",
+        "anthropic",
+        "stream_cache",
+    );
+    for (host, path, dialect, case) in std::iter::once(cache).chain(harness::STREAMED_DIALECTS) {
         let mut conn = client::via_proxy(tap.proxy, host, &tap.ca_pem, false).await;
         let body = FakeUpstream::fixture_in(dialect, case, "request.json");
         let res = collect(
@@ -216,22 +168,9 @@ async fn phoenix_shows_every_dialect_as_llm_spans_and_tool_runs_as_tool_spans() 
         records.push(tap.next_record().await);
     }
     // The tool round trip: the Bash call stream_tool_use asked for comes back with its result.
-    let mut follow: Value = serde_json::from_slice(&FakeUpstream::fixture_in(
-        "anthropic",
-        "stream_tool_use",
-        "request.json",
-    ))
-    .unwrap();
-    let tool_id = "toolu_01A09q90qw90lq917835lq9k";
-    let messages = follow["messages"].as_array_mut().unwrap();
-    messages.push(json!({"role": "assistant", "content": [
-        {"type": "tool_use", "id": tool_id, "name": "Bash", "input": {"command": "ls src/*.rs | wc -l"}}
-    ]}));
-    messages.push(json!({"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": tool_id, "content": "12"}
-    ]}));
+    let tool_id = harness::TOOL_USE_ID;
     let mut conn = client::via_proxy(tap.proxy, "api.anthropic.com", &tap.ca_pem, false).await;
-    let body = serde_json::to_vec(&follow).unwrap();
+    let body = harness::tool_result_follow_up();
     let res = collect(
         conn.send(client::post(
             "api.anthropic.com",

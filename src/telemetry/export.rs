@@ -20,9 +20,7 @@ use std::{
 };
 
 use opentelemetry::Context;
-use opentelemetry_otlp::{
-    SpanExporter, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
-};
+use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::{
     Resource,
     error::{OTelSdkError, OTelSdkResult},
@@ -246,7 +244,7 @@ impl Driver {
 
 /// What a tonic exporter needs from `config`: the headers as gRPC metadata and, for an
 /// `https://` collector, the TLS roots. Shared by the span and metric exporters.
-pub(super) fn tonic_parts(
+fn tonic_parts(
     config: &OtlpConfig,
 ) -> Result<
     (
@@ -289,7 +287,7 @@ pub(super) fn tonic_parts(
 
 /// The blocking HTTP client an HTTP/protobuf exporter sends with: llmtap's TLS roots and the
 /// export timeout. Build it off the runtime (reqwest's blocking client runs its own).
-pub(super) fn http_client(config: &OtlpConfig) -> Result<reqwest::blocking::Client, ExportError> {
+fn http_client(config: &OtlpConfig) -> Result<reqwest::blocking::Client, ExportError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = crate::config::tls_client_config(provider, &config.system_roots, &config.extra_roots)
         .map_err(|e| ExportError::Build(e.to_string()))?;
@@ -308,7 +306,7 @@ pub(super) fn build_error(config: &OtlpConfig, e: impl std::fmt::Display) -> Exp
 }
 
 /// `config`'s headers as the HTTP exporter takes them.
-pub(super) fn http_headers(config: &OtlpConfig) -> std::collections::HashMap<String, String> {
+fn http_headers(config: &OtlpConfig) -> std::collections::HashMap<String, String> {
     config
         .headers
         .iter()
@@ -316,10 +314,14 @@ pub(super) fn http_headers(config: &OtlpConfig) -> std::collections::HashMap<Str
         .collect()
 }
 
-fn grpc(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
+/// A tonic exporter builder, the spans' or the metrics', set up from `config`: endpoint,
+/// timeout, headers as metadata, TLS roots for an `https://` collector, compression.
+pub(super) fn tonic_builder<B>(builder: B, config: &OtlpConfig) -> Result<B, ExportError>
+where
+    B: WithExportConfig + WithTonicConfig,
+{
     let (metadata, tls) = tonic_parts(config)?;
-    let mut builder = SpanExporter::builder()
-        .with_tonic()
+    let mut builder = builder
         .with_endpoint(config.endpoint.clone())
         .with_timeout(config.timeout)
         .with_metadata(metadata);
@@ -329,12 +331,17 @@ fn grpc(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
     if config.gzip {
         builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
     }
-    builder.build().map_err(|e| build_error(config, e))
+    Ok(builder)
 }
 
-fn http(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
-    let mut builder = SpanExporter::builder()
-        .with_http()
+/// An HTTP/protobuf exporter builder, the spans' or the metrics', set up from `config`: the
+/// blocking client with llmtap's roots, endpoint, timeout, headers, compression. Build it off
+/// the runtime.
+pub(super) fn http_builder<B>(builder: B, config: &OtlpConfig) -> Result<B, ExportError>
+where
+    B: WithExportConfig + WithHttpConfig,
+{
+    let mut builder = builder
         .with_http_client(http_client(config)?)
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
         .with_endpoint(config.endpoint.clone())
@@ -343,5 +350,17 @@ fn http(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
     if config.gzip {
         builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
     }
-    builder.build().map_err(|e| build_error(config, e))
+    Ok(builder)
+}
+
+fn grpc(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
+    tonic_builder(SpanExporter::builder().with_tonic(), config)?
+        .build()
+        .map_err(|e| build_error(config, e))
+}
+
+fn http(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
+    http_builder(SpanExporter::builder().with_http(), config)?
+        .build()
+        .map_err(|e| build_error(config, e))
 }

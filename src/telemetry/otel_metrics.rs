@@ -16,9 +16,7 @@ use opentelemetry::{
     KeyValue,
     metrics::{Counter, Histogram, Meter, MeterProvider as _},
 };
-use opentelemetry_otlp::{
-    MetricExporter, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
-};
+use opentelemetry_otlp::MetricExporter;
 use opentelemetry_sdk::{
     error::OTelSdkResult,
     metrics::{
@@ -30,7 +28,7 @@ use prometheus::IntCounter;
 
 use super::{
     RateLimit,
-    export::{ExportError, build_error, http_client, http_headers, tonic_parts},
+    export::{ExportError, build_error, http_builder, tonic_builder},
     metrics::Metrics,
     names::{attr, otel},
 };
@@ -94,36 +92,12 @@ fn exporter(
     temporality: SdkTemporality,
 ) -> Result<MetricExporter, ExportError> {
     match config.protocol {
-        Protocol::Grpc => {
-            let (metadata, tls) = tonic_parts(config)?;
-            let mut builder = MetricExporter::builder()
-                .with_tonic()
-                .with_temporality(temporality)
-                .with_endpoint(config.endpoint.clone())
-                .with_timeout(config.timeout)
-                .with_metadata(metadata);
-            if let Some(tls) = tls {
-                builder = builder.with_tls_config(tls);
-            }
-            if config.gzip {
-                builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
-            }
-            builder.build()
-        }
-        Protocol::HttpProtobuf => {
-            let mut builder = MetricExporter::builder()
-                .with_http()
-                .with_temporality(temporality)
-                .with_http_client(http_client(config)?)
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_endpoint(config.endpoint.clone())
-                .with_timeout(config.timeout)
-                .with_headers(http_headers(config));
-            if config.gzip {
-                builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
-            }
-            builder.build()
-        }
+        Protocol::Grpc => tonic_builder(MetricExporter::builder().with_tonic(), config)?
+            .with_temporality(temporality)
+            .build(),
+        Protocol::HttpProtobuf => http_builder(MetricExporter::builder().with_http(), config)?
+            .with_temporality(temporality)
+            .build(),
     }
     .map_err(|e| build_error(config, e))
 }

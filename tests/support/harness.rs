@@ -165,3 +165,71 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         })
         .sum()
 }
+
+/// A streamed call of every dialect, as the golden fixtures were sent: host, path, fixture
+/// folder, case (the `x-fake-scenario` to send).
+pub const STREAMED_DIALECTS: [(&str, &str, &str, &str); 7] = [
+    (
+        "api.anthropic.com",
+        "/v1/messages",
+        "anthropic",
+        "stream_tool_use",
+    ),
+    (
+        "api.openai.com",
+        "/v1/chat/completions",
+        "openai_chat",
+        "stream_usage",
+    ),
+    (
+        "api.openai.com",
+        "/v1/responses",
+        "openai_responses",
+        "stream_text",
+    ),
+    (
+        "generativelanguage.googleapis.com",
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+        "gemini",
+        "stream_sse",
+    ),
+    (
+        "cloudcode-pa.googleapis.com",
+        "/v1internal:streamGenerateContent?alt=sse",
+        "gemini",
+        "codeassist_stream",
+    ),
+    (
+        "bedrock-runtime.us-east-1.amazonaws.com",
+        "/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream",
+        "bedrock_converse",
+        "stream_text",
+    ),
+    (
+        "bedrock-runtime.us-east-1.amazonaws.com",
+        "/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke-with-response-stream",
+        "bedrock_invoke",
+        "stream_anthropic_cache",
+    ),
+];
+
+/// The id of the Bash call the `anthropic/stream_tool_use` fixture's response makes.
+pub const TOOL_USE_ID: &str = "toolu_01A09q90qw90lq917835lq9k";
+
+/// The request that carries that call's result: the fixture's request, then the assistant's
+/// `tool_use` and the user's `tool_result` (same session), for an `execute_tool` span.
+pub fn tool_result_follow_up() -> Vec<u8> {
+    let mut follow: serde_json::Value = serde_json::from_slice(&FakeUpstream::fixture_in(
+        "anthropic",
+        "stream_tool_use",
+        "request.json",
+    ))
+    .expect("fixture JSON");
+    let messages = follow["messages"].as_array_mut().expect("messages");
+    messages.push(serde_json::json!({"role": "assistant", "content": [
+        {"type": "tool_use", "id": TOOL_USE_ID, "name": "Bash",
+         "input": {"command": "ls src/*.rs | wc -l"}}]}));
+    messages.push(serde_json::json!({"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": TOOL_USE_ID, "content": "12"}]}));
+    serde_json::to_vec(&follow).expect("JSON")
+}
