@@ -73,16 +73,51 @@ pub enum Command {
     /// Exit 0 if the llmtap at the admin address answers `/healthz` (container healthchecks).
     Healthcheck(HealthcheckArgs),
     /// Cost and tokens by day, team, user, client and model (or by session, agent, tool:
-    /// `--by`), from a `--calls-file`.
+    /// `--by`), from the history (`--db`) or a `--calls-file`.
     Report(ReportArgs),
+    /// Delete calls from the history (`--db`): all of them, those before `--before`, or only
+    /// their captured content (`--content`).
+    Purge(PurgeArgs),
+}
+
+/// Flags of `llmtap purge`.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// The history [default: ~/.llmtap/llmtap.db].
+    #[arg(long, env = "LLMTAP_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Delete only the captured content (prompts, completions, tool definitions); the
+    /// calls' numbers stay.
+    #[arg(long)]
+    pub content: bool,
+    /// Only calls that started before DATE (`2026-11-01`, or RFC 3339 `2026-11-01T12:00:00Z`,
+    /// UTC).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub before: Option<std::time::SystemTime>,
+}
+
+/// `2026-11-01` (midnight UTC) or an RFC 3339 time.
+pub fn parse_date(text: &str) -> Result<std::time::SystemTime, String> {
+    let text = text.trim();
+    let full = if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_owned()
+    };
+    humantime::parse_rfc3339_weak(&full)
+        .map_err(|e| format!("'{text}' is not a date (2026-11-01) or RFC 3339 time: {e}"))
 }
 
 /// Flags of `llmtap report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// JSON call lines (`--calls-file`, or `--calls json` output); standard input if absent.
+    /// JSON call lines (`--calls-file`, or `--calls json` output; `-` for standard input);
+    /// without it, the history (`--db`).
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
+    /// The history to read when no FILE is given [default: ~/.llmtap/llmtap.db].
+    #[arg(long, env = "LLMTAP_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
     /// The tables to print, in this order (repeat the flag or separate with commas);
     /// default: day, team, user, client, model.
     #[arg(long, value_name = "DIMENSION", value_enum, value_delimiter = ',')]
@@ -238,9 +273,16 @@ pub struct RunArgs {
     /// One line per finished call on stdout.
     #[arg(long, env = "LLMTAP_CALLS", value_enum, default_value_t = CallsFormat::Text)]
     pub calls: CallsFormat,
-    /// Also append every call as a JSON line to FILE (durable history; `llmtap report FILE`).
+    /// Also append every call as a JSON line to FILE (for log shippers; `llmtap report FILE`).
     #[arg(long, env = "LLMTAP_CALLS_FILE", value_name = "FILE")]
     pub calls_file: Option<PathBuf>,
+    /// The call history, a SQLite database [default: ~/.llmtap/llmtap.db]; `none` keeps no
+    /// history.
+    #[arg(long, env = "LLMTAP_DB", value_name = "PATH|none")]
+    pub db: Option<String>,
+    /// Delete calls older than DAYS from the history, in the background; 0 keeps them all.
+    #[arg(long, env = "LLMTAP_RETAIN", value_name = "DAYS", default_value_t = 30)]
+    pub retain: u32,
     /// Format of llmtap's own diagnostics on stderr.
     #[arg(long, env = "LLMTAP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -490,6 +532,11 @@ pub enum CaAction {
     Path,
     /// Print the CA certificate (PEM).
     Print,
+}
+
+/// The history's default path: `~/.llmtap/llmtap.db`.
+pub fn default_db() -> PathBuf {
+    default_ca_dir().join("llmtap.db")
 }
 
 /// `~/.llmtap`, from `$HOME` (the only place the default is decided).

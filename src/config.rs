@@ -165,6 +165,9 @@ pub struct Config {
     pub auth: Option<auth::AuthFile>,
     /// `--calls-file`: also append every call as a JSON line here.
     pub calls_file: Option<CallsFile>,
+    /// `--db` and `--retain`; `None`: `--db none`. Opened by `llmtap::start` (a path that
+    /// cannot be a database exits 2 naming `--db`).
+    pub history: Option<HistoryConfig>,
     /// The five `--*-timeout` flags, each longer than zero.
     pub timeouts: Timeouts,
     /// `--allow-destination`: exceptions to the destination policy.
@@ -172,6 +175,16 @@ pub struct Config {
     /// `--observe-budget`: bytes all calls together may hold for observation; at least
     /// 1 MiB (a smaller value is raised to it).
     pub observe_budget: usize,
+}
+
+/// Where the call history is and how long it keeps calls (`--db`, `--retain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// The database file (`--db`, default `~/.llmtap/llmtap.db`).
+    pub path: std::path::PathBuf,
+    /// `--retain DAYS`: calls older than this are deleted in the background; `None` (0
+    /// days) keeps everything.
+    pub retain: Option<Duration>,
 }
 
 /// `--calls-file`, opened for appending when the configuration is read.
@@ -184,11 +197,11 @@ pub struct CallsFile {
     pub file: Arc<std::fs::File>,
 }
 
-/// Opt-in capture of prompt and completion content into spans.
+/// Opt-in capture of prompt and completion content into spans and the history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Capture {
-    /// `--capture-content`: prompts, completions and tool definitions go into spans (only
-    /// spans: never call lines or metrics). Off by default.
+    /// `--capture-content`: prompts, completions and tool definitions go into spans and the
+    /// history's content table (never call lines or metrics). Off by default.
     pub enabled: bool,
     /// `--capture-max-bytes`: cap of each content attribute, in bytes (default 16 KiB).
     pub max_bytes: usize,
@@ -275,6 +288,16 @@ impl Config {
                     ..m
                 }
             });
+        let history = match args.db.as_deref().map(str::trim) {
+            Some("none") => None,
+            path => Some(HistoryConfig {
+                path: path
+                    .filter(|p| !p.is_empty())
+                    .map_or_else(cli::default_db, std::path::PathBuf::from),
+                retain: (args.retain > 0)
+                    .then(|| Duration::from_secs(u64::from(args.retain) * 86_400)),
+            }),
+        };
         let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
         Ok(Config {
             listen,
@@ -295,6 +318,7 @@ impl Config {
             limits: Limits::default(),
             otlp,
             otlp_metrics,
+            history,
             conventions: otlp::conventions(&args.otel),
             otlp_diagnostics: args.otlp_diagnostics,
             capture: Capture {

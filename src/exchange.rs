@@ -26,7 +26,7 @@ use decode::{Decoder, Encoding};
 pub use head::{RequestHead, TraceParent};
 pub use observe::{BodyEnd, BodyObserver, MessageObserver, Observing, Recorder, Side};
 use pipeline::{Document, Stream, StreamFraming, decoded_cap, keep_for};
-pub use record::{CallRecord, ChunkGaps, LoopFacts, Pending, ToolExecution};
+pub use record::{CallId, CallRecord, ChunkGaps, LoopFacts, Pending, ToolExecution};
 pub use ws::WsSession;
 
 use std::{
@@ -76,7 +76,7 @@ pub(super) struct RequestCapture {
 
 /// Per-call state. Dropping an unfinished exchange finishes it as [`End::ClientGone`].
 pub struct Exchange {
-    id: u64,
+    id: CallId,
     t0: Instant,
     wall0: SystemTime,
     route: Route,

@@ -128,7 +128,13 @@ pub async fn start(
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| ConfigError::new("--admin", e.to_string()))?;
-    let telemetry = Telemetry::start(&config, calls_out)?;
+    let telemetry = Telemetry::start(&config, calls_out).map_err(|e| match e {
+        // A path that cannot be a database is the user's to fix: exit 2, naming the flag.
+        telemetry::TelemetryError::History(e) => {
+            StartError::Config(ConfigError::new("--db", e.to_string()))
+        }
+        other => StartError::Telemetry(other),
+    })?;
     let (stop, stopped) = watch::channel(false);
     // Set up before anything is spawned: a proxy that cannot run fails the start.
     let own_addrs = vec![proxy_addr, admin_addr];
@@ -177,6 +183,7 @@ impl Running {
             tracing::warn!(calls = left, "drain period over; cutting in-flight calls");
         }
         self.telemetry.flush(Duration::from_secs(2)).await;
+        self.telemetry.flush_history(Duration::from_secs(2)).await;
         self.telemetry.shutdown_spans(Duration::from_secs(3)).await;
         self.admin_task.abort();
         left

@@ -84,9 +84,18 @@ fn main() -> ExitCode {
         Command::Healthcheck(args) => healthcheck(&args.admin),
         Command::Report(args) => {
             let read = match &args.file {
+                Some(path) if path.as_os_str() == "-" => {
+                    llmtap::report::Report::read(std::io::stdin().lock()).map_err(|e| e.to_string())
+                }
                 Some(path) => std::fs::File::open(path)
-                    .and_then(|f| llmtap::report::Report::read(std::io::BufReader::new(f))),
-                None => llmtap::report::Report::read(std::io::stdin().lock()),
+                    .and_then(|f| llmtap::report::Report::read(std::io::BufReader::new(f)))
+                    .map_err(|e| format!("{}: {e}", path.display())),
+                None => {
+                    let db = args.db.clone().unwrap_or_else(llmtap::cli::default_db);
+                    llmtap::telemetry::history::Store::open_existing(&db)
+                        .and_then(|store| llmtap::report::Report::from_history(&store))
+                        .map_err(|e| e.to_string())
+                }
             };
             match read {
                 Ok(report) => {
@@ -99,6 +108,23 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(err) => fail(2, format!("report: {err}")),
+            }
+        }
+        Command::Purge(args) => {
+            let db = args.db.clone().unwrap_or_else(llmtap::cli::default_db);
+            let purged = llmtap::telemetry::history::Store::open_existing(&db)
+                .and_then(|mut store| store.purge(args.before, args.content));
+            match purged {
+                Ok(n) => {
+                    let what = if args.content {
+                        "calls' content"
+                    } else {
+                        "calls"
+                    };
+                    println!("purged {n} {what} from {}", db.display());
+                    ExitCode::SUCCESS
+                }
+                Err(err) => fail(2, format!("purge: {err}")),
             }
         }
         Command::Ca(args) => {

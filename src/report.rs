@@ -1,6 +1,6 @@
 //! `llmtap report [FILE] [--by DIMENSION]…`: cost and tokens by day, team, user, client,
-//! model, session, agent and tool, from the JSON call lines of `--calls-file` (or `--calls
-//! json` captured to a file).
+//! model, session, agent and tool, from the history (`--db`, the default) or the JSON call
+//! lines of a `--calls-file` (or `--calls json` captured to a file).
 //!
 //! Owns: reading the lines (a line that is not a call record is skipped and counted, never
 //! fatal) and the tables. Each call is counted once per dimension; a tool run once, in the
@@ -130,13 +130,31 @@ impl Report {
     pub fn read(input: impl BufRead) -> std::io::Result<Report> {
         let mut report = Report::default();
         for line in input.lines() {
-            let line = line?;
+            report.add(&line?);
+        }
+        Ok(report)
+    }
+
+    /// Reads every call of the history (`--db`), oldest first.
+    pub fn from_history(
+        store: &crate::telemetry::history::Store,
+    ) -> Result<Report, crate::telemetry::history::HistoryError> {
+        let mut report = Report::default();
+        store.lines(|line| report.add(line))?;
+        Ok(report)
+    }
+
+    /// Adds one JSON call line (a blank line is ignored, anything else that is not a call
+    /// record is counted in [`Report::skipped`]).
+    pub fn add(&mut self, line: &str) {
+        let report = self;
+        {
             if line.trim().is_empty() {
-                continue;
+                return;
             }
-            let Ok(call) = serde_json::from_str::<Line>(&line) else {
+            let Ok(call) = serde_json::from_str::<Line>(line) else {
                 report.skipped += 1;
-                continue;
+                return;
             };
             let ok = call.outcome == "ok";
             let usage = &call.response.usage;
@@ -193,7 +211,6 @@ impl Report {
                 tool.errors += u64::from(run.error);
             }
         }
-        Ok(report)
     }
 
     /// The report as printed: the totals, the skipped-line count, then one table per

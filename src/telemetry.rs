@@ -9,6 +9,7 @@ pub mod admin;
 pub mod calls;
 pub mod conventions;
 pub mod export;
+pub mod history;
 pub mod logging;
 pub mod metrics;
 pub mod names;
@@ -46,6 +47,9 @@ pub enum TelemetryError {
     /// The span exporter could not be built or its thread started.
     #[error(transparent)]
     Export(#[from] ExportError),
+    /// The history (`--db`) could not be opened.
+    #[error("--db: {0}")]
+    History(#[from] history::HistoryError),
     /// The `--calls-file` handle `config` opened could not be duplicated for the worker.
     #[error("--calls-file: cannot append to {path}: {source}")]
     CallsFile {
@@ -66,7 +70,6 @@ enum Msg {
 
 /// Shared by every exchange. Cheap, non-blocking entry points only.
 pub struct Telemetry {
-    next_id: AtomicU64,
     in_flight: AtomicUsize,
     idle: Notify,
     /// The Prometheus registry `/metrics` serves; the proxy moves its connection counters.
@@ -78,6 +81,8 @@ pub struct Telemetry {
     pub spans: Option<Spans>,
     /// `None`: OTel metrics export not configured (the default).
     otel_metrics: Option<otel_metrics::OtelMetrics>,
+    /// `None`: `--db none`.
+    pub history: Option<history::History>,
     prices: PriceTable,
     budget: Arc<crate::budget::Budget>,
 }
@@ -130,8 +135,20 @@ impl Telemetry {
                 )
             })
             .transpose()?;
+        let history = config
+            .history
+            .as_ref()
+            .map(|h| {
+                history::History::start(
+                    h,
+                    config.capture.max_bytes,
+                    history::HistoryHealth {
+                        dropped: metrics.history_dropped.clone(),
+                    },
+                )
+            })
+            .transpose()?;
         let telemetry = Arc::new(Telemetry {
-            next_id: AtomicU64::new(1),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
             tx,
@@ -139,6 +156,7 @@ impl Telemetry {
             parse_warning: RateLimit::new(Duration::from_secs(10)),
             spans,
             otel_metrics,
+            history,
             prices: config.prices.clone(),
             budget: crate::budget::Budget::new(
                 config.observe_budget,
@@ -281,6 +299,21 @@ impl Telemetry {
         let _ = tokio::time::timeout(timeout + Duration::from_millis(500), both).await;
     }
 
+    /// Waits until every call recorded so far is in the history (bounded by `timeout`), off
+    /// the runtime's worker threads. Nothing to do without a history.
+    pub async fn flush_history(self: &Arc<Self>, timeout: Duration) {
+        if self.history.is_none() {
+            return;
+        }
+        let this = self.clone();
+        let flush = tokio::task::spawn_blocking(move || {
+            if let Some(history) = &this.history {
+                history.flush(timeout);
+            }
+        });
+        let _ = tokio::time::timeout(timeout + Duration::from_millis(500), flush).await;
+    }
+
     /// Every record from now on (tests, `wrap`'s summary). Lagging receivers lose records.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<CallRecord>> {
         self.records.subscribe()
@@ -309,7 +342,7 @@ impl Telemetry {
             // In a span of its own so that it also reaches the trace backend.
             tracing::warn_span!("llmtap.parse_failure", kind = kind.as_str()).in_scope(|| {
                 tracing::warn!(
-                    call = record.id,
+                    call = %record.id,
                     provider = record.provider.as_str(),
                     path = %record.path,
                     kind = kind.as_str(),
@@ -320,16 +353,20 @@ impl Telemetry {
             });
         }
         writer.write(&record);
-        let _ = self.records.send(Arc::new(record));
+        let record = Arc::new(record);
+        if let Some(history) = &self.history {
+            history.record(record.clone());
+        }
+        let _ = self.records.send(record);
     }
 }
 
 impl Recorder for Telemetry {
-    /// Counts the call in flight and gives it the next id.
-    fn call_started(&self) -> u64 {
+    /// Counts the call in flight and gives it its id.
+    fn call_started(&self) -> crate::exchange::CallId {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         self.metrics.in_flight.inc();
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+        crate::exchange::CallId::new()
     }
 
     /// Never blocks: a full queue drops the record and counts it.

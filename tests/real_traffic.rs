@@ -130,7 +130,8 @@ async fn run_case(name: &str) {
         .iter()
         .copied()
         .find(|l| {
-            serde_json::from_str::<Value>(l).is_ok_and(|v| v["id"].as_u64() == Some(record.id))
+            serde_json::from_str::<Value>(l)
+                .is_ok_and(|v| v["id"].as_str() == Some(record.id.to_string().as_str()))
         })
         .unwrap_or_else(|| {
             panic!(

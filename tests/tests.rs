@@ -19,6 +19,7 @@ mod cost;
 mod dialects;
 mod fixtures;
 mod hardening;
+mod history;
 mod otlp;
 mod phoenix;
 mod prometheus;

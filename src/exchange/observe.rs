@@ -85,8 +85,8 @@ pub trait MessageObserver: Send + 'static {
 /// Where finished calls go: implemented by `telemetry`, which turns each [`Pending`] into a
 /// record off the data path.
 pub trait Recorder: Send + Sync + 'static {
-    /// A call started: its id (unique in this process), and it counts as in flight.
-    fn call_started(&self) -> u64;
+    /// A call started: its id, and it counts as in flight.
+    fn call_started(&self) -> super::CallId;
     /// A call finished. Must never block: a full queue drops the call and counts it.
     fn call_finished(&self, pending: Pending);
 }
@@ -119,14 +119,14 @@ impl std::fmt::Debug for Observing {
 
 impl Observing {
     /// From what `config` resolved, the shared `budget`, and where calls go. Content is
-    /// captured (`--capture-content`) only when spans are exported: spans are the only
-    /// place content may go.
+    /// captured (`--capture-content`) only when something keeps it: exported spans, or the
+    /// history (`--db`).
     pub fn new(
         config: &Config,
         budget: Arc<Budget>,
         recorder: Arc<dyn Recorder>,
     ) -> Arc<Observing> {
-        let exported = config.otlp.is_some();
+        let exported = config.otlp.is_some() || config.history.is_some();
         Arc::new(Observing {
             limits: config.limits,
             capture: (config.capture.enabled && exported).then_some(config.capture.max_bytes),

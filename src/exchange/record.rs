@@ -29,8 +29,10 @@ use crate::{
 /// `null` or left out, never zero. Holds no header, query string or prompt text.
 #[derive(Debug, Clone, Serialize)]
 pub struct CallRecord {
-    /// The call's number in this process, from 1, in the order calls started.
-    pub id: u64,
+    /// The call's id, unique across restarts and llmtap instances: a UUIDv7 (time-ordered,
+    /// RFC 9562 §5.7), drawn when the request head arrived. The history's key and the UI's
+    /// `/calls/{id}`.
+    pub id: CallId,
     /// Wall clock when the request head arrived (`t0`).
     #[serde(serialize_with = "serialize_time")]
     pub start: SystemTime,
@@ -254,7 +256,7 @@ pub(super) fn serialize_opt_duration_ms<S: serde::Serializer>(
 
 /// A finished exchange's raw material, on its way to the telemetry worker.
 pub struct Pending {
-    pub(super) id: u64,
+    pub(super) id: CallId,
     pub(super) wall0: SystemTime,
     pub(super) duration: Duration,
     pub(super) ttft: Option<Duration>,
@@ -652,5 +654,41 @@ impl ChunkGaps {
     /// Whether no gap was recorded (fewer than two content reads).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A call's id: a UUIDv7 (RFC 9562 §5.7: 48 bits of Unix milliseconds, then random bits), so
+/// ids sort by start time and never collide across restarts or instances writing one history.
+/// Shown and serialized in the hyphenated lowercase form (`0193…-…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(uuid::Uuid);
+
+impl CallId {
+    /// A new id for a call starting now.
+    pub fn new() -> CallId {
+        CallId(uuid::Uuid::now_v7())
+    }
+
+    /// Reads the hyphenated form; `None` for anything else (a URL path segment, a row).
+    pub fn parse(text: &str) -> Option<CallId> {
+        uuid::Uuid::try_parse(text).ok().map(CallId)
+    }
+}
+
+impl Default for CallId {
+    fn default() -> Self {
+        CallId::new()
+    }
+}
+
+impl std::fmt::Display for CallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl Serialize for CallId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }

@@ -188,7 +188,8 @@ pub(crate) mod tests {
 
     pub(crate) fn record() -> CallRecord {
         CallRecord {
-            id: 7,
+            id: crate::exchange::CallId::parse("01937a3c-5d2e-7b8a-9c0d-1e2f3a4b5c6d")
+                .expect("a UUIDv7"),
             start: SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_079_392_345),
             duration: Duration::from_millis(2310),
             ttft: Some(Duration::from_millis(812)),

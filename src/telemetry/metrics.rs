@@ -127,6 +127,8 @@ pub struct Metrics {
     pub(crate) export_failures: IntCounter,
     /// `llmtap_otlp_export_failures_total{signal="metrics"}`.
     pub(crate) metric_export_failures: IntCounter,
+    /// `llmtap_history_dropped_total`.
+    pub(crate) history_dropped: IntCounter,
     overflow: IntCounterVec,
     tool_duration: HistogramVec,
     tool_errors: IntCounterVec,
@@ -306,6 +308,11 @@ impl Metrics {
             &[n::SIGNAL],
         )?;
         registry.register(Box::new(export_failures_by_signal.clone()))?;
+        let history_dropped = IntCounter::new(
+            n::HISTORY_DROPPED_TOTAL,
+            "Calls not written to the history: its queue was full or the write failed.",
+        )?;
+        registry.register(Box::new(history_dropped.clone()))?;
         // Both series exist from startup.
         let export_failures =
             export_failures_by_signal.get_metric_with_label_values(&["traces"])?;
@@ -416,6 +423,7 @@ impl Metrics {
             spans_dropped,
             export_failures,
             metric_export_failures,
+            history_dropped,
             overflow,
             tool_duration,
             tool_errors,

@@ -216,6 +216,11 @@ pub const TOOL_BUCKETS: &[f64] = &[
 /// Bucket bounds of [`CONTEXT_UTILIZATION_RATIO`].
 pub const RATIO_BUCKETS: &[f64] = &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0];
 
+/// Counter of calls not written to the history (`--db`): its queue (4096 calls) was full,
+/// or the batch holding them failed to write (`src/telemetry/history.rs`). Traffic is never
+/// affected; the call line, metrics and span still happened. No labels. Unit: calls.
+pub const HISTORY_DROPPED_TOTAL: &str = "llmtap_history_dropped_total";
+
 /// Counter of spans not exported: the export queue was full when the span ended, or the
 /// batch holding it failed to export (`src/telemetry/export.rs`). Traffic is never
 /// affected. No labels. Unit: spans.

@@ -71,6 +71,10 @@ pub async fn start(upstream: &FakeUpstream, extra: &[&str]) -> Tap {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
+    // No history in the user's home: a test that wants one names its --db.
+    if !extra.contains(&"--db") {
+        args.extend(["--db".to_owned(), "none".to_owned()]);
+    }
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let cli = Cli::try_parse_from(args).expect("args");
     let config = Config::from_args(cli.run).expect("config");
