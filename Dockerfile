@@ -27,15 +27,17 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 65532 llmtap \
     && useradd --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin llmtap \
-    && mkdir -p /var/lib/llmtap/ca \
-    && chown 65532:65532 /var/lib/llmtap/ca
+    && mkdir -p /var/lib/llmtap/ca /var/lib/llmtap/history \
+    && chown 65532:65532 /var/lib/llmtap/ca /var/lib/llmtap/history \
+    && chmod 0700 /var/lib/llmtap/history
 COPY --from=build /src/target/release/llmtap /usr/local/bin/llmtap
 USER 65532:65532
 ENV LLMTAP_LISTEN=0.0.0.0:8080 \
     LLMTAP_ADMIN=0.0.0.0:9464 \
     LLMTAP_CA_DIR=/var/lib/llmtap/ca \
+    LLMTAP_DB=/var/lib/llmtap/history/llmtap.db \
     LLMTAP_LOG_FORMAT=json
-VOLUME ["/var/lib/llmtap/ca"]
+VOLUME ["/var/lib/llmtap/ca", "/var/lib/llmtap/history"]
 EXPOSE 8080 9464
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 CMD ["llmtap", "healthcheck"]
 ENTRYPOINT ["llmtap"]

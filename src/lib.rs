@@ -250,6 +250,8 @@ mod tests {
             ca_dir.to_str().expect("utf-8"),
             "--upstream-ca",
             bad.to_str().expect("utf-8"),
+            "--db",
+            "none",
         ];
         let cli = cli::Cli::try_parse_from(args).expect("args");
         let config = Config::from_args(cli.run).expect("config reads the PEM");

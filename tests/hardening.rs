@@ -56,6 +56,8 @@ async fn start_raw(args: &[&str]) -> (llmtap::Running, String, tempfile::TempDir
         "127.0.0.1:0",
         "--calls",
         "off",
+        "--db",
+        "none",
         "--ca-dir",
         dir.path().to_str().unwrap(),
     ];

@@ -242,7 +242,7 @@ def main() -> int:
         proxy_port, admin_port, prom_port = free_port(), free_port(), free_port()
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work),
                "LLMTAP_LISTEN": f"127.0.0.1:{proxy_port}", "LLMTAP_ADMIN": f"127.0.0.1:{admin_port}",
-               "LLMTAP_CA_DIR": str(work / "llmtap-ca"), "LLMTAP_UPSTREAM_CA": str(work / "ca.pem"),
+               "LLMTAP_CA_DIR": str(work / "llmtap-ca"), "LLMTAP_DB": str(work / "llmtap.db"), "LLMTAP_UPSTREAM_CA": str(work / "ca.pem"),
                "LLMTAP_RESOLVE": ",".join(f"{h}:443:127.0.0.1:{up_port}" for h in HOSTS),
                "LLMTAP_LABEL_CAP": "6", "LLMTAP_CALLS": "json",
                # The blind tunnel below goes to the fake upstream on loopback, which the

@@ -395,8 +395,16 @@ async fn oversized_websocket_frame_does_not_stop_observation_of_later_calls() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let ca_dir = dir.path().to_str().expect("utf-8 path");
-    let cli = Cli::try_parse_from(["llmtap", "--listen", "127.0.0.1:0", "--ca-dir", ca_dir])
-        .expect("args");
+    let cli = Cli::try_parse_from([
+        "llmtap",
+        "--listen",
+        "127.0.0.1:0",
+        "--ca-dir",
+        ca_dir,
+        "--db",
+        "none",
+    ])
+    .expect("args");
     let config = Config::from_args(cli.run).expect("config");
     let telemetry = Telemetry::start(&config, Box::new(std::io::sink())).expect("telemetry");
     let mut records = telemetry.subscribe();
