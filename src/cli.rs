@@ -276,6 +276,15 @@ pub struct RunArgs {
     /// Also append every call as a JSON line to FILE (for log shippers; `llmtap report FILE`).
     #[arg(long, env = "LLMTAP_CALLS_FILE", value_name = "FILE")]
     pub calls_file: Option<PathBuf>,
+    /// Bearer token the web UI asks for (`Authorization: Bearer …`, or once at
+    /// `/login?token=…`); without it the UI is served only on a loopback admin address.
+    #[arg(
+        long,
+        env = "LLMTAP_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
     /// The call history, a SQLite database [default: ~/.llmtap/llmtap.db]; `none` keeps no
     /// history.
     #[arg(long, env = "LLMTAP_DB", value_name = "PATH|none")]

@@ -168,6 +168,9 @@ pub struct Config {
     /// `--db` and `--retain`; `None`: `--db none`. Opened by `llmtap::start` (a path that
     /// cannot be a database exits 2 naming `--db`).
     pub history: Option<HistoryConfig>,
+    /// `--admin-token`: what the web UI asks for; `None`: the UI is served only on a
+    /// loopback admin address.
+    pub admin_token: Option<otlp::Secret>,
     /// The five `--*-timeout` flags, each longer than zero.
     pub timeouts: Timeouts,
     /// `--allow-destination`: exceptions to the destination policy.
@@ -319,6 +322,10 @@ impl Config {
             otlp,
             otlp_metrics,
             history,
+            admin_token: args
+                .admin_token
+                .filter(|t| !t.trim().is_empty())
+                .map(otlp::Secret),
             conventions: otlp::conventions(&args.otel),
             otlp_diagnostics: args.otlp_diagnostics,
             capture: Capture {

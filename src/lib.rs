@@ -143,6 +143,11 @@ pub async fn start(
         telemetry: telemetry.clone(),
         ca_pem: config.ca.cert_pem.clone(),
         ready: AtomicBool::new(true),
+        ui: telemetry::admin::UiAccess::new(
+            admin_addr,
+            config.admin_token.clone(),
+            config.history.as_ref().map(|h| h.path.as_path()),
+        ),
     });
     let admin_task = tokio::spawn(telemetry::admin::serve(admin_listener, admin.clone()));
     let proxy = tokio::spawn(serving);

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod names;
 pub mod otel_metrics;
 pub mod spans;
+pub mod ui;
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},

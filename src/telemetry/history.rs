@@ -360,6 +360,98 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
+    /// The call lines matching `filter`, newest first, at most `limit`, strictly older than
+    /// call `before` when given (the next page).
+    pub fn list(
+        &self,
+        filter: &Filter,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, HistoryError> {
+        let mut sql = String::from("SELECT line FROM calls WHERE 1 = 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut push = |clause: &str, value: rusqlite::types::Value| {
+            args.push(value);
+            sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+        };
+        if let Some(ms) = filter.since_ms {
+            push("start_ms >=", ms.into());
+        }
+        if let Some(ms) = filter.until_ms {
+            push("start_ms <", ms.into());
+        }
+        for (column, value) in filter.columns() {
+            if let Some(v) = value {
+                push(&format!("{column} ="), v.clone().into());
+            }
+        }
+        if let Some(id) = before {
+            args.push(id.to_owned().into());
+            let n = args.len();
+            sql.push_str(&format!(
+                " AND (start_ms, id) < (SELECT start_ms, id FROM calls WHERE id = ?{n})"
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY start_ms DESC, id DESC LIMIT {}",
+            limit.min(1000)
+        ));
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), |row| row.get(0))
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<Vec<String>, _>>()
+            .map_err(|e| self.error(e))
+    }
+
+    /// The call lines of session `id`, in the order they started (at most 10,000).
+    pub fn session(&self, id: &str) -> Result<Vec<String>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT line FROM calls WHERE session = ?1 ORDER BY start_ms, id LIMIT 10000")
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map(params![id], |row| row.get(0))
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<Vec<String>, _>>()
+            .map_err(|e| self.error(e))
+    }
+
+    /// Cost and tokens since `since_ms`, per `bucket_ms` and per value of `by` (`model`,
+    /// `team`, `user` or `client`; anything else is `model`): (bucket start, value, cost in
+    /// USD, input tokens, output tokens), oldest first.
+    pub fn overview(
+        &self,
+        since_ms: i64,
+        bucket_ms: i64,
+        by: &str,
+    ) -> Result<Vec<OverviewRow>, HistoryError> {
+        let column = match by {
+            "team" | "user" | "client" => by,
+            _ => "model",
+        };
+        let sql = format!(
+            "SELECT (start_ms / ?2) * ?2 AS bucket, coalesce({column}, 'unknown'),
+                    coalesce(sum(cost_usd), 0), coalesce(sum(input_tokens), 0),
+                    coalesce(sum(output_tokens), 0)
+             FROM calls WHERE start_ms >= ?1 GROUP BY bucket, 2 ORDER BY bucket, 2"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map(params![since_ms, bucket_ms.max(1)], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))
+    }
+
     /// How many calls, and how many with content, the history holds.
     pub fn counts(&self) -> Result<(u64, u64), HistoryError> {
         let count = |sql: &str| {
@@ -372,6 +464,51 @@ impl Store {
             count("SELECT count(*) FROM calls")?,
             count("SELECT count(*) FROM content")?,
         ))
+    }
+}
+
+/// One row of [`Store::overview`]: bucket start (Unix milliseconds), the dimension's value,
+/// cost in USD, input tokens, output tokens.
+pub type OverviewRow = (i64, String, f64, i64, i64);
+
+/// What the call list is filtered by; `None` fields do not filter. Values compare exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Calls that started at or after this (Unix milliseconds).
+    pub since_ms: Option<i64>,
+    /// Calls that started before this (Unix milliseconds).
+    pub until_ms: Option<i64>,
+    /// The agent session (`conversation_id`).
+    pub session: Option<String>,
+    /// The client (`claude-code`, …).
+    pub client: Option<String>,
+    /// The provider (`anthropic`, …).
+    pub provider: Option<String>,
+    /// The model (the response's, else the request's).
+    pub model: Option<String>,
+    /// The team.
+    pub team: Option<String>,
+    /// The user.
+    pub user: Option<String>,
+    /// The agent (`main`, a subagent's name).
+    pub agent: Option<String>,
+    /// The outcome (`ok`, `error`, `cancelled`).
+    pub outcome: Option<String>,
+}
+
+impl Filter {
+    /// The exact-match filters with their columns (names fixed here, never from input).
+    fn columns(&self) -> [(&'static str, &Option<String>); 8] {
+        [
+            ("session", &self.session),
+            ("client", &self.client),
+            ("provider", &self.provider),
+            ("model", &self.model),
+            ("team", &self.team),
+            ("user", &self.user),
+            ("agent", &self.agent),
+            ("outcome", &self.outcome),
+        ]
     }
 }
 
