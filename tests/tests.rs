@@ -30,4 +30,5 @@ mod regression;
 mod report;
 mod sdk_oracle;
 mod sdk_python;
+mod ui;
 mod wrap;

@@ -157,7 +157,7 @@ async fn route(admin: Arc<Admin>, req: Request<Incoming>) -> Response<Body> {
     if path == "/login" {
         return login(&admin.ui, q.get("token").map(String::as_str));
     }
-    if let Some(refused) = gate(&admin.ui, &req) {
+    if let Some(refused) = gate(&admin.ui, req.headers()) {
         return refused;
     }
     if let Some(name) = path.strip_prefix("/assets/") {
@@ -215,16 +215,14 @@ async fn route(admin: Arc<Admin>, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// `None` when the request may see the UI; else the refusal.
-fn gate(ui: &UiAccess, req: &Request<Incoming>) -> Option<Response<Body>> {
+fn gate(ui: &UiAccess, headers: &hyper::HeaderMap) -> Option<Response<Body>> {
     match &ui.token {
         Some(crate::config::otlp::Secret(token)) => {
-            let bearer = req
-                .headers()
+            let bearer = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "));
-            let cookie = req
-                .headers()
+            let cookie = headers
                 .get_all(header::COOKIE)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
@@ -372,6 +370,36 @@ fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    #[test]
+    fn beyond_loopback_the_ui_needs_a_token_and_a_token_is_always_asked_for() {
+        use super::{UiAccess, gate};
+        use crate::config::otlp::Secret;
+        let none = hyper::HeaderMap::new();
+        let everywhere: std::net::SocketAddr = "0.0.0.0:9464".parse().expect("addr");
+        let pod: std::net::SocketAddr = "10.1.2.3:9464".parse().expect("addr");
+        let loopback: std::net::SocketAddr = "127.0.0.1:9464".parse().expect("addr");
+        for addr in [everywhere, pod] {
+            let refused = gate(&UiAccess::new(addr, None, None), &none).expect("refused");
+            assert_eq!(refused.status(), hyper::StatusCode::NOT_FOUND, "{addr}");
+        }
+        assert!(gate(&UiAccess::new(loopback, None, None), &none).is_none());
+        let token = || Some(Secret("t0ken".to_owned()));
+        for addr in [everywhere, loopback] {
+            let ui = UiAccess::new(addr, token(), None);
+            assert!(gate(&ui, &none).is_some(), "{addr}: no credential");
+            let mut bearer = hyper::HeaderMap::new();
+            bearer.insert("authorization", "Bearer t0ken".parse().expect("value"));
+            assert!(gate(&ui, &bearer).is_none(), "{addr}: bearer");
+            let mut cookie = hyper::HeaderMap::new();
+            cookie.insert("cookie", "a=b; llmtap_token=t0ken".parse().expect("value"));
+            assert!(gate(&ui, &cookie).is_none(), "{addr}: cookie");
+            let mut wrong = hyper::HeaderMap::new();
+            wrong.insert("authorization", "Bearer t0ke".parse().expect("value"));
+            assert!(gate(&ui, &wrong).is_some(), "{addr}: wrong token");
+        }
+        assert!(!format!("{:?}", UiAccess::new(pod, token(), None)).contains("t0ken"));
+    }
 
     #[test]
     fn accept_failures_back_off_to_a_ceiling_without_spinning() {

@@ -37,6 +37,11 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/css",
         include_bytes!("../../assets/app.css"),
     ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../../assets/favicon.svg"),
+    ),
 ];
 
 /// Calls per page of the list.

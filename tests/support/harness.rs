@@ -57,8 +57,6 @@ pub async fn start(upstream: &FakeUpstream, extra: &[&str]) -> Tap {
         "llmtap",
         "--listen",
         "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
         "--calls",
         "json",
         "--upstream-ca",
@@ -71,6 +69,10 @@ pub async fn start(upstream: &FakeUpstream, extra: &[&str]) -> Tap {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
+    // The admin listener on loopback, unless the test names its own.
+    if !extra.contains(&"--admin") {
+        args.extend(["--admin".to_owned(), "127.0.0.1:0".to_owned()]);
+    }
     // No history in the user's home: a test that wants one names its --db.
     if !extra.contains(&"--db") {
         args.extend(["--db".to_owned(), "none".to_owned()]);
