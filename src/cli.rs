@@ -166,6 +166,10 @@ pub struct WrapArgs {
     /// The summary printed when CMD ends.
     #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
     pub summary: SummaryFormat,
+    /// Open the web UI of this run in a browser (`xdg-open`, or `open` on macOS), and print
+    /// its address.
+    #[arg(long)]
+    pub ui: bool,
     /// The proxy's options (the in-process llmtap always listens on free loopback ports,
     /// and prints no call lines: CMD owns stdout).
     #[command(flatten)]

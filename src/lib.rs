@@ -209,9 +209,19 @@ impl Running {
 /// Human-readable startup text: addresses and the exports to paste (stderr).
 pub fn banner(running: &Running, config: &Config) -> String {
     let hosts = config.providers.intercepted();
+    let ui = if running.admin_addr.ip().is_loopback() || config.admin_token.is_some() {
+        format!("http://{}/", running.admin_addr)
+    } else {
+        "not served beyond loopback without --admin-token".to_owned()
+    };
+    let history = config.history.as_ref().map_or_else(
+        || "off (--db none)".to_owned(),
+        |h| h.path.display().to_string(),
+    );
     format!(
         "llmtap {version} is running\n  proxy     {proxy}\n  metrics   http://{admin}/metrics\n  \
-         intercept {hosts}\n\nRun your agent in a shell with:\n{exports}",
+         ui        {ui}\n  history   {history}\n  intercept {hosts}\n\nRun your agent in a shell \
+         with:\n{exports}",
         version = env!("CARGO_PKG_VERSION"),
         proxy = running.exports.proxy_url,
         admin = running.admin_addr,

@@ -238,6 +238,11 @@ async fn wrap(args: WrapArgs) -> ExitCode {
     };
     logging::init_with_hint(config.log_format, Some(&filter), tracer, Some(hint));
     let collector = Collector::start(running.telemetry.subscribe());
+    if args.ui {
+        let url = format!("http://{}/", running.admin_addr);
+        eprintln!("llmtap: the calls of this run, live: {url}");
+        llmtap::wrap::open_in_browser(&url);
+    }
     let status = run_child(&args.cmd, &running.exports).await;
     running.shutdown().await;
     // The last records travel from the telemetry thread to the collector task.

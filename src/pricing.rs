@@ -136,6 +136,19 @@ impl ModelPrice {
     }
 }
 
+/// One kind of token of a call's cost ([`PriceTable::breakdown`]).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct CostPart {
+    /// `input` (uncached), `cache_read`, `cache_write_5m`, `cache_write_1h`, `output`.
+    pub kind: &'static str,
+    /// Tokens of this kind.
+    pub tokens: u64,
+    /// The rate, USD per million tokens.
+    pub usd_per_mtok: f64,
+    /// Tokens × rate, USD.
+    pub usd: f64,
+}
+
 /// An error in a `--prices` file, naming the entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{entry}: {message}")]
@@ -212,7 +225,8 @@ impl PriceTable {
     /// The cost of a call in USD at the processing tier its response reports (see
     /// [`ModelPrice::at_tier`]), with the model found as [`PriceTable::lookup`] finds it in
     /// `namespaces`, cache writes billed by the rule in the module docs. `None` when the model
-    /// has no price or the call has no usage. `count_tokens` is free.
+    /// has no price or the call has no usage. `count_tokens` is free. The sum of
+    /// [`PriceTable::breakdown`].
     pub fn cost(
         &self,
         namespaces: &[&str],
@@ -224,7 +238,20 @@ impl PriceTable {
         if operation == Operation::CountTokens {
             return Some(0.0);
         }
-        let model = model?;
+        let parts = self.breakdown(namespaces, model?, service_tier, usage)?;
+        Some(parts.iter().map(|p| p.usd).sum())
+    }
+
+    /// A call's cost by kind of token (uncached input, cache read, 5-minute and 1-hour cache
+    /// writes, output), each with its tokens and rate: what [`PriceTable::cost`] adds up.
+    /// `None` when the model has no price or the call has no usage.
+    pub fn breakdown(
+        &self,
+        namespaces: &[&str],
+        model: &str,
+        service_tier: Option<&str>,
+        usage: &Usage,
+    ) -> Option<Vec<CostPart>> {
         let price = self.lookup(namespaces, model)?.at_tier(service_tier);
         if usage.input.is_none() && usage.output.is_none() {
             return None;
@@ -248,14 +275,31 @@ impl PriceTable {
         } else {
             (1.0, 1.0)
         };
-        let f = |n: u64| n as f64;
-        Some(
-            f(uncached) * rates.input
-                + f(cache_read) * rates.cache_read.unwrap_or(rates.input)
-                + f(w5m) * rates.cache_write_5m.unwrap_or(rates.input * m5m)
-                + f(w1h) * rates.cache_write_1h.unwrap_or(rates.input * m1h)
-                + f(usage.output.unwrap_or(0)) * rates.output,
-        )
+        let part = |kind: &'static str, tokens: u64, rate: f64| CostPart {
+            kind,
+            tokens,
+            usd_per_mtok: rate * 1e6,
+            usd: tokens as f64 * rate,
+        };
+        Some(vec![
+            part("input", uncached, rates.input),
+            part(
+                "cache_read",
+                cache_read,
+                rates.cache_read.unwrap_or(rates.input),
+            ),
+            part(
+                "cache_write_5m",
+                w5m,
+                rates.cache_write_5m.unwrap_or(rates.input * m5m),
+            ),
+            part(
+                "cache_write_1h",
+                w1h,
+                rates.cache_write_1h.unwrap_or(rates.input * m1h),
+            ),
+            part("output", usage.output.unwrap_or(0), rates.output),
+        ])
     }
 }
 

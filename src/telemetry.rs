@@ -442,13 +442,20 @@ fn price(prices: &PriceTable, record: &mut CallRecord) {
     // The first model the table prices; none priced, no cost.
     let table = models.into_iter().flatten().find_map(|model| {
         prices.lookup(&namespaces, model)?;
-        prices.cost(
+        let tier = record.response.service_tier.as_deref();
+        let cost = prices.cost(
             &namespaces,
             record.operation,
             Some(model),
-            record.response.service_tier.as_deref(),
+            tier,
             &record.response.usage,
-        )
+        )?;
+        if record.operation != crate::dialects::Operation::CountTokens {
+            record.cost_parts = prices
+                .breakdown(&namespaces, model, tier, &record.response.usage)
+                .unwrap_or_default();
+        }
+        Some(cost)
     });
     // count_tokens is free whatever the model.
     let table = table

@@ -172,3 +172,19 @@ fn add(t: &mut Totals, r: &CallRecord) {
     t.add(ok, &r.response.usage, r.cost_usd, &r.response.tools_called);
     t.add_loop(crate::summary::LoopPart::of(&r.agent_loop));
 }
+
+/// Opens `url` in the desktop's browser (`xdg-open`, or `open` on macOS), detached; does
+/// nothing when neither exists (a server, a container). Never waits on the browser.
+pub fn open_in_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    let _ = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+}

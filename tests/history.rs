@@ -97,6 +97,12 @@ async fn the_binary_keeps_a_private_history_that_report_reads_and_purge_cuts() {
             "platform",
         ],
     );
+    let banner = llmtap.stderr();
+    assert!(
+        banner.contains(&format!("ui        http://{}/", llmtap.admin)),
+        "{banner}"
+    );
+    assert!(banner.contains(".llmtap/llmtap.db"), "{banner}");
     let ca = harness::get(llmtap.admin, "/ca.pem").await.1;
     for case in ["stream_cache", "json_message"] {
         let mut conn = client::via_proxy(llmtap.proxy, HOST, &ca, false).await;
@@ -133,6 +139,13 @@ async fn the_binary_keeps_a_private_history_that_report_reads_and_purge_cuts() {
     let (code, out, _) = run(home.path(), &["report"]);
     assert_eq!(code, 0);
     assert!(out.contains("0 calls"), "{out}");
+    // `llmtap wrap --ui` says where the run's UI is (no browser to open here).
+    let (code, _, err) = run(
+        home.path(),
+        &["wrap", "--ui", "--summary", "off", "--", "true"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("live: http://127.0.0.1:"), "{err}");
     // A history that does not exist is an error naming it, not a new empty file.
     let (code, _, err) = run(home.path(), &["report", "--db", "/nonexistent/h.db"]);
     assert_eq!(code, 2);

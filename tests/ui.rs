@@ -101,6 +101,13 @@ async fn the_ui_shows_live_calls_their_details_and_sessions_in_a_real_browser() 
     )
     .await;
     let first = tap.next_record().await;
+    // Written to the history before the browser opens its page (the row itself came live).
+    tap.running
+        .as_ref()
+        .unwrap()
+        .telemetry
+        .flush_history(Duration::from_secs(5))
+        .await;
     to.write_all(format!("call {}\n", first.id).as_bytes())
         .await
         .unwrap();
@@ -236,6 +243,16 @@ async fn pages_carry_a_strict_csp_and_content_only_when_captured() {
     assert!(
         page.contains("--capture-content"),
         "the page says how to capture"
+    );
+    // The cost by kind of token, at its rate: the parts add up to the call's cost.
+    assert!(page.contains("USD per million"), "{page}");
+    let parts: f64 = record.cost_parts.iter().map(|p| p.usd).sum();
+    assert!((parts - record.cost_usd.unwrap()).abs() < 1e-12);
+    assert!(
+        record
+            .cost_parts
+            .iter()
+            .any(|p| p.kind == "cache_read" && p.tokens > 0)
     );
     assert!(
         !page.contains("You are Claude Code"),

@@ -97,6 +97,10 @@ pub struct CallRecord {
     /// difference shows); `None` otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table_cost_usd: Option<f64>,
+    /// The price table's cost by kind of token, each with its tokens and rate (empty when
+    /// the call is unpriced); set with `cost_usd`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cost_parts: Vec<crate::pricing::CostPart>,
     /// `None` when the request body could not be read or parsed.
     pub request: Option<RequestFacts>,
     /// What the response said (model, id, usage, tools called, …); empty when nothing was
@@ -412,6 +416,7 @@ impl Pending {
             cost_usd: None,
             cost_source: crate::vocab::CostSource::Table,
             table_cost_usd: None,
+            cost_parts: Vec::new(),
             request,
             response,
             outcome,

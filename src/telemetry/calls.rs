@@ -213,6 +213,7 @@ pub(crate) mod tests {
             cost_usd: Some(0.123456),
             cost_source: crate::vocab::CostSource::Table,
             table_cost_usd: None,
+            cost_parts: Vec::new(),
             request: Some(RequestFacts {
                 model: Some("claude-opus-4-8".into()),
                 ..Default::default()

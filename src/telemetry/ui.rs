@@ -215,6 +215,7 @@ struct CallsPage {
 struct CallPage {
     c: CallView,
     usage: Vec<(&'static str, String)>,
+    prices: Vec<(String, String, String, String)>,
     cost_source: String,
     billing: String,
     request: Vec<(&'static str, String)>,
@@ -239,6 +240,7 @@ struct SessionRow {
     c: CallView,
     offset: String,
     cumulative: String,
+    cumulative_tokens: u64,
     depth: u8,
     cache_break: bool,
 }
@@ -317,12 +319,19 @@ pub fn query(q: Option<&str>) -> BTreeMap<String, String> {
 /// The call list: filtered, paged, live when it is the first page of everything.
 pub fn calls(store: Option<&Store>, q: &BTreeMap<String, String>) -> Page {
     let names = [
-        "session", "client", "provider", "model", "team", "user", "agent", "outcome",
+        "since", "until", "session", "client", "provider", "model", "team", "user", "agent",
+        "outcome",
     ];
     let get = |k: &str| q.get(k).cloned();
+    let when = |k: &str| {
+        q.get(k)
+            .and_then(|d| crate::cli::parse_date(d).ok())
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_millis()).ok())
+    };
     let filter = Filter {
-        since_ms: None,
-        until_ms: None,
+        since_ms: when("since"),
+        until_ms: when("until"),
         session: get("session"),
         client: get("client"),
         provider: get("provider"),
@@ -468,8 +477,31 @@ pub fn call(store: Option<&Store>, id: &str) -> Page {
             ("parse error", "/parse_error"),
         ],
     );
+    let prices = v["cost_parts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["tokens"].as_u64().unwrap_or(0) > 0)
+        .map(|p| {
+            (
+                text(&p["kind"]).unwrap_or_default(),
+                p["tokens"].as_u64().unwrap_or(0).to_string(),
+                format!("${:.2}", p["usd_per_mtok"].as_f64().unwrap_or(0.0)),
+                format!("${:.4}", p["usd"].as_f64().unwrap_or(0.0)),
+            )
+        })
+        .collect();
+    // Captured content as the conventions' JSON, indented for reading.
+    let content = content.map(|c| Content {
+        system: c.system.map(pretty),
+        input: c.input.map(pretty),
+        tools: c.tools.map(pretty),
+        output: c.output.map(pretty),
+        truncated: c.truncated,
+    });
     render(&CallPage {
         usage,
+        prices,
         cost_source: text(&v["cost_source"]).unwrap_or_else(|| "unpriced".to_owned()),
         billing: text(&v["billing"]).unwrap_or_default(),
         request,
@@ -478,6 +510,14 @@ pub fn call(store: Option<&Store>, id: &str) -> Page {
         line: serde_json::to_string_pretty(v).unwrap_or_else(|_| line.clone()),
         c,
     })
+}
+
+/// `json` indented, or as it is when it does not parse.
+fn pretty(json: String) -> String {
+    serde_json::from_str::<Value>(&json)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or(json)
 }
 
 /// A session: `/sessions/{id}`, its calls and tool runs on one time axis.
@@ -505,6 +545,7 @@ pub fn session(store: Option<&Store>, id: &str) -> Page {
     let mut y = 4;
     let mut rows = Vec::new();
     let mut cumulative = 0.0;
+    let mut cumulative_tokens = 0;
     for c in &calls {
         // Subagents sit under the main agent's calls, one step in.
         let depth = u8::from(c.agent != "main" && c.agent != "-");
@@ -548,9 +589,11 @@ pub fn session(store: Option<&Store>, id: &str) -> Page {
             y += 20;
         }
         cumulative += c.cost_usd;
+        cumulative_tokens += c.tokens_total;
         rows.push(SessionRow {
             offset: format!("{:.1} s", (c.start_ms - t0) / 1000.0),
             cumulative: format!("${cumulative:.4}"),
+            cumulative_tokens,
             depth,
             cache_break: c.cache_break,
             c: c.clone(),
