@@ -174,74 +174,80 @@ pub fn text(r: &CallRecord) -> String {
     line
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use std::time::{Duration, SystemTime};
-
-    use super::*;
+/// A realistic finished call (a streamed Claude Code turn with cache reads and writes and a
+/// Bash tool call), for tests and benchmarks: `benches/history.rs` fills a history with it.
+#[doc(hidden)]
+pub fn sample_record() -> CallRecord {
     use crate::{
         caller::Client,
         dialects::{Operation, RequestFacts, ResponseFacts, Usage},
         providers::Provider,
         vocab::Outcome,
     };
+    use std::time::SystemTime;
+    CallRecord {
+        id: crate::exchange::CallId::parse("01937a3c-5d2e-7b8a-9c0d-1e2f3a4b5c6d")
+            .expect("a UUIDv7"),
+        start: SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_079_392_345),
+        duration: Duration::from_millis(2310),
+        ttft: Some(Duration::from_millis(812)),
+        first_byte: Some(Duration::from_millis(420)),
+        chunk_gaps: None,
+        provider: std::sync::Arc::new(Provider::named("anthropic", &["anthropic"])),
+        api: "anthropic_messages",
+        operation: Operation::Chat,
+        host: "api.anthropic.com".into(),
+        port: 443,
+        method: "POST".into(),
+        path: "/v1/messages".into(),
+        status: Some(200),
+        stream: true,
+        client: Client::ClaudeCode,
+        conversation_id: None,
+        traceparent: None,
+        team: Some("platform".into()),
+        user: None,
+        billing: crate::caller::Billing::Api,
+        cost_usd: Some(0.123456),
+        cost_source: crate::vocab::CostSource::Table,
+        table_cost_usd: None,
+        cost_parts: Vec::new(),
+        request: Some(RequestFacts {
+            model: Some("claude-opus-4-8".into()),
+            ..Default::default()
+        }),
+        response: ResponseFacts {
+            model: Some("claude-opus-4-8".into()),
+            usage: Usage {
+                input: Some(19199),
+                output: Some(131),
+                cache_read: Some(17352),
+                cache_write_5m: Some(0),
+                cache_write_1h: Some(1843),
+                reasoning: None,
+            },
+            tools_called: vec!["Bash".into()],
+            complete: true,
+            ..Default::default()
+        },
+        outcome: Outcome::Ok,
+        error_type: None,
+        parse_error: None,
+        usage_missing: false,
+        observe_skipped: None,
+        ratelimits: None,
+        agent_loop: crate::exchange::LoopFacts::default(),
+        loop_request: None,
+        client_is_subagent: false,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
 
     pub(crate) fn record() -> CallRecord {
-        CallRecord {
-            id: crate::exchange::CallId::parse("01937a3c-5d2e-7b8a-9c0d-1e2f3a4b5c6d")
-                .expect("a UUIDv7"),
-            start: SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_079_392_345),
-            duration: Duration::from_millis(2310),
-            ttft: Some(Duration::from_millis(812)),
-            first_byte: Some(Duration::from_millis(420)),
-            chunk_gaps: None,
-            provider: std::sync::Arc::new(Provider::named("anthropic", &["anthropic"])),
-            api: "anthropic_messages",
-            operation: Operation::Chat,
-            host: "api.anthropic.com".into(),
-            port: 443,
-            method: "POST".into(),
-            path: "/v1/messages".into(),
-            status: Some(200),
-            stream: true,
-            client: Client::ClaudeCode,
-            conversation_id: None,
-            traceparent: None,
-            team: Some("platform".into()),
-            user: None,
-            billing: crate::caller::Billing::Api,
-            cost_usd: Some(0.123456),
-            cost_source: crate::vocab::CostSource::Table,
-            table_cost_usd: None,
-            cost_parts: Vec::new(),
-            request: Some(RequestFacts {
-                model: Some("claude-opus-4-8".into()),
-                ..Default::default()
-            }),
-            response: ResponseFacts {
-                model: Some("claude-opus-4-8".into()),
-                usage: Usage {
-                    input: Some(19199),
-                    output: Some(131),
-                    cache_read: Some(17352),
-                    cache_write_5m: Some(0),
-                    cache_write_1h: Some(1843),
-                    reasoning: None,
-                },
-                tools_called: vec!["Bash".into()],
-                complete: true,
-                ..Default::default()
-            },
-            outcome: Outcome::Ok,
-            error_type: None,
-            parse_error: None,
-            usage_missing: false,
-            observe_skipped: None,
-            ratelimits: None,
-            agent_loop: crate::exchange::LoopFacts::default(),
-            loop_request: None,
-            client_is_subagent: false,
-        }
+        sample_record()
     }
 
     #[test]

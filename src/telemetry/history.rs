@@ -72,6 +72,12 @@ const MIGRATIONS: &[&str] = &[
         output TEXT,
         truncated TEXT
     );",
+    // 2: the list's filters, each newest first without a scan of the history.
+    "CREATE INDEX calls_by_model ON calls (model, start_ms);
+    CREATE INDEX calls_by_client ON calls (client, start_ms);
+    CREATE INDEX calls_by_team ON calls (team, start_ms);
+    CREATE INDEX calls_by_user ON calls (user, start_ms);
+    CREATE INDEX calls_by_agent ON calls (agent, start_ms);",
 ];
 
 /// Why the history could not be opened or written.
