@@ -166,8 +166,8 @@ pub struct WrapArgs {
     /// The summary printed when CMD ends.
     #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
     pub summary: SummaryFormat,
-    /// Open the web UI of this run in a browser (`xdg-open`, or `open` on macOS), and print
-    /// its address.
+    /// Open the web UI in a browser (`xdg-open`, or `open` on macOS) while CMD runs, and
+    /// print its address: the run's calls appear live, beside the history.
     #[arg(long)]
     pub ui: bool,
     /// The proxy's options (the in-process llmtap always listens on free loopback ports,
@@ -318,7 +318,8 @@ pub struct RunArgs {
     /// service name `<service.name>-diagnostics`; off, a GenAI backend sees only calls.
     #[arg(long, env = "LLMTAP_OTLP_DIAGNOSTICS")]
     pub otlp_diagnostics: bool,
-    /// Record prompts, completions and tool definitions in spans (off: no content anywhere).
+    /// Keep prompts, completions and tool definitions, in spans and the history, capped (off:
+    /// no content anywhere).
     #[arg(long, env = "LLMTAP_CAPTURE_CONTENT")]
     pub capture_content: bool,
     /// Size cap of each captured content attribute, in bytes.

@@ -188,6 +188,10 @@ pub struct HistoryConfig {
     /// `--retain DAYS`: calls older than this are deleted in the background; `None` (0
     /// days) keeps everything.
     pub retain: Option<Duration>,
+    /// `--db` was given: a path that cannot be a database stops the start. The default path
+    /// (`~/.llmtap/llmtap.db`) that cannot be opened (a read-only home) leaves llmtap running
+    /// without a history, and the banner says why.
+    pub explicit: bool,
 }
 
 /// `--calls-file`, opened for appending when the configuration is read.
@@ -293,13 +297,15 @@ impl Config {
             });
         let history = match args.db.as_deref().map(str::trim) {
             Some("none") => None,
-            path => Some(HistoryConfig {
-                path: path
-                    .filter(|p| !p.is_empty())
-                    .map_or_else(cli::default_db, std::path::PathBuf::from),
-                retain: (args.retain > 0)
-                    .then(|| Duration::from_secs(u64::from(args.retain) * 86_400)),
-            }),
+            path => {
+                let given = path.filter(|p| !p.is_empty());
+                Some(HistoryConfig {
+                    explicit: given.is_some(),
+                    path: given.map_or_else(cli::default_db, std::path::PathBuf::from),
+                    retain: (args.retain > 0)
+                        .then(|| Duration::from_secs(u64::from(args.retain) * 86_400)),
+                })
+            }
         };
         let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
         Ok(Config {
@@ -322,10 +328,23 @@ impl Config {
             otlp,
             otlp_metrics,
             history,
-            admin_token: args
-                .admin_token
-                .filter(|t| !t.trim().is_empty())
-                .map(otlp::Secret),
+            admin_token: match args.admin_token.filter(|t| !t.trim().is_empty()) {
+                // The token travels in a header and a cookie: visible ASCII without `;`, `,`
+                // or quotes, and long enough to guess at no price.
+                Some(t)
+                    if t.len() < 16
+                        || !t
+                            .bytes()
+                            .all(|b| b.is_ascii_graphic() && !b";,\"\\".contains(&b)) =>
+                {
+                    return Err(ConfigError::new(
+                        "--admin-token",
+                        "use at least 16 visible ASCII characters without ; , \" or \\ \
+                         (for example: openssl rand -hex 24)",
+                    ));
+                }
+                token => token.map(otlp::Secret),
+            },
             conventions: otlp::conventions(&args.otel),
             otlp_diagnostics: args.otlp_diagnostics,
             capture: Capture {

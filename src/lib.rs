@@ -146,7 +146,11 @@ pub async fn start(
         ui: telemetry::admin::UiAccess::new(
             admin_addr,
             config.admin_token.clone(),
-            config.history.as_ref().map(|h| h.path.as_path()),
+            config
+                .history
+                .as_ref()
+                .filter(|_| telemetry.history.is_some())
+                .map(|h| h.path.as_path()),
         ),
     });
     let admin_task = tokio::spawn(telemetry::admin::serve(admin_listener, admin.clone()));
@@ -214,10 +218,11 @@ pub fn banner(running: &Running, config: &Config) -> String {
     } else {
         "not served beyond loopback without --admin-token".to_owned()
     };
-    let history = config.history.as_ref().map_or_else(
-        || "off (--db none)".to_owned(),
-        |h| h.path.display().to_string(),
-    );
+    let history = match (&config.history, &running.telemetry.history_unavailable) {
+        (None, _) => "off (--db none)".to_owned(),
+        (Some(_), Some(why)) => format!("off: {why}"),
+        (Some(h), None) => h.path.display().to_string(),
+    };
     format!(
         "llmtap {version} is running\n  proxy     {proxy}\n  metrics   http://{admin}/metrics\n  \
          ui        {ui}\n  history   {history}\n  intercept {hosts}\n\nRun your agent in a shell \

@@ -240,7 +240,7 @@ async fn wrap(args: WrapArgs) -> ExitCode {
     let collector = Collector::start(running.telemetry.subscribe());
     if args.ui {
         let url = format!("http://{}/", running.admin_addr);
-        eprintln!("llmtap: the calls of this run, live: {url}");
+        eprintln!("llmtap: this run's calls, live, while it runs: {url}");
         llmtap::wrap::open_in_browser(&url);
     }
     let status = run_child(&args.cmd, &running.exports).await;

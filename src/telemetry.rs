@@ -82,8 +82,10 @@ pub struct Telemetry {
     pub spans: Option<Spans>,
     /// `None`: OTel metrics export not configured (the default).
     otel_metrics: Option<otel_metrics::OtelMetrics>,
-    /// `None`: `--db none`.
+    /// `None`: `--db none`, or the default path could not be opened.
     pub history: Option<history::History>,
+    /// Why the default history could not be opened (the banner says it).
+    pub history_unavailable: Option<String>,
     prices: PriceTable,
     budget: Arc<crate::budget::Budget>,
 }
@@ -136,19 +138,28 @@ impl Telemetry {
                 )
             })
             .transpose()?;
-        let history = config
-            .history
-            .as_ref()
-            .map(|h| {
+        let mut history_unavailable = None;
+        let history = match config.history.as_ref().map(|h| {
+            (
+                h.explicit,
                 history::History::start(
                     h,
                     config.capture.max_bytes,
                     history::HistoryHealth {
                         dropped: metrics.history_dropped.clone(),
                     },
-                )
-            })
-            .transpose()?;
+                ),
+            )
+        }) {
+            None => None,
+            Some((_, Ok(history))) => Some(history),
+            Some((true, Err(e))) => return Err(e.into()),
+            // The default path: run without a history, and say why in the banner.
+            Some((false, Err(e))) => {
+                history_unavailable = Some(e.to_string());
+                None
+            }
+        };
         let telemetry = Arc::new(Telemetry {
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
@@ -158,6 +169,7 @@ impl Telemetry {
             spans,
             otel_metrics,
             history,
+            history_unavailable,
             prices: config.prices.clone(),
             budget: crate::budget::Budget::new(
                 config.observe_budget,

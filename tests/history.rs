@@ -145,7 +145,7 @@ async fn the_binary_keeps_a_private_history_that_report_reads_and_purge_cuts() {
         &["wrap", "--ui", "--summary", "off", "--", "true"],
     );
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("live: http://127.0.0.1:"), "{err}");
+    assert!(err.contains("while it runs: http://127.0.0.1:"), "{err}");
     // A history that does not exist is an error naming it, not a new empty file.
     let (code, _, err) = run(home.path(), &["report", "--db", "/nonexistent/h.db"]);
     assert_eq!(code, 2);
@@ -181,4 +181,52 @@ async fn a_path_that_cannot_be_a_database_stops_the_start_naming_db() {
         Err(llmtap::StartError::Config(e)) => assert_eq!(e.flag, "--db"),
         other => panic!("expected a --db error, got {:?}", other.map(|_| ())),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_default_history_leaves_llmtap_running_and_says_why() {
+    // A home that is a file: ~/.llmtap cannot exist; the CA lives elsewhere (--ca-dir).
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home-is-a-file");
+    std::fs::write(&home, "not a directory").unwrap();
+    let ca = dir.path().join("ca");
+    let mut llmtap = Llmtap::spawn(&home, &["--ca-dir", ca.to_str().unwrap()]);
+    let banner = llmtap.stderr();
+    assert!(banner.contains("history   off: "), "{banner}");
+    assert_eq!(harness::get(llmtap.admin, "/healthz").await.0, 200);
+    let status = tokio::task::spawn_blocking(move || llmtap.terminate())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    // An explicit --db there is the user's mistake: exit 2 naming the flag.
+    let db = home.join("h.db");
+    let (code, _, err) = run(
+        &home,
+        &[
+            "run",
+            "--ca-dir",
+            ca.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--db",
+            db.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--db"), "{err}");
+    // A short admin token is refused before anything starts.
+    let (code, _, err) = run(
+        &home,
+        &[
+            "run",
+            "--ca-dir",
+            ca.to_str().unwrap(),
+            "--admin-token",
+            "short",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("--admin-token"), "{err}");
 }

@@ -71,6 +71,8 @@ pub struct UiAccess {
     pub store: Option<Mutex<Store>>,
     /// Live-list streams open now.
     pub streams: std::sync::atomic::AtomicUsize,
+    /// Pages built at once (two).
+    pub pages: Arc<tokio::sync::Semaphore>,
 }
 
 impl UiAccess {
@@ -80,11 +82,19 @@ impl UiAccess {
         token: Option<crate::config::otlp::Secret>,
         db: Option<&std::path::Path>,
     ) -> UiAccess {
+        let store = db.and_then(|path| match Store::open(path) {
+            Ok(store) => Some(Mutex::new(store)),
+            Err(err) => {
+                tracing::warn!(target: "llmtap::ui", %err, "the UI cannot read the history");
+                None
+            }
+        });
         UiAccess {
             token,
             loopback: addr.ip().is_loopback(),
-            store: db.and_then(|path| Store::open(path).ok()).map(Mutex::new),
+            store,
             streams: std::sync::atomic::AtomicUsize::new(0),
+            pages: Arc::new(tokio::sync::Semaphore::new(2)),
         }
     }
 }
@@ -173,9 +183,24 @@ async fn route(admin: Arc<Admin>, req: Request<Incoming>) -> Response<Body> {
     if path == "/events" {
         return events(&admin);
     }
+    // Pages run on the blocking pool the proxy's name lookups also use: two at a time, and a
+    // page that cannot start within 2 s is refused rather than queued.
+    let Ok(Ok(permit)) = tokio::time::timeout(
+        Duration::from_secs(2),
+        admin.ui.pages.clone().acquire_owned(),
+    )
+    .await
+    else {
+        return with_ui_headers(reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "busy: too many pages at once\n",
+        ));
+    };
     let page = {
         let admin = admin.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let store = admin
                 .ui
                 .store
@@ -216,19 +241,30 @@ async fn route(admin: Arc<Admin>, req: Request<Incoming>) -> Response<Body> {
 
 /// `None` when the request may see the UI; else the refusal.
 fn gate(ui: &UiAccess, headers: &hyper::HeaderMap) -> Option<Response<Body>> {
+    // Without a token the UI trusts being reached on loopback: a page elsewhere that rebinds
+    // its own name to 127.0.0.1 (DNS rebinding) reaches it too, under its own Host. Only
+    // loopback names are answered.
+    if ui.token.is_none() && !loopback_host(headers) {
+        return Some(reply(
+            StatusCode::MISDIRECTED_REQUEST,
+            "text/plain",
+            "the UI answers only to 127.0.0.1, localhost or [::1] (or set --admin-token)\n",
+        ));
+    }
     match &ui.token {
         Some(crate::config::otlp::Secret(token)) => {
             let bearer = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "));
-            let cookie = headers
+            // Every `llmtap_token` cookie: one planted for a narrower path comes first.
+            let cookies = headers
                 .get_all(header::COOKIE)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(';'))
-                .find_map(|c| c.trim().strip_prefix("llmtap_token="));
-            let ok = [bearer, cookie].into_iter().flatten().any(|given| {
+                .filter_map(|c| c.trim().strip_prefix("llmtap_token="));
+            let ok = bearer.into_iter().chain(cookies).any(|given| {
                 aws_lc_rs::constant_time::verify_slices_are_equal(
                     given.as_bytes(),
                     token.as_bytes(),
@@ -251,6 +287,22 @@ fn gate(ui: &UiAccess, headers: &hyper::HeaderMap) -> Option<Response<Body>> {
             "the UI is served beyond loopback only with --admin-token\n",
         )),
     }
+}
+
+/// Whether the request's `Host` names loopback: `127.0.0.1`, `localhost` or `[::1]`, with or
+/// without a port (RFC 9110 §7.2).
+fn loopback_host(headers: &hyper::HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "127.0.0.1" | "localhost" | "::1"
+    )
 }
 
 /// `/login?token=…`: sets the `llmtap_token` cookie (HttpOnly, SameSite=Strict) when the token
@@ -299,6 +351,9 @@ fn events(admin: &Arc<Admin>) -> Response<Body> {
     tokio::spawn(async move {
         let _ = tx.send(Bytes::from_static(b": live\n\n")).await;
         let mut keepalive = tokio::time::interval(Duration::from_secs(15));
+        // A page that stops reading is closed once its queue stays full: it holds no slot
+        // forever.
+        let mut full = 0u32;
         loop {
             let frame = tokio::select! {
                 r = records.recv() => match r {
@@ -309,11 +364,12 @@ fn events(admin: &Arc<Admin>) -> Response<Body> {
                 _ = keepalive.tick() => Some(Bytes::from_static(b": keepalive\n\n")),
                 () = tx.closed() => break,
             };
-            if let Some(frame) = frame
-                && tx.try_send(frame).is_err()
-                && tx.is_closed()
-            {
-                break;
+            if let Some(frame) = frame {
+                match tx.try_send(frame) {
+                    Ok(()) => full = 0,
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(_)) if full < 8 => full += 1,
+                    Err(_) => break,
+                }
             }
         }
         admin.ui.streams.fetch_sub(1, Ordering::SeqCst);
@@ -375,7 +431,8 @@ mod tests {
     fn beyond_loopback_the_ui_needs_a_token_and_a_token_is_always_asked_for() {
         use super::{UiAccess, gate};
         use crate::config::otlp::Secret;
-        let none = hyper::HeaderMap::new();
+        let mut none = hyper::HeaderMap::new();
+        none.insert("host", "127.0.0.1:9464".parse().expect("value"));
         let everywhere: std::net::SocketAddr = "0.0.0.0:9464".parse().expect("addr");
         let pod: std::net::SocketAddr = "10.1.2.3:9464".parse().expect("addr");
         let loopback: std::net::SocketAddr = "127.0.0.1:9464".parse().expect("addr");
@@ -388,17 +445,40 @@ mod tests {
         for addr in [everywhere, loopback] {
             let ui = UiAccess::new(addr, token(), None);
             assert!(gate(&ui, &none).is_some(), "{addr}: no credential");
-            let mut bearer = hyper::HeaderMap::new();
+            let mut bearer = none.clone();
             bearer.insert("authorization", "Bearer t0ken".parse().expect("value"));
             assert!(gate(&ui, &bearer).is_none(), "{addr}: bearer");
-            let mut cookie = hyper::HeaderMap::new();
-            cookie.insert("cookie", "a=b; llmtap_token=t0ken".parse().expect("value"));
+            let mut cookie = none.clone();
+            cookie.insert(
+                "cookie",
+                "llmtap_token=planted; a=b; llmtap_token=t0ken"
+                    .parse()
+                    .expect("value"),
+            );
             assert!(gate(&ui, &cookie).is_none(), "{addr}: cookie");
-            let mut wrong = hyper::HeaderMap::new();
+            let mut wrong = none.clone();
             wrong.insert("authorization", "Bearer t0ke".parse().expect("value"));
             assert!(gate(&ui, &wrong).is_some(), "{addr}: wrong token");
         }
         assert!(!format!("{:?}", UiAccess::new(pod, token(), None)).contains("t0ken"));
+        // DNS rebinding: loopback without a token answers loopback names only.
+        let open = UiAccess::new(loopback, None, None);
+        for host in ["localhost:9464", "[::1]:9464", "127.0.0.1", "LOCALHOST"] {
+            let mut h = hyper::HeaderMap::new();
+            h.insert("host", host.parse().expect("value"));
+            assert!(gate(&open, &h).is_none(), "{host}");
+        }
+        for host in ["evil.example:9464", "127.0.0.1.evil.example", "[::2]:9464"] {
+            let mut h = hyper::HeaderMap::new();
+            h.insert("host", host.parse().expect("value"));
+            let refused = gate(&open, &h).expect("refused");
+            assert_eq!(
+                refused.status(),
+                hyper::StatusCode::MISDIRECTED_REQUEST,
+                "{host}"
+            );
+        }
+        assert!(gate(&open, &hyper::HeaderMap::new()).is_some(), "no Host");
     }
 
     #[test]

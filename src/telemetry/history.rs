@@ -161,6 +161,10 @@ impl Store {
             .map_err(sqlite)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(sqlite)?;
+        // Deleted rows (purge, retention) are overwritten, not left readable in free pages:
+        // the bundled SQLite does not do it by default.
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(sqlite)?;
         let mut store = Store {
             conn,
             path: path.to_owned(),
@@ -192,16 +196,28 @@ impl Store {
         }
     }
 
-    /// Runs the migrations this database has not had, in one transaction.
+    /// Runs the migrations this database has not had, in one write transaction taken before
+    /// the version is read (two processes opening a new history at once: one migrates, the
+    /// other then sees the new version).
     fn migrate(&mut self) -> Result<(), HistoryError> {
-        let version: i64 = self
+        let path = self.path.clone();
+        let tx = self
             .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| HistoryError::Sqlite {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        let version: i64 = tx
             .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(|e| self.error(e))?;
+            .map_err(|e| HistoryError::Sqlite {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
         let version = usize::try_from(version).unwrap_or(usize::MAX);
         if version > MIGRATIONS.len() {
             return Err(HistoryError::Sqlite {
-                path: self.path.clone(),
+                path: path.clone(),
                 message: format!(
                     "schema version {version} is newer than this llmtap knows ({}): written \
                      by a newer llmtap",
@@ -209,20 +225,16 @@ impl Store {
                 ),
             });
         }
-        let tx = self.conn.transaction().map_err(|e| HistoryError::Sqlite {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
         for sql in &MIGRATIONS[version..] {
             tx.execute_batch(sql).map_err(|e| HistoryError::Sqlite {
-                path: self.path.clone(),
+                path: path.clone(),
                 message: e.to_string(),
             })?;
         }
         tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
             .and_then(|()| tx.commit())
             .map_err(|e| HistoryError::Sqlite {
-                path: self.path.clone(),
+                path,
                 message: e.to_string(),
             })
     }
@@ -317,6 +329,12 @@ impl Store {
                 .map_err(|e| self.error(e))?;
             total += n;
             if n == 0 {
+                // Out of the write-ahead log too, not only the database's pages.
+                if total > 0 {
+                    self.conn
+                        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                        .map_err(|e| self.error(e))?;
+                }
                 return Ok(total);
             }
         }
@@ -809,8 +827,17 @@ mod tests {
             .expect("content");
         assert!(output.len() <= 1024, "capped as spans cap it");
         assert_eq!(truncated.as_deref(), Some("output"));
+        let on_disk = |dir: &Path| {
+            ["h.db", "h.db-wal"]
+                .iter()
+                .filter_map(|f| std::fs::read(dir.join(f)).ok())
+                .any(|bytes| bytes.windows(64).any(|w| w.iter().all(|b| *b == b'x')))
+        };
+        assert!(on_disk(dir.path()), "the content is written");
         assert_eq!(store.purge(None, true).expect("purge content"), 1);
         assert_eq!(store.counts().expect("counts"), (3, 0));
+        // Purged content is gone from the files, not left in free pages or the log.
+        assert!(!on_disk(dir.path()), "purged content still on disk");
         assert_eq!(store.purge(Some(now - day), false).expect("purge old"), 1);
         assert_eq!(store.counts().expect("counts"), (2, 0));
     }
@@ -822,6 +849,7 @@ mod tests {
         let dropped = IntCounter::new("dropped", "test").expect("counter");
         let history = History::start(
             &HistoryConfig {
+                explicit: true,
                 path: path.clone(),
                 retain: Some(Duration::from_secs(86_400)),
             },
@@ -869,6 +897,7 @@ mod tests {
         let dropped = IntCounter::new("dropped", "test").expect("counter");
         let history = History::start(
             &HistoryConfig {
+                explicit: true,
                 path: path.clone(),
                 retain: Some(30 * day),
             },

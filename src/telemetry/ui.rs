@@ -549,7 +549,7 @@ pub fn session(store: Option<&Store>, id: &str) -> Page {
     for c in &calls {
         // Subagents sit under the main agent's calls, one step in.
         let depth = u8::from(c.agent != "main" && c.agent != "-");
-        let left = x(c.start_ms) + f64::from(depth) * 0.0;
+        let left = x(c.start_ms);
         let width = (c.duration_ms / span * 960.0).max(1.0);
         bars.push(Bar {
             class: if c.cache_break {
@@ -682,12 +682,12 @@ fn chart(
     }
     let mut order: Vec<(&str, f64)> = totals.into_iter().collect();
     order.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let series = |name: &str| {
-        order
-            .iter()
-            .position(|(n, _)| *n == name)
-            .map_or(8, |i| i.min(8))
-    };
+    let index: std::collections::HashMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (*n, i.min(8)))
+        .collect();
+    let series = |name: &str| index.get(name).copied().unwrap_or(8);
     let buckets = ((now - since) / bucket + 1).max(1);
     let mut stacks: BTreeMap<i64, f64> = BTreeMap::new();
     for r in rows {
@@ -699,23 +699,28 @@ fn chart(
         .fold(0.0, f64::max)
         .max(f64::MIN_POSITIVE);
     let width = 960.0 / buckets as f64;
+    // One rect per bucket and series (past the top 8, one `other`), whatever the rows.
+    let mut cells: BTreeMap<(i64, usize), f64> = BTreeMap::new();
+    for r in rows {
+        *cells.entry((r.0, series(&r.1))).or_default() += value(r);
+    }
+    let names: Vec<&str> = order.iter().take(8).map(|(n, _)| *n).collect();
     let mut heights: BTreeMap<i64, f64> = BTreeMap::new();
     let mut rects = Vec::new();
-    for r in rows {
-        let v = value(r);
+    for ((at, s), v) in cells {
         if v <= 0.0 {
             continue;
         }
         let h = v / max * 190.0;
-        let below = heights.entry(r.0).or_default();
-        let i = ((r.0 - since) / bucket) as f64;
+        let below = heights.entry(at).or_default();
+        let i = ((at - since) / bucket) as f64;
         rects.push(ChartRect {
-            series: series(&r.1),
+            series: s,
             x: format!("{:.1}", 40.0 + i * width),
             y: format!("{:.1}", 200.0 - *below - h),
             width: format!("{:.1}", (width - 1.0).max(1.0)),
             height: format!("{h:.1}"),
-            title: format!("{}: {}", r.1, show(v)),
+            title: format!("{}: {}", names.get(s).copied().unwrap_or("other"), show(v)),
         });
         *below += h;
     }
@@ -758,6 +763,9 @@ pub fn event(record: &Arc<crate::exchange::CallRecord>) -> Option<String> {
     let view = CallView::from_line(&super::calls::json(record))?;
     let html = Row { c: &view }.render().ok()?;
     let mut out = String::from("event: call\n");
+    // A lone CR ends an SSE line too (HTML escaping leaves it): as a character reference it
+    // cannot split the event or start a field.
+    let html = html.replace('\r', "&#13;");
     for line in html.lines() {
         out.push_str("data: ");
         out.push_str(line);

@@ -4,7 +4,7 @@ Protocol on stdin/stdout, one line each way, so that the Rust test makes the cal
 their records) and this script only looks:
   -> "ready"                      the live list is open
   <- "call ID"                    a call finished; it must appear without a reload
-  -> "seen ID MS"                 it did, MS after the line arrived
+  -> "seen ID EPOCH_MS"           it did, pushed into the open page at EPOCH_MS
   <- "session SID ID1 ID2"        two calls of one session exist
   -> "result {json}"              what each page showed, and what the browser did
 Screenshots go to $LLMTAP_UI_SHOTS/{calls,call,session,overview}.png.
@@ -15,8 +15,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from browser import (console_errors, csp_violations, foreign_requests,  # noqa: E402
-                     screenshot_full, start_chrome, wait_for)
+from browser import (blocked_requests, console_errors, csp_violations,  # noqa: E402
+                     foreign_requests, screenshot_full, start_chrome, wait_for)
 
 admin = os.environ["LLMTAP_UI_ADMIN"].rstrip("/")
 shots = os.environ["LLMTAP_UI_SHOTS"]
@@ -45,19 +45,26 @@ def collect():
 try:
     d.get(admin + "/")
     wait_for(d, "document.querySelector('tbody#calls') !== null", timeout=10)
-    # The live stream is open once htmx has connected it.
-    time.sleep(0.5)
-    d.execute_script("window.__notReloaded = true;")
+    # The live stream is open once htmx's SSE extension has connected it.
+    wait_for(d, "(() => { const t = document.querySelector('tbody#calls');"
+                " const s = t && t['htmx-internal-data'] && t['htmx-internal-data'].sseEventSource;"
+                " return !!s && s.readyState === 1; })()", timeout=10)
+    # When each row arrives, by the page's clock (the machine's: the test compares it with the
+    # call's end); and a marker a reload would lose.
+    d.execute_script("""
+        window.__notReloaded = true; window.__rowAt = {};
+        new MutationObserver(ms => ms.forEach(m => m.addedNodes.forEach(n => {
+          if (n.id) window.__rowAt[n.id] = Date.now(); })))
+          .observe(document.querySelector('tbody#calls'), {childList: true});""")
     say("ready")
     line = sys.stdin.readline().split()
     assert line[0] == "call", line
     call_id = line[1]
-    t0 = time.monotonic()
     wait_for(d, f"document.getElementById('call-{call_id}') !== null", timeout=10, poll=0.02)
-    seen_ms = (time.monotonic() - t0) * 1000
+    row_at = d.execute_script(f"return window.__rowAt['call-{call_id}'] || null;")
     result["not_reloaded"] = d.execute_script("return window.__notReloaded === true;")
     result["row"] = text(d, f"#call-{call_id}")
-    say("seen", call_id, f"{seen_ms:.0f}")
+    say("seen", call_id, str(row_at))
     screenshot_full(d, os.path.join(shots, "calls.png"))
     collect()
 
@@ -100,6 +107,8 @@ try:
     result["overview_rects"] = len(d.find_elements("css selector", "svg.chart rect"))
     screenshot_full(d, os.path.join(shots, "overview.png"))
     collect()
+    # Anything the browser tried to send elsewhere reached the recording proxy instead.
+    result["blocked"] = blocked_requests(d)
 finally:
     d.quit()
 say("result", json.dumps(result))
