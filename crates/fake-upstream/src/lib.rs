@@ -57,6 +57,9 @@
 //! - `x-fake-hold: 1` sends the first event, then waits for [`FakeUpstream::release`]
 //!   (at most 10 s).
 //! - `x-fake-first-delay-ms: N` waits N ms after the first event.
+//! - `x-fake-gap-ms: N` waits N ms between two events (default 5; 0 for load benchmarks).
+//! - `x-fake-scenario: generated` on `POST /v1/messages` streams `x-fake-events: N` text deltas
+//!   (default 100, at most 100,000), a ping every 50, with usage ([`FakeUpstream::generated_sse`]).
 //! - `x-fake-reset-after: N` sends the first N events, then aborts the connection
 //!   without the terminating chunk.
 //!
@@ -539,6 +542,36 @@ impl FakeUpstream {
             b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_vec(),
         ]
     }
+
+    /// A streamed Messages answer of `deltas` text deltas (one token each) after the usual
+    /// opening events, then its usage and `message_stop`: the `generated` scenario, whose
+    /// length the request sets with `x-fake-events: N` (load benchmarks: a 2,000-event
+    /// stream).
+    pub fn generated_sse(deltas: usize) -> Vec<Vec<u8>> {
+        let mut events = vec![
+            b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01GeNeRaTeDsTrEaMbEnCh01\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-6\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":4812,\"cache_read_input_tokens\":4096,\"cache_creation_input_tokens\":0,\"output_tokens\":1}}}\n\n".to_vec(),
+            b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n".to_vec(),
+        ];
+        for i in 0..deltas {
+            events.push(
+                format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"tok{i} \"}}}}\n\n")
+                    .into_bytes(),
+            );
+            if i % 50 == 49 {
+                events.push(b"event: ping\ndata: {\"type\": \"ping\"}\n\n".to_vec());
+            }
+        }
+        events.push(
+            b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+                .to_vec(),
+        );
+        events.push(
+            format!("event: message_delta\ndata: {{\"type\":\"message_delta\",\"delta\":{{\"stop_reason\":\"end_turn\",\"stop_sequence\":null}},\"usage\":{{\"output_tokens\":{deltas}}}}}\n\n")
+                .into_bytes(),
+        );
+        events.push(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_vec());
+        events
+    }
 }
 
 /// The repository this crate lives in (`crates/fake-upstream/`): its `tests/` holds the
@@ -1006,7 +1039,9 @@ async fn handle(
             .and_then(|v| v.trim().parse().ok())
             .map(Duration::from_millis),
         reset_after: header("x-fake-reset-after").and_then(|v| v.trim().parse().ok()),
-        gap: EVENT_GAP,
+        gap: header("x-fake-gap-ms")
+            .and_then(|v| v.trim().parse().ok())
+            .map_or(EVENT_GAP, Duration::from_millis),
     };
 
     // `x-fake-case`: a real-traffic case, whatever the route.
@@ -1046,7 +1081,10 @@ async fn handle(
                 .push(answer);
             payload
         });
-    let Some(payload) = agent_payload.or_else(|| load_scenario(&route, &scenario)) else {
+    let deltas = header("x-fake-events")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map_or(100, |n| n.min(100_000));
+    let Some(payload) = agent_payload.or_else(|| load_scenario(&route, &scenario, deltas)) else {
         return Ok(provider_error(
             provider,
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -1192,8 +1230,14 @@ fn serve_scripted(
     res
 }
 
-fn load_scenario(route: &Route, scenario: &str) -> Option<Payload> {
+fn load_scenario(route: &Route, scenario: &str, deltas: usize) -> Option<Payload> {
     let (folder, provider) = (route.folder, route.provider);
+    if provider == Provider::Anthropic && scenario == "generated" {
+        return Some(Payload::Stream {
+            pieces: FakeUpstream::generated_sse(deltas),
+            content_type: sse_content_type(Provider::Anthropic),
+        });
+    }
     if provider == Provider::Anthropic && scenario == "malformed" {
         return Some(Payload::Stream {
             pieces: FakeUpstream::malformed_sse(),
@@ -2084,5 +2128,33 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> WsConn<R, W> {
         frame.extend_from_slice(payload);
         self.writer.write_all(&frame).await?;
         self.writer.flush().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_generated_stream_has_its_deltas_pings_and_usage_as_valid_events() {
+        let events = super::FakeUpstream::generated_sse(120);
+        let data: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| {
+                let text = std::str::from_utf8(e).expect("utf-8");
+                let line = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .expect("data");
+                serde_json::from_str(line).expect("each event's data is JSON")
+            })
+            .collect();
+        let count = |t: &str| data.iter().filter(|d| d["type"] == t).count();
+        assert_eq!(count("content_block_delta"), 120);
+        assert_eq!(count("ping"), 2);
+        assert_eq!(data.last().expect("events")["type"], "message_stop");
+        let delta = data
+            .iter()
+            .find(|d| d["type"] == "message_delta")
+            .expect("usage");
+        assert_eq!(delta["usage"]["output_tokens"], 120);
     }
 }
