@@ -5,7 +5,10 @@
 //!
 //! `cargo bench --bench parsers`; BENCHMARKS.md records the numbers with the machine.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#![allow(missing_docs, reason = "criterion_group! generates an undocumented function")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented function"
+)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use llmtap::dialects::{
