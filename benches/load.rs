@@ -410,9 +410,54 @@ async fn main() {
     for (name, c, per_conn, body, events) in points {
         // Interleaved: each arm twice, alternating, the runs of one arm pooled.
         let mut runs: Vec<Run> = arms.iter().map(|_| Run::default()).collect();
-        for _ in 0..2 {
+        for round in 0..2 {
             for (i, arm) in arms.iter().enumerate() {
+                // `LLMTAP_BENCH_PERF=DIR`: a `perf` profile of llmtap during its runs of the
+                // c=64 and 2,000-event points (DIR/<point>-<round>.data, summarized in .txt).
+                let profile = std::env::var_os("LLMTAP_BENCH_PERF")
+                    .filter(|_| {
+                        arm.name == "llmtap" && (c == 64 && body.len() < 100_000 || events == 2000)
+                    })
+                    .map(|dir| {
+                        let file = std::path::Path::new(&dir).join(format!(
+                            "{}-{round}.data",
+                            name.replace([' ', ',', '='], "_")
+                        ));
+                        let child = Command::new("perf")
+                            .args(["record", "-F", "499", "-g"])
+                            .arg("-p")
+                            .arg(arm.pid.unwrap().to_string())
+                            .arg("-o")
+                            .arg(&file)
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null())
+                            .spawn();
+                        std::thread::sleep(Duration::from_millis(300));
+                        (child, file)
+                    });
                 let r = run(arm, &upstream, c, per_conn, body, events).await;
+                if let Some((Ok(mut perf), file)) = profile {
+                    let _ = Command::new("kill")
+                        .args(["-INT", &perf.id().to_string()])
+                        .status();
+                    let _ = perf.wait();
+                    if let Ok(out) = Command::new("perf")
+                        .args([
+                            "report",
+                            "--stdio",
+                            "--no-children",
+                            "--percent-limit",
+                            "1.5",
+                            "-g",
+                            "none",
+                            "-i",
+                        ])
+                        .arg(&file)
+                        .output()
+                    {
+                        let _ = std::fs::write(file.with_extension("txt"), out.stdout);
+                    }
+                }
                 let pooled = &mut runs[i];
                 pooled.latencies.extend(r.latencies);
                 pooled.ttfts.extend(r.ttfts);
