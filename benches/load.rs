@@ -23,9 +23,14 @@
 #[allow(dead_code, reason = "the benchmark uses a part of the tests' helpers")]
 #[path = "../tests/support/client.rs"]
 mod client;
+#[allow(
+    dead_code,
+    reason = "the load benchmark does not read the admin address"
+)]
+#[path = "support/spawn.rs"]
+mod spawn;
 
 use std::{
-    io::{BufRead as _, BufReader},
     net::SocketAddr,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -182,55 +187,6 @@ async fn run(
     r
 }
 
-/// Starts the llmtap release binary against the fake upstream, OTLP export on to `otlp`;
-/// returns it with its proxy address and CA.
-fn start_llmtap(
-    upstream: &FakeUpstream,
-    otlp: SocketAddr,
-    dir: &std::path::Path,
-) -> (Child, SocketAddr, String) {
-    let resolve = format!("{HOST}:443:{}", upstream.addr);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_llmtap"))
-        .args([
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--calls",
-            "off",
-        ])
-        .args([
-            "--db",
-            "none",
-            "--upstream-ca",
-            upstream.ca_pem_path().to_str().unwrap(),
-        ])
-        .args(["--resolve", &resolve, "--ca-dir", dir.to_str().unwrap()])
-        .args(["--otlp-endpoint", &format!("http://{otlp}")])
-        .env_clear()
-        .env("HOME", dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the llmtap binary");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut proxy = None;
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
-        if let Some(addr) = line.trim().strip_prefix("proxy") {
-            proxy = addr.trim().trim_start_matches("http://").parse().ok();
-        }
-        if line.contains("CODEX_CA_CERTIFICATE") {
-            break;
-        }
-        line.clear();
-    }
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    let ca = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
-    (child, proxy.expect("llmtap's proxy address"), ca)
-}
-
 /// Starts `mitmdump` (streaming on, the usage addon, the fake upstream's CA trusted, every
 /// connection sent to the fake upstream with the SNI asked for).
 fn start_mitmdump(
@@ -346,8 +302,17 @@ async fn main() {
     let upstream = FakeUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let otlp = otlp_sink().await;
-    let (mut llmtap, llmtap_proxy, llmtap_ca) =
-        start_llmtap(&upstream, otlp, &dir.path().join("llmtap"));
+    let spawn::Llmtap {
+        child: mut llmtap,
+        proxy: llmtap_proxy,
+        ca: llmtap_ca,
+        ..
+    } = spawn::start(
+        &upstream,
+        &[HOST],
+        &dir.path().join("llmtap"),
+        &["--otlp-endpoint".to_owned(), format!("http://{otlp}")],
+    );
     let mut arms = vec![
         Arm {
             name: "direct",

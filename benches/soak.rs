@@ -17,11 +17,11 @@
 #[allow(dead_code, reason = "the benchmark uses a part of the tests' helpers")]
 #[path = "../tests/support/client.rs"]
 mod client;
+#[path = "support/spawn.rs"]
+mod spawn;
 
 use std::{
-    io::{BufRead as _, BufReader},
     net::SocketAddr,
-    process::{Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -223,65 +223,22 @@ async fn main() {
     let upstream = FakeUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let calls_file = dir.path().join("calls.jsonl");
-    let resolve: Vec<String> = [
-        "api.anthropic.com",
-        "api.openai.com",
-        "generativelanguage.googleapis.com",
-    ]
-    .iter()
-    .map(|h| format!("{h}:443:{}", upstream.addr))
-    .collect();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmtap"));
-    cmd.args([
-        "run",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--calls",
-        "off",
-    ])
-    .args([
-        "--db",
-        "none",
-        "--upstream-ca",
-        upstream.ca_pem_path().to_str().unwrap(),
-    ])
-    .args(["--ca-dir", dir.path().join("ca").to_str().unwrap()])
-    .args(["--calls-file", calls_file.to_str().unwrap()]);
-    for r in &resolve {
-        cmd.args(["--resolve", r]);
-    }
-    let mut llmtap = cmd
-        .env_clear()
-        .env("HOME", dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let spawn::Llmtap {
+        child: mut llmtap,
+        proxy,
+        admin,
+        ca,
+    } = spawn::start(
+        &upstream,
+        &[
+            "api.anthropic.com",
+            "api.openai.com",
+            "generativelanguage.googleapis.com",
+        ],
+        &dir.path().join("ca"),
+        &["--calls-file".to_owned(), calls_file.display().to_string()],
+    );
     let pid = llmtap.id();
-    let mut stderr = BufReader::new(llmtap.stderr.take().unwrap());
-    let (mut proxy, mut admin) = (None, None);
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
-        let addr = |prefix: &str| -> Option<SocketAddr> {
-            let rest = line
-                .trim()
-                .strip_prefix(prefix)?
-                .trim()
-                .strip_prefix("http://")?;
-            rest.trim_end_matches("/metrics").parse().ok()
-        };
-        proxy = proxy.or_else(|| addr("proxy"));
-        admin = admin.or_else(|| addr("metrics"));
-        if line.contains("CODEX_CA_CERTIFICATE") {
-            break;
-        }
-        line.clear();
-    }
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    let (proxy, admin) = (proxy.unwrap(), admin.unwrap());
-    let ca = std::fs::read_to_string(dir.path().join("ca/ca.pem")).unwrap();
     let fixture = |folder: &str, case: &str| FakeUpstream::fixture_in(folder, case, "request.json");
     let bodies = Arc::new(Bodies {
         anthropic: fixture("anthropic", "stream_tool_use"),
