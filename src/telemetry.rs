@@ -452,26 +452,21 @@ fn price(prices: &PriceTable, record: &mut CallRecord) {
         crate::providers::PriceModel::Request => [asked.or(answered), None],
     };
     // The first model the table prices; none priced, no cost.
-    let table = models.into_iter().flatten().find_map(|model| {
-        prices.lookup(&namespaces, model)?;
+    // count_tokens is free whatever the model; otherwise the first model the table prices,
+    // its cost the sum of its breakdown (computed once), none priced, no cost.
+    let (table, parts) = if record.operation == crate::dialects::Operation::CountTokens {
+        (Some(0.0), Vec::new())
+    } else {
         let tier = record.response.service_tier.as_deref();
-        let cost = prices.cost(
-            &namespaces,
-            record.operation,
-            Some(model),
-            tier,
-            &record.response.usage,
-        )?;
-        if record.operation != crate::dialects::Operation::CountTokens {
-            record.cost_parts = prices
-                .breakdown(&namespaces, model, tier, &record.response.usage)
-                .unwrap_or_default();
-        }
-        Some(cost)
-    });
-    // count_tokens is free whatever the model.
-    let table = table
-        .or_else(|| (record.operation == crate::dialects::Operation::CountTokens).then_some(0.0));
+        models
+            .into_iter()
+            .flatten()
+            .find_map(|model| prices.breakdown(&namespaces, model, tier, &record.response.usage))
+            .map_or((None, Vec::new()), |parts| {
+                (Some(parts.iter().map(|p| p.usd).sum()), parts)
+            })
+    };
+    record.cost_parts = parts;
     match record
         .response
         .billed_usd

@@ -102,12 +102,7 @@ async fn the_ui_shows_live_calls_their_details_and_sessions_in_a_real_browser() 
     .await;
     let first = tap.next_record().await;
     // Written to the history before the browser opens its page (the row itself came live).
-    tap.running
-        .as_ref()
-        .unwrap()
-        .telemetry
-        .flush_history(Duration::from_secs(5))
-        .await;
+    tap.flush_history().await;
     to.write_all(format!("call {}\n", first.id).as_bytes())
         .await
         .unwrap();
@@ -130,12 +125,7 @@ async fn the_ui_shows_live_calls_their_details_and_sessions_in_a_real_browser() 
     // Its tool's result comes back in the same session.
     call(&tap, &harness::tool_result_follow_up(), "stream_text").await;
     let second = tap.next_record().await;
-    tap.running
-        .as_ref()
-        .unwrap()
-        .telemetry
-        .flush_history(Duration::from_secs(5))
-        .await;
+    tap.flush_history().await;
     let session = first.conversation_id.clone().expect("a session");
     to.write_all(format!("session {session} {} {}\n", first.id, second.id).as_bytes())
         .await
@@ -238,12 +228,7 @@ async fn pages_carry_a_strict_csp_and_content_only_when_captured() {
     )
     .await;
     let record = tap.next_record().await;
-    tap.running
-        .as_ref()
-        .unwrap()
-        .telemetry
-        .flush_history(Duration::from_secs(5))
-        .await;
+    tap.flush_history().await;
     for path in ["/", "/overview", &format!("/calls/{}", record.id)] {
         let (status, head, body) = get_with(tap.admin, path, "").await;
         assert_eq!(status, 200, "{path}: {body}");

@@ -121,6 +121,15 @@ impl Tap {
         self.admin_get("/metrics").await.1
     }
 
+    /// Waits until every call so far is written to the history (`--db`).
+    pub async fn flush_history(&self) {
+        let running = self.running.as_ref().expect("running");
+        running
+            .telemetry
+            .flush_history(Duration::from_secs(5))
+            .await;
+    }
+
     pub async fn shutdown(&mut self) -> usize {
         self.running.take().expect("running").shutdown().await
     }
