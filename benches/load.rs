@@ -78,19 +78,20 @@ impl Arm {
     }
 }
 
-/// CPU seconds (user + system) of `pid` so far, from `/proc/PID/stat`.
+/// CPU seconds of `pid` so far: the sum of its threads' time on a CPU (nanoseconds, the first
+/// field of `/proc/PID/task/TID/schedstat`). `/proc/PID/stat`'s ticks count in 10 ms steps,
+/// too coarse for a run of a few hundred calls; a thread that ends within a run takes its
+/// time with it (llmtap's and mitmdump's threads live as long as the process).
 fn cpu(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
     };
-    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command.
-    (ticks(11) + ticks(12)) / 100.0
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<f64>().ok())
+        .sum::<f64>()
+        / 1e9
 }
 
 /// Peak resident memory of `pid` in MB (`VmHWM`).
@@ -185,6 +186,64 @@ async fn run(
         _ => 0.0,
     };
     r
+}
+
+/// `perf record` and `perf stat` (context switches, the relaying syscalls) attached to one
+/// proxy process for one run.
+struct Perf {
+    record: Child,
+    stat: Child,
+    data: std::path::PathBuf,
+}
+
+impl Perf {
+    fn start(dir: &std::path::Path, point: &str, arm: &str, round: usize, pid: u32) -> Self {
+        let stem = format!("{}-{arm}-{round}", point.replace([' ', ',', '='], "_"));
+        let data = dir.join(format!("{stem}.data"));
+        let pid = pid.to_string();
+        let record = Command::new("perf")
+            .args(["record", "-F", "2999", "-g", "-p", &pid, "-o"])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("perf");
+        let events = "cs,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,\
+syscalls:sys_enter_recvfrom,syscalls:sys_enter_read,syscalls:sys_enter_writev,\
+syscalls:sys_enter_write,syscalls:sys_enter_sendto";
+        let stat = Command::new("perf")
+            .args(["stat", "-e", events, "-p", &pid, "-o"])
+            .arg(data.with_extension("stat"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("perf");
+        std::thread::sleep(Duration::from_millis(300));
+        Perf { record, stat, data }
+    }
+
+    fn finish(mut self) {
+        for child in [&mut self.record, &mut self.stat] {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+        if let Ok(out) = Command::new("perf")
+            .args([
+                "report",
+                "--stdio",
+                "--no-children",
+                "--sort",
+                "comm,dso,sym",
+            ])
+            .args(["--percent-limit", "0.7", "-g", "none", "-i"])
+            .arg(&self.data)
+            .output()
+        {
+            let _ = std::fs::write(self.data.with_extension("txt"), out.stdout);
+        }
+    }
 }
 
 /// Starts `mitmdump` (streaming on, the usage addon, the fake upstream's CA trusted, every
@@ -313,6 +372,18 @@ async fn main() {
         &dir.path().join("llmtap"),
         &["--otlp-endpoint".to_owned(), format!("http://{otlp}")],
     );
+    // The floor of any relay on this machine: llmtap passing the same TLS through as a blind
+    // CONNECT tunnel (the host not intercepted), the client trusting the upstream's own CA.
+    let spawn::Llmtap {
+        child: mut tunnel,
+        proxy: tunnel_proxy,
+        ..
+    } = spawn::start(
+        &upstream,
+        &[HOST],
+        &dir.path().join("tunnel"),
+        &["--no-intercept".to_owned(), HOST.to_owned()],
+    );
     let mut arms = vec![
         Arm {
             name: "direct",
@@ -321,12 +392,36 @@ async fn main() {
             pid: None,
         },
         Arm {
+            name: "tunnel",
+            proxy: Some(tunnel_proxy),
+            ca: upstream.ca_pem.clone(),
+            pid: Some(tunnel.id()),
+        },
+        Arm {
             name: "llmtap",
             proxy: Some(llmtap_proxy),
             ca: llmtap_ca,
             pid: Some(llmtap.id()),
         },
     ];
+    // `LLMTAP_BENCH_BASELINE=PATH`: another llmtap binary (an earlier build) measured as one
+    // more arm, interleaved with this one: a before/after in one run.
+    let baseline = std::env::var_os("LLMTAP_BENCH_BASELINE").map(|binary| {
+        let started = spawn::start_binary(
+            std::path::Path::new(&binary),
+            &upstream,
+            &[HOST],
+            &dir.path().join("baseline"),
+            &["--otlp-endpoint".to_owned(), format!("http://{otlp}")],
+        );
+        arms.push(Arm {
+            name: "baseline",
+            proxy: Some(started.proxy),
+            ca: started.ca.clone(),
+            pid: Some(started.child.id()),
+        });
+        started.child
+    });
     let mut mitm = None;
     match std::env::var("LLMTAP_BENCH_MITMDUMP") {
         Ok(path) => {
@@ -372,56 +467,39 @@ async fn main() {
         "peak MB",
         "bytes"
     );
+    // `LLMTAP_BENCH_POINTS='c=64, 20;2,000'`: only the points whose names contain one of these
+    // `;`-separated parts (for profiling one point); all by default.
+    let only = std::env::var("LLMTAP_BENCH_POINTS").ok();
+    let chosen = |name: &str| {
+        only.as_deref().is_none_or(|only| {
+            only.split(';')
+                .any(|part| !part.is_empty() && name.contains(part))
+        })
+    };
     for (name, c, per_conn, body, events) in points {
+        if !chosen(name) {
+            continue;
+        }
+        // Warm every arm at this concurrency first (one call per connection): llmtap's
+        // upstream pool then holds as many connections as the point uses, as it would in
+        // steady use; the direct arm's handshakes are not timed either.
+        for arm in &arms {
+            run(arm, &upstream, c, 1, body, events.min(20)).await;
+        }
         // Interleaved: each arm twice, alternating, the runs of one arm pooled.
         let mut runs: Vec<Run> = arms.iter().map(|_| Run::default()).collect();
         for round in 0..2 {
             for (i, arm) in arms.iter().enumerate() {
-                // `LLMTAP_BENCH_PERF=DIR`: a `perf` profile of llmtap during its runs of the
-                // c=64 and 2,000-event points (DIR/<point>-<round>.data, summarized in .txt).
-                let profile = std::env::var_os("LLMTAP_BENCH_PERF")
-                    .filter(|_| {
-                        arm.name == "llmtap" && (c == 64 && body.len() < 100_000 || events == 2000)
-                    })
-                    .map(|dir| {
-                        let file = std::path::Path::new(&dir).join(format!(
-                            "{}-{round}.data",
-                            name.replace([' ', ',', '='], "_")
-                        ));
-                        let child = Command::new("perf")
-                            .args(["record", "-F", "499", "-g"])
-                            .arg("-p")
-                            .arg(arm.pid.unwrap().to_string())
-                            .arg("-o")
-                            .arg(&file)
-                            .stdout(Stdio::null())
-                            .stderr(Stdio::null())
-                            .spawn();
-                        std::thread::sleep(Duration::from_millis(300));
-                        (child, file)
+                // `LLMTAP_BENCH_PERF=DIR`: a `perf` profile and the syscall counts of each
+                // proxy during each of its runs (DIR/<point>-<arm>-<round>.{data,txt,stat}).
+                let perf = std::env::var_os("LLMTAP_BENCH_PERF")
+                    .zip(arm.pid)
+                    .map(|(dir, pid)| {
+                        Perf::start(std::path::Path::new(&dir), name, arm.name, round, pid)
                     });
                 let r = run(arm, &upstream, c, per_conn, body, events).await;
-                if let Some((Ok(mut perf), file)) = profile {
-                    let _ = Command::new("kill")
-                        .args(["-INT", &perf.id().to_string()])
-                        .status();
-                    let _ = perf.wait();
-                    if let Ok(out) = Command::new("perf")
-                        .args([
-                            "report",
-                            "--stdio",
-                            "--no-children",
-                            "--percent-limit",
-                            "1.5",
-                            "-g",
-                            "none",
-                            "-i",
-                        ])
-                        .arg(&file)
-                        .output()
-                    {
-                        let _ = std::fs::write(file.with_extension("txt"), out.stdout);
-                    }
+                if let Some(perf) = perf {
+                    perf.finish();
                 }
                 let pooled = &mut runs[i];
                 pooled.latencies.extend(r.latencies);
@@ -468,6 +546,10 @@ async fn main() {
         }
     }
     let _ = llmtap.kill();
+    let _ = tunnel.kill();
+    if let Some(mut b) = baseline {
+        let _ = b.kill();
+    }
     if let Some(mut m) = mitm {
         let _ = m.kill();
     }

@@ -17,6 +17,7 @@
 #[allow(dead_code, reason = "the benchmark uses a part of the tests' helpers")]
 #[path = "../tests/support/client.rs"]
 mod client;
+#[allow(dead_code, reason = "the soak runs the current build only")]
 #[path = "support/spawn.rs"]
 mod spawn;
 

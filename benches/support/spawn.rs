@@ -22,7 +22,24 @@ pub struct Llmtap {
 /// Starts `llmtap run` with its CA in `dir` (and `HOME` there), `hosts` resolved to
 /// `upstream`, and `extra` flags.
 pub fn start(upstream: &FakeUpstream, hosts: &[&str], dir: &Path, extra: &[String]) -> Llmtap {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmtap"));
+    start_binary(
+        Path::new(env!("CARGO_BIN_EXE_llmtap")),
+        upstream,
+        hosts,
+        dir,
+        extra,
+    )
+}
+
+/// [`start`] with another llmtap binary (an earlier build, for a before/after).
+pub fn start_binary(
+    binary: &Path,
+    upstream: &FakeUpstream,
+    hosts: &[&str],
+    dir: &Path,
+    extra: &[String],
+) -> Llmtap {
+    let mut cmd = Command::new(binary);
     cmd.args(["run", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
         .args(["--calls", "off", "--db", "none"])
         .args(["--upstream-ca", upstream.ca_pem_path().to_str().unwrap()])

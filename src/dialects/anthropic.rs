@@ -19,7 +19,7 @@ use super::{
     content::{CaptureBudget, OutputMessage, Part, arguments, to_value},
     error_response,
     json::{self, Object},
-    sse,
+    lenient, sse,
 };
 
 mod request;
@@ -519,11 +519,49 @@ impl Messages {
     }
 }
 
+/// Whether `data` is a `content_block_delta` event's JSON exactly as the Messages API writes a
+/// text or thinking delta: `{"type":"content_block_delta","index":N,"delta":{"type":"text_delta","text":"…"}}`
+/// (or `"thinking_delta","thinking":"…"`), the string valid JSON (UTF-8, escapes, no control
+/// characters: the same check as the parse's) and nothing after it but `}}`. Such an event says
+/// only that content came (streaming reference, "Text delta" and "Thinking delta"), so
+/// [`Messages::on_event`] needs no parse for it; any other spelling, order or extra field
+/// falls back to the parse, so the facts are the same either way
+/// (`recognised_deltas_are_exactly_what_the_parse_reads_as_plain_content`).
+fn is_plain_content_delta(data: &[u8]) -> bool {
+    let Some(rest) = data.strip_prefix(br#"{"type":"content_block_delta","index":"#) else {
+        return false;
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if !(1..=19).contains(&digits) {
+        return false;
+    }
+    let rest = &rest[digits..];
+    let Some(text) = rest
+        .strip_prefix(br#","delta":{"type":"text_delta","text":"#)
+        .or_else(|| rest.strip_prefix(br#","delta":{"type":"thinking_delta","thinking":"#))
+    else {
+        return false;
+    };
+    let Some(text) = text.trim_ascii_end().strip_suffix(b"}}") else {
+        return false;
+    };
+    // One JSON string and nothing else, validated as the parse validates a whole event.
+    text.first() == Some(&b'"') && lenient::parse(text, lenient::Skip).is_ok()
+}
+
 impl StreamParser for Messages {
     fn on_event(&mut self, event: &sse::Event<'_>) -> Result<Progress, ParseError> {
         // `ping` carries `{"type": "ping"}`; skip the JSON work for the cheap common cases.
         if event.name == b"ping" {
             return Ok(Progress::default());
+        }
+        // Most of a stream is text or thinking deltas whose only fact is that content came:
+        // recognised in their wire form, not parsed (BENCHMARKS.md, issue 18).
+        if self.capture.is_none()
+            && event.name == b"content_block_delta"
+            && is_plain_content_delta(event.data)
+        {
+            return Ok(Progress { delta: true });
         }
         let (v, tree) = json::parse::<Event>(event.data, self.capture.is_some())?;
         let mut progress = Progress::default();

@@ -70,9 +70,15 @@ impl HttpBody for TapBody {
 
 /// A body that fails with `TimedOut` when its inner body yields no frame for `limit`: the
 /// stream-idle timeout. Frames pass through unchanged; the clock restarts at each one.
+///
+/// The timer is not re-armed per frame (a timer-wheel update for each streamed event): a
+/// frame only notes its time, and when the timer fires early because frames came since it
+/// was armed, it is moved to `limit` after the last one.
 pub struct IdleBody {
     inner: Body,
     limit: Duration,
+    /// When the last frame (or the start) was seen.
+    last: tokio::time::Instant,
     sleep: Pin<Box<tokio::time::Sleep>>,
 }
 
@@ -81,6 +87,7 @@ pub fn idle_limit(body: Body, limit: Duration) -> Body {
     Body::from(BoxBody::new(IdleBody {
         inner: body,
         limit,
+        last: tokio::time::Instant::now(),
         sleep: Box::pin(tokio::time::sleep(limit)),
     }))
 }
@@ -96,18 +103,22 @@ impl HttpBody for IdleBody {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Pending => {
-                if this.sleep.as_mut().poll(cx).is_ready() {
-                    let err = std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "no upstream byte within the stream idle timeout",
-                    );
-                    return Poll::Ready(Some(Err(hudsucker::Error::Io(err))));
+                while this.sleep.as_mut().poll(cx).is_ready() {
+                    let deadline = this.last + this.limit;
+                    if tokio::time::Instant::now() >= deadline {
+                        let err = std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no upstream byte within the stream idle timeout",
+                        );
+                        return Poll::Ready(Some(Err(hudsucker::Error::Io(err))));
+                    }
+                    // Frames came since the timer was armed: wait from the last one.
+                    this.sleep.as_mut().reset(deadline);
                 }
                 Poll::Pending
             }
             ready => {
-                let deadline = tokio::time::Instant::now() + this.limit;
-                this.sleep.as_mut().reset(deadline);
+                this.last = tokio::time::Instant::now();
                 ready
             }
         }
@@ -231,7 +242,10 @@ mod tests {
             .await
             .expect("send");
         assert!(body.frame().await.expect("frame").is_ok());
+        let silent = tokio::time::Instant::now();
         assert!(body.frame().await.expect("frame").is_err());
+        // Cut 5 s after the last frame, not 5 s after the timer was first armed (t = 0).
+        assert_eq!(silent.elapsed(), Duration::from_secs(5));
         assert_eq!(
             seen.lock().expect("lock").ends,
             [BodyEnd::Failed(ErrorType::UpstreamTimeout)]

@@ -218,21 +218,42 @@ pub fn init_with_hint(
     tracer: Option<SdkTracer>,
     hint: Option<TrustHint>,
 ) {
+    let _ = subscriber(format, filter, tracer, hint).try_init();
+}
+
+/// The subscriber [`init_with_hint`] installs: stderr, OpenTelemetry (when there is a
+/// tracer) and hudsucker's errors, each with its own filter.
+///
+/// Every layer has a filter, the absent OpenTelemetry layer too: tracing-subscriber's
+/// `Option<Layer>` left at `None` declares itself interested in every callsite, which made the
+/// registry build every span no layer wanted (hudsucker's per-request `proxy` span and its
+/// children, entered on every poll of a call: ~1 % of llmtap's CPU under load, BENCHMARKS.md,
+/// issue 18).
+fn subscriber(
+    format: LogFormat,
+    filter: Option<&str>,
+    tracer: Option<SdkTracer>,
+    hint: Option<TrustHint>,
+) -> impl tracing::Subscriber + Send + Sync + for<'span> LookupSpan<'span> {
     let stderr = stderr_layer(
         format,
         filter,
         std::io::stderr,
         std::io::stderr().is_terminal(),
     );
-    let otel = tracer.map(|tracer| {
-        tracing_opentelemetry::layer()
+    let otel = match tracer {
+        Some(tracer) => tracing_opentelemetry::layer()
             .with_tracer(tracer)
             .with_filter(
                 Targets::new()
                     .with_target("llmtap", LevelFilter::INFO)
                     .with_target("llmtap::export", LevelFilter::OFF),
             )
-    });
+            .boxed(),
+        None => tracing_subscriber::layer::Identity::new()
+            .with_filter(LevelFilter::OFF)
+            .boxed(),
+    };
     let limit = |secs| crate::telemetry::RateLimit::new(std::time::Duration::from_secs(secs));
     let hudsucker = HudsuckerLayer {
         hint,
@@ -245,11 +266,10 @@ pub fn init_with_hint(
             && is_within(meta.target(), "hudsucker")
             && *meta.level() <= tracing::Level::ERROR
     }));
-    let _ = tracing_subscriber::registry()
+    tracing_subscriber::registry()
         .with(stderr)
         .with(otel)
         .with(hudsucker)
-        .try_init();
 }
 
 /// The stderr layer: `format` into `writer`, filtered by `filter` (EnvFilter syntax; the
@@ -287,7 +307,45 @@ where
 mod tests {
     use std::sync::{Arc, Mutex};
 
+    use tracing::Subscriber as _;
+
     use super::*;
+
+    /// The metadata of a span callsite at `target` (the macro needs a literal target).
+    fn span_metadata(make: fn() -> tracing::Span) -> &'static tracing::Metadata<'static> {
+        // Any subscriber that takes every span, so that the span has its metadata.
+        let all = tracing_subscriber::registry().with(LevelFilter::TRACE);
+        tracing::subscriber::with_default(all, || make().metadata().expect("an enabled span"))
+    }
+
+    #[test]
+    fn spans_no_layer_wants_are_never_built_with_or_without_a_tracer() {
+        let transport: [fn() -> tracing::Span; 3] = [
+            || tracing::info_span!(target: "hudsucker::proxy::internal", "proxy"),
+            || tracing::trace_span!(target: "h2::proto::connection", "poll"),
+            || tracing::debug_span!(target: "some_dependency", "work"),
+        ];
+        let tracer = || {
+            use opentelemetry::trace::TracerProvider as _;
+            opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .build()
+                .tracer("test")
+        };
+        for with_tracer in [false, true] {
+            let sub = subscriber(LogFormat::Text, None, with_tracer.then(tracer), None);
+            for make in transport {
+                let meta = span_metadata(make);
+                assert!(
+                    sub.register_callsite(meta).is_never(),
+                    "{} (tracer: {with_tracer})",
+                    meta.target()
+                );
+            }
+            // llmtap's own spans stay wanted.
+            let own = span_metadata(|| tracing::warn_span!(target: "llmtap::telemetry", "x"));
+            assert!(!sub.register_callsite(own).is_never());
+        }
+    }
 
     #[test]
     fn transport_spans_and_chatter_never_reach_stderr_whatever_the_filter() {

@@ -109,3 +109,73 @@ fn a_10_mb_body_of_small_values_gives_its_facts_and_capped_content() {
         .expect("request");
     crate::dialects::tests::assert_capped(&r, &captured, max);
 }
+
+/// The recognised form of a text or thinking delta gives exactly what the parse gives (the
+/// delta mark, nothing else); everything else, valid or not, goes to the parse. Fed in pairs:
+/// the recognised event under its name, the same data under a name that never takes the
+/// recognising path.
+#[test]
+fn recognised_deltas_are_exactly_what_the_parse_reads_as_plain_content() {
+    let prefix = r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"#;
+    let cases: Vec<(String, bool)> = vec![
+        (format!(r#"{prefix}"Hello"}}}}"#), true),
+        (format!(r#"{prefix}"tab\t quote\" \u00e9 \ud83d\ude00 é"}}}}"#), true),
+        (format!(r#"{prefix}""}}}}"#), true),
+        (
+            r#"{"type":"content_block_delta","index":12,"delta":{"type":"thinking_delta","thinking":"so"}}"#.to_owned(),
+            true,
+        ),
+        (format!("{prefix}\"trailing\"}}}}  \n"), true),
+        // Not recognised: another order, more fields, other deltas, anything malformed.
+        (
+            r#"{"index":0,"type":"content_block_delta","delta":{"type":"text_delta","text":"x"}}"#.to_owned(),
+            false,
+        ),
+        (
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"a"}}"#.to_owned(),
+            false,
+        ),
+        (
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"abc"}}"#.to_owned(),
+            false,
+        ),
+        (format!(r#"{prefix}"x","extra":1}}}}"#), false),
+        (format!(r#"{prefix}"x"}},"usage":{{"output_tokens":9}}}}"#), false),
+        (format!(r#"{prefix}"unterminated"#), false),
+        (format!(r#"{prefix}"raw control {}"}}}}"#, '\u{1}'), false),
+        (format!(r#"{prefix}"bad escape \q"}}}}"#), false),
+        (format!(r#"{prefix}"lone \ud800 surrogate"}}}}"#), false),
+        (format!(r#"{prefix}"two" "strings"}}}}"#), false),
+        (format!(r#"{prefix}"a"}}}}}}"#), false),
+        (format!(r#"{prefix}12}}}}"#), false),
+        (
+            r#"{"type":"content_block_delta","index":,"delta":{"type":"text_delta","text":"x"}}"#.to_owned(),
+            false,
+        ),
+    ];
+    let mut bytes_cases: Vec<(Vec<u8>, bool)> = cases
+        .into_iter()
+        .map(|(s, r)| (s.into_bytes(), r))
+        .collect();
+    let mut bad_utf8 = prefix.as_bytes().to_vec();
+    bad_utf8.extend_from_slice(b"\"bad \xff\xfe\xc3 bytes\"}}");
+    bytes_cases.push((bad_utf8, false));
+    for (data, recognised) in &bytes_cases {
+        let shown = String::from_utf8_lossy(data);
+        assert_eq!(is_plain_content_delta(data), *recognised, "{shown}");
+        let (mut fast, mut parsed) = (
+            stream_parser(Operation::Chat, None),
+            stream_parser(Operation::Chat, None),
+        );
+        let fast_out = fast.on_event(&sse::Event {
+            name: b"content_block_delta",
+            data,
+        });
+        let parsed_out = parsed.on_event(&sse::Event { name: b"", data });
+        assert_eq!(fast_out, parsed_out, "{shown}");
+        assert_eq!(fast.facts(), parsed.facts(), "{shown}");
+        if *recognised {
+            assert_eq!(parsed_out, Ok(Progress { delta: true }), "{shown}");
+        }
+    }
+}
