@@ -10,6 +10,8 @@ WORKDIR /src
 # Dependencies first, so that source edits do not rebuild them. The manifest needs the
 # patched hudsucker (vendor/) and the workspace's other member (crates/, a test double).
 COPY Cargo.toml Cargo.lock ./
+# Build settings (jemalloc's compiled-in options).
+COPY .cargo ./.cargo
 COPY vendor ./vendor
 COPY crates ./crates
 RUN mkdir src && printf 'fn main() {}\n' > src/main.rs && printf '' > src/lib.rs \

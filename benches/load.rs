@@ -1,6 +1,14 @@
 //! Side by side under load: the same streamed calls direct to a fast fake upstream, through
 //! llmtap (the release binary, OTLP export on to a local sink), and through mitmproxy's
-//! `mitmdump` (streaming on, with a usage addon), arms interleaved in one run.
+//! `mitmdump` (streaming on, with a usage addon), arms interleaved in one run. One more arm,
+//! `tunnel`, is llmtap relaying the same TLS as a blind CONNECT tunnel (the host not
+//! intercepted): the floor of any relay on the machine, which intercepting cannot go below.
+//!
+//! Environment: `LLMTAP_BENCH_MITMDUMP=PATH` adds the mitmdump arm (`scripts/bench` sets it);
+//! `LLMTAP_BENCH_BASELINE=PATH` adds another llmtap binary as the `baseline` arm (before/after
+//! in one run); `LLMTAP_BENCH_POINTS='c=64, 20;2,000'` runs only the points whose names
+//! contain one of the `;`-separated parts; `LLMTAP_BENCH_PERF=DIR` records `perf record` and
+//! `perf stat` (context switches, the relaying syscalls) of every proxy arm's runs into DIR.
 //!
 //! Points: concurrency 1, 8 and 64 with ~20 KB agent-style request bodies; 8 and 64 with 1 MB
 //! bodies; a 2,000-event stream at 8. Each call is a streamed Messages call whose first delta
