@@ -91,9 +91,8 @@ impl Arm {
 /// too coarse for a run of a few hundred calls; a thread that ends within a run takes its
 /// time with it (llmtap's and mitmdump's threads live as long as the process).
 fn cpu(pid: u32) -> f64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0.0;
-    };
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap_or_else(|e| panic!("the CPU time of process {pid} (did it exit?): {e}"));
     tasks
         .flatten()
         .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
@@ -494,10 +493,17 @@ async fn main() {
         for arm in &arms {
             run(arm, &upstream, c, 1, body, events.min(20)).await;
         }
-        // Interleaved: each arm twice, alternating, the runs of one arm pooled.
+        // Interleaved: each arm twice, the runs of one arm pooled.
         let mut runs: Vec<Run> = arms.iter().map(|_| Run::default()).collect();
         for round in 0..2 {
-            for (i, arm) in arms.iter().enumerate() {
+            // The second round runs the arms in the opposite order, so that no arm always
+            // follows the same one.
+            let mut order: Vec<usize> = (0..arms.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let arm = &arms[i];
                 // `LLMTAP_BENCH_PERF=DIR`: a `perf` profile and the syscall counts of each
                 // proxy during each of its runs (DIR/<point>-<arm>-<round>.{data,txt,stat}).
                 let perf = std::env::var_os("LLMTAP_BENCH_PERF")

@@ -531,8 +531,9 @@ fn is_plain_content_delta(data: &[u8]) -> bool {
     let Some(rest) = data.strip_prefix(br#"{"type":"content_block_delta","index":"#) else {
         return false;
     };
+    // A JSON number without a leading zero (`0`, or 1 to 19 digits not starting with `0`).
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if !(1..=19).contains(&digits) {
+    if !(1..=19).contains(&digits) || (digits > 1 && rest.first() == Some(&b'0')) {
         return false;
     }
     let rest = &rest[digits..];
@@ -542,7 +543,12 @@ fn is_plain_content_delta(data: &[u8]) -> bool {
     else {
         return false;
     };
-    let Some(text) = text.trim_ascii_end().strip_suffix(b"}}") else {
+    // JSON's whitespace only (RFC 8259, section 2): not the form feed `trim_ascii_end` takes.
+    let end = text
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .map_or(0, |i| i + 1);
+    let Some(text) = text[..end].strip_suffix(b"}}") else {
         return false;
     };
     // One JSON string and nothing else, validated as the parse validates a whole event.

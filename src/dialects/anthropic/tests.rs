@@ -126,6 +126,10 @@ fn recognised_deltas_are_exactly_what_the_parse_reads_as_plain_content() {
             true,
         ),
         (format!("{prefix}\"trailing\"}}}}  \n"), true),
+        (
+            r#"{"type":"content_block_delta","index":10,"delta":{"type":"text_delta","text":"x"}}"#.to_owned(),
+            true,
+        ),
         // Not recognised: another order, more fields, other deltas, anything malformed.
         (
             r#"{"index":0,"type":"content_block_delta","delta":{"type":"text_delta","text":"x"}}"#.to_owned(),
@@ -152,6 +156,12 @@ fn recognised_deltas_are_exactly_what_the_parse_reads_as_plain_content() {
             r#"{"type":"content_block_delta","index":,"delta":{"type":"text_delta","text":"x"}}"#.to_owned(),
             false,
         ),
+        // Not JSON, though close (the attacker review's two): a leading zero, a form feed.
+        (
+            r#"{"type":"content_block_delta","index":01,"delta":{"type":"text_delta","text":"x"}}"#.to_owned(),
+            false,
+        ),
+        (format!("{prefix}\"x\"}}}}\x0c"), false),
     ];
     let mut bytes_cases: Vec<(Vec<u8>, bool)> = cases
         .into_iter()
