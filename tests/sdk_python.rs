@@ -100,7 +100,12 @@ async fn run_client(
     .await
     .unwrap();
     let client_stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{script} failed:\n{client_stderr}");
+    // llmtap's own log too: a client that times out is diagnosed from both sides.
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{client_stderr}\nllmtap's stderr:\n{}",
+        llmtap.stderr()
+    );
     let client: Value = serde_json::from_slice(&out.stdout).unwrap();
     let llmtap = tokio::task::spawn_blocking(move || {
         assert_eq!(llmtap.terminate().code(), Some(0));

@@ -128,6 +128,14 @@ impl LeafAuthority {
             .with_single_cert(vec![cert.der().clone()], key)
             .map_err(LeafError::Tls)?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // No TLS 1.3 session tickets right after the handshake (rustls sends 2 by default).
+        // Python's `websockets` sync client reads on one thread while it writes its upgrade
+        // request on another; a ticket arriving in that window lost the request about one run
+        // in four (`a_real_websocket_client_with_permessage_deflate_through_llmtap` timed out
+        // with llmtap's handshake done and no byte after it; 0 in 16 without tickets). Agents
+        // keep their connections to llmtap alive, so resumption saved little: a new
+        // connection costs one full handshake with the cached leaf.
+        cfg.send_tls13_tickets = 0;
         Ok(cfg)
     }
 }
@@ -197,5 +205,15 @@ mod tests {
         leaves.server_config("127.0.0.1").expect("ip");
         leaves.server_config("[::1]").expect("ipv6");
         assert_eq!(leaves.cached(), 2);
+    }
+
+    /// The leaf's TLS offers no session tickets after the handshake (see `mint`).
+    #[test]
+    fn leaf_tls_sends_no_session_tickets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = CaFiles::load_or_create(dir.path(), false).expect("create");
+        let leaves = LeafAuthority::new(&ca, provider(), 2).expect("authority");
+        let config = leaves.server_config("api.openai.com").expect("leaf");
+        assert_eq!(config.send_tls13_tickets, 0);
     }
 }
