@@ -194,11 +194,17 @@ mod tests {
         Arc::new(rustls::crypto::aws_lc_rs::default_provider())
     }
 
-    #[test]
-    fn leaves_are_cached_with_a_bound() {
+    /// A leaf authority over a new CA, caching at most `cap` leaves.
+    fn authority(cap: usize) -> (tempfile::TempDir, LeafAuthority) {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = CaFiles::load_or_create(dir.path(), false).expect("create");
-        let leaves = LeafAuthority::new(&ca, provider(), 2).expect("authority");
+        let leaves = LeafAuthority::new(&ca, provider(), cap).expect("authority");
+        (dir, leaves)
+    }
+
+    #[test]
+    fn leaves_are_cached_with_a_bound() {
+        let (_dir, leaves) = authority(2);
         let a = leaves.server_config("a.example").expect("a");
         let again = leaves.server_config("A.example").expect("a again");
         assert!(Arc::ptr_eq(&a, &again));
@@ -210,9 +216,7 @@ mod tests {
     /// The leaf's TLS offers no session tickets after the handshake (see `mint`).
     #[test]
     fn leaf_tls_sends_no_session_tickets() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ca = CaFiles::load_or_create(dir.path(), false).expect("create");
-        let leaves = LeafAuthority::new(&ca, provider(), 2).expect("authority");
+        let (_dir, leaves) = authority(2);
         let config = leaves.server_config("api.openai.com").expect("leaf");
         assert_eq!(config.send_tls13_tickets, 0);
     }

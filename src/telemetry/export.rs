@@ -12,6 +12,7 @@
 //! outside it. Neither ever runs on the data path.
 
 use std::{
+    ops::ControlFlow,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -204,12 +205,6 @@ struct Driver {
     waiting: Arc<AtomicUsize>,
 }
 
-/// Whether the export thread goes on after a message.
-enum Next {
-    Continue,
-    Stop,
-}
-
 impl Driver {
     fn run(mut self, rx: Receiver<Msg>) {
         let warning = RateLimit::new(Duration::from_secs(60));
@@ -227,7 +222,7 @@ impl Driver {
                         return;
                     }
                 };
-                if let Next::Stop = next {
+                if next.is_break() {
                     return;
                 }
             }
@@ -235,7 +230,10 @@ impl Driver {
                 // Nothing to send: sleep until a message comes.
                 None => match rx.recv() {
                     Ok(msg) => {
-                        if let Next::Stop = self.handle(msg, &mut batch, &mut oldest, &warning) {
+                        if self
+                            .handle(msg, &mut batch, &mut oldest, &warning)
+                            .is_break()
+                        {
                             return;
                         }
                     }
@@ -261,7 +259,7 @@ impl Driver {
         batch: &mut Vec<SpanData>,
         oldest: &mut Option<Instant>,
         warning: &RateLimit,
-    ) -> Next {
+    ) -> ControlFlow<()> {
         match msg {
             Msg::Span(span) => {
                 oldest.get_or_insert_with(Instant::now);
@@ -281,10 +279,10 @@ impl Driver {
                 self.export(batch, warning);
                 let _ = self.exporter.shutdown_with_timeout(Duration::from_secs(1));
                 let _ = done.send(());
-                return Next::Stop;
+                return ControlFlow::Break(());
             }
         }
-        Next::Continue
+        ControlFlow::Continue(())
     }
 
     fn export(&self, batch: &mut Vec<SpanData>, warning: &RateLimit) {

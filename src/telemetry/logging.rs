@@ -311,7 +311,7 @@ mod tests {
 
     use super::*;
 
-    /// The metadata of a span callsite at `target` (the macro needs a literal target).
+    /// The metadata of the span `make` creates (the macros need a literal target).
     fn span_metadata(make: fn() -> tracing::Span) -> &'static tracing::Metadata<'static> {
         // Any subscriber that takes every span, so that the span has its metadata.
         let all = tracing_subscriber::registry().with(LevelFilter::TRACE);
